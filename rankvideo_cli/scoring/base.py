@@ -1,0 +1,47 @@
+"""What the pipeline needs from a scorer, and what a score is."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from rankvideo_cli.frames import SampledVideo
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """RankVideo's relevance score for one (query, video) pair."""
+
+    logit_delta: float  # logprob_yes - logprob_no: the ranking score
+    p_yes: float  # sigmoid(logit_delta)
+    logprob_yes: float  # logsumexp of log p over the yes-token ids
+    logprob_no: float  # logsumexp of log p over the no-token ids
+
+    @classmethod
+    def from_logprobs(cls, logprob_yes: float, logprob_no: float) -> PairScore:
+        delta = logprob_yes - logprob_no
+        # stable sigmoid: exp never overflows
+        p_yes = 1.0 / (1.0 + math.exp(-delta)) if delta >= 0 else math.exp(delta) / (1.0 + math.exp(delta))
+        return cls(logit_delta=delta, p_yes=p_yes, logprob_yes=logprob_yes, logprob_no=logprob_no)
+
+    def to_dict(self) -> dict[str, float]:
+        """The model card's field names (`logit_delta_yes_minus_no` is the card's name for `logit_delta`)."""
+        return {
+            "logit_delta_yes_minus_no": self.logit_delta,
+            "logit_delta": self.logit_delta,
+            "p_yes": self.p_yes,
+            "logprob_yes": self.logprob_yes,
+            "logprob_no": self.logprob_no,
+        }
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores every query against one sampled video (so a real scorer can run the vision tower once)."""
+
+    def score_video(self, queries: list[str], video: SampledVideo) -> list[PairScore]: ...
+
+    def fingerprint(self) -> dict[str, str]:
+        """Everything that changes the scores (model id, revision, dtype, prompt version...): cache key and manifest."""
+        ...
