@@ -1,0 +1,167 @@
+"""benchmarks/gpu_throughput.py: shapes, FLOP accounting, memory model, and a CPU smoke run of it all."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARK = REPO / "benchmarks" / "gpu_throughput.py"
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("gpu_throughput", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+gt = _load_benchmark()
+
+
+def _count_by_part(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter counts of a built model, grouped by module path (independent of the shape arithmetic)."""
+    parts = {
+        "model.language_model.layers.": "lm_layers",
+        "model.language_model.norm.": "lm_final_norm",
+        "model.language_model.embed_tokens.": "lm_embedding",
+        "lm_head.": "lm_head",
+        "model.visual.patch_embed.": "vision_patch_embed",
+        "model.visual.pos_embed.": "vision_position_embed",
+        "model.visual.blocks.": "vision_blocks",
+        "model.visual.merger.": "vision_mergers",
+        "model.visual.deepstack_merger_list.": "vision_mergers",
+    }
+    counts: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        part = next(part for prefix, part in parts.items() if name.startswith(prefix))
+        counts[part] = counts.get(part, 0) + parameter.numel()
+    return counts
+
+
+@pytest.mark.parametrize("shape_name", ["8b", "tiny"])
+def test_parameter_counts_match_a_model_built_from_the_shape(shape_name: str) -> None:
+    from transformers import Qwen3VLForConditionalGeneration
+
+    shape = gt.SHAPES[shape_name]
+    with torch.device("meta"):  # no memory: the 8B shape is only counted, never materialised
+        model = Qwen3VLForConditionalGeneration._from_config(shape.config(), dtype=torch.bfloat16)
+    assert _count_by_part(model) == gt.parameter_counts(shape)
+
+
+def test_8b_shape_is_qwen3_vl_8b_instruct() -> None:
+    config = gt.QWEN3_VL_8B.config()
+    text, vision = config.text_config, config.vision_config
+    assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads) == (
+        4096,
+        36,
+        32,
+        8,
+    )
+    assert (text.head_dim, text.intermediate_size, text.vocab_size, text.rms_norm_eps) == (
+        128,
+        12288,
+        151936,
+        1e-6,
+    )
+    assert text.rope_parameters["rope_theta"] == 5e6
+    assert text.rope_parameters["mrope_section"] == [24, 20, 20]
+    assert text.rope_parameters["mrope_interleaved"] is True
+    assert config.tie_word_embeddings is False
+    assert (vision.depth, vision.hidden_size, vision.intermediate_size, vision.num_heads) == (
+        27,
+        1152,
+        4304,
+        16,
+    )
+    assert (vision.patch_size, vision.temporal_patch_size, vision.spatial_merge_size) == (16, 2, 2)
+    assert (vision.out_hidden_size, vision.num_position_embeddings) == (4096, 2304)
+    assert list(vision.deepstack_visual_indexes) == [8, 16, 24]
+    assert vision.hidden_act == "gelu_pytorch_tanh"
+    # about 8.77e9 parameters, 6.95e9 of them in the language model's matmuls (REFERENCE.md section 7)
+    assert sum(gt.parameter_counts(gt.QWEN3_VL_8B).values()) == pytest.approx(8.77e9, rel=2e-3)
+    assert gt.lm_matmul_parameters(gt.QWEN3_VL_8B) == pytest.approx(6.95e9, rel=1e-3)
+
+
+def test_flops_per_pair_reproduce_reference_md_figures() -> None:
+    shape = gt.QWEN3_VL_8B
+    grid = gt.grid_for(32, 256, 480, shape)
+    assert (grid.temporal, grid.height, grid.width) == (
+        16,
+        16,
+        30,
+    )  # video_grid_thw of REFERENCE.md section 3
+    assert grid.merged_tokens(shape.merge) == 1920
+    flops = gt.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=1, kept_logits=1)
+    # REFERENCE.md section 7: ~30 TFLOP LM, 1.4 attention, 6.3 vision blocks, ~38 in all
+    assert flops["lm_matmul"] == pytest.approx(2 * 6.95e9 * 2168, rel=1e-3)
+    assert flops["lm_attention"] == pytest.approx(1.4e12, rel=0.02)
+    assert gt.reference_md_flops(shape, 2168, grid) == pytest.approx(38e12, rel=0.01)
+    # the full count adds the mergers, the patch embedding and vision attention on top of the blocks
+    assert 6.3e12 < flops["vision_matmul"] < 7.3e12
+    assert flops["total"] == pytest.approx(sum(v for k, v in flops.items() if k != "total"))
+
+
+def test_flops_follow_the_fast_path_savings() -> None:
+    shape = gt.QWEN3_VL_8B
+    grid = gt.grid_for(32, 256, 480, shape)
+    reference = gt.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=1, kept_logits=2168)
+    fast = gt.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=20, kept_logits=1)
+    # the LM head over every position is 2 * 4096 * 151936 * 2168 = 2.7 TFLOP of waste
+    assert reference["lm_head"] - fast["lm_head"] == pytest.approx(2 * 4096 * 151936 * 2167)
+    assert fast["vision_matmul"] == pytest.approx(reference["vision_matmul"] / 20)
+    # "Running the vision tower once per video ... lowers it toward ~32 TFLOP" (REFERENCE.md section 7)
+    assert fast["total"] == pytest.approx(32e12, rel=0.03)
+
+
+def _eager_worst_case_bytes(batch: int, tokens: int) -> int:
+    """Independent bound for the 8B shape in bf16: weights + the biggest transients of eager attention."""
+    weights = 8.77e9 * 2
+    scores = batch * 32 * tokens * tokens * (2 + 2 + 4)  # bf16 scores, bf16 probs, fp32 softmax
+    mlp = batch * 4 * tokens * 12288 * 2
+    kv_cache = batch * 36 * 2 * 8 * 128 * tokens * 2
+    return int(weights + scores + mlp + kv_cache)
+
+
+def test_auto_batch_size_is_safe_on_an_80_gb_card() -> None:
+    shape, dtype, tokens = gt.QWEN3_VL_8B, torch.bfloat16, 2200
+    card = 80 * 10**9
+    free_after_weights = card - gt.weight_bytes(shape, dtype) - 2**30  # minus a CUDA context
+    batch = gt.auto_batch_size(free_after_weights, tokens, shape, dtype)
+    assert 4 <= batch <= gt.MAX_AUTO_BATCH  # batching is worth it, and capped
+    # even if attention fell back to materialised scores, with a KV cache on, it fits with room to spare
+    assert _eager_worst_case_bytes(batch, tokens) < 0.9 * card
+    # keeping logits at every position costs 3.3 GB per pair more: the rule must shrink the batch
+    full_logits = gt.auto_batch_size(free_after_weights, tokens, shape, dtype, logit_positions=tokens)
+    assert 1 <= full_logits < batch
+    assert full_logits * tokens * shape.vocab * (2 + 4) < free_after_weights * 0.85
+
+
+def test_auto_batch_size_is_monotone_and_never_zero() -> None:
+    shape, dtype = gt.QWEN3_VL_8B, torch.bfloat16
+    assert gt.auto_batch_size(0, 2200, shape, dtype) == 1
+    assert gt.auto_batch_size(4 * gt.GIB, 2200, shape, dtype) == 1
+    sizes = [gt.auto_batch_size(gib * gt.GIB, 2200, shape, dtype) for gib in (8, 16, 32, 64, 128)]
+    assert sizes == sorted(sizes)
+    assert sizes[-1] == gt.MAX_AUTO_BATCH
+    longer = [gt.auto_batch_size(40 * gt.GIB, tokens, shape, dtype) for tokens in (500, 1000, 2200, 4000)]
+    assert longer == sorted(longer, reverse=True)
+    with pytest.raises(ValueError):
+        gt.auto_batch_size(40 * gt.GIB, 0, shape, dtype)
+
+
+def test_queries_are_distinct_and_deterministic() -> None:
+    queries = gt.make_queries(20)
+    assert len(set(queries)) == 20
+    assert queries == gt.make_queries(20)
+    assert len({len(query) for query in queries}) > 3  # varied lengths: batches need padding
+
+
+def test_matmul_rate_is_measured_on_the_device() -> None:
+    rate = gt.measure_matmul_tflops(torch.device("cpu"), torch.float32, size=128, repeats=3)
+    assert 0 < rate < 100  # TFLOP/s: any CPU is far below this
