@@ -77,6 +77,7 @@ class StoreContents:
 
     scores: dict[PairKey, PairScore] = field(default_factory=dict)
     bad_videos: dict[str, BadVideo] = field(default_factory=dict)
+    models: dict[str, dict] = field(default_factory=dict)  # every model fingerprint described in the dir
     files: list[Path] = field(default_factory=list)
     unreadable_lines: int = 0  # half-written tails of a crash, or damage: those pairs are simply scored again
 
@@ -175,6 +176,8 @@ def read_store(directory: Path, model: str, settings: str) -> StoreContents:
                         logprob_yes=float(record["logprob_yes"]),
                         logprob_no=float(record["logprob_no"]),
                     )
+            elif kind == "model" and isinstance(record.get("fingerprint"), dict):
+                contents.models.setdefault(str(record["model"]), record["fingerprint"])
             elif kind == "bad_video" and record["settings"] == settings:
                 contents.bad_videos[record["video"]] = BadVideo(str(record["error"]), str(record["message"]))
             elif kind == "video_ok" and record["settings"] == settings:

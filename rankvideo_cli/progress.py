@@ -1,0 +1,168 @@
+"""Progress of a scoring run on stderr: a live rich display on a terminal, plain periodic lines otherwise.
+
+SLURM writes stderr to a log file, where a live display would be a mess of control codes: there the
+reporter prints one self-contained line every `interval_s` seconds (and one at the end).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+@dataclass
+class ProgressCounts:
+    """What the reporters show; the pipeline updates it in place and calls `update`."""
+
+    pairs_total: int = 0  # pairs of this shard that need a model score (cached ones included)
+    pairs_to_score: int = 0  # of those, not in the store when the run started
+    pairs_scored: int = 0
+    pairs_cached: int = 0
+    videos_to_decode: int = 0
+    videos_decoded: int = 0
+    bad_videos: int = 0  # newly failed plus known from the store
+    missing_videos: int = 0  # candidates whose video file does not exist (counted per docid)
+    pairs_failed: int = 0  # pairs of bad videos
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def status_line(counts: ProgressCounts, elapsed_s: float) -> str:
+    """One self-contained line: what a SLURM log needs to judge a job's health at a glance."""
+    rate = counts.pairs_scored / elapsed_s if elapsed_s > 0 else 0.0
+    left = counts.pairs_to_score - counts.pairs_scored - counts.pairs_failed
+    eta = left / rate if rate > 0 else None
+    percent = 100.0 * (counts.pairs_scored + counts.pairs_failed) / max(1, counts.pairs_to_score)
+    return (
+        f"{counts.pairs_scored}/{counts.pairs_to_score} pairs scored ({percent:.1f}%), "
+        f"{rate:.2f} pairs/s, {counts.videos_decoded}/{counts.videos_to_decode} videos decoded, "
+        f"{counts.pairs_cached} cached, {counts.bad_videos} bad videos, "
+        f"{counts.missing_videos} missing videos, elapsed {format_duration(elapsed_s)}, "
+        f"ETA {format_duration(eta) if left > 0 else '0:00:00'}"
+    )
+
+
+class ProgressReporter:
+    """Silent reporter; the base of the others. The pipeline calls start, update (often), note, close."""
+
+    def start(self, counts: ProgressCounts) -> None:
+        self.counts = counts
+        self.started = time.monotonic()
+
+    def update(self) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        """A one-off event worth a line of its own (a bad video, an interruption)."""
+
+    def close(self) -> None:
+        pass
+
+
+class LogProgress(ProgressReporter):
+    """Plain lines on a non-terminal stderr, at most one per `interval_s`, plus a final one."""
+
+    def __init__(self, console: Console, interval_s: float = 30.0, prefix: str = "rankvideo: ") -> None:
+        self.console = console
+        self.interval_s = interval_s
+        self.prefix = prefix
+
+    def start(self, counts: ProgressCounts) -> None:
+        super().start(counts)
+        self.last_line = self.started
+        self._print(
+            f"{counts.pairs_total} pairs: {counts.pairs_cached} already in the score store, "
+            f"{counts.pairs_to_score} to score over {counts.videos_to_decode} videos"
+        )
+
+    def update(self) -> None:
+        now = time.monotonic()
+        if now - self.last_line >= self.interval_s:
+            self.last_line = now
+            self._print(status_line(self.counts, now - self.started))
+
+    def note(self, text: str) -> None:
+        self._print(text)
+
+    def close(self) -> None:
+        if hasattr(self, "counts"):
+            self._print(status_line(self.counts, time.monotonic() - self.started))
+
+    def _print(self, text: str) -> None:
+        self.console.print(f"{self.prefix}{text}", markup=False, highlight=False, soft_wrap=True)
+
+
+class RichProgress(ProgressReporter):
+    """Live bar on a terminal: pairs done/total, pairs/s, ETA, videos, cache hits, bad and missing videos."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("pairs"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[videos]}"),
+            console=console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+
+    def start(self, counts: ProgressCounts) -> None:
+        super().start(counts)
+        self.progress.start()
+        self.task = self.progress.add_task("scoring", total=max(1, counts.pairs_to_score), **self._fields())
+
+    def _fields(self) -> dict[str, str]:
+        counts = self.counts
+        elapsed = time.monotonic() - self.started
+        rate = counts.pairs_scored / elapsed if elapsed > 0 else 0.0
+        return {
+            "rate": f"{rate:.2f}/s",
+            "videos": (
+                f"videos {counts.videos_decoded}/{counts.videos_to_decode} | cached {counts.pairs_cached}"
+                f" | bad {counts.bad_videos} | missing {counts.missing_videos}"
+            ),
+        }
+
+    def update(self) -> None:
+        if self.task is not None:
+            done = self.counts.pairs_scored + self.counts.pairs_failed
+            self.progress.update(self.task, completed=done, **self._fields())
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        self.update()
+        self.progress.stop()
+
+
+def make_progress(console: Console | None = None, *, interval_s: float = 30.0) -> ProgressReporter:
+    """A live display when stderr is a terminal, periodic plain lines otherwise (SLURM logs, pipes)."""
+    console = console if console is not None else Console(stderr=True, highlight=False)
+    if console.is_terminal:
+        return RichProgress(console)
+    return LogProgress(console, interval_s=interval_s)

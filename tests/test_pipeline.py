@@ -1,0 +1,400 @@
+"""score_pairs / merge_scores: video-major scheduling, resume from the store, bad and missing videos,
+out-of-memory splitting, signals, shards, progress. Real synthesized videos, a deterministic fake scorer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import pytest
+from rich.console import Console
+from test_pipeline_helpers import (
+    CountingSampler,
+    DirResolver,
+    FakeScorer,
+    FakeVideoError,
+    fake_pair_score,
+    make_run,
+    real_sampler,
+)
+from video_factory import make_video
+
+from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.frames import SamplingConfig
+from rankvideo_cli.pipeline import (
+    BAD_VIDEO,
+    CACHED,
+    MISSING_VIDEO,
+    OUTSIDE_SHARD,
+    SCORED,
+    UNSCORED,
+    IncompleteScores,
+    Interrupted,
+    ScoringOutOfMemory,
+    merge_scores,
+    score_pairs,
+)
+from rankvideo_cli.progress import LogProgress, RichProgress, make_progress
+from rankvideo_cli.shards import Shard
+from rankvideo_cli.store import ScoreStore, read_store
+
+SAMPLING = SamplingConfig()
+QUERIES = {"q1": "a red ball", "q2": "a blue square", "q3": "something moving right"}
+RANKED = {
+    "q1": ["v0", "v1", "v2", "v3", "nofile"],
+    "q2": ["v1", "v2", "v4", "broken"],
+    "q3": ["v2", "v0", "v5", "v6"],
+}
+VIDEO_SPECS = [
+    {"pattern": "moving", "width": 64, "height": 48},
+    {"pattern": "noise", "width": 64, "height": 48},
+    {"pattern": "moving", "width": 96, "height": 64},
+    {"pattern": "noise", "width": 96, "height": 64},
+    {"pattern": "flat", "width": 64, "height": 48},
+    {"pattern": "moving", "width": 48, "height": 64},
+    {"pattern": "noise", "width": 48, "height": 64},
+    {"pattern": "moving", "width": 80, "height": 48},
+]
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    for index, spec in enumerate(VIDEO_SPECS):
+        make_video(root / f"v{index}.mp4", fps=10, seconds=1.0, **spec)
+    (root / "broken.mp4").write_bytes(b"this is not a video file\n" * 40)
+    return root
+
+
+def run_pipeline(
+    video_dir, store_dir, *, scorer=None, sampler=None, ranked=RANKED, queries=QUERIES, **options
+):
+    scorer = scorer if scorer is not None else FakeScorer()
+    sampler = sampler if sampler is not None else CountingSampler(real_sampler())
+    options.setdefault("depth", 100)
+    options.setdefault("decode_workers", 2)
+    with ScoreStore(store_dir, options.pop("shard", None)) as store:
+        result = score_pairs(
+            make_run(ranked),
+            queries,
+            DirResolver(video_dir),
+            scorer,
+            SAMPLING,
+            store,
+            shard=store.shard,
+            sampler=sampler,
+            **options,
+        )
+    return result, scorer, sampler
+
+
+def reference_scores(video_dir, ranked=RANKED, queries=QUERIES) -> dict:
+    """The slow way: every pair decoded and scored on its own."""
+    sample = real_sampler()
+    expected = {}
+    for qid, docids in ranked.items():
+        for docid in docids:
+            path = video_dir / f"{docid}.mp4"
+            if docid not in {"nofile", "broken"}:
+                expected[(qid, docid)] = fake_pair_score(queries[qid], sample(path, SAMPLING))
+    return expected
+
+
+def store_lines(store_dir) -> list[str]:
+    return [
+        line for path in sorted(store_dir.glob("scores*.jsonl")) for line in path.read_text().splitlines()
+    ]
+
+
+def test_each_video_is_decoded_once_and_scored_in_one_call(video_dir, tmp_path):
+    result, scorer, sampler = run_pipeline(video_dir, tmp_path / "store")
+    videos = {f"v{index}" for index in range(7)}
+    assert sorted(sampler.decoded) == sorted(
+        [str(video_dir / f"{v}.mp4") for v in videos] + [str(video_dir / "broken.mp4")]
+    )
+    assert set(sampler.decoded.values()) == {1}
+    # one call per decodable video, in sorted video order, with that video's distinct queries
+    assert [path for path, _queries in scorer.calls] == sorted(str(video_dir / f"{v}.mp4") for v in videos)
+    queries_of = {path: queries for path, queries in scorer.calls}
+    assert queries_of[str(video_dir / "v2.mp4")] == (QUERIES["q1"], QUERIES["q2"], QUERIES["q3"])
+    assert queries_of[str(video_dir / "v4.mp4")] == (QUERIES["q2"],)
+    assert result.scores == reference_scores(video_dir)
+    assert result.model_scores() == {
+        pair: score.logit_delta for pair, score in reference_scores(video_dir).items()
+    }
+
+
+def test_every_pair_gets_an_outcome_and_counts_add_up(video_dir, tmp_path):
+    result, _scorer, _sampler = run_pipeline(video_dir, tmp_path / "store")
+    assert list(result.outcomes) == [(qid, docid) for qid, docids in RANKED.items() for docid in docids]
+    assert result.outcomes[("q1", "nofile")].status == MISSING_VIDEO
+    assert result.outcomes[("q2", "broken")].status == BAD_VIDEO
+    assert result.outcomes[("q2", "broken")].bad_kind
+    assert result.pairs_with(MISSING_VIDEO, BAD_VIDEO) == {("q1", "nofile"), ("q2", "broken")}
+    assert result.pairs_with(SCORED) == set(result.scores)
+    counts = result.counts
+    assert counts.pairs_in_run == 13
+    assert (counts.pairs_scored, counts.pairs_cached, counts.pairs_missing_video, counts.pairs_bad_video) == (
+        11,
+        0,
+        1,
+        1,
+    )
+    assert (counts.videos_decoded, counts.bad_videos, counts.missing_videos) == (7, 1, 1)
+    assert str(video_dir / "broken.mp4") in result.bad_videos
+
+
+def test_depth_limits_the_candidates(video_dir, tmp_path):
+    result, _scorer, sampler = run_pipeline(video_dir, tmp_path / "store", depth=2)
+    assert set(result.outcomes) == {(qid, docid) for qid, docids in RANKED.items() for docid in docids[:2]}
+    assert len(sampler.decoded) == 3  # v0, v1, v2
+
+
+def test_a_second_run_scores_nothing_and_returns_the_same_scores(video_dir, tmp_path):
+    first, _scorer, _sampler = run_pipeline(video_dir, tmp_path / "store")
+    lines = store_lines(tmp_path / "store")
+    second, scorer, sampler = run_pipeline(video_dir, tmp_path / "store")
+    assert scorer.calls == []
+    assert sum(sampler.decoded.values()) == 0  # the bad video is remembered, not retried
+    assert second.scores == first.scores
+    assert list(second.scores) == list(first.scores)
+    assert second.pairs_with(CACHED) == first.pairs_with(SCORED)
+    assert second.outcomes[("q2", "broken")].status == BAD_VIDEO
+    assert (second.counts.pairs_cached, second.counts.videos_cached, second.counts.videos_known_bad) == (
+        11,
+        7,
+        1,
+    )
+    assert store_lines(tmp_path / "store") == lines
+
+
+def test_only_new_or_changed_pairs_are_scored(video_dir, tmp_path):
+    run_pipeline(video_dir, tmp_path / "store")
+    ranked = {**RANKED, "q4": ["v0", "v7"]}
+    queries = {**QUERIES, "q1": "a red ball, edited", "q4": "a new query"}
+    result, scorer, _sampler = run_pipeline(video_dir, tmp_path / "store", ranked=ranked, queries=queries)
+    assert sorted(result.pairs_with(SCORED)) == sorted(
+        [("q1", docid) for docid in ("v0", "v1", "v2", "v3")] + [("q4", "v0"), ("q4", "v7")]
+    )
+    queries_of = {os.path.basename(path): queries for path, queries in scorer.calls}
+    assert queries_of["v0.mp4"] == ("a red ball, edited", "a new query")
+    assert result.scores == reference_scores(video_dir, ranked, queries)
+
+
+def test_another_model_fingerprint_scores_everything_again(video_dir, tmp_path):
+    run_pipeline(video_dir, tmp_path / "store")
+    result, scorer, _sampler = run_pipeline(video_dir, tmp_path / "store", scorer=FakeScorer(name="other"))
+    assert scorer.pairs_scored == 11
+    assert result.counts.pairs_cached == 0
+
+
+def test_bad_videos_are_retried_on_request_and_cleared_once_they_work(video_dir, tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("v0.mp4", "broken.mp4"):
+        (videos / name).write_bytes((video_dir / name).read_bytes())
+    ranked = {"q1": ["v0", "broken"]}
+    run_pipeline(videos, tmp_path / "store", ranked=ranked)
+    _result, _scorer, sampler = run_pipeline(videos, tmp_path / "store", ranked=ranked, retry_bad_videos=True)
+    assert sampler.decoded == {str(videos / "broken.mp4"): 1}
+    (videos / "broken.mp4").write_bytes((video_dir / "v3.mp4").read_bytes())  # repaired
+    fixed, _scorer, _sampler = run_pipeline(videos, tmp_path / "store", ranked=ranked, retry_bad_videos=True)
+    assert fixed.outcomes[("q1", "broken")].status == SCORED
+    assert fixed.bad_videos == {}
+    later, scorer, _sampler = run_pipeline(videos, tmp_path / "store", ranked=ranked)
+    assert later.outcomes[("q1", "broken")].status == CACHED
+    assert scorer.calls == []
+
+
+def test_unexpected_decode_failures_are_bad_for_this_run_only(video_dir, tmp_path):
+    sample = real_sampler()
+
+    def flaky(path, config):
+        if path.name == "v3.mp4":
+            raise OSError("Stale file handle")
+        return sample(path, config)
+
+    first, _scorer, _sampler = run_pipeline(video_dir, tmp_path / "store", sampler=flaky)
+    assert first.outcomes[("q1", "v3")].status == BAD_VIDEO
+    assert first.bad_videos[str(video_dir / "v3.mp4")].kind == "unexpected"
+    assert "Stale file handle" in first.bad_videos[str(video_dir / "v3.mp4")].message
+    second, _scorer, _sampler = run_pipeline(video_dir, tmp_path / "store")
+    assert second.outcomes[("q1", "v3")].status == SCORED
+
+
+def test_typed_decode_failures_keep_their_kind(video_dir, tmp_path):
+    def failing(path, config):
+        raise FakeVideoError("no_video_stream", path)
+
+    result, _scorer, _sampler = run_pipeline(
+        video_dir, tmp_path / "store", sampler=failing, ranked={"q1": ["v0"]}
+    )
+    assert result.outcomes[("q1", "v0")].bad_kind == "no_video_stream"
+    contents = read_store(tmp_path / "store", result.model_fingerprint, result.settings_fingerprint)
+    assert contents.bad_videos[str(video_dir / "v0.mp4")].kind == "no_video_stream"
+
+
+def test_out_of_memory_splits_the_queries_and_loses_no_pair(video_dir, tmp_path):
+    result, scorer, _sampler = run_pipeline(video_dir, tmp_path / "store", scorer=FakeScorer(max_batch=1))
+    assert result.scores == reference_scores(video_dir)
+    assert result.counts.oom_splits == 4  # v2 serves 3 queries: 3 -> 1 + 2 -> 1 + 1 + 1; v0, v1: 2 -> 1 + 1
+    assert all(len(queries) == 1 for _path, queries in scorer.calls)
+
+
+def test_out_of_memory_on_a_single_pair_is_a_one_line_error(video_dir, tmp_path):
+    with pytest.raises(ScoringOutOfMemory, match="out of memory scoring one query") as caught:
+        run_pipeline(video_dir, tmp_path / "store", scorer=FakeScorer(max_batch=0))
+    assert isinstance(caught.value, RankVideoError)
+    assert "\n" not in str(caught.value)
+
+
+class SignallingScorer(FakeScorer):
+    """Sends itself a signal while scoring its `at_call`-th video, like SLURM before a preemption."""
+
+    def __init__(self, signum: int, at_call: int) -> None:
+        super().__init__()
+        self.signum = signum
+        self.at_call = at_call
+
+    def score_video(self, queries, video):
+        if len(self.calls) + 1 == self.at_call:
+            os.kill(os.getpid(), self.signum)
+        return super().score_video(queries, video)
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_finishes_the_current_video_flushes_and_raises_interrupted(
+    video_dir, tmp_path, signum, exit_code
+):
+    handler_before = signal.getsignal(signum)
+    scorer = SignallingScorer(signum, at_call=3)
+    with pytest.raises(Interrupted) as caught:
+        run_pipeline(video_dir, tmp_path / "store", scorer=scorer)
+    assert caught.value.exit_code == exit_code
+    message = str(caught.value)
+    assert "\n" not in message
+    assert signal.Signals(signum).name in message
+    assert "run the same command again to resume" in message
+    assert signal.getsignal(signum) is handler_before
+    # broken.mp4 sorts first (bad, no call), then v0 (2 pairs), v1 (2) and v2 (3): v2 was finished, no more
+    assert [os.path.basename(path) for path, _queries in scorer.calls] == ["v0.mp4", "v1.mp4", "v2.mp4"]
+    assert len(store_lines(tmp_path / "store")) == 2 + 7  # model and bad-video records, every scored pair
+    resumed, scorer, _sampler = run_pipeline(video_dir, tmp_path / "store")
+    assert resumed.scores == reference_scores(video_dir)
+    assert (resumed.counts.pairs_cached, resumed.counts.pairs_scored) == (7, 4)
+    assert len(store_lines(tmp_path / "store")) == 2 + 11
+
+
+def test_work_order_is_sorted_and_prefetch_bounds_decoding_ahead(video_dir, tmp_path):
+    sampler = CountingSampler(real_sampler())
+    started_at_call = []
+
+    class Watching(FakeScorer):
+        def score_video(self, queries, video):
+            started_at_call.append(len(sampler.order))
+            return super().score_video(queries, video)
+
+    run_pipeline(
+        video_dir, tmp_path / "store", scorer=Watching(), sampler=sampler, decode_workers=1, prefetch=2
+    )
+    assert sampler.order == sorted(sampler.order)
+    for call, started in enumerate(started_at_call, start=1):
+        assert started <= call + 2 + 1  # + 1: the bad video is decoded but never scored
+
+
+def test_decoding_runs_in_parallel_threads(video_dir, tmp_path):
+    sampler = CountingSampler(real_sampler(), delay_s=0.1)
+    run_pipeline(video_dir, tmp_path / "store", sampler=sampler, decode_workers=3, prefetch=6)
+    assert sampler.max_running == 3
+
+
+@pytest.mark.parametrize("bad_option", [{"decode_workers": 0}, {"prefetch": 0}, {"depth": 0}])
+def test_bad_options_are_usage_errors(video_dir, tmp_path, bad_option):
+    with pytest.raises(RankVideoError, match="must be at least 1"):
+        run_pipeline(video_dir, tmp_path / "store", **bad_option)
+
+
+def test_a_query_without_text_is_an_error(video_dir, tmp_path):
+    with pytest.raises(RankVideoError, match="1 run queries have no text"):
+        run_pipeline(video_dir, tmp_path / "store", queries={"q1": "a", "q2": "b"})
+
+
+def test_shards_split_by_video_and_merge_to_the_single_process_result(video_dir, tmp_path):
+    single, _scorer, _sampler = run_pipeline(video_dir, tmp_path / "single")
+    decoded = []
+    owned = []
+    for index in range(3):
+        part, _scorer, sampler = run_pipeline(video_dir, tmp_path / "sharded", shard=Shard(index, 3))
+        decoded.extend(sampler.decoded)
+        owned.extend(pair for pair, outcome in part.outcomes.items() if outcome.status != OUTSIDE_SHARD)
+    assert sorted(decoded) == sorted(set(decoded))  # no video decoded by two shards
+    assert len(decoded) == 8
+    assert sorted(owned) == sorted(single.outcomes)  # every pair in exactly one shard
+    with ScoreStore(tmp_path / "sharded") as store:
+        merged = merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100)
+    assert merged.scores == single.scores
+    assert list(merged.scores) == list(single.scores)
+    assert {pair: outcome.status for pair, outcome in merged.outcomes.items()} == {
+        pair: CACHED if outcome.status == SCORED else outcome.status
+        for pair, outcome in single.outcomes.items()
+    }
+
+
+def test_merge_names_the_unscored_pairs_and_their_shards(video_dir, tmp_path):
+    for index in range(3):
+        run_pipeline(video_dir, tmp_path / "sharded", shard=Shard(index, 3))
+    lost = next(
+        (index, path)
+        for index in range(3)
+        if '"kind":"score"'
+        in (path := tmp_path / "sharded" / f"scores.shard-{index:04d}-of-0003.jsonl").read_text()
+    )
+    lost[1].unlink()  # as if that array task never ran
+    store = ScoreStore(tmp_path / "sharded")
+    with pytest.raises(IncompleteScores) as caught:
+        merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"they belong to shards {lost[0]} of 3: re-run them (sbatch --array={lost[0]})" in message
+    assert "--allow-missing" in message
+    partial = merge_scores(
+        make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100, allow_missing=True
+    )
+    unscored = partial.pairs_with(UNSCORED)
+    assert unscored
+    assert caught.value.result.pairs_with(UNSCORED) == unscored
+    assert partial.counts.pairs_unscored == len(unscored)
+    assert not unscored & set(partial.scores)
+    assert all(Shard(lost[0], 3).owns(partial.outcomes[pair].video) for pair in unscored)
+
+
+def test_merge_of_an_empty_store_says_so(video_dir, tmp_path):
+    with pytest.raises(IncompleteScores, match="holds no scores"):
+        merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), ScoreStore(tmp_path), depth=100)
+
+
+def test_log_progress_prints_plain_status_lines(video_dir, tmp_path):
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=300)
+    progress = make_progress(console, interval_s=0.0)
+    assert isinstance(progress, LogProgress)
+    run_pipeline(video_dir, tmp_path / "store", progress=progress)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "rankvideo: 12 pairs: 0 already in the score store, 12 to score over 8 videos"
+    assert any(line.startswith("rankvideo: bad video (") for line in lines)
+    assert lines[-1].startswith("rankvideo: 11/12 pairs scored (100.0%), ")
+    assert "7/8 videos decoded, 0 cached, 1 bad videos, 1 missing videos" in lines[-1]
+    assert "\x1b" not in buffer.getvalue()
+
+
+def test_rich_progress_on_a_terminal(video_dir, tmp_path):
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=200)
+    progress = make_progress(console)
+    assert isinstance(progress, RichProgress)
+    run_pipeline(video_dir, tmp_path / "store", progress=progress)
+    output = buffer.getvalue()
+    assert "scoring" in output
+    assert "videos 7/8 | cached 0 | bad 1 | missing 1" in output
