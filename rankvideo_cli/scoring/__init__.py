@@ -1,0 +1,36 @@
+"""RankVideo scoring: the prompt, the Qwen3-VL scorer, the `tiny-random` test model and `VLMReranker`.
+
+- `base`: `PairScore` and the `Scorer` protocol the pipeline depends on.
+- `prompt`: the reference's exact prompt and model inputs (token ids equal to transformers 4.57 / vLLM).
+- `loading`: hub id / local directory / `tiny-random` -> model + processor, with one-line `ModelLoadError`s.
+- `qwen3vl`: `Qwen3VLScorer` (one vision pass per video, left-padded batches, last-position log-softmax).
+- `tiny`: the offline random-weight Qwen3-VL with Qwen's real vocabulary.
+- `reranker`: `VLMReranker`, the model card's API, and `score_query_videos` for `rankvideo score`.
+
+Submodules import torch and transformers; importing this package does not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rankvideo_cli.scoring.loading import load_scorer
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+    from rankvideo_cli.scoring.reranker import VLMReranker
+
+__all__ = ["Qwen3VLScorer", "VLMReranker", "load_scorer"]
+
+_LAZY = {
+    "Qwen3VLScorer": "rankvideo_cli.scoring.qwen3vl",
+    "VLMReranker": "rankvideo_cli.scoring.reranker",
+    "load_scorer": "rankvideo_cli.scoring.loading",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

@@ -1,0 +1,353 @@
+"""Find, check and load a Qwen3-VL checkpoint (hub id, local directory or `tiny-random`) into a scorer.
+
+Every way loading can fail ends in a one-line `ModelLoadError` that says what to do; nothing is downloaded
+when `HF_HUB_OFFLINE=1` (or `TRANSFORMERS_OFFLINE=1`). `trust_remote_code` is never enabled: RankVideo is
+a plain Qwen3-VL, which transformers implements itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rankvideo_cli.errors import ModelLoadError, UsageError
+from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+
+DEFAULT_MODEL = "hltcoe/RankVideo"
+QWEN3_VL_MODEL_TYPE = "qwen3_vl"
+ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
+_DTYPES = {
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
+    "half": "float16",
+    "fp32": "float32",
+    "float32": "float32",
+    "float": "float32",
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass
+class LoadedModel:
+    """A loaded checkpoint and what identifies it (the scorer's fingerprint is built from these)."""
+
+    model: Any  # Qwen3VLForConditionalGeneration, eval mode, on `device`
+    processor: Any  # Qwen3VLProcessor
+    model_id: str  # hub id, `tiny-random`, or the local directory's absolute path
+    revision: str  # commit hash, `local:<hash of config and weight sizes>`, or `tiny-random-v<N>`
+    dtype: torch.dtype
+    device: torch.device
+    attn_implementation: str
+    is_tiny: bool = False
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """`None`: the first CUDA device if there is one, else the CPU."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} requested but no CUDA device is available (use --device cpu)")
+    return resolved
+
+
+def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """`None`: bfloat16 on CUDA (the checkpoint's dtype), float32 elsewhere."""
+    import torch
+
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    name = _DTYPES.get(dtype.lower())
+    if name is None:
+        raise UsageError(f"unknown dtype {dtype!r} (use bfloat16, float16 or float32)")
+    return getattr(torch, name)
+
+
+def resolve_attn_implementation(
+    attn_implementation: str | None, device: torch.device, dtype: torch.dtype
+) -> str:
+    """`None`: flash_attention_2 on CUDA in half precision when flash-attn is installed, else sdpa."""
+    import torch
+
+    flash_installed = importlib.util.find_spec("flash_attn") is not None
+    half = dtype in (torch.bfloat16, torch.float16)
+    if attn_implementation is None:
+        return "flash_attention_2" if device.type == "cuda" and half and flash_installed else "sdpa"
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise UsageError(
+            f"unknown attention implementation {attn_implementation!r} "
+            f"(use {', '.join(ATTN_IMPLEMENTATIONS)})"
+        )
+    if attn_implementation == "flash_attention_2":
+        if not flash_installed:
+            raise UsageError(
+                "flash_attention_2 needs the flash-attn package, which is not installed (use sdpa)"
+            )
+        if device.type != "cuda" or not half:
+            raise UsageError("flash_attention_2 runs only on CUDA in bfloat16 or float16 (use sdpa)")
+    return attn_implementation
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~", ".\\")) or "\\" in model or not _HUB_ID.match(model)
+
+
+def _hub_cache(cache_dir: Path | None) -> str:
+    if cache_dir is not None:
+        return str(cache_dir)
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def _check_architecture(config: dict[str, Any], where: str) -> None:
+    model_type = config.get("model_type")
+    if model_type != QWEN3_VL_MODEL_TYPE:
+        architectures = ", ".join(config.get("architectures") or []) or "no architectures listed"
+        raise ModelLoadError(
+            f"{where} is a {model_type!r} model ({architectures}), not Qwen3-VL: RankVideo needs a "
+            f"Qwen3VLForConditionalGeneration checkpoint such as {DEFAULT_MODEL}"
+        )
+
+
+def _check_local_dir(directory: Path) -> None:
+    if not directory.exists():
+        raise ModelLoadError(
+            f"model directory {directory} does not exist: pass a directory holding config.json and the "
+            f"weights, or a Hugging Face hub id such as {DEFAULT_MODEL}"
+        )
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory} is a file: --model takes a model directory or a hub id")
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ModelLoadError(
+            f"{directory} has no config.json: not a transformers model directory (pass the directory holding "
+            "config.json, the *.safetensors weights and the processor files)"
+        )
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{config_path}: unreadable config ({error})") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path}: not a JSON object")
+    _check_architecture(config, str(directory))
+    if not list(directory.glob("*.safetensors")) and not list(directory.glob("pytorch_model*.bin")):
+        raise ModelLoadError(f"{directory} has no weights (*.safetensors): the download may be incomplete")
+
+
+def _explain_hub_failure(
+    model: str, revision: str | None, cache_dir: Path | None, error: BaseException
+) -> str:
+    from huggingface_hub import errors as hub_errors
+
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    at = f"{model}@{revision}" if revision else model
+    if any(isinstance(e, hub_errors.RevisionNotFoundError) for e in chain):
+        return f"revision {revision!r} of {model!r} does not exist on the Hugging Face Hub"
+    if any(isinstance(e, (hub_errors.RepositoryNotFoundError, hub_errors.GatedRepoError)) for e in chain):
+        return (
+            f"no accessible model {model!r} on the Hugging Face Hub (misspelt, private or gated: "
+            "log in with `hf auth login`), or pass a local directory"
+        )
+    if _offline():
+        return (
+            f"model {at!r} is not in the Hugging Face cache ({_hub_cache(cache_dir)}) and HF_HUB_OFFLINE=1 "
+            f"forbids downloading it: run `hf download {model}` where there is network and point HF_HOME "
+            "(or --cache-dir) at that cache, or pass the model's local directory"
+        )
+    return (
+        f"could not download {at!r} from the Hugging Face Hub ({type(error).__name__}): check the network, "
+        "or set HF_HUB_OFFLINE=1 to use the cached copy, or pass the model's local directory"
+    )
+
+
+def _snapshot_revision(directory: Path) -> str | None:
+    """The commit hash when `directory` is a Hugging Face cache snapshot (`.../snapshots/<sha>`)."""
+    if directory.parent.name == "snapshots" and _COMMIT.match(directory.name):
+        return directory.name
+    return None
+
+
+def _local_revision(directory: Path) -> str:
+    """Commit hash of a hub snapshot, else a hash of config.json and the weight files' names and sizes."""
+    commit = _snapshot_revision(directory.resolve())
+    if commit:
+        return commit
+    digest = hashlib.sha256((directory / "config.json").read_bytes())
+    for weights in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("pytorch_model*.bin")):
+        digest.update(f"\x00{weights.name}\x00{weights.stat().st_size}".encode())
+    return f"local:{digest.hexdigest()[:16]}"
+
+
+@contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """No weight-loading progress bars: the CLI's stderr is for the user's progress, not ours."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def load_model(
+    model: str = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    attn_implementation: str | None = None,
+) -> LoadedModel:
+    """Load a Qwen3-VL checkpoint and its processor.
+
+    `model` is a hub id (`revision` and `cache_dir` apply; HF_HOME and HF_HUB_OFFLINE are honoured), a
+    local directory, or `tiny-random` (built on first use; prints a loud warning).
+    """
+    from transformers import AutoConfig, AutoProcessor, Qwen3VLForConditionalGeneration
+
+    cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
+    resolved_device = resolve_device(device)
+    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    attn = resolve_attn_implementation(attn_implementation, resolved_device, resolved_dtype)
+
+    is_tiny = model == TINY_MODEL_NAME
+    local = is_tiny or _looks_like_path(model) or Path(model).expanduser().exists()
+    if local and revision is not None:
+        raise UsageError("--revision applies to hub ids only, not to a local directory or tiny-random")
+    if is_tiny:
+        warn_tiny_model()
+        source: str = str(ensure_tiny_model())
+    elif local:
+        directory = Path(model).expanduser()
+        _check_local_dir(directory)
+        source = str(directory)
+    else:
+        source = model
+
+    hub_kwargs: dict[str, Any] = {}
+    if not local:
+        hub_kwargs = {"revision": revision, "cache_dir": cache_path, "local_files_only": _offline()}
+        try:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(_explain_hub_failure(model, revision, cache_path, error)) from None
+        _check_architecture(config.to_dict(), f"{model!r}")
+
+    where = model if not local else source
+    try:
+        with quiet_progress_bars():
+            loaded = Qwen3VLForConditionalGeneration.from_pretrained(
+                source,
+                dtype=resolved_dtype,
+                attn_implementation=attn,
+                device_map=str(resolved_device) if resolved_device.type == "cuda" else None,
+                trust_remote_code=False,
+                **hub_kwargs,
+            )
+            processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
+    except ImportError as error:
+        raise ModelLoadError(f"cannot load {where}: {error}".splitlines()[0]) from None
+    except (OSError, ValueError) as error:
+        if local:
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ModelLoadError(f"cannot load the model in {source}: {first_line}") from None
+        raise ModelLoadError(_explain_hub_failure(model, revision, cache_path, error)) from None
+    if not hasattr(processor, "video_processor") or not hasattr(processor, "replace_video_token"):
+        raise ModelLoadError(
+            f"{where}: its processor ({type(processor).__name__}) is not a Qwen3-VL processor"
+        )
+    loaded = loaded.to(resolved_device).eval()
+
+    if is_tiny:
+        model_id, model_revision = TINY_MODEL_NAME, Path(source).name
+    elif local:
+        model_id, model_revision = str(Path(source).resolve()), _local_revision(Path(source))
+    else:
+        model_id, model_revision = (
+            model,
+            _hub_revision(model, revision, cache_path) or (revision or "unknown"),
+        )
+    return LoadedModel(
+        model=loaded,
+        processor=processor,
+        model_id=model_id,
+        revision=model_revision,
+        dtype=resolved_dtype,
+        device=resolved_device,
+        attn_implementation=attn,
+        is_tiny=is_tiny,
+    )
+
+
+def _hub_revision(model: str, revision: str | None, cache_dir: Path | None) -> str | None:
+    """The commit hash of the cached snapshot that was loaded."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(
+            model, "config.json", revision=revision, cache_dir=cache_dir, local_files_only=True
+        )
+    except (OSError, ValueError):
+        return None
+    return _snapshot_revision(Path(path).parent) if path else None
+
+
+def load_scorer(
+    model: str = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    score_mode: str = "full",
+    batch_size: int | None = None,
+) -> Qwen3VLScorer:
+    """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer`."""
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+
+    loaded = load_model(
+        model,
+        revision=revision,
+        cache_dir=cache_dir,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+    )
+    return Qwen3VLScorer.from_loaded(loaded, score_mode=score_mode, batch_size=batch_size)

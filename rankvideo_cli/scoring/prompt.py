@@ -1,0 +1,187 @@
+"""The exact RankVideo prompt and model inputs (REFERENCE.md sections 3 and 4).
+
+The reference renders the chat template, then lets the Qwen3-VL processor expand the video placeholder into
+per-pair `<t seconds><|vision_start|>` + `<|video_pad|>`*n + `<|vision_end|>` blocks. transformers 5.x
+keeps the template's own `<|vision_start|>...<|vision_end|>` around that expansion (two extra tokens the
+model never saw in training); `expand_video_placeholder` removes it, so the token ids equal those of
+transformers 4.57 and vLLM.
+
+The video side (pixels, grid, placeholder text) is computed once per video (`encode_video`) and reused for
+every query scored against it; only the text is tokenised per query (`tokenize_prompts`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rankvideo_cli.frames import SampledVideo
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant specialized in video and text understanding. "
+    "Given a text query and a video, your task is to determine if the video is relevant to the query. "
+    "Respond with <answer>yes</answer> if the video is relevant, or <answer>no</answer> if it is not. "
+)
+
+USER_PROMPT = (
+    "Query: {query}\n"
+    "Is the video relevant to the query? Respond with <answer>yes</answer> or <answer>no</answer>."
+)
+
+VIDEO_TOKEN = "<|video_pad|>"
+VISION_START = "<|vision_start|>"
+VISION_END = "<|vision_end|>"
+TEMPLATE_VIDEO_BLOCK = VISION_START + VIDEO_TOKEN + VISION_END
+
+# Bump when anything below changes what the model sees for the same frames (it is part of every cache key).
+PROMPT_VERSION = 1
+
+
+def build_messages(query: str) -> list[dict[str, Any]]:
+    """The reference's chat messages: system text, then a user turn with the text item before the video."""
+    return [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": USER_PROMPT.format(query=query)},
+                {"type": "video"},
+            ],
+        },
+    ]
+
+
+def build_prompt_text(query: str) -> str:
+    """What the Qwen3-VL Instruct chat template renders for `build_messages(query)` (generation prompt on).
+
+    The video is still the template's single `<|vision_start|><|video_pad|><|vision_end|>` block here.
+    """
+    return (
+        f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
+        f"<|im_start|>user\n{USER_PROMPT.format(query=query)}{TEMPLATE_VIDEO_BLOCK}<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+
+
+def render_prompt(processor: Any, query: str) -> str:
+    """The prompt as the loaded model's own chat template renders it (what the reference does)."""
+    return processor.apply_chat_template(build_messages(query), tokenize=False, add_generation_prompt=True)
+
+
+def expand_video_placeholder(templated: str, placeholder: str) -> str:
+    """Put the per-pair video blocks where the template's video block is, without its outer wrapper.
+
+    `placeholder` is the processor's expansion (`<t seconds><|vision_start|>pads<|vision_end|>` per pair).
+    """
+    if templated.count(TEMPLATE_VIDEO_BLOCK) != 1:
+        raise ValueError(f"expected exactly one {TEMPLATE_VIDEO_BLOCK} in the templated prompt")
+    return templated.replace(TEMPLATE_VIDEO_BLOCK, placeholder)
+
+
+def prompt_fingerprint(rendered_probe: str) -> str:
+    """Short hash of everything textual the model sees (the template as rendered for a probe query)."""
+    payload = f"v{PROMPT_VERSION}\x00{SYSTEM_PROMPT}\x00{USER_PROMPT}\x00{rendered_probe}".encode()
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+PROBE_QUERY = "a dog surfing"
+
+
+def processor_videos_kwargs(video: SampledVideo) -> dict[str, Any]:
+    """Video-processor settings for frames that are already sampled and resized (REFERENCE.md section 3).
+
+    The metadata carries the SOURCE fps and indices, so the timestamps are the reference's; without it the
+    processor assumes 24 fps. The per-frame pixel cap is left off as in transformers 4.57 (the frames are
+    already at their final size, so the processor's resize is the identity either way).
+    """
+    return {
+        "do_sample_frames": False,
+        "video_metadata": [video.processor_metadata()],
+        "return_metadata": True,
+        "cap_pixels_per_frame": False,
+    }
+
+
+@dataclass
+class VideoInputs:
+    """The processor's output for one video, shared by every query scored against it."""
+
+    pixel_values_videos: torch.Tensor  # (patches, 3 * temporal * patch * patch), float32, normalised
+    video_grid_thw: torch.Tensor  # (1, 3): temporal pairs, patch rows, patch columns
+    placeholder: str  # per-pair `<t seconds><|vision_start|>` + pads + `<|vision_end|>`
+
+    @property
+    def video_tokens(self) -> int:
+        return self.placeholder.count(VIDEO_TOKEN)
+
+
+def encode_video(processor: Any, video: SampledVideo) -> VideoInputs:
+    """Run the processor's video part once: normalised patches, grid and the timestamped placeholder text."""
+    if video.frames.dtype != torch.uint8 or video.frames.ndim != 4 or video.frames.shape[1] != 3:
+        raise ValueError(
+            f"frames must be uint8 (T, 3, H, W), got {video.frames.dtype} {tuple(video.frames.shape)}"
+        )
+    processed = processor.video_processor(
+        videos=[video.frames], return_tensors="pt", **processor_videos_kwargs(video)
+    )
+    placeholder = processor.replace_video_token(processed, video_idx=0)
+    return VideoInputs(
+        pixel_values_videos=processed["pixel_values_videos"],
+        video_grid_thw=processed["video_grid_thw"],
+        placeholder=placeholder,
+    )
+
+
+@dataclass
+class PromptBatch:
+    """Tokenised prompts for B queries against one video, left-padded: every row ends at the last position."""
+
+    input_ids: torch.Tensor  # (B, L)
+    attention_mask: torch.Tensor  # (B, L)
+    mm_token_type_ids: torch.Tensor  # (B, L): 2 at video tokens
+    texts: list[str]
+
+
+def tokenize_prompts(processor: Any, queries: Sequence[str], video_inputs: VideoInputs) -> PromptBatch:
+    """Template, expand and tokenise each query's prompt; the video tokens' count is checked per row."""
+    texts = [expand_video_placeholder(render_prompt(processor, q), video_inputs.placeholder) for q in queries]
+    tokenizer = processor.tokenizer
+    encoded = tokenizer(
+        texts, padding=True, padding_side="left", return_tensors="pt", return_token_type_ids=False
+    )
+    input_ids = encoded["input_ids"]
+    video_counts = (input_ids == processor.video_token_id).sum(dim=1)
+    if not bool((video_counts == video_inputs.video_tokens).all()):
+        raise ValueError(
+            f"video tokens per prompt {video_counts.tolist()} != {video_inputs.video_tokens}: "
+            f"a query must not contain {VIDEO_TOKEN}"
+        )
+    mm_token_type_ids = torch.tensor(processor.create_mm_token_type_ids(input_ids), dtype=torch.int32)
+    return PromptBatch(
+        input_ids=input_ids,
+        attention_mask=encoded["attention_mask"],
+        mm_token_type_ids=mm_token_type_ids,
+        texts=texts,
+    )
+
+
+def prepare_inputs(processor: Any, queries: Sequence[str], video: SampledVideo) -> dict[str, torch.Tensor]:
+    """Model inputs for `queries` x one video, ready for `model(**inputs)`.
+
+    Equal to what the full processor call returns for B copies of the video (pixels repeated per row); the
+    scorer itself does not repeat the pixels, it reuses one vision-tower pass.
+    """
+    video_inputs = encode_video(processor, video)
+    batch = tokenize_prompts(processor, queries, video_inputs)
+    count = len(queries)
+    return {
+        "input_ids": batch.input_ids,
+        "attention_mask": batch.attention_mask,
+        "mm_token_type_ids": batch.mm_token_type_ids,
+        "pixel_values_videos": video_inputs.pixel_values_videos.repeat(count, 1),
+        "video_grid_thw": video_inputs.video_grid_thw.repeat(count, 1),
+    }

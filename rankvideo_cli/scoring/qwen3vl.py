@@ -1,0 +1,302 @@
+"""RankVideo's score with a Qwen3-VL model: log P(yes) - log P(no) at the answer position (REFERENCE.md §5).
+
+Per video, the processor's video part and the vision tower run once; the B prompts of a batch then reuse
+the vision tower's output (`mm_encoder_outputs`), are left-padded into one forward, and only the last
+position goes through the LM head (`logits_to_keep=1`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import sys
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from rankvideo_cli.frames import SampledVideo
+from rankvideo_cli.scoring.base import PairScore
+from rankvideo_cli.scoring.prompt import (
+    PROBE_QUERY,
+    PromptBatch,
+    VideoInputs,
+    build_prompt_text,
+    encode_video,
+    prompt_fingerprint,
+    render_prompt,
+    tokenize_prompts,
+)
+
+if TYPE_CHECKING:
+    from rankvideo_cli.scoring.loading import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+SCORE_MODES = ("full", "reference")
+# vLLM returned this many log-probs to the reference code (`SamplingParams(logprobs=512)`).
+REFERENCE_TOP_LOGPROBS = 512
+DEFAULT_BATCH_SIZE = 8
+SCORER_VERSION = "qwen3vl-1"
+
+
+_ANSWER_IDS: weakref.WeakKeyDictionary[Any, tuple[list[int], list[int]]] = weakref.WeakKeyDictionary()
+
+
+def answer_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The reference's yes / no ids: every id below `tokenizer.vocab_size` whose decoded text, stripped and
+    lower-cased, is `yes` / `no` (added tokens such as <|im_end|> sit above vocab_size and never count).
+
+    Decoding the whole vocabulary takes about a second: the result is remembered per tokenizer object.
+    """
+    try:
+        cached = _ANSWER_IDS.get(tokenizer)
+    except TypeError:  # not weak-referenceable
+        cached = None
+    if cached is not None:
+        return list(cached[0]), list(cached[1])
+    found = _decode_answer_ids(tokenizer)
+    with contextlib.suppress(TypeError):
+        _ANSWER_IDS[tokenizer] = found
+    return list(found[0]), list(found[1])
+
+
+def _decode_answer_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
+    size = int(tokenizer.vocab_size)
+    ids = [[token_id] for token_id in range(size)]
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if hasattr(backend, "decode_batch"):
+        # the Rust tokenizer decodes the whole vocabulary in one call, 3-4x faster than `batch_decode`
+        texts = backend.decode_batch(ids, skip_special_tokens=False)
+        if getattr(tokenizer, "clean_up_tokenization_spaces", False):
+            texts = [tokenizer.clean_up_tokenization(text) for text in texts]
+    else:
+        texts = tokenizer.batch_decode(ids)
+    yes_ids = [token_id for token_id, text in enumerate(texts) if text.strip().lower() == "yes"]
+    no_ids = [token_id for token_id, text in enumerate(texts) if text.strip().lower() == "no"]
+    if not yes_ids or not no_ids:
+        raise ValueError(f"the tokenizer has no yes/no tokens (yes {yes_ids}, no {no_ids})")
+    return yes_ids, no_ids
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    """As the reference computes it (Python floats)."""
+    peak = max(values)
+    return peak + math.log(sum(math.exp(value - peak) for value in values))
+
+
+def full_scores(logprobs: torch.Tensor, yes_ids: Sequence[int], no_ids: Sequence[int]) -> list[PairScore]:
+    """Scores from (B, V) float32 log-probabilities over the full vocabulary."""
+    yes = torch.logsumexp(logprobs[:, list(yes_ids)], dim=-1)
+    no = torch.logsumexp(logprobs[:, list(no_ids)], dim=-1)
+    return [
+        PairScore.from_logprobs(float(y), float(n)) for y, n in zip(yes.tolist(), no.tolist(), strict=True)
+    ]
+
+
+def reference_scores(
+    logprobs: torch.Tensor, yes_ids: Sequence[int], no_ids: Sequence[int], top: int = REFERENCE_TOP_LOGPROBS
+) -> list[PairScore]:
+    """Scores as vLLM served them to the reference: only the `top` largest log-probs are visible; ids outside
+    them are dropped, and when every yes or every no id is missing, all four fields are 0.0 (p_yes included,
+    as the reference returns it).
+
+    vLLM also returns the sampled token (greedy among the allowed yes/no ids), but that never changes the
+    result: if it is outside the top `top`, so is every other answer id, and one side is missing anyway.
+    """
+    top_ids = logprobs.topk(min(top, logprobs.shape[-1]), dim=-1).indices
+    scores = []
+    for row in range(logprobs.shape[0]):
+        visible = set(top_ids[row].tolist())
+        row_logprobs = logprobs[row]
+        yes_seen = [float(row_logprobs[i]) for i in yes_ids if i in visible]
+        no_seen = [float(row_logprobs[i]) for i in no_ids if i in visible]
+        if not yes_seen or not no_seen:
+            scores.append(PairScore(logit_delta=0.0, p_yes=0.0, logprob_yes=0.0, logprob_no=0.0))
+            continue
+        scores.append(PairScore.from_logprobs(_logsumexp(yes_seen), _logsumexp(no_seen)))
+    return scores
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(error, oom_type):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _release_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class Qwen3VLScorer:
+    """Scores (query, video) pairs with a loaded Qwen3-VL model; implements the `Scorer` protocol."""
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        model_id: str = "unknown",
+        revision: str = "unknown",
+        score_mode: str = "full",
+        batch_size: int | None = None,
+        attn_implementation: str | None = None,
+    ) -> None:
+        if score_mode not in SCORE_MODES:
+            raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model
+        self.processor = processor
+        self.model_id = model_id
+        self.revision = revision
+        self.score_mode = score_mode
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.attn_implementation = attn_implementation or str(
+            getattr(model.config, "_attn_implementation", None) or "sdpa"
+        )
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
+        rendered = render_prompt(processor, PROBE_QUERY)
+        if rendered != build_prompt_text(PROBE_QUERY):
+            print(
+                f"warning: {model_id}'s chat template renders the RankVideo prompt differently from "
+                "Qwen3-VL-Instruct's; scores will not match the reference",
+                file=sys.stderr,
+            )
+        self._prompt_hash = prompt_fingerprint(rendered)
+        self.oom_halvings = 0
+
+    @classmethod
+    def from_loaded(
+        cls, loaded: LoadedModel, *, score_mode: str = "full", batch_size: int | None = None
+    ) -> Qwen3VLScorer:
+        return cls(
+            loaded.model,
+            loaded.processor,
+            model_id=loaded.model_id,
+            revision=loaded.revision,
+            score_mode=score_mode,
+            batch_size=batch_size,
+            attn_implementation=loaded.attn_implementation,
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # Public API
+    # ---------------------------------------------------------------------------------------------
+
+    def score_video(self, queries: list[str], video: SampledVideo) -> list[PairScore]:
+        """Score every query against one video: one processor pass and one vision-tower pass for the video,
+        then `batch_size` prompts per forward (halved on out-of-memory, no pair lost)."""
+        if not queries:
+            return []
+        distinct = list(dict.fromkeys(queries))
+        with torch.inference_mode():
+            video_inputs = encode_video(self.processor, video)
+            features = self.vision_features(video_inputs)
+            scored: dict[str, PairScore] = {}
+            start = 0
+            while start < len(distinct):
+                chunk = distinct[start : start + self.batch_size]
+                try:
+                    chunk_scores = self._score_chunk(chunk, video_inputs, features)
+                except Exception as error:
+                    if not is_out_of_memory(error) or len(chunk) == 1:
+                        raise
+                    _release_memory(self.device)
+                    self.batch_size = max(1, len(chunk) // 2)
+                    self.oom_halvings += 1
+                    logger.warning(
+                        "out of memory with %d pairs per forward; retrying with %d",
+                        len(chunk),
+                        self.batch_size,
+                    )
+                    continue
+                scored.update(zip(chunk, chunk_scores, strict=True))
+                start += len(chunk)
+        return [scored[query] for query in queries]
+
+    def score_pairs(self, pairs: Sequence[tuple[str, SampledVideo]]) -> list[PairScore]:
+        """Score (query, video) pairs in any order; pairs sharing a `SampledVideo` share one vision pass."""
+        groups: dict[int, tuple[SampledVideo, list[int]]] = {}
+        for position, (_query, video) in enumerate(pairs):
+            groups.setdefault(id(video), (video, []))[1].append(position)
+        results: list[PairScore | None] = [None] * len(pairs)
+        for video, positions in groups.values():
+            scores = self.score_video([pairs[p][0] for p in positions], video)
+            for position, score in zip(positions, scores, strict=True):
+                results[position] = score
+        return [score for score in results if score is not None]
+
+    def fingerprint(self) -> dict[str, str]:
+        """Everything that changes the scores for the same frames: the cache key and manifest entry."""
+        return {
+            "scorer": SCORER_VERSION,
+            "model": self.model_id,
+            "revision": self.revision,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "attn_implementation": self.attn_implementation,
+            "score_mode": self.score_mode,
+            "prompt": self._prompt_hash,
+        }
+
+    def describe(self) -> dict[str, str]:
+        """The fingerprint plus what may shift bf16 scores slightly without being part of the cache key."""
+        import transformers
+
+        return {
+            **self.fingerprint(),
+            "device": str(self.device),
+            "batch_size": str(self.batch_size),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        }
+
+    # ---------------------------------------------------------------------------------------------
+    # Steps (public so that tests and benchmarks can drive and time them)
+    # ---------------------------------------------------------------------------------------------
+
+    def vision_features(self, video_inputs: VideoInputs) -> Any:
+        """One vision-tower pass: merged video embeddings and DeepStack features for one video."""
+        with torch.inference_mode():
+            return self.model.model.get_video_features(
+                video_inputs.pixel_values_videos.to(self.device),
+                video_inputs.video_grid_thw.to(self.device),
+            )
+
+    def answer_logprobs(self, batch: PromptBatch, video_inputs: VideoInputs, features: Any) -> torch.Tensor:
+        """(B, V) float32 log-softmax at the last prompt position, reusing `features` for every row."""
+        from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
+
+        rows = batch.input_ids.shape[0]
+        repeated = BaseModelOutputWithDeepstackFeatures(
+            pooler_output=tuple(features.pooler_output) * rows,
+            deepstack_features=[tuple(layer) * rows for layer in features.deepstack_features],
+        )
+        with torch.inference_mode():
+            output = self.model(
+                input_ids=batch.input_ids.to(self.device),
+                attention_mask=batch.attention_mask.to(self.device),
+                mm_token_type_ids=batch.mm_token_type_ids.to(self.device),
+                video_grid_thw=video_inputs.video_grid_thw.repeat(rows, 1).to(self.device),
+                mm_encoder_outputs={"video": repeated},
+                logits_to_keep=1,
+                use_cache=False,
+            )
+            return torch.log_softmax(output.logits[:, -1, :].float(), dim=-1)
+
+    def scores_from_logprobs(self, logprobs: torch.Tensor) -> list[PairScore]:
+        if self.score_mode == "reference":
+            return reference_scores(logprobs, self.yes_ids, self.no_ids)
+        return full_scores(logprobs, self.yes_ids, self.no_ids)
+
+    def _score_chunk(self, queries: list[str], video_inputs: VideoInputs, features: Any) -> list[PairScore]:
+        batch = tokenize_prompts(self.processor, queries, video_inputs)
+        return self.scores_from_logprobs(self.answer_logprobs(batch, video_inputs, features))
