@@ -37,7 +37,7 @@ ENCODERS = {
     "ffv1": "ffv1",
     "mjpeg": "mjpeg",
 }
-CONTAINERS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "avi": "avi"}
+CONTAINERS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "avi": "avi", "h264": "h264"}
 NTSC_RATES = {29.97: Fraction(30000, 1001), 23.976: Fraction(24000, 1001), 59.94: Fraction(60000, 1001)}
 PATTERNS = ("moving", "noise", "flat")
 BARCODE_BITS = 16
@@ -80,6 +80,7 @@ class VideoSpec:
     pix_fmt: str | None = None
     audio: bool = False
     frames: int | None = None  # exact frame count; overrides seconds
+    faststart: bool = False  # mp4/mov: index (moov) before the data, as streaming sites serve them
 
     @property
     def rate(self) -> Fraction:
@@ -232,7 +233,8 @@ def write_video(path: Path, spec: VideoSpec) -> Path:
     painter = _Painter(spec.width, spec.height, spec.pattern)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with av.open(str(partial), "w", format=CONTAINERS[spec.container]) as container:
+    options = {"movflags": "faststart"} if spec.faststart else {}
+    with av.open(str(partial), "w", format=CONTAINERS[spec.container], options=options) as container:
         stream = container.add_stream(ENCODERS[spec.codec], rate=rate)
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, pix_fmt
         stream.time_base = time_base
@@ -242,6 +244,7 @@ def write_video(path: Path, spec: VideoSpec) -> Path:
             stream.set_display_rotation(spec.rotation)
         audio = _add_audio(container, spec) if spec.audio else None
         audio_frames = _audio_frames(spec) if audio is not None else iter(())
+        container.start_encoding()  # writes the header even when no frame follows (frames=0)
         next_audio = next(audio_frames, None)
         for index, seconds in _frame_times(spec):
             while audio is not None and next_audio is not None and next_audio.time <= seconds:
@@ -295,6 +298,7 @@ def make_video(
     pix_fmt: str | None = None,
     audio: bool = False,
     frames: int | None = None,
+    faststart: bool = False,
 ) -> Path:
     """Write a synthetic video to `path` and return it.
 
@@ -304,7 +308,8 @@ def make_video(
     bframes: B-frames (h264, hevc, mpeg4) or hidden alt-ref frames (vp8/vp9). gop: keyframe interval in
     frames (default: one second; scene-cut keyframes are off). vfr: frame durations cycle through
     `VFR_DURATIONS` x 1/fps on a millisecond clock. frames: exact frame count instead of `seconds`.
-    Odd sizes use yuv444p for h264 (4:2:0 needs even sizes there).
+    Odd sizes use yuv444p for h264 (4:2:0 needs even sizes there). container "h264" writes a raw
+    elementary stream (no timestamps). faststart: mp4/mov with the index first.
     """
     spec = VideoSpec(
         codec=codec,
@@ -321,6 +326,7 @@ def make_video(
         pix_fmt=pix_fmt,
         audio=audio,
         frames=frames,
+        faststart=faststart,
     )
     return write_video(Path(path), spec)
 
@@ -335,6 +341,43 @@ def make_audio_only(path: str | Path, *, seconds: float = 1.0) -> Path:
             container.mux(audio.encode(frame))
         container.mux(audio.encode())
     return path
+
+
+def make_video_without_frame_rate(path: str | Path, *, frames: int = 10) -> Path:
+    """Matroska MJPEG whose frames all carry timestamp 0: FFmpeg reports the average rate as 0/0."""
+    path = Path(path)
+    source = write_video(
+        path.with_name(f".{path.stem}.source.mkv"),
+        VideoSpec(codec="mjpeg", container="mkv", frames=frames, width=64, height=48),
+    )
+    with av.open(str(source)) as reader, av.open(str(path), "w", format="matroska") as writer:
+        video_in = reader.streams.video[0]
+        video_out = writer.add_stream_from_template(video_in)
+        for packet in reader.demux(video_in):
+            if packet.size == 0:
+                continue
+            packet.pts = packet.dts = 0
+            packet.stream = video_out
+            writer.mux(packet)
+    source.unlink()
+    return path
+
+
+def truncated_copy(source: str | Path, target: str | Path, fraction: float) -> Path:
+    """The first `fraction` of `source`'s bytes, as an interrupted download leaves a file."""
+    data = Path(source).read_bytes()
+    Path(target).write_bytes(data[: int(len(data) * fraction)])
+    return Path(target)
+
+
+def garbled_copy(source: str | Path, target: str | Path, *, at: float = 0.4, length: int = 3000) -> Path:
+    """`source` with `length` bytes of deterministic noise written over it at `at` of its size."""
+    data = bytearray(Path(source).read_bytes())
+    start = int(len(data) * at)
+    noise = np.random.default_rng(1).integers(0, 256, size=length, dtype=np.uint8).tobytes()
+    data[start : start + length] = noise[: len(data) - start]
+    Path(target).write_bytes(bytes(data))
+    return Path(target)
 
 
 class VideoCache:
