@@ -165,3 +165,133 @@ def test_queries_are_distinct_and_deterministic() -> None:
 def test_matmul_rate_is_measured_on_the_device() -> None:
     rate = gt.measure_matmul_tflops(torch.device("cpu"), torch.float32, size=128, repeats=3)
     assert 0 < rate < 100  # TFLOP/s: any CPU is far below this
+
+
+def test_clip_and_variant_arguments_are_checked() -> None:
+    assert gt.parse_clip("1280x720@24x16.5") == gt.ClipSpec(width=1280, height=720, fps=24, seconds=16.5)
+    with pytest.raises(ValueError, match=r"1280x720@24x16\.5"):
+        gt.parse_clip("1280x720")
+    with pytest.raises(ValueError, match="unknown variant"):
+        gt.apply_variant("turbo", torch.nn.Linear(1, 1), None, 1)
+    options, json_path = gt.parse_args(["--cpu-smoke", "--variants", "none", "--queries-per-video", "2,4"])
+    assert (options.shape, options.device, options.variants, options.queries_per_video) == (
+        "tiny",
+        "cpu",
+        (),
+        (2, 4),
+    )
+    assert json_path is None
+    options, _ = gt.parse_args(["--batch-size", "auto", "--logits-to-keep", "off", "--compile"])
+    assert (options.shape, options.batch_size, options.logits_to_keep, options.compile) == (
+        "8b",
+        "auto",
+        False,
+        True,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------
+# The whole benchmark, on the CPU, once for the module
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`gpu_throughput.py --cpu-smoke --json ...` run in-process; returns the JSON report and stdout."""
+    import contextlib
+    import io
+    import json
+
+    work = tmp_path_factory.mktemp("gpu-benchmark")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        exit_code = gt.main(["--cpu-smoke", "--work-dir", str(work), "--json", str(work / "report.json")])
+    assert exit_code == 0
+    report = json.loads((work / "report.json").read_text())
+    return {"report": report, "stdout": stdout.getvalue()}
+
+
+def _runs(report: dict) -> dict[str, dict]:
+    return {f"{run['name']} q{run.get('queries_per_video')}": run for run in report["runs"]}
+
+
+def test_smoke_report_has_every_run_and_figure(smoke: dict) -> None:
+    report = smoke["report"]
+    runs = _runs(report)
+    assert list(runs) == [
+        "reference q1",
+        "rankvideo q1",
+        "rankvideo q3",
+        "rankvideo attn=eager q3",
+        "rankvideo logits=all q3",
+        "rankvideo batch=2 q3",
+    ]
+    assert report["matmul_tflops"] > 0
+    inputs = report["inputs"]
+    grid = gt.VideoGrid(*inputs["video_grid_thw"])
+    assert inputs["frames"] == 4 and inputs["videos"] == 2
+    assert inputs["video_tokens_per_pair"] == grid.merged_tokens(2)
+    assert report["parameters"]["total"] == sum(gt.parameter_counts(gt.TINY).values())
+    for run in report["runs"]:
+        assert "error" not in run, run
+        assert set(run["seconds"]) == {
+            "decode",
+            "preprocess_and_other",
+            "vision",
+            "language_model",
+            "scoring",
+            "total_serial",
+        }
+        assert run["seconds"]["vision"] > 0 and run["seconds"]["language_model"] > 0
+        assert run["pairs_per_s"] > run["pairs_per_s_with_decode"] > 0
+        assert run["mfu"] > 0 and run["flops_per_pair"] > 0
+        assert run["peak_memory_bytes"] is None  # no CUDA: nothing invented
+        assert run["predicted_peak_bytes"] > report["memory"]["weights_bytes"]
+    assert runs["reference q1"]["pairs"] == 6 and runs["rankvideo q1"]["pairs"] == 2
+    assert runs["rankvideo batch=2 q3"]["batch_size"] == 2
+    assert "reference" in report["flops_per_pair_nominal"]
+    assert report["memory"]["auto_batch_size"] >= 1
+
+
+def test_smoke_paths_do_what_they_claim(smoke: dict) -> None:
+    """The executed-FLOP accounting shows the structure of each path: vision passes and LM-head positions."""
+    runs = _runs(smoke["report"])
+    head_per_position = 2.0 * gt.TINY.text_hidden * gt.TINY.vocab
+    reference, fast = runs["reference q1"], runs["rankvideo q3"]
+    # reference: the vision tower once per pair, logits at every prompt position
+    assert reference["vision_calls"] == reference["pairs"]
+    assert reference["flops"]["lm_head"] == pytest.approx(
+        head_per_position * reference["prompt_tokens_mean"] * reference["pairs"]
+    )
+    # rankvideo: once per video, the last position only, 3 queries in one forward per video
+    assert fast["vision_calls"] == 2 and fast["lm_calls"] == 2
+    assert fast["flops"]["lm_head"] == pytest.approx(head_per_position * fast["pairs"])
+    assert fast["flops"]["lm_matmul"] == pytest.approx(reference["flops"]["lm_matmul"])
+    assert fast["flops_per_pair"] < reference["flops_per_pair"]
+    # logits=all computes the head at every position again (padding included)
+    assert runs["rankvideo logits=all q3"]["flops"]["lm_head"] >= reference["flops"]["lm_head"]
+    # batch=2 over 3 queries: two forwards per video
+    assert runs["rankvideo batch=2 q3"]["lm_calls"] == 4
+
+
+def test_smoke_fast_path_scores_equal_reference_scores(smoke: dict) -> None:
+    for run in smoke["report"]["runs"]:
+        if "agreement" not in run:
+            continue
+        agreement = run["agreement"]
+        assert agreement["pairs"] == 6
+        assert agreement["max_abs_logit_delta"] < 1e-4, run["name"]
+        assert agreement["max_abs_logprob_yes"] < 1e-4, run["name"]
+        assert agreement["max_abs_logprob_no"] < 1e-4, run["name"]
+        # the comparison has teeth: the scores themselves differ across pairs far more than the tolerance
+        assert agreement["reference_logit_delta_spread"] > 1e-2
+    assert sum("agreement" in run for run in smoke["report"]["runs"]) == 4
+
+
+def test_smoke_prints_the_summary_table(smoke: dict) -> None:
+    out = smoke["stdout"]
+    assert out.startswith("GPU throughput: ")
+    assert gt.RUN_HEADER in out
+    assert "rankvideo vs reference over 6 pairs: max |d logit_delta|" in out
+    assert "auto batch size:" in out
+    assert out.count("\nrankvideo ") >= 5
