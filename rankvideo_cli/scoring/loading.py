@@ -84,9 +84,7 @@ def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
-def resolve_attn_implementation(
-    attn_implementation: str | None, device: torch.device, dtype: torch.dtype
-) -> str:
+def resolve_attn_implementation(attn_implementation: str | None, device: torch.device, dtype: torch.dtype) -> str:
     """`None`: flash_attention_2 on CUDA in half precision when flash-attn is installed, else sdpa."""
     import torch
 
@@ -96,14 +94,11 @@ def resolve_attn_implementation(
         return "flash_attention_2" if device.type == "cuda" and half and flash_installed else "sdpa"
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise UsageError(
-            f"unknown attention implementation {attn_implementation!r} "
-            f"(use {', '.join(ATTN_IMPLEMENTATIONS)})"
+            f"unknown attention implementation {attn_implementation!r} (use {', '.join(ATTN_IMPLEMENTATIONS)})"
         )
     if attn_implementation == "flash_attention_2":
         if not flash_installed:
-            raise UsageError(
-                "flash_attention_2 needs the flash-attn package, which is not installed (use sdpa)"
-            )
+            raise UsageError("flash_attention_2 needs the flash-attn package, which is not installed (use sdpa)")
         if device.type != "cuda" or not half:
             raise UsageError("flash_attention_2 runs only on CUDA in bfloat16 or float16 (use sdpa)")
     return attn_implementation
@@ -163,9 +158,7 @@ def _check_local_dir(directory: Path) -> None:
         raise ModelLoadError(f"{directory} has no weights (*.safetensors): the download may be incomplete")
 
 
-def _explain_hub_failure(
-    model: str, revision: str | None, cache_dir: Path | None, error: BaseException
-) -> str:
+def _explain_hub_failure(model: str, revision: str | None, cache_dir: Path | None, error: BaseException) -> str:
     from huggingface_hub import errors as hub_errors
 
     chain: list[BaseException] = []
@@ -200,7 +193,7 @@ def _snapshot_revision(directory: Path) -> str | None:
     return None
 
 
-def _local_revision(directory: Path) -> str:
+def local_revision(directory: Path) -> str:
     """Commit hash of a hub snapshot, else a hash of config.json and the weight files' names and sizes."""
     commit = _snapshot_revision(directory.resolve())
     if commit:
@@ -289,15 +282,13 @@ def load_model(
             raise ModelLoadError(f"cannot load the model in {source}: {first_line}") from None
         raise ModelLoadError(_explain_hub_failure(model, revision, cache_path, error)) from None
     if not hasattr(processor, "video_processor") or not hasattr(processor, "replace_video_token"):
-        raise ModelLoadError(
-            f"{where}: its processor ({type(processor).__name__}) is not a Qwen3-VL processor"
-        )
+        raise ModelLoadError(f"{where}: its processor ({type(processor).__name__}) is not a Qwen3-VL processor")
     loaded = loaded.to(resolved_device).eval()
 
     if is_tiny:
         model_id, model_revision = TINY_MODEL_NAME, Path(source).name
     elif local:
-        model_id, model_revision = str(Path(source).resolve()), _local_revision(Path(source))
+        model_id, model_revision = str(Path(source).resolve()), local_revision(Path(source))
     else:
         model_id, model_revision = (
             model,
@@ -320,9 +311,7 @@ def _hub_revision(model: str, revision: str | None, cache_dir: Path | None) -> s
     from transformers.utils import cached_file
 
     try:
-        path = cached_file(
-            model, "config.json", revision=revision, cache_dir=cache_dir, local_files_only=True
-        )
+        path = cached_file(model, "config.json", revision=revision, cache_dir=cache_dir, local_files_only=True)
     except (OSError, ValueError):
         return None
     return _snapshot_revision(Path(path).parent) if path else None

@@ -1,0 +1,154 @@
+"""Model loading: hub ids, local directories and tiny-random; every failure is a one-line ModelLoadError."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from rankvideo_cli.errors import ModelLoadError, UsageError
+from rankvideo_cli.scoring.loading import (
+    load_model,
+    load_scorer,
+    local_revision,
+    resolve_attn_implementation,
+    resolve_device,
+    resolve_dtype,
+)
+from rankvideo_cli.scoring.tiny import TINY_WARNING
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError) as error:
+        load_model(str(tmp_path / "nowhere"), device="cpu")
+    message = _one_line(error)
+    assert "does not exist" in message and "hub id" in message
+
+
+def test_directory_without_config(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError) as error:
+        load_model(str(tmp_path), device="cpu")
+    assert "has no config.json" in _one_line(error)
+
+
+def test_directory_with_another_architecture(tmp_path: Path) -> None:
+    config = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 8}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError) as error:
+        load_model(str(tmp_path), device="cpu")
+    message = _one_line(error)
+    assert "'bert' model (BertForMaskedLM), not Qwen3-VL" in message
+    assert "Qwen3VLForConditionalGeneration" in message
+
+
+def test_qwen3vl_directory_without_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    shutil.copy(tiny_model_dir / "config.json", tmp_path / "config.json")
+    with pytest.raises(ModelLoadError) as error:
+        load_model(str(tmp_path), device="cpu")
+    assert "has no weights" in _one_line(error)
+
+
+def test_hub_id_offline_with_an_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as error:
+        load_model("hltcoe/RankVideo", cache_dir=tmp_path, device="cpu")
+    message = _one_line(error)
+    assert "'hltcoe/RankVideo' is not in the Hugging Face cache" in message
+    assert str(tmp_path) in message and "HF_HUB_OFFLINE=1" in message
+    assert "local directory" in message
+
+
+def _fake_hub_cache(cache: Path, source: Path, repo: str = "org--tiny") -> Path:
+    """A Hugging Face cache holding `source` as the snapshot `COMMIT` of `org/tiny`, `main` pointing at it."""
+    snapshot = cache / f"models--{repo}" / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    for file in source.iterdir():
+        (snapshot / file.name).symlink_to(file)
+    (cache / f"models--{repo}" / "refs").mkdir()
+    (cache / f"models--{repo}" / "refs" / "main").write_text(COMMIT)
+    return snapshot
+
+
+def test_hub_id_from_the_cache_offline(tmp_path: Path, tiny_model_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = _fake_hub_cache(tmp_path, tiny_model_dir)
+    loaded = load_model("org/tiny", cache_dir=tmp_path, device="cpu")
+    assert loaded.model_id == "org/tiny"
+    assert loaded.revision == COMMIT  # resolved from the snapshot that was loaded
+    assert loaded.dtype == torch.float32 and loaded.device == torch.device("cpu")
+    assert loaded.attn_implementation == "sdpa"
+    assert not loaded.is_tiny
+    # a revision that is not cached is an error, not a download
+    with pytest.raises(ModelLoadError) as error:
+        load_model("org/tiny", cache_dir=tmp_path, revision="v2", device="cpu")
+    assert "'org/tiny@v2' is not in the Hugging Face cache" in _one_line(error)
+    # the snapshot directory itself, passed as a local path, keeps its commit as the revision
+    assert local_revision(snapshot) == COMMIT
+
+
+def test_local_directory_identity(tiny_model_dir: Path, tmp_path: Path) -> None:
+    revision = local_revision(tiny_model_dir)
+    assert revision.startswith("local:") and len(revision) == len("local:") + 16
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    assert local_revision(copy) == revision  # same config and weight files, wherever they are
+    config = json.loads((copy / "config.json").read_text())
+    config["text_config"]["rms_norm_eps"] = 1e-5
+    (copy / "config.json").write_text(json.dumps(config))
+    assert local_revision(copy) != revision
+
+
+def test_local_directory_loads(tiny_model_dir: Path) -> None:
+    scorer = load_scorer(str(tiny_model_dir), device="cpu", batch_size=3)
+    fingerprint = scorer.fingerprint()
+    assert fingerprint["model"] == str(tiny_model_dir.resolve())
+    assert fingerprint["revision"] == local_revision(tiny_model_dir)
+    assert scorer.batch_size == 3
+
+
+def test_tiny_random_warns_loudly(tiny_model_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    loaded = load_model("tiny-random", device="cpu")
+    captured = capfd.readouterr()
+    assert TINY_WARNING in captured.err and "MEANINGLESS" in captured.err
+    assert captured.out == ""
+    assert loaded.is_tiny and loaded.model_id == "tiny-random"
+    assert loaded.model.training is False
+
+
+def test_revision_applies_to_hub_ids_only(tiny_model_dir: Path) -> None:
+    with pytest.raises(UsageError, match="hub ids only"):
+        load_model(str(tiny_model_dir), revision="main", device="cpu")
+    with pytest.raises(UsageError, match="hub ids only"):
+        load_model("tiny-random", revision="main", device="cpu")
+
+
+def test_device_dtype_and_attention_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = resolve_device("cpu")
+    assert resolve_dtype(None, cpu) == torch.float32
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    assert resolve_dtype("float16", cpu) == torch.float16
+    assert resolve_attn_implementation(None, cpu, torch.float32) == "sdpa"
+    assert resolve_attn_implementation("eager", cpu, torch.float32) == "eager"
+    with pytest.raises(UsageError, match="unknown dtype"):
+        resolve_dtype("int8", cpu)
+    with pytest.raises(UsageError, match="unknown device"):
+        resolve_device("tpu:banana")
+    with pytest.raises(UsageError, match="unknown attention implementation"):
+        resolve_attn_implementation("fast", cpu, torch.float32)
+    with pytest.raises(UsageError, match="flash_attention_2"):
+        resolve_attn_implementation("flash_attention_2", cpu, torch.bfloat16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == cpu
+    with pytest.raises(UsageError, match="no CUDA device"):
+        resolve_device("cuda")
