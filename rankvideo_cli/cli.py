@@ -1,0 +1,323 @@
+"""The `rankvideo` command line: parse options, call the library, print. No logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rankvideo_cli.errors import RankVideoError
+
+app = typer.Typer(
+    name="rankvideo",
+    help="Rerank text-to-video retrieval runs with RankVideo (Qwen3-VL), and evaluate them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True, highlight=False)
+
+
+class OnMissing(str, Enum):
+    error = "error"
+    keep = "keep"
+    drop = "drop"
+
+
+class MissingQuery(str, Enum):
+    error = "error"
+    skip = "skip"
+
+
+class ScoreMode(str, Enum):
+    full = "full"
+    reference = "reference"
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    tsv = "tsv"
+    json = "json"
+    csv = "csv"
+
+
+def user_errors(command: Callable) -> Callable:
+    """User errors become one line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RankVideoError as error:
+            stderr.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper
+
+
+# Shared option declarations (Typer reads them from the annotations).
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="Hub id, local directory, or 'tiny-random' (a random-weight model for smoke tests: meaningless scores).",
+    ),
+]
+RevisionOpt = Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit) on the hub.")]
+CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Hugging Face cache directory.")]
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option(help="Model dtype: bfloat16, float16, float32 (default: bf16 on GPU, fp32 on CPU)."),
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu).")]
+AttnOpt = Annotated[
+    str | None, typer.Option("--attn-implementation", help="sdpa (default), flash_attention_2 or eager.")
+]
+ScoreModeOpt = Annotated[
+    ScoreMode,
+    typer.Option(
+        help="full: log-softmax over the whole vocabulary; reference: mimic vLLM's top-512 logprobs."
+    ),
+]
+BatchOpt = Annotated[
+    int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")
+]
+MeasureOpt = Annotated[
+    list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure, repeatable (e.g. nDCG@10).")
+]
+
+
+def _load_scorer(
+    model: str,
+    revision: str | None,
+    cache_dir: Path | None,
+    dtype: str | None,
+    device: str | None,
+    attn_implementation: str | None,
+    score_mode: ScoreMode,
+    batch_size: int | None,
+):
+    from rankvideo_cli.scoring.loading import load_scorer
+
+    return load_scorer(
+        model,
+        revision=revision,
+        cache_dir=cache_dir,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+        score_mode=score_mode.value,
+        batch_size=batch_size,
+    )
+
+
+@app.command()
+@user_errors
+def rerank(
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="First-stage run: TREC 6-column (.gz ok), JSON {qid:{docid:score}}, or - for stdin."
+        ),
+    ],
+    queries: Annotated[Path, typer.Argument(help="Queries: TSV qid<TAB>text, MultiVENT CSV, or JSONL.")],
+    videos: Annotated[
+        Path | None, typer.Option("--videos", help="Directory holding the candidate videos.")
+    ] = None,
+    video_pattern: Annotated[
+        str, typer.Option(help="Path of a video under --videos, formatted with {docid}.")
+    ] = "{docid}.mp4",
+    multivent: Annotated[
+        bool, typer.Option("--multivent", help="MultiVENT 2.0 layout: {int(docid)//100+1:06d}/{docid}.mp4.")
+    ] = False,
+    video_map: Annotated[Path | None, typer.Option(help="TSV docid<TAB>path (relative to --videos).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the run here (atomic) instead of stdout.")
+    ] = None,
+    tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
+    depth: Annotated[int, typer.Option(min=1, help="Rerank the top K candidates of each query.")] = 100,
+    interpolate: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage)."),
+    ] = None,
+    normalization: Annotated[
+        str, typer.Option(help="Score normalisation for --interpolate: minmax, zscore, none.")
+    ] = "minmax",
+    on_missing_video: Annotated[
+        OnMissing, typer.Option(help="A candidate without a video file.")
+    ] = OnMissing.keep,
+    on_bad_video: Annotated[
+        OnMissing, typer.Option(help="A video that cannot be decoded or sampled.")
+    ] = OnMissing.keep,
+    missing_query: Annotated[
+        MissingQuery, typer.Option(help="A run qid absent from the query file.")
+    ] = MissingQuery.error,
+    scores: Annotated[Path | None, typer.Option(help="Also write raw model scores as JSONL.")] = None,
+    qrels: Annotated[
+        Path | None, typer.Option(help="Evaluate the reranked run against these qrels (to stderr).")
+    ] = None,
+    measures: MeasureOpt = None,
+    model: ModelOpt = "hltcoe/RankVideo",
+    revision: RevisionOpt = None,
+    cache_dir: CacheDirOpt = None,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    attn_implementation: AttnOpt = None,
+    score_mode: ScoreModeOpt = ScoreMode.full,
+    batch_size: BatchOpt = None,
+    decode_workers: Annotated[
+        int | None, typer.Option(help="Background decode threads (default: from CPU count).")
+    ] = None,
+    prefetch: Annotated[int | None, typer.Option(help="Decoded videos queued ahead of the GPU.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="Score store directory (default: next to the output).")
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")
+    ] = None,
+    retry_bad_videos: Annotated[
+        bool, typer.Option(help="Try again videos that failed in an earlier run.")
+    ] = False,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Run manifest path (default: OUTPUT.manifest.json).")
+    ] = None,
+) -> None:
+    """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
+    from rankvideo_cli.workflow import RerankRequest, run_rerank
+
+    request = RerankRequest(
+        run_path=run,
+        queries_path=queries,
+        videos_root=videos,
+        video_pattern=video_pattern,
+        multivent=multivent,
+        video_map=video_map,
+        output=output,
+        tag=tag,
+        depth=depth,
+        interpolate=interpolate,
+        normalization=normalization,
+        on_missing_video=on_missing_video.value,
+        on_bad_video=on_bad_video.value,
+        missing_query=missing_query.value,
+        scores_path=scores,
+        qrels_path=qrels,
+        measures=measures,
+        decode_workers=decode_workers,
+        prefetch=prefetch,
+        cache_dir=cache,
+        shard=shard,
+        retry_bad_videos=retry_bad_videos,
+        manifest_path=manifest,
+    )
+    scorer_factory = lambda: _load_scorer(  # noqa: E731 - loaded lazily, after the inputs validate
+        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size
+    )
+    run_rerank(request, scorer_factory, console=stderr)
+
+
+@app.command(name="eval")
+@user_errors
+def eval_(
+    run: Annotated[Path, typer.Argument(help="Run to evaluate (TREC or JSON).")],
+    qrels: Annotated[Path, typer.Argument(help="Qrels: TREC 4-column or MultiVENT JSONL.")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="Compare against this run: deltas, W/T/L, paired t-test.")
+    ] = None,
+    measures: MeasureOpt = None,
+    per_query: Annotated[bool, typer.Option("--per-query", help="One row per query.")] = False,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Evaluate RUN against QRELS with ir-measures (queries missing from the run count as zero)."""
+    from rankvideo_cli.workflow import run_eval
+
+    run_eval(run, qrels, baseline=baseline, measures=measures, per_query=per_query, fmt=fmt.value)
+
+
+@app.command()
+@user_errors
+def score(
+    videos: Annotated[list[Path], typer.Argument(help="Video files to score against the query.")],
+    query: Annotated[str, typer.Option("--query", "-q", help="Query text.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+    model: ModelOpt = "hltcoe/RankVideo",
+    revision: RevisionOpt = None,
+    cache_dir: CacheDirOpt = None,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    attn_implementation: AttnOpt = None,
+    score_mode: ScoreModeOpt = ScoreMode.full,
+    batch_size: BatchOpt = None,
+) -> None:
+    """Score ad-hoc (query, video) pairs."""
+    from rankvideo_cli.workflow import run_score
+
+    scorer = _load_scorer(
+        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size
+    )
+    failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def frames(
+    video: Annotated[Path, typer.Argument(help="A video file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    save: Annotated[
+        Path | None, typer.Option(help="Also save the sampled, resized frames as PNGs here.")
+    ] = None,
+) -> None:
+    """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
+    from rankvideo_cli.workflow import run_frames
+
+    run_frames(video, as_json=as_json, save_dir=save, console=stderr)
+
+
+@app.command()
+@user_errors
+def merge(
+    run: Annotated[Path, typer.Argument(help="The same first-stage run the shards reranked.")],
+    queries: Annotated[Path, typer.Argument(help="The same query file.")],
+    cache: Annotated[Path, typer.Option("--cache", help="Score store directory the shards wrote to.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    allow_missing: Annotated[
+        bool, typer.Option(help="Write the run even if some pairs were never scored.")
+    ] = False,
+    qrels: Annotated[Path | None, typer.Option(help="Evaluate the merged run (to stderr).")] = None,
+    measures: MeasureOpt = None,
+) -> None:
+    """Combine the score stores of SLURM array shards into the final reranked run."""
+    from rankvideo_cli.workflow import run_merge
+
+    run_merge(
+        run,
+        queries,
+        cache,
+        output=output,
+        allow_missing=allow_missing,
+        qrels=qrels,
+        measures=measures,
+        console=stderr,
+    )
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except BrokenPipeError:
+        # `rankvideo rerank ... | head` is a normal pipeline; exit quietly like coreutils.
+        sys.stderr.close()
+        sys.exit(141)
+
+
+if __name__ == "__main__":
+    main()

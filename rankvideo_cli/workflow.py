@@ -1,0 +1,510 @@
+"""The commands' use cases, as plain functions: read and validate inputs, run the pipeline, rank, write, report.
+
+`cli.py` only parses options and calls these; everything here is usable (and tested) from Python.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from rankvideo_cli.errors import InputError, RankVideoError, UsageError
+from rankvideo_cli.evaluate import (
+    EvalReport,
+    evaluate,
+    format_report,
+    parse_measures,
+    render_table,
+    run_frame,
+)
+from rankvideo_cli.io.atomic import atomic_write_text, write_output
+from rankvideo_cli.io.qrels import read_qrels
+from rankvideo_cli.io.queries import find_missing_queries, read_queries
+from rankvideo_cli.io.runs import Run, format_trec_lines, read_run
+from rankvideo_cli.manifest import (
+    build_manifest,
+    default_manifest_path,
+    read_shard_manifests,
+    shared_shard_settings,
+    write_manifest,
+)
+from rankvideo_cli.pipeline import BAD_VIDEO, MISSING_VIDEO, PipelineResult, summarize_bad_videos
+from rankvideo_cli.progress import make_progress
+from rankvideo_cli.ranking import BELOW_DEPTH, RERANKED, UNSCORED, RankedDoc, as_scored_lists, rerank
+from rankvideo_cli.scoring.base import Scorer
+from rankvideo_cli.shards import parse_shard
+from rankvideo_cli.store import ScoreStore, default_store_dir
+from rankvideo_cli.videos import VideoResolver
+
+
+@dataclass
+class RerankRequest:
+    run_path: Path
+    queries_path: Path
+    videos_root: Path | None = None
+    video_pattern: str = "{docid}.mp4"
+    multivent: bool = False
+    video_map: Path | None = None
+    output: Path | None = None
+    tag: str = "rankvideo"
+    depth: int = 100
+    interpolate: float | None = None
+    normalization: str = "minmax"
+    on_missing_video: str = "keep"
+    on_bad_video: str = "keep"
+    missing_query: str = "error"
+    scores_path: Path | None = None
+    qrels_path: Path | None = None
+    measures: Sequence[str] | None = None
+    decode_workers: int | None = None
+    prefetch: int | None = None
+    cache_dir: Path | None = None
+    shard: str | None = None
+    retry_bad_videos: bool = False
+    manifest_path: Path | None = None
+
+
+class MemoResolver:
+    """Resolves each docid once (a file-system stat on a cluster filesystem is not free)."""
+
+    def __init__(self, resolver: VideoResolver) -> None:
+        self.resolver = resolver
+        self._seen: dict[str, Path | None] = {}
+
+    def resolve(self, docid: str) -> Path | None:
+        if docid not in self._seen:
+            self._seen[docid] = self.resolver.resolve(docid)
+        return self._seen[docid]
+
+
+@dataclass
+class PreparedInputs:
+    run: Run
+    queries: dict[str, str]
+    scored_run: dict[str, list]  # the run without the queries that have no text (--missing-query skip)
+    skipped_queries: list[str]
+    resolver: MemoResolver
+
+
+def prepare_inputs(request: RerankRequest) -> PreparedInputs:
+    """Read and validate every input before any model is loaded: bad input fails in a second, not an hour."""
+    if request.videos_root is None:
+        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
+    if any(character.isspace() for character in request.tag) or not request.tag:
+        raise UsageError(f"--tag must be one word without spaces, got {request.tag!r}")
+    run = read_run(request.run_path)
+    queries = read_queries(request.queries_path)
+    missing = find_missing_queries(run, queries)
+    if missing and request.missing_query == "error":
+        raise InputError(
+            request.run_path,
+            run.first_line.get(missing[0]),
+            f"query {missing[0]!r} is not in {request.queries_path} ({len(missing)} run queries have no text; "
+            "--missing-query skip keeps them in first-stage order)",
+        )
+    resolver = MemoResolver(
+        VideoResolver(
+            request.videos_root,
+            pattern=request.video_pattern,
+            video_map=request.video_map,
+            multivent=request.multivent,
+        )
+    )
+    skipped = set(missing)
+    scored_run = {qid: candidates for qid, candidates in run.items() if qid not in skipped}
+    return PreparedInputs(run, queries, scored_run, missing, resolver)
+
+
+def count_missing_videos(inputs: PreparedInputs, depth: int) -> tuple[int, int]:
+    """(candidates within depth without a video file, their distinct docids)."""
+    missing_docids = set()
+    pairs = 0
+    for candidates in inputs.scored_run.values():
+        for candidate in candidates[:depth]:
+            if inputs.resolver.resolve(candidate.docid) is None:
+                pairs += 1
+                missing_docids.add(candidate.docid)
+    return pairs, len(missing_docids)
+
+
+def _scores_jsonl(result: PipelineResult) -> str:
+    lines = []
+    for (qid, docid), score in sorted(result.scores.items()):
+        outcome = result.outcomes.get((qid, docid))
+        record = {"qid": qid, "docid": docid, "video": outcome.video if outcome else None, **score.to_dict()}
+        lines.append(json.dumps(record, sort_keys=True))
+    return "".join(line + "\n" for line in lines)
+
+
+def _drop_set(result: PipelineResult, on_missing_video: str, on_bad_video: str) -> set[tuple[str, str]]:
+    statuses = [MISSING_VIDEO] * (on_missing_video == "drop") + [BAD_VIDEO] * (on_bad_video == "drop")
+    return result.pairs_with(*statuses) if statuses else set()
+
+
+def _check_bad_video_policy(result: PipelineResult, on_bad_video: str) -> None:
+    if on_bad_video == "error" and result.bad_videos:
+        raise RankVideoError(
+            f"{summarize_bad_videos(result)}; scores of the good videos are saved in {result.store_dir} "
+            "(--on-bad-video keep or drop to write the run anyway)"
+        )
+
+
+def _summary(
+    console: Console,
+    inputs: PreparedInputs,
+    result: PipelineResult,
+    ranked: dict[str, list[RankedDoc]],
+    request_like: RerankRequest,
+) -> None:
+    provenance = Counter(doc.provenance for docs in ranked.values() for doc in docs)
+    written = sum(provenance.values())
+    dropped = inputs.run.pair_count - written
+    counts = result.counts
+    parts = [
+        f"{len(inputs.run)} queries, {inputs.run.pair_count} candidates in",
+        f"{written} written ({provenance[RERANKED]} reranked, {provenance[UNSCORED]} unscored kept in "
+        f"first-stage order, {provenance[BELOW_DEPTH]} below depth {request_like.depth})",
+        f"{counts.pairs_scored} pairs scored now, {counts.pairs_cached} from the score store",
+        f"{counts.pairs_missing_video} pairs without a video file ({request_like.on_missing_video})",
+        f"{counts.pairs_bad_video} pairs with a bad video ({request_like.on_bad_video})",
+    ]
+    if dropped:
+        parts.append(f"{dropped} candidates dropped as asked")
+    if inputs.skipped_queries:
+        parts.append(
+            f"{len(inputs.skipped_queries)} queries without text kept in first-stage order "
+            f"({', '.join(inputs.skipped_queries[:5])})"
+        )
+    console.print("rankvideo: " + "; ".join(parts), markup=False, soft_wrap=True)
+    if result.bad_videos:
+        console.print("rankvideo: " + summarize_bad_videos(result), markup=False, soft_wrap=True)
+
+
+def _finish(
+    request: RerankRequest,
+    inputs: PreparedInputs,
+    result: PipelineResult,
+    console: Console,
+) -> dict[str, list[RankedDoc]]:
+    """Rank, write the run (atomically) and the raw scores, print the summary and the evaluation."""
+    ranked = rerank(
+        inputs.run,
+        result.model_scores(),
+        depth=request.depth,
+        interpolate=request.interpolate,
+        normalization=request.normalization,
+        drop=_drop_set(result, request.on_missing_video, request.on_bad_video),
+    )
+    write_output(format_trec_lines(as_scored_lists(ranked), request.tag), request.output)
+    if request.scores_path is not None:
+        atomic_write_text(request.scores_path, _scores_jsonl(result))
+    _summary(console, inputs, result, ranked, request)
+    if request.qrels_path is not None:
+        baseline = {qid: [(c.docid, c.score) for c in candidates] for qid, candidates in inputs.run.items()}
+        report = evaluate(
+            run_frame(as_scored_lists(ranked)),
+            read_qrels(request.qrels_path),
+            request.measures,
+            baseline=run_frame(baseline),
+            run_name="reranked",
+            baseline_name="first stage",
+        )
+        render_table(report, console)
+    return ranked
+
+
+def _job_settings(request: RerankRequest) -> dict:
+    """Options every shard of an array must share (merge checks them)."""
+    return {
+        "depth": request.depth,
+        "interpolate": request.interpolate,
+        "normalization": request.normalization,
+        "tag": request.tag,
+        "on_missing_video": request.on_missing_video,
+        "on_bad_video": request.on_bad_video,
+        "missing_query": request.missing_query,
+        "videos": inputs_description(request),
+    }
+
+
+def inputs_description(request: RerankRequest) -> dict:
+    return {
+        "root": str(request.videos_root),
+        "pattern": None if request.video_map or request.multivent else request.video_pattern,
+        "multivent": request.multivent,
+        "video_map": str(request.video_map) if request.video_map else None,
+    }
+
+
+def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], console: Console) -> None:
+    """`rankvideo rerank`: validate, score (resumably, video-major), rank, write, summarise, evaluate."""
+    from rankvideo_cli.frames import SamplingConfig
+    from rankvideo_cli.pipeline import score_pairs
+
+    shard = parse_shard(request.shard)
+    if shard is not None and request.output is not None:
+        raise UsageError(
+            "--shard writes scores to the score store only; build the run with `rankvideo merge`"
+        )
+    if request.qrels_path is not None:
+        read_qrels(request.qrels_path)  # fail on bad qrels now, not after hours of scoring
+        parse_measures(request.measures)
+    inputs = prepare_inputs(request)
+    missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
+    if missing_pairs:
+        if request.on_missing_video == "error":
+            raise RankVideoError(
+                f"{missing_docids} candidate videos are missing under {request.videos_root} "
+                f"({missing_pairs} pairs); --on-missing-video keep or drop to go on without them"
+            )
+        console.print(
+            f"rankvideo: {missing_docids} candidate videos have no file under {request.videos_root} "
+            f"({missing_pairs} pairs within depth): {request.on_missing_video}",
+            markup=False,
+            soft_wrap=True,
+        )
+    scorer = scorer_factory()
+    store_dir = request.cache_dir or default_store_dir(request.output)
+    with ScoreStore(store_dir, shard) as store:
+        status = "complete"
+        result = None
+        try:
+            result = score_pairs(
+                inputs.scored_run,
+                inputs.queries,
+                inputs.resolver,
+                scorer,
+                SamplingConfig(),
+                store,
+                depth=request.depth,
+                shard=shard,
+                decode_workers=request.decode_workers,
+                prefetch=request.prefetch,
+                retry_bad_videos=request.retry_bad_videos,
+                progress=make_progress(console),
+            )
+        except RankVideoError as error:
+            status = "interrupted"
+            result = getattr(error, "result", None)
+            raise
+        finally:
+            if result is not None:
+                manifest_path = request.manifest_path or default_manifest_path(
+                    request.output, store_dir, shard
+                )
+                write_manifest(
+                    manifest_path,
+                    build_manifest(
+                        result=result,
+                        inputs={"run": request.run_path, "queries": request.queries_path},
+                        settings=_job_settings(request),
+                        scorer_fingerprint=_describe_scorer(scorer),
+                        status=status,
+                        output=request.output,
+                    ),
+                )
+    if shard is not None:
+        console.print(
+            f"rankvideo: shard {shard}: {result.counts.pairs_scored} pairs scored, "
+            f"{result.counts.pairs_cached} cached; scores in {store_dir} (merge with `rankvideo merge`)",
+            markup=False,
+            soft_wrap=True,
+        )
+        _check_bad_video_policy(result, request.on_bad_video)
+        return
+    _check_bad_video_policy(result, request.on_bad_video)
+    _finish(request, inputs, result, console)
+
+
+def _describe_scorer(scorer: Scorer) -> dict:
+    describe = getattr(scorer, "describe", None)
+    return describe() if callable(describe) else scorer.fingerprint()
+
+
+def run_merge(
+    run: Path,
+    queries: Path,
+    cache: Path,
+    *,
+    output: Path | None,
+    allow_missing: bool,
+    qrels: Path | None,
+    measures: Sequence[str] | None,
+    console: Console,
+) -> None:
+    """`rankvideo merge`: the shards' stores -> the final run, with the options the shards ran with."""
+    from rankvideo_cli.pipeline import merge_scores
+
+    if not cache.is_dir():
+        raise UsageError(f"--cache {cache}: not a directory")
+    shared = shared_shard_settings(read_shard_manifests(cache), cache)
+    settings = shared.get("settings") or {}
+    videos = settings.get("videos") or {}
+    if not videos.get("root"):
+        raise UsageError(f"{cache}: no shard manifest found; run the shards with `rankvideo rerank --shard`")
+    if shared.get("incomplete_shards") and not allow_missing:
+        console.print(
+            f"rankvideo: shards {', '.join(shared['incomplete_shards'])} did not finish", markup=False
+        )
+    request = RerankRequest(
+        run_path=run,
+        queries_path=queries,
+        videos_root=Path(videos["root"]),
+        video_pattern=videos.get("pattern") or "{docid}.mp4",
+        multivent=bool(videos.get("multivent")),
+        video_map=Path(videos["video_map"]) if videos.get("video_map") else None,
+        output=output,
+        tag=settings.get("tag", "rankvideo"),
+        depth=settings.get("depth", 100),
+        interpolate=settings.get("interpolate"),
+        normalization=settings.get("normalization", "minmax"),
+        on_missing_video=settings.get("on_missing_video", "keep"),
+        on_bad_video=settings.get("on_bad_video", "keep"),
+        missing_query=settings.get("missing_query", "error"),
+        qrels_path=qrels,
+        measures=measures,
+        cache_dir=cache,
+    )
+    inputs = prepare_inputs(request)
+    result = merge_scores(
+        inputs.scored_run,
+        inputs.queries,
+        inputs.resolver,
+        ScoreStore(cache),
+        depth=request.depth,
+        model_fingerprint=shared.get("model_fingerprint"),
+        settings_fingerprint=shared.get("sampling_fingerprint"),
+        allow_missing=allow_missing,
+    )
+    _check_bad_video_policy(result, request.on_bad_video)
+    _finish(request, inputs, result, console)
+    write_manifest(
+        default_manifest_path(output, cache, None) if output else cache / "merge.manifest.json",
+        build_manifest(
+            result=result,
+            inputs={"run": run, "queries": queries},
+            settings=_job_settings(request),
+            scorer_fingerprint=None,
+            output=output,
+        ),
+    )
+
+
+def run_eval(
+    run: Path,
+    qrels: Path,
+    *,
+    baseline: Path | None,
+    measures: Sequence[str] | None,
+    per_query: bool,
+    fmt: str,
+) -> EvalReport:
+    """`rankvideo eval`: ir-measures on RUN (and BASELINE); table to the terminal, other formats to stdout."""
+
+    def frame(path: Path):
+        return run_frame({qid: [(c.docid, c.score) for c in cands] for qid, cands in read_run(path).items()})
+
+    report = evaluate(
+        frame(run),
+        read_qrels(qrels),
+        measures,
+        baseline=frame(baseline) if baseline is not None else None,
+        run_name=run.name,
+        baseline_name=baseline.name if baseline is not None else "baseline",
+    )
+    if baseline is not None and baseline.name == run.name:
+        report.runs[1].name = f"{report.runs[1].name} (baseline)"
+    if fmt == "table":
+        render_table(report, Console(highlight=False), per_query=per_query)
+    else:
+        sys.stdout.write(format_report(report, fmt, per_query=per_query))
+    return report
+
+
+def score_videos(scorer: Scorer, query: str, videos: Sequence[Path]) -> list[dict]:
+    """One row per video: path, the model card's score fields, or the reason the video could not be scored."""
+    from rankvideo_cli.frames import SamplingConfig, VideoError, sample_video
+
+    rows: list[dict] = []
+    for path in videos:
+        try:
+            sampled = sample_video(path, SamplingConfig())
+        except VideoError as error:
+            rows.append({"video": str(path), "error": str(error), "error_kind": error.kind})
+            continue
+        (pair_score,) = scorer.score_video([query], sampled)
+        rows.append({"video": str(path), **pair_score.to_dict()})
+    return rows
+
+
+def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bool, console: Console) -> int:
+    """Print one row per video (table or JSON lines on stdout); returns the number of unscorable videos."""
+    rows = score_videos(scorer, query, videos)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, sort_keys=True) + "\n")
+    else:
+        table = Table(title=f"query: {query}", title_justify="left")
+        for column in ("video", "logit_delta", "p_yes", "logprob_yes", "logprob_no"):
+            table.add_column(column, justify="left" if column == "video" else "right")
+        for row in rows:
+            if "error" in row:
+                table.add_row(row["video"], f"[red]{row['error_kind']}[/red]", "", "", "")
+            else:
+                table.add_row(
+                    row["video"],
+                    *(f"{row[key]:.4f}" for key in ("logit_delta", "p_yes", "logprob_yes", "logprob_no")),
+                )
+        Console(highlight=False).print(table)
+    failures = [row for row in rows if "error" in row]
+    for row in failures:
+        console.print(f"rankvideo: {row['error']}", markup=False, soft_wrap=True)
+    return len(failures)
+
+
+def run_frames(video: Path, *, as_json: bool, save_dir: Path | None, console: Console) -> None:
+    """Show what the model sees of one video; optionally save the sampled frames as PNGs."""
+    from rankvideo_cli.frames import SamplingConfig, describe, probe_video, sample_video, save_frames_png
+
+    config = SamplingConfig()
+    plan = probe_video(video, config)
+    summary = describe(plan)
+    if save_dir is not None:
+        written = save_frames_png(sample_video(video, config, plan=plan), save_dir)
+        summary["saved_frames"] = [str(path) for path in written]
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = {
+        "video": summary["path"],
+        "container / codec": f"{summary['container']} / {summary['codec']}",
+        "frames (N, demuxed packets)": str(summary["total_frames"]),
+        "fps (F, average_rate)": f"{summary['source_fps']:.6g} ({summary['average_rate']})",
+        "duration": f"{summary['duration_seconds']:.3f} s",
+        "rotation": f"{summary['rotation']} deg",
+        "size: source -> model (HxW)": "{}x{} -> {}x{}".format(
+            *summary["source_size"], *summary["output_size"]
+        ),
+        "sampled frames": str(summary["sampled_frames"]),
+        "frame indices": " ".join(map(str, summary["frame_indices"])),
+        "pair timestamps": " ".join(summary["pair_labels"]),
+        "video tokens": f"{summary['video_tokens']} ({summary['tokens_per_pair']} per frame pair)",
+    }
+    for note in summary["notes"]:
+        rows.setdefault("notes", "")
+        rows["notes"] += note + "; "
+    if "saved_frames" in summary:
+        rows["saved"] = f"{len(summary['saved_frames'])} PNGs in {save_dir}"
+    for key, value in rows.items():
+        table.add_row(key, value)
+    Console(highlight=False, soft_wrap=True).print(table)
