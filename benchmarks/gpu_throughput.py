@@ -854,6 +854,26 @@ def attention(model: torch.nn.Module, implementation: str) -> Iterator[None]:
         model.set_attn_implementation(previous)
 
 
+SDPA_BACKENDS = {
+    "flash": "FLASH_ATTENTION",
+    "efficient": "EFFICIENT_ATTENTION",
+    "cudnn": "CUDNN_ATTENTION",
+    "math": "MATH",
+}
+
+
+@contextmanager
+def sdpa_backend(name: str) -> Iterator[None]:
+    """Restrict SDPA to one PyTorch kernel (the flash-attn package is not the only fast attention: SDPA has
+    its own flash, memory-efficient and cuDNN kernels; with left padding's mask, flash does not apply)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if name not in SDPA_BACKENDS:
+        raise ValueError(f"unknown SDPA backend {name!r} (use {', '.join(SDPA_BACKENDS)})")
+    with sdpa_kernel([getattr(SDPBackend, SDPA_BACKENDS[name])]):
+        yield
+
+
 @contextmanager
 def batch_size(scorer: Any, size: int) -> Iterator[None]:
     previous = scorer.batch_size
@@ -865,17 +885,23 @@ def batch_size(scorer: Any, size: int) -> Iterator[None]:
 
 
 def apply_variant(variant: str, model: torch.nn.Module, scorer: Any, auto_batch: int) -> Any:
-    """The context manager for one `--variants` entry: attn=IMPL, logits=all, compile, batch=N|auto."""
+    """The context manager for one `--variants` entry: attn=IMPL, sdpa_backend=NAME, logits=all, compile,
+    batch=N|auto."""
     key, _, value = variant.partition("=")
     if key == "attn" and value:
         return attention(model, value)
+    if key == "sdpa_backend" and value in SDPA_BACKENDS:
+        return sdpa_backend(value)
     if key == "logits" and value == "all":
         return logits_at_every_position(model)
     if key == "compile" and not value:
         return compiled(model)
     if key == "batch" and value:
         return batch_size(scorer, auto_batch if value == "auto" else int(value))
-    raise ValueError(f"unknown variant {variant!r} (use attn=IMPL, logits=all, compile, batch=N|auto)")
+    raise ValueError(
+        f"unknown variant {variant!r} (use attn=IMPL, sdpa_backend={'|'.join(SDPA_BACKENDS)}, logits=all, "
+        "compile, batch=N|auto)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -903,7 +929,17 @@ class Options:
     cpu_threads: int | None = None  # torch intra-op threads; None leaves torch's default
 
 
-GPU_VARIANTS = ("attn=flash_attention_2", "attn=eager", "logits=all", "compile", "batch=auto", "batch=1")
+# compile last: its warm-up (compilation) is the slowest step, and every result before it is saved already
+GPU_VARIANTS = (
+    "attn=flash_attention_2",
+    "sdpa_backend=efficient",
+    "sdpa_backend=cudnn",
+    "attn=eager",
+    "logits=all",
+    "batch=auto",
+    "batch=1",
+    "compile",
+)
 
 # Everything shrunk so that the test suite runs the whole benchmark on a CPU in seconds.
 CPU_SMOKE = Options(
@@ -912,7 +948,7 @@ CPU_SMOKE = Options(
     dtype="float32",
     videos=2,
     queries_per_video=(1, 3),
-    variants=("attn=eager", "logits=all", "batch=2"),
+    variants=("attn=eager", "sdpa_backend=math", "logits=all", "batch=2"),
     clip="320x180@24x2",
     matmul_size=256,
     # one thread: on a shared 2-core machine, OpenMP threads spinning against other processes make tiny
@@ -969,9 +1005,7 @@ def free_device_memory(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def run_benchmark(
-    options: Options, on_update: Callable[[dict[str, Any]], None] | None = None
-) -> dict[str, Any]:
+def run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run every measurement of `options` and return the report (`format_report` prints it).
 
     `on_update` receives the report after each run, so partial results survive a run cut short.
@@ -1123,9 +1157,7 @@ def nominal_flops(shape: ModelShape, prompt_tokens: int, grid: VideoGrid, option
     kept = 1 if options.logits_to_keep else prompt_tokens
     table: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
-        "reference": flops_per_pair(
-            shape, prompt_tokens, grid, pairs_per_vision_pass=1, kept_logits=prompt_tokens
-        ),
+        "reference": flops_per_pair(shape, prompt_tokens, grid, pairs_per_vision_pass=1, kept_logits=prompt_tokens),
     }
     for count in options.queries_per_video:
         table[f"rankvideo_q{count}"] = flops_per_pair(
@@ -1200,12 +1232,8 @@ def format_report(report: dict[str, Any]) -> str:
     )
     lines += ["", RUN_HEADER, "-" * len(RUN_HEADER)]
     lines += [format_run(run) for run in report["runs"]]
-    lines.append(
-        "(seconds per run; pairs/s excludes decode, +decode adds it serially; MFU = executed FLOPs /"
-    )
-    lines.append(
-        " scoring time / measured matmul rate; 'pred' is the memory model's bound, not a measurement)"
-    )
+    lines.append("(seconds per run; pairs/s excludes decode, +decode adds it serially; MFU = executed FLOPs /")
+    lines.append(" scoring time / measured matmul rate; 'pred' is the memory model's bound, not a measurement)")
     for run in report["runs"]:
         if "agreement" in run:
             agreement = run["agreement"]
@@ -1242,7 +1270,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, str | None]:
     parser.add_argument("--reference-pairs", type=int, help="reference-path pairs (default: videos x max Q)")
     parser.add_argument(
         "--variants",
-        help=f"comma list of attn=IMPL, logits=all, compile, batch=N|auto, or 'none' "
+        help=f"comma list of attn=IMPL, sdpa_backend=NAME, logits=all, compile, batch=N|auto, or 'none' "
         f"(default on CUDA: {','.join(GPU_VARIANTS)})",
     )
     parser.add_argument("--clip", help="synthesized clip WIDTHxHEIGHT@FPSxSECONDS (default 1280x720@24x16.5)")

@@ -223,6 +223,7 @@ def test_smoke_report_has_every_run_and_figure(smoke: dict) -> None:
         "rankvideo q1",
         "rankvideo q3",
         "rankvideo attn=eager q3",
+        "rankvideo sdpa_backend=math q3",
         "rankvideo logits=all q3",
         "rankvideo batch=2 q3",
     ]
@@ -285,7 +286,7 @@ def test_smoke_fast_path_scores_equal_reference_scores(smoke: dict) -> None:
         assert agreement["max_abs_logprob_no"] < 1e-4, run["name"]
         # the comparison has teeth: the scores themselves differ across pairs far more than the tolerance
         assert agreement["reference_logit_delta_spread"] > 1e-2
-    assert sum("agreement" in run for run in smoke["report"]["runs"]) == 4
+    assert sum("agreement" in run for run in smoke["report"]["runs"]) == 5
 
 
 def test_smoke_prints_the_summary_table(smoke: dict) -> None:
@@ -294,4 +295,4 @@ def test_smoke_prints_the_summary_table(smoke: dict) -> None:
     assert gt.RUN_HEADER in out
     assert "rankvideo vs reference over 6 pairs: max |d logit_delta|" in out
     assert "auto batch size:" in out
-    assert out.count("\nrankvideo ") >= 5
+    assert out.count("\nrankvideo ") >= 6
