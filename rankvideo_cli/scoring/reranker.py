@@ -1,0 +1,116 @@
+"""`VLMReranker`: the RankVideo model card's Python API, on top of `Qwen3VLScorer` and the frame sampler.
+
+    from rankvideo_cli import VLMReranker
+    reranker = VLMReranker(model_path="hltcoe/RankVideo")
+    scores = reranker.score_batch(queries=["a dog surfing"], video_paths=["clip.mp4"])
+    scores[0]["logit_delta_yes_minus_no"]
+
+Pairs are grouped by video path, so each video is decoded once and its vision-tower pass is shared by all
+of its queries (the reference decodes every video again for every pair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.frames import SampledVideo, SamplingConfig, sample_video
+from rankvideo_cli.scoring.base import PairScore, Scorer
+from rankvideo_cli.scoring.loading import DEFAULT_MODEL, load_scorer
+
+
+class VLMReranker:
+    """Score (query, video file) pairs with RankVideo.
+
+    `model_path`: hub id (default `hltcoe/RankVideo`), local directory or `tiny-random`. Other keyword
+    options go to `load_scorer`: `revision`, `cache_dir`, `dtype`, `device`, `attn_implementation`,
+    `score_mode` ("full" or "reference"), `batch_size`.
+    """
+
+    def __init__(self, model_path: str = DEFAULT_MODEL, **options: Any) -> None:
+        self.scorer: Scorer = load_scorer(model_path, **options)
+
+    @classmethod
+    def from_scorer(cls, scorer: Scorer) -> VLMReranker:
+        """Wrap an already loaded scorer (any `Scorer`)."""
+        reranker = cls.__new__(cls)
+        reranker.scorer = scorer
+        return reranker
+
+    def score_batch(
+        self,
+        queries: Sequence[str],
+        video_paths: Sequence[str | Path],
+        fps: float = 2.0,
+        max_frames: int = 32,
+    ) -> list[dict[str, float]]:
+        """One dict per (queries[i], video_paths[i]): `logit_delta_yes_minus_no`, `logit_delta`, `p_yes`,
+        `logprob_yes`, `logprob_no`. A video that cannot be decoded raises its `VideoError`."""
+        if len(queries) != len(video_paths):
+            raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
+        config = SamplingConfig(fps=fps, max_frames=max_frames)
+        scores = score_grouped(self.scorer, list(queries), [str(path) for path in video_paths], config)
+        return [score.to_dict() for score in scores]
+
+
+def score_grouped(
+    scorer: Scorer, queries: list[str], video_paths: list[str], config: SamplingConfig
+) -> list[PairScore]:
+    """Score pairs, decoding each distinct video path once and scoring all its queries in one call."""
+    by_video: dict[str, list[int]] = {}
+    for position, path in enumerate(video_paths):
+        by_video.setdefault(path, []).append(position)
+    results: dict[int, PairScore] = {}
+    for path, positions in by_video.items():
+        video = sample_video(path, config)
+        scores = scorer.score_video([queries[p] for p in positions], video)
+        results.update(zip(positions, scores, strict=True))
+    return [results[position] for position in range(len(queries))]
+
+
+def score_query_videos(
+    scorer: Scorer, query: str, video_paths: Sequence[str | Path], config: SamplingConfig | None = None
+) -> list[dict[str, Any]]:
+    """Rows for `rankvideo score --query TEXT VIDEO...`, in argument order.
+
+    Each row: `video` (the path as given), `logit_delta`, `p_yes`, `logprob_yes`, `logprob_no`, `frames`
+    (sampled frame count), `size` ("HxW" the model sees), `error` (None, or the one-line reason the video
+    could not be decoded; its score fields are then None). A repeated path is decoded and scored once.
+    """
+    config = config or SamplingConfig()
+    rows: list[dict[str, Any]] = []
+    done: dict[str, dict[str, Any]] = {}
+    for given in video_paths:
+        key = str(given)
+        if key not in done:
+            done[key] = _score_one(scorer, query, key, config)
+        rows.append({"video": key, **done[key]})
+    return rows
+
+
+def _score_one(scorer: Scorer, query: str, path: str, config: SamplingConfig) -> dict[str, Any]:
+    try:
+        video: SampledVideo = sample_video(path, config)
+    except RankVideoError as error:
+        return {
+            "logit_delta": None,
+            "p_yes": None,
+            "logprob_yes": None,
+            "logprob_no": None,
+            "frames": None,
+            "size": None,
+            "error": str(error),
+        }
+    (score,) = scorer.score_video([query], video)
+    height, width = video.size
+    return {
+        "logit_delta": score.logit_delta,
+        "p_yes": score.p_yes,
+        "logprob_yes": score.logprob_yes,
+        "logprob_no": score.logprob_no,
+        "frames": len(video.frame_indices),
+        "size": f"{height}x{width}",
+        "error": None,
+    }

@@ -1,0 +1,86 @@
+"""VLMReranker (the model card's API) and the rows behind `rankvideo score`, on real decoded video files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from video_factory import make_video
+
+from rankvideo_cli.errors import UsageError
+from rankvideo_cli.frames import SamplingConfig, sample_video
+from rankvideo_cli.scoring import reranker as reranker_module
+from rankvideo_cli.scoring.reranker import VLMReranker, score_query_videos
+
+CARD_KEYS = {"logit_delta_yes_minus_no", "logit_delta", "p_yes", "logprob_yes", "logprob_no"}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    first = make_video(folder / "first.mp4", width=128, height=96, seconds=2.0, pattern="moving")
+    second = make_video(folder / "second.mp4", width=96, height=128, seconds=3.0, fps=30)
+    return first, second
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, SamplingConfig]]:
+    """Every `sample_video` call the reranker makes: (path, config)."""
+    calls: list[tuple[str, SamplingConfig]] = []
+
+    def counting(path, config):
+        calls.append((str(path), config))
+        return sample_video(path, config)
+
+    monkeypatch.setattr(reranker_module, "sample_video", counting)
+    return calls
+
+
+def test_score_batch_decodes_each_video_once(tiny_scorer, clips, decodes) -> None:
+    first, second = clips
+    queries = ["a dog", "a red ball moving left", "fire", "a dog"]
+    paths = [first, second, first, str(second)]
+    scores = VLMReranker.from_scorer(tiny_scorer).score_batch(queries=queries, video_paths=paths)
+    assert [path for path, _ in decodes] == [str(first), str(second)]
+    assert all(set(score) == CARD_KEYS for score in scores)
+    direct_first = tiny_scorer.score_video(["a dog", "fire"], sample_video(first))
+    direct_second = tiny_scorer.score_video(["a red ball moving left", "a dog"], sample_video(second))
+    expected = [direct_first[0], direct_second[0], direct_first[1], direct_second[1]]
+    assert scores == [score.to_dict() for score in expected]
+    assert scores[0]["logit_delta_yes_minus_no"] == scores[0]["logit_delta"]
+
+
+def test_score_batch_passes_the_sampling_settings(tiny_scorer, clips, decodes) -> None:
+    VLMReranker.from_scorer(tiny_scorer).score_batch(["q"], [clips[0]], fps=1.0, max_frames=16)
+    ((_, config),) = decodes
+    assert (config.fps, config.max_frames) == (1.0, 16)
+
+
+def test_score_batch_needs_pairs(tiny_scorer, clips) -> None:
+    with pytest.raises(UsageError, match="2 queries but 1 video paths"):
+        VLMReranker.from_scorer(tiny_scorer).score_batch(["a", "b"], [clips[0]])
+
+
+def test_model_card_usage(tiny_model_dir: Path, clips) -> None:
+    from rankvideo_cli import VLMReranker as TopLevel
+
+    reranker = TopLevel(model_path="tiny-random", device="cpu", batch_size=2)
+    assert reranker.scorer.fingerprint()["model"] == "tiny-random"
+    (score,) = reranker.score_batch(queries=["a dog surfing"], video_paths=[str(clips[0])])
+    assert set(score) == CARD_KEYS
+    assert 0.0 < score["p_yes"] < 1.0
+
+
+def test_score_rows_for_the_cli(tiny_scorer, clips, tmp_path: Path, decodes) -> None:
+    first, _ = clips
+    missing = tmp_path / "missing.mp4"
+    rows = score_query_videos(tiny_scorer, "a dog", [first, missing, first])
+    assert [row["video"] for row in rows] == [str(first), str(missing), str(first)]
+    assert rows[0] == rows[2] | {"video": str(first)}
+    assert [path for path, _ in decodes] == [str(first), str(missing)]  # a repeated path is decoded once
+    good, bad = rows[0], rows[1]
+    (expected,) = tiny_scorer.score_video(["a dog"], sample_video(first))
+    assert good["logit_delta"] == expected.logit_delta and good["p_yes"] == expected.p_yes
+    assert good["frames"] == 4 and good["size"] == "320x448" and good["error"] is None  # 128x96 upscaled
+    assert bad["error"] is not None and "missing" in bad["error"] and "\n" not in bad["error"]
+    assert bad["logit_delta"] is None and bad["frames"] is None
