@@ -30,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -394,12 +394,19 @@ def measure_matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, r
 
 
 def reset_peak_memory(device: torch.device) -> None:
+    """Start a run's peak-memory window; cached blocks are released first so the reserved peak is its own."""
     if device.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_memory_bytes(device: torch.device) -> int | None:
     return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+
+
+def peak_reserved_bytes(device: torch.device) -> int | None:
+    """What the caching allocator held at most: the figure that decides out-of-memory."""
+    return int(torch.cuda.max_memory_reserved(device)) if device.type == "cuda" else None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -766,6 +773,7 @@ def _run_record(
         "pairs_per_s": pairs / scoring_seconds,
         "pairs_per_s_with_decode": pairs / seconds["total_serial"],
         "peak_memory_bytes": peak_memory_bytes(device),
+        "peak_reserved_bytes": peak_reserved_bytes(device),
         "flops": measured["flops"],
         "flops_per_pair": measured["flops"]["total"] / pairs,
         "prompt_tokens_mean": measured["prompt_tokens_mean"],
@@ -1168,6 +1176,83 @@ def nominal_flops(shape: ModelShape, prompt_tokens: int, grid: VideoGrid, option
 
 
 # ----------------------------------------------------------------------------------------------------
+# The analytic plan: what the hardware limit is before anything runs
+# ----------------------------------------------------------------------------------------------------
+
+# REFERENCE.md sections 3-4: 32 frames at 256x480, and the prompt for "a dog surfing" is 2168 tokens.
+NOMINAL_FRAMES, NOMINAL_HEIGHT, NOMINAL_WIDTH, NOMINAL_PROMPT_TOKENS = 32, 256, 480, 2168
+CARD_CONTEXT_BYTES = GIB  # CUDA context and library handles, before any tensor
+
+
+def plan(
+    shape: ModelShape,
+    dtype: torch.dtype,
+    queries_per_video: Sequence[int],
+    assumed_tflops: float,
+    cards_gb: Sequence[int] = (24, 40, 80, 141),
+) -> dict[str, Any]:
+    """FLOPs per pair, the time floor at an assumed matmul rate, and the memory model's batch sizes:
+    everything that needs no device (the GPU run measures the rate and replaces the assumption)."""
+    grid = grid_for(NOMINAL_FRAMES, NOMINAL_HEIGHT, NOMINAL_WIDTH, shape)
+    tokens = NOMINAL_PROMPT_TOKENS
+    paths = {"reference": flops_per_pair(shape, tokens, grid, pairs_per_vision_pass=1, kept_logits=tokens)}
+    for count in queries_per_video:
+        paths[f"rankvideo_q{count}"] = flops_per_pair(shape, tokens, grid, pairs_per_vision_pass=count, kept_logits=1)
+    weights = weight_bytes(shape, dtype)
+    return {
+        "shape": shape.name,
+        "dtype": str(dtype).removeprefix("torch."),
+        "frames": NOMINAL_FRAMES,
+        "frame_size": [NOMINAL_HEIGHT, NOMINAL_WIDTH],
+        "video_grid_thw": [grid.temporal, grid.height, grid.width],
+        "video_tokens": grid.merged_tokens(shape.merge),
+        "prompt_tokens": tokens,
+        "flops_per_pair": paths,
+        "reference_md_counting": reference_md_flops(shape, tokens, grid),
+        "assumed_tflops": assumed_tflops,
+        "floor_ms_per_pair": {name: parts["total"] / (assumed_tflops * 1e12) * 1e3 for name, parts in paths.items()},
+        "weights_bytes": weights,
+        "pair_activation_bytes": {
+            "last_position_logits": pair_activation_bytes(tokens, shape, dtype),
+            "all_position_logits": pair_activation_bytes(tokens, shape, dtype, logit_positions=tokens),
+        },
+        "auto_batch_size": {
+            f"{card}GB": auto_batch_size(card * 10**9 - weights - CARD_CONTEXT_BYTES, tokens, shape, dtype)
+            for card in cards_gb
+        },
+    }
+
+
+def format_plan(result: dict[str, Any]) -> str:
+    lines = [
+        f"analytic plan: {result['shape']} shape, {result['dtype']}, {result['frames']} frames at "
+        f"{result['frame_size'][0]}x{result['frame_size'][1]} (grid {result['video_grid_thw']}, "
+        f"{result['video_tokens']} video tokens), {result['prompt_tokens']}-token prompt",
+        "TFLOP per pair:",
+    ]
+    for name, parts in result["flops_per_pair"].items():
+        detail = ", ".join(f"{key} {_tera(value)}" for key, value in parts.items() if key != "total")
+        lines.append(f"  {name:<14} {_tera(parts['total']):>6}  ({detail})")
+    lines.append(
+        f"  REFERENCE.md's ~38 counts LM matmuls + LM attention + vision-block matmuls only: "
+        f"{_tera(result['reference_md_counting'])}"
+    )
+    lines.append(f"floor per pair at {result['assumed_tflops']:g} TFLOP/s (ASSUMED rate, not measured):")
+    for name, ms in result["floor_ms_per_pair"].items():
+        lines.append(f"  {name:<14} {ms:6.1f} ms/pair = {1000 / ms:5.1f} pairs/s")
+    activation = result["pair_activation_bytes"]
+    lines.append(
+        f"memory: weights {_gib(result['weights_bytes'])} GiB; bound per pair "
+        f"{activation['last_position_logits'] / 1e9:.2f} GB (logits at the last position), "
+        f"{activation['all_position_logits'] / 1e9:.2f} GB (at every position)"
+    )
+    lines.append(
+        "auto batch size: " + ", ".join(f"{card} card -> {size}" for card, size in result["auto_batch_size"].items())
+    )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
 # Report and command line
 # ----------------------------------------------------------------------------------------------------
 
@@ -1253,11 +1338,22 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> tuple[Options, str | None]:
+def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     parser = argparse.ArgumentParser(
         description="RankVideo GPU throughput: random-weight Qwen3-VL-8B shape, reference vs rankvideo path."
     )
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny shape on the CPU in float32 (tests)")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the analytic FLOPs, time floor and batch sizes only (no device, no model)",
+    )
+    parser.add_argument(
+        "--assume-tflops",
+        type=float,
+        default=790.0,
+        help="matmul rate for --plan's floor (default 790, H100/H200 bf16 as measured elsewhere)",
+    )
     parser.add_argument("--shape", choices=sorted(SHAPES), help="model shape (default 8b)")
     parser.add_argument("--device", help="cuda, cuda:N or cpu (default: cuda if available)")
     parser.add_argument("--dtype", help="bfloat16, float16 or float32 (default: bfloat16 on CUDA)")
@@ -1308,11 +1404,21 @@ def parse_args(argv: list[str] | None) -> tuple[Options, str | None]:
         overrides["queries_per_video"] = tuple(int(part) for part in args.queries_per_video.split(","))
     if args.variants:
         overrides["variants"] = () if args.variants == "none" else tuple(args.variants.split(","))
-    return Options(**{**asdict(base), **overrides}), args.json
+    return Options(**{**asdict(base), **overrides}), args
 
 
 def main(argv: list[str] | None = None) -> int:
-    options, json_path = parse_args(argv)
+    options, args = parse_args(argv)
+    json_path = args.json
+    if args.plan:
+        from rankvideo_cli.scoring.loading import resolve_dtype
+
+        dtype = resolve_dtype(options.dtype or "bfloat16", torch.device("cpu"))
+        result = plan(SHAPES[options.shape], dtype, options.queries_per_video, args.assume_tflops)
+        if json_path:
+            Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(format_plan(result))
+        return 0
 
     def save(report: dict[str, Any]) -> None:
         if json_path:

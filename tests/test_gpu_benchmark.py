@@ -173,14 +173,14 @@ def test_clip_and_variant_arguments_are_checked() -> None:
         gt.parse_clip("1280x720")
     with pytest.raises(ValueError, match="unknown variant"):
         gt.apply_variant("turbo", torch.nn.Linear(1, 1), None, 1)
-    options, json_path = gt.parse_args(["--cpu-smoke", "--variants", "none", "--queries-per-video", "2,4"])
+    options, args = gt.parse_args(["--cpu-smoke", "--variants", "none", "--queries-per-video", "2,4"])
     assert (options.shape, options.device, options.variants, options.queries_per_video) == (
         "tiny",
         "cpu",
         (),
         (2, 4),
     )
-    assert json_path is None
+    assert args.json is None and not args.plan
     options, _ = gt.parse_args(["--batch-size", "auto", "--logits-to-keep", "off", "--compile"])
     assert (options.shape, options.batch_size, options.logits_to_keep, options.compile) == (
         "8b",
@@ -296,3 +296,22 @@ def test_smoke_prints_the_summary_table(smoke: dict) -> None:
     assert "rankvideo vs reference over 6 pairs: max |d logit_delta|" in out
     assert "auto batch size:" in out
     assert out.count("\nrankvideo ") >= 6
+
+
+def test_plan_needs_no_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert gt.main(["--plan", "--json", str(tmp_path / "plan.json")]) == 0
+    result = json.loads((tmp_path / "plan.json").read_text())
+    assert result["video_tokens"] == 1920 and result["prompt_tokens"] == 2168
+    flops = result["flops_per_pair"]
+    order = ["reference", "rankvideo_q1", "rankvideo_q5", "rankvideo_q20"]
+    assert set(flops) == set(order)
+    totals = [flops[name]["total"] for name in order]
+    assert totals == sorted(totals, reverse=True)  # each saving shows
+    # floor = FLOPs / assumed rate
+    assert result["floor_ms_per_pair"]["reference"] == pytest.approx(flops["reference"]["total"] / 790e12 * 1e3)
+    assert result["auto_batch_size"]["24GB"] == 1  # 16.3 GiB of weights leave room for one pair only
+    out = capsys.readouterr().out
+    assert "ASSUMED rate, not measured" in out
+    assert "80GB card -> " in out
