@@ -67,11 +67,17 @@ class ResolverLike(Protocol):
 
 
 class Interrupted(RankVideoError):
-    """SIGTERM/SIGINT stopped the run after flushing the store; exit code 128 + signal (143, 130)."""
+    """SIGTERM/SIGINT stopped the run after flushing the store; exit code 128 + signal (143, 130).
 
-    def __init__(self, signum: int, scored: int, remaining: int, store_dir: Path) -> None:
+    `result` holds what was done so far (for the manifest).
+    """
+
+    def __init__(
+        self, signum: int, scored: int, remaining: int, store_dir: Path, result: PipelineResult | None = None
+    ) -> None:
         self.signum = signum
         self.exit_code = 128 + signum
+        self.result = result
         name = signal.Signals(signum).name
         super().__init__(
             f"interrupted by {name}: {scored} pairs scored in this run, {remaining} still to score; "
@@ -314,7 +320,7 @@ def score_pairs(
                     break
         if stop.signum is not None:
             remaining = counts.pairs_to_score - counts.pairs_scored - counts.pairs_failed
-            interrupted = Interrupted(stop.signum, counts.pairs_scored, remaining, store.directory)
+            interrupted = Interrupted(stop.signum, counts.pairs_scored, remaining, store.directory, result)
             progress.note(str(interrupted))
             raise interrupted
     finally:

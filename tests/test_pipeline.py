@@ -14,7 +14,6 @@ from test_pipeline_helpers import (
     CountingSampler,
     DirResolver,
     FakeScorer,
-    FakeVideoError,
     fake_pair_score,
     make_run,
     real_sampler,
@@ -22,7 +21,7 @@ from test_pipeline_helpers import (
 from video_factory import make_video
 
 from rankvideo_cli.errors import RankVideoError
-from rankvideo_cli.frames import SamplingConfig
+from rankvideo_cli.frames import SamplingConfig, VideoError
 from rankvideo_cli.pipeline import (
     BAD_VIDEO,
     CACHED,
@@ -131,7 +130,7 @@ def test_every_pair_gets_an_outcome_and_counts_add_up(video_dir, tmp_path):
     assert list(result.outcomes) == [(qid, docid) for qid, docids in RANKED.items() for docid in docids]
     assert result.outcomes[("q1", "nofile")].status == MISSING_VIDEO
     assert result.outcomes[("q2", "broken")].status == BAD_VIDEO
-    assert result.outcomes[("q2", "broken")].bad_kind
+    assert result.outcomes[("q2", "broken")].bad_kind == "not_a_video"
     assert result.pairs_with(MISSING_VIDEO, BAD_VIDEO) == {("q1", "nofile"), ("q2", "broken")}
     assert result.pairs_with(SCORED) == set(result.scores)
     counts = result.counts
@@ -226,14 +225,14 @@ def test_unexpected_decode_failures_are_bad_for_this_run_only(video_dir, tmp_pat
 
 def test_typed_decode_failures_keep_their_kind(video_dir, tmp_path):
     def failing(path, config):
-        raise FakeVideoError("no_video_stream", path)
+        raise VideoError(path, "not_a_video", "audio only")
 
     result, _scorer, _sampler = run_pipeline(
         video_dir, tmp_path / "store", sampler=failing, ranked={"q1": ["v0"]}
     )
-    assert result.outcomes[("q1", "v0")].bad_kind == "no_video_stream"
+    assert result.outcomes[("q1", "v0")].bad_kind == "not_a_video"
     contents = read_store(tmp_path / "store", result.model_fingerprint, result.settings_fingerprint)
-    assert contents.bad_videos[str(video_dir / "v0.mp4")].kind == "no_video_stream"
+    assert contents.bad_videos[str(video_dir / "v0.mp4")].kind == "not_a_video"
 
 
 def test_out_of_memory_splits_the_queries_and_loses_no_pair(video_dir, tmp_path):
@@ -398,3 +397,19 @@ def test_rich_progress_on_a_terminal(video_dir, tmp_path):
     output = buffer.getvalue()
     assert "scoring" in output
     assert "videos 7/8 | cached 0 | bad 1 | missing 1" in output
+
+
+def test_the_tiny_model_through_the_pipeline_equals_scoring_pair_by_pair(tiny_loaded, video_dir, tmp_path):
+    """The real scorer: one vision pass per video and all its queries, same scores as one pair at a time
+    (batch size 1 makes them bit-identical; larger batches differ in the last float32 bits, from padding)."""
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+
+    scorer = Qwen3VLScorer.from_loaded(tiny_loaded, batch_size=1)
+    ranked = {"q1": ["v0", "v1"], "q2": ["v1"], "q3": ["v0", "v1"]}
+    result, _scorer, sampler = run_pipeline(video_dir, tmp_path / "store", scorer=scorer, ranked=ranked)
+    assert set(sampler.decoded.values()) == {1}
+    sample = real_sampler()
+    for (qid, docid), score in result.scores.items():
+        video = sample(video_dir / f"{docid}.mp4", SAMPLING)
+        assert scorer.score_video([QUERIES[qid]], video) == [score], (qid, docid)
+    assert len(result.scores) == 5

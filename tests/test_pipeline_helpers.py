@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from rankvideo_cli.errors import RankVideoError
 from rankvideo_cli.frames import SampledVideo, SamplingConfig
 from rankvideo_cli.scoring.base import PairScore
 
@@ -114,39 +113,8 @@ class CountingSampler:
                 self.running -= 1
 
 
-class FakeVideoError(RankVideoError):
-    """Shaped like frames.VideoError (kind + path), for tests that make a sampler fail on purpose."""
-
-    def __init__(self, kind: str, path: Path | str) -> None:
-        self.kind = kind
-        super().__init__(f"{path}: {kind}")
-
-
-def _pyav_sample(path: Path, config: SamplingConfig) -> SampledVideo:
-    """Interim sampler until frames.sample_video lands: index sampling without resize."""
-    import av
-    import numpy as np
-
-    try:
-        with av.open(str(path)) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-            fps = float(container.streams.video[0].average_rate)
-    except (av.FFmpegError, IndexError) as error:
-        raise FakeVideoError("corrupt", path) from error
-    count = min(max(round(len(frames) / fps * config.fps), config.min_frames), config.max_frames, len(frames))
-    count = count // 2 * 2
-    if count < 2:
-        raise FakeVideoError("too_short", path)
-    indices = torch.linspace(0, len(frames) - 1, count).round().long().tolist()
-    stacked = (
-        torch.from_numpy(np.stack([frames[index] for index in indices])).permute(0, 3, 1, 2).contiguous()
-    )
-    height, width = stacked.shape[2], stacked.shape[3]
-    return SampledVideo(str(path), stacked, fps, len(frames), indices, (height, width))
-
-
 def real_sampler():
-    """frames.sample_video once it exists (the frames engineer is writing it), else the interim one."""
-    from rankvideo_cli import frames
+    """The product's sampler (frames.sample_video)."""
+    from rankvideo_cli.frames import sample_video
 
-    return getattr(frames, "sample_video", _pyav_sample)
+    return sample_video
