@@ -131,9 +131,7 @@ def test_per_pair_layout_has_no_outer_wrapper(tiny_loaded, golden_video: Sampled
     blocks = "".join(f"<{t:.1f} seconds><|vision_start|>{pads}<|vision_end|>" for t in times)
     expected = EXPECTED_DOG_PROMPT.replace(TEMPLATE_VIDEO_BLOCK, blocks)
     assert text == expected
-    assert text.startswith(
-        EXPECTED_DOG_PROMPT.split(TEMPLATE_VIDEO_BLOCK)[0] + "<1.0 seconds><|vision_start|>"
-    )
+    assert text.startswith(EXPECTED_DOG_PROMPT.split(TEMPLATE_VIDEO_BLOCK)[0] + "<1.0 seconds><|vision_start|>")
     assert "<|vision_start|><1.0 seconds>" not in text and "<|vision_end|><|vision_end|>" not in text
 
 
@@ -211,3 +209,36 @@ def test_a_query_holding_a_video_token_is_refused(tiny_loaded, make_sampled_vide
     video_inputs = encode_video(processor, make_sampled_video())
     with pytest.raises(ValueError, match="video_pad"):
         tokenize_prompts(processor, [f"sneaky {VIDEO_TOKEN}"], video_inputs)
+
+
+TRICKY_QUERIES = [
+    "",
+    "  leading and trailing spaces  ",
+    "Café 東京 — 🐶 surfing?!",
+    "ends with a dot.",
+    "line one\nline two\n",
+    "a query with <|im_end|> inside",
+    "<",
+    "numbers 12345 and 'quotes' don't",
+]
+
+
+def test_split_tokenisation_equals_whole_prompt_tokenisation(tiny_loaded, make_sampled_video) -> None:
+    processor = tiny_loaded.processor
+    video_inputs = encode_video(processor, make_sampled_video(seed=4, frames=6, total_frames=150))
+    batch = tokenize_prompts(processor, TRICKY_QUERIES, video_inputs)
+    whole = processor.tokenizer(batch.texts, padding=True, padding_side="left", return_tensors="pt")
+    assert torch.equal(batch.input_ids, whole["input_ids"])
+    assert torch.equal(batch.attention_mask, whole["attention_mask"])
+    # a second batch reuses the shared part tokenised for the first
+    again = tokenize_prompts(processor, TRICKY_QUERIES[:2], video_inputs)
+    assert torch.equal(again.input_ids[0], batch.input_ids[0, -again.input_ids.shape[1] :])
+
+
+def test_video_processing_device_keeps_the_values(tiny_loaded, make_sampled_video) -> None:
+    video = make_sampled_video(seed=2)
+    default = encode_video(tiny_loaded.processor, video)
+    explicit = encode_video(tiny_loaded.processor, video, device="cpu")
+    assert torch.equal(default.pixel_values_videos, explicit.pixel_values_videos)
+    assert torch.equal(default.video_grid_thw, explicit.video_grid_thw)
+    assert default.placeholder == explicit.placeholder

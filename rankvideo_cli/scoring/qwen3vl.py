@@ -92,9 +92,7 @@ def full_scores(logprobs: torch.Tensor, yes_ids: Sequence[int], no_ids: Sequence
     """Scores from (B, V) float32 log-probabilities over the full vocabulary."""
     yes = torch.logsumexp(logprobs[:, list(yes_ids)], dim=-1)
     no = torch.logsumexp(logprobs[:, list(no_ids)], dim=-1)
-    return [
-        PairScore.from_logprobs(float(y), float(n)) for y, n in zip(yes.tolist(), no.tolist(), strict=True)
-    ]
+    return [PairScore.from_logprobs(float(y), float(n)) for y, n in zip(yes.tolist(), no.tolist(), strict=True)]
 
 
 def reference_scores(
@@ -163,6 +161,8 @@ class Qwen3VLScorer:
         )
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
+        # the video processor's arithmetic runs where the model is when that is a GPU
+        self.preprocess_device: torch.device | None = self.device if self.device.type == "cuda" else None
         self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
         rendered = render_prompt(processor, PROBE_QUERY)
         if rendered != build_prompt_text(PROBE_QUERY):
@@ -199,7 +199,7 @@ class Qwen3VLScorer:
             return []
         distinct = list(dict.fromkeys(queries))
         with torch.inference_mode():
-            video_inputs = encode_video(self.processor, video)
+            video_inputs = encode_video(self.processor, video, device=self.preprocess_device)
             features = self.vision_features(video_inputs)
             scored: dict[str, PairScore] = {}
             start = 0
