@@ -118,6 +118,36 @@ class ModelShape:
         )
 
 
+def shape_from_config(config: Any, name: str = "loaded") -> ModelShape:
+    """The shape of a loaded model (its `Qwen3VLConfig`), so `auto_batch_size` applies to real checkpoints."""
+    text, vision = config.text_config, config.vision_config
+    rope = text.rope_parameters or {}
+    return ModelShape(
+        name=name,
+        text_hidden=text.hidden_size,
+        text_layers=text.num_hidden_layers,
+        text_heads=text.num_attention_heads,
+        text_kv_heads=text.num_key_value_heads,
+        head_dim=text.head_dim,
+        text_intermediate=text.intermediate_size,
+        vocab=text.vocab_size,
+        rms_eps=text.rms_norm_eps,
+        rope_theta=float(rope.get("rope_theta", 0.0)),
+        mrope_section=tuple(rope.get("mrope_section", (0, 0, 0))),
+        vision_depth=vision.depth,
+        vision_hidden=vision.hidden_size,
+        vision_intermediate=vision.intermediate_size,
+        vision_heads=vision.num_heads,
+        patch=vision.patch_size,
+        temporal_patch=vision.temporal_patch_size,
+        merge=vision.spatial_merge_size,
+        vision_position_embeddings=vision.num_position_embeddings,
+        deepstack_layers=tuple(vision.deepstack_visual_indexes),
+        vision_act=vision.hidden_act,
+        init_std=text.initializer_range,
+    )
+
+
 QWEN3_VL_8B = ModelShape(
     name="8b",
     text_hidden=4096,

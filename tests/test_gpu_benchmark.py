@@ -88,6 +88,19 @@ def test_8b_shape_is_qwen3_vl_8b_instruct() -> None:
     assert gt.lm_matmul_parameters(gt.QWEN3_VL_8B) == pytest.approx(6.95e9, rel=1e-3)
 
 
+@pytest.mark.parametrize("shape_name", ["8b", "tiny"])
+def test_shape_round_trips_through_a_config(shape_name: str) -> None:
+    shape = gt.SHAPES[shape_name]
+    assert gt.shape_from_config(shape.config(), name=shape.name) == shape
+
+
+def test_tiny_shape_is_rankvideos_tiny_random(tiny_model_dir: Path) -> None:
+    """The smoke run's model has the dimensions of the `tiny-random` model the rest of the suite uses."""
+    from transformers import AutoConfig
+
+    assert gt.shape_from_config(AutoConfig.from_pretrained(tiny_model_dir), name="tiny") == gt.TINY
+
+
 def test_flops_per_pair_reproduce_reference_md_figures() -> None:
     shape = gt.QWEN3_VL_8B
     grid = gt.grid_for(32, 256, 480, shape)
