@@ -1048,13 +1048,20 @@ def run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None] 
 
     `on_update` receives the report after each run, so partial results survive a run cut short.
     """
+    threads = torch.get_num_threads()
+    if options.cpu_threads:
+        torch.set_num_threads(options.cpu_threads)
+    try:
+        return _run_benchmark(options, on_update)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     from rankvideo_cli.frames import SamplingConfig
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
     shape, device, dtype = _resolve(options)
-    threads_before = torch.get_num_threads()
-    if options.cpu_threads:
-        torch.set_num_threads(options.cpu_threads)
     clip = parse_clip(options.clip)
     largest = max(options.queries_per_video)
     variants = options.variants
@@ -1166,8 +1173,6 @@ def run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None] 
                 _release_device_memory(device)
             finish(record, logit_positions=prompt_tokens if variant == "logits=all" else kept)
     meter.close()
-    if options.cpu_threads:
-        torch.set_num_threads(threads_before)
     return report
 
 
