@@ -215,10 +215,7 @@ class PacketIndex:
         key_pts = self.pts[key_positions]
         # Seeking needs keyframes in presentation order to match decode order, and a keyframe first.
         self.seekable = (
-            self.mappable
-            and len(key_positions) > 0
-            and key_positions[0] == 0
-            and bool(np.all(np.diff(key_pts) > 0))
+            self.mappable and len(key_positions) > 0 and key_positions[0] == 0 and bool(np.all(np.diff(key_pts) > 0))
         )
         self.key_positions = key_positions
         self.key_pts = key_pts
@@ -411,9 +408,7 @@ def _make_plan(video: _OpenVideo, config: SamplingConfig) -> VideoPlan:
         count = sample_count(index.count, source_fps, config)
     except ValueError:
         needed = qwen_vision.FRAME_FACTOR
-        raise VideoError(
-            path, "too_few_frames", f"{index.count} frame(s); the model needs at least {needed}"
-        ) from None
+        raise VideoError(path, "too_few_frames", f"{index.count} frame(s); the model needs at least {needed}") from None
     if first_frame is None:
         reason = first_error or "the decoder returned no frame"
         raise VideoError(path, "corrupt", f"no frame could be decoded ({reason})")
@@ -530,6 +525,7 @@ def _decode_seeking(
     *,
     seek: bool,
     skip_nonref: bool,
+    threads: int,
 ) -> dict[int, torch.Tensor]:
     """Decode just the wanted frames: seek over GOPs without wanted frames, skip unwanted non-reference
     frames, map each decoded frame to its index by pts. Gives up (`_FastPathFailed`) on anything unusual."""
@@ -542,6 +538,7 @@ def _decode_seeking(
     with _OpenVideo(path) as video:
         video.stream.thread_type = "AUTO"
         context = video.stream.codec_context
+        context.thread_count = threads
         packets: Iterator[av.Packet | None] = video.packets()
         position = -1  # decode-order position of the last packet read
         last_seek = 0  # decode position of the keyframe sought last: never seek back to it or before
@@ -614,15 +611,16 @@ def _decode_or_fail(context: av.codec.context.CodecContext, packet: av.Packet | 
 
 
 def _decode_from_start(
-    path: str | Path, plan: VideoPlan, convert: _FrameConverter, log: _DecodeLog
+    path: str | Path, plan: VideoPlan, convert: _FrameConverter, log: _DecodeLog, *, by_pts: bool, threads: int
 ) -> dict[int, torch.Tensor]:
     """Decode from the first packet, every frame, no seeking and no skipping (the reference's way).
 
-    With usable timestamps a frame's index is its pts rank and a decode error damages only the frames up to
-    the next keyframe; without them the i-th decoded frame is index i and any decode error is fatal.
+    `by_pts`: a frame's index is its pts rank, and a decode error damages only the frames up to the next
+    keyframe (raises `_FastPathFailed` if a frame's pts matches no packet). Otherwise the i-th decoded
+    frame is index i, and any decode error is fatal since it shifts every later index.
     """
     index = plan.packets
-    assert index is not None
+    assert index is not None and (index.mappable or not by_pts)
     wanted = set(plan.frame_indices)
     last_wanted = max(wanted)
     kept: dict[int, torch.Tensor] = {}
@@ -631,6 +629,7 @@ def _decode_from_start(
     counted = -1
     with _OpenVideo(path) as video:
         context = video.stream.codec_context  # slice threads only: errors belong to the packet just sent
+        context.thread_count = threads
         position = -1
         for packet in video.packets():
             if _is_flush(packet):
@@ -646,7 +645,7 @@ def _decode_from_start(
                 frames = context.decode(payload)
             except av.error.FFmpegError as error:
                 last_error = _ffmpeg_reason(error)
-                if not index.mappable:
+                if not by_pts:
                     raise VideoError(
                         plan.path, "corrupt", f"decode error at packet {position} ({last_error})"
                     ) from None
@@ -656,11 +655,10 @@ def _decode_from_start(
                 continue
             for frame in frames:
                 log.frames_out += 1
-                if index.mappable:
+                if by_pts:
                     rank = index.rank(frame.pts)
                     if rank is None:
-                        detail = f"the decoder produced a frame with pts {frame.pts}, which no packet has"
-                        raise VideoError(plan.path, "corrupt", detail)
+                        raise _FastPathFailed(f"decoded frame has pts {frame.pts}, which no packet has")
                 else:
                     counted += 1
                     rank = counted
@@ -669,9 +667,9 @@ def _decode_from_start(
                         damaged[rank] = "the decoder flagged it corrupt"
                     else:
                         kept[rank] = convert(frame)
-            if not index.mappable and counted >= last_wanted:
+            if not by_pts and counted >= last_wanted:
                 break
-            if index.mappable and len(kept) + len(damaged) == len(wanted):
+            if by_pts and len(kept) + len(damaged) == len(wanted):
                 break
     for rank in sorted(wanted):
         if rank in damaged:
@@ -690,12 +688,14 @@ def sample_video(
     plan: VideoPlan | None = None,
     seek: bool = True,
     skip_nonref: bool = True,
+    threads: int = 0,
 ) -> SampledVideo:
     """The frames RankVideo sees for `path`: reference indices, display rotation, reference resize.
 
     `plan` reuses a `probe_video` result (saves the demux pass). `seek` / `skip_nonref` switch off the two
     speed-ups (seeking over GOPs without sampled frames; not decoding unsampled non-reference frames);
-    frames are identical either way. Raises `VideoError` when a sampled frame cannot be produced.
+    frames are identical either way. `threads`: decoder threads, 0 = FFmpeg's choice (one per core); set
+    it when several videos decode in parallel. Raises `VideoError` when a sampled frame cannot be produced.
     """
     started = time.perf_counter()
     if plan is None:
@@ -708,15 +708,21 @@ def sample_video(
     if plan.packets.mappable:
         log = _DecodeLog(strategy="seek" if seek and plan.packets.seekable else "sequential")
         try:
-            kept = _decode_seeking(path, plan, convert, log, seek=seek, skip_nonref=skip_nonref)
+            kept = _decode_seeking(path, plan, convert, log, seek=seek, skip_nonref=skip_nonref, threads=threads)
         except _FastPathFailed as reason:
             logger.info("%s: decoding again from the start: %s", path, reason)
             log = _DecodeLog(strategy="from_start", fallback=str(reason))
             convert = _FrameConverter(plan)
-            kept = _decode_from_start(path, plan, convert, log)
+            try:
+                kept = _decode_from_start(path, plan, convert, log, by_pts=True, threads=threads)
+            except _FastPathFailed as unmapped:
+                logger.info("%s: counting decoded frames instead: %s", path, unmapped)
+                log = _DecodeLog(strategy="count", fallback=f"{reason}; then {unmapped}")
+                convert = _FrameConverter(plan)
+                kept = _decode_from_start(path, plan, convert, log, by_pts=False, threads=threads)
     else:
         log = _DecodeLog(strategy="count")
-        kept = _decode_from_start(path, plan, convert, log)
+        kept = _decode_from_start(path, plan, convert, log, by_pts=False, threads=threads)
     frames = torch.stack([kept[index] for index in plan.frame_indices])
     finished = time.perf_counter()
     extra = {

@@ -42,7 +42,7 @@ SYNTHETIC: dict[str, dict] = {
     "h264-mp4-29.97fps-5s-bframes": {"fps": "30000/1001", "seconds": 5, "width": 160, "height": 120,
                                      "bframes": True},
     "h264-mkv-24fps-1.3s": {"container": "mkv", "fps": 24, "seconds": 1.3},
-    "h264-mp4-25fps-61s-tiny": {"seconds": 61, "width": 64, "height": 48, "pattern": "flat", "gop": 50},
+    "h264-mp4-25fps-61s-tiny": {"seconds": 61, "width": 64, "height": 48, "pattern": "flat", "gop": 12},
     "h264-mp4-25fps-120s-gop250": {"seconds": 120, "width": 96, "height": 64, "gop": 250, "bframes": True},
     "h264-mp4-60fps-0.5s": {"fps": 60, "seconds": 0.5},
     "h264-mp4-portrait": {"width": 240, "height": 320, "seconds": 1},
@@ -191,18 +191,19 @@ def test_speed_ups_do_not_change_frames(name: str, videos: VideoCache) -> None:
     plain = sample_video(path, plan=plan, seek=False, skip_nonref=False)
     seek_only = sample_video(path, plan=plan, skip_nonref=False)
     skip_only = sample_video(path, plan=plan, seek=False)
-    for other in (plain, seek_only, skip_only):
+    one_thread = sample_video(path, plan=plan, threads=1)
+    for other in (plain, seek_only, skip_only, one_thread):
         assert torch.equal(fast.frames, other.frames)
     assert plain.extra["decode"]["frames_out"] >= plan.total_frames - 1
     assert fast.extra["decode"]["frames_out"] < plan.total_frames
 
 
 def test_long_clip_seeks_over_gops_without_sampled_frames(videos: VideoCache) -> None:
-    path = videos.get(**SYNTHETIC["h264-mp4-25fps-61s-tiny"])  # 1525 frames, keyframe every 50
+    path = videos.get(**SYNTHETIC["h264-mp4-25fps-61s-tiny"])  # 1525 frames, keyframe every 12
     video = sample_video(path)
     decode = video.extra["decode"]
-    assert decode["seeks"] >= 10
-    assert decode["packets_fed"] < 1525 / 2
+    assert decode["seeks"] == 31  # one per sampled frame after the first: they are 49 frames apart
+    assert decode["packets_fed"] < 1525 / 4
 
 
 def test_b_frames_that_nothing_references_are_not_decoded(videos: VideoCache) -> None:
@@ -225,6 +226,19 @@ def test_a_failed_fast_path_decodes_again_from_the_start(
     video = sample_video(path)
     assert video.extra["decode"]["strategy"] == "from_start"
     assert video.extra["decode"]["fallback"] == "seek refused by the test"
+    assert torch.equal(video.frames, expected)
+
+
+def test_frames_whose_pts_match_no_packet_are_counted_instead(videos: VideoCache) -> None:
+    """If decoded pts cannot be mapped back to packets, the i-th decoded frame is index i (the reference)."""
+    path = videos.get(**SYNTHETIC["h264-mp4-30fps-10s-bframes"])
+    expected = sample_video(path).frames
+    plan = probe_video(path)
+    assert plan.packets is not None
+    plan.packets.rank = lambda pts: None  # as if the decoder invented its own timestamps
+    video = sample_video(path, plan=plan)
+    assert video.extra["decode"]["strategy"] == "count"
+    assert "which no packet has" in video.extra["decode"]["fallback"]
     assert torch.equal(video.frames, expected)
 
 
