@@ -152,3 +152,30 @@ def test_device_dtype_and_attention_resolution(monkeypatch: pytest.MonkeyPatch) 
     assert resolve_device(None) == cpu
     with pytest.raises(UsageError, match="no CUDA device"):
         resolve_device("cuda")
+
+
+def test_relative_looking_hub_id_mentions_the_missing_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError) as error:
+        load_model("models/rankvideo", cache_dir=tmp_path / "hub", device="cpu")
+    assert "there is no 'models/rankvideo'" in _one_line(error)
+
+
+def test_weights_go_straight_to_the_gpu_only_when_accelerate_is_installed(monkeypatch) -> None:
+    from rankvideo_cli.scoring import loading
+
+    real_find_spec = loading.importlib.util.find_spec
+    installed = {"accelerate": False}
+
+    def find_spec(name: str, *args):
+        if name == "accelerate":
+            return object() if installed["accelerate"] else None
+        return real_find_spec(name, *args)
+
+    monkeypatch.setattr(loading.importlib.util, "find_spec", find_spec)
+    assert loading._device_map(torch.device("cpu")) is None
+    assert loading._device_map(torch.device("cuda", 0)) is None  # load on the CPU, then move
+    installed["accelerate"] = True
+    assert loading._device_map(torch.device("cuda", 0)) == "cuda:0"
+    assert loading._device_map(torch.device("cpu")) is None

@@ -172,17 +172,18 @@ def _explain_hub_failure(model: str, revision: str | None, cache_dir: Path | Non
     if any(isinstance(e, (hub_errors.RepositoryNotFoundError, hub_errors.GatedRepoError)) for e in chain):
         return (
             f"no accessible model {model!r} on the Hugging Face Hub (misspelt, private or gated: "
-            "log in with `hf auth login`), or pass a local directory"
+            f"log in with `hf auth login`); no local directory {model!r} exists either"
         )
     if _offline():
         return (
             f"model {at!r} is not in the Hugging Face cache ({_hub_cache(cache_dir)}) and HF_HUB_OFFLINE=1 "
             f"forbids downloading it: run `hf download {model}` where there is network and point HF_HOME "
-            "(or --cache-dir) at that cache, or pass the model's local directory"
+            f"(or --cache-dir) at that cache, or pass the model's local directory (there is no {model!r})"
         )
     return (
         f"could not download {at!r} from the Hugging Face Hub ({type(error).__name__}): check the network, "
-        "or set HF_HUB_OFFLINE=1 to use the cached copy, or pass the model's local directory"
+        f"or set HF_HUB_OFFLINE=1 to use the cached copy, or pass the model's local directory (there is no "
+        f"{model!r})"
     )
 
 
@@ -269,7 +270,7 @@ def load_model(
                 source,
                 dtype=resolved_dtype,
                 attn_implementation=attn,
-                device_map=str(resolved_device) if resolved_device.type == "cuda" else None,
+                device_map=_device_map(resolved_device),
                 trust_remote_code=False,
                 **hub_kwargs,
             )
@@ -304,6 +305,14 @@ def load_model(
         attn_implementation=attn,
         is_tiny=is_tiny,
     )
+
+
+def _device_map(device: torch.device) -> str | None:
+    """Load straight onto the GPU when transformers can (that needs accelerate); otherwise the weights load
+    on the CPU and move afterwards."""
+    if device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
+        return str(device)
+    return None
 
 
 def _hub_revision(model: str, revision: str | None, cache_dir: Path | None) -> str | None:
