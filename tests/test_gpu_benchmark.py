@@ -235,6 +235,7 @@ def test_smoke_report_has_every_run_and_figure(smoke: dict) -> None:
         "reference q1",
         "rankvideo q1",
         "rankvideo q3",
+        "rankvideo pipeline q3",
         "rankvideo attn=eager q3",
         "rankvideo sdpa_backend=math q3",
         "rankvideo logits=all q3",
@@ -248,16 +249,9 @@ def test_smoke_report_has_every_run_and_figure(smoke: dict) -> None:
     assert report["parameters"]["total"] == sum(gt.parameter_counts(gt.TINY).values())
     for run in report["runs"]:
         assert "error" not in run, run
-        assert set(run["seconds"]) == {
-            "decode",
-            "preprocess_and_other",
-            "vision",
-            "language_model",
-            "scoring",
-            "total_serial",
-        }
+        assert {"decode", "preprocess_and_other", "vision", "language_model", "scoring"} <= set(run["seconds"])
         assert run["seconds"]["vision"] > 0 and run["seconds"]["language_model"] > 0
-        assert run["pairs_per_s"] > run["pairs_per_s_with_decode"] > 0
+        assert run["pairs_per_s"] >= run["pairs_per_s_with_decode"] > 0
         assert run["mfu"] > 0 and run["flops_per_pair"] > 0
         assert run["peak_memory_bytes"] is None  # no CUDA: nothing invented
         assert run["predicted_peak_bytes"] > report["memory"]["weights_bytes"]
@@ -286,6 +280,11 @@ def test_smoke_paths_do_what_they_claim(smoke: dict) -> None:
     assert runs["rankvideo logits=all q3"]["flops"]["lm_head"] >= reference["flops"]["lm_head"]
     # batch=2 over 3 queries: two forwards per video
     assert runs["rankvideo batch=2 q3"]["lm_calls"] == 4
+    # the pipeline decodes from the files in threads (decode time overlapped) and scores video by video
+    pipeline = runs["rankvideo pipeline q3"]
+    assert pipeline["vision_calls"] == 2 and pipeline["pairs"] == 6
+    assert pipeline["decode_workers"] >= 1 and pipeline["seconds"]["decode"] > 0
+    assert pipeline["pairs_per_s"] == pipeline["pairs_per_s_with_decode"]
 
 
 def test_smoke_fast_path_scores_equal_reference_scores(smoke: dict) -> None:
@@ -299,7 +298,7 @@ def test_smoke_fast_path_scores_equal_reference_scores(smoke: dict) -> None:
         assert agreement["max_abs_logprob_no"] < 1e-4, run["name"]
         # the comparison has teeth: the scores themselves differ across pairs far more than the tolerance
         assert agreement["reference_logit_delta_spread"] > 1e-2
-    assert sum("agreement" in run for run in smoke["report"]["runs"]) == 5
+    assert sum("agreement" in run for run in smoke["report"]["runs"]) == 6
 
 
 def test_smoke_prints_the_summary_table(smoke: dict) -> None:
@@ -308,7 +307,7 @@ def test_smoke_prints_the_summary_table(smoke: dict) -> None:
     assert gt.RUN_HEADER in out
     assert "rankvideo vs reference over 6 pairs: max |d logit_delta|" in out
     assert "auto batch size:" in out
-    assert out.count("\nrankvideo ") >= 6
+    assert out.count("\nrankvideo ") >= 7
 
 
 def test_plan_needs_no_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
