@@ -65,9 +65,7 @@ def test_score_equals_an_independent_computation_at_the_golden_size(tiny_loaded,
     assert score.p_yes == pytest.approx(1 / (1 + math.exp(-(logprob_yes - logprob_no))), abs=1e-6)
 
 
-def test_scores_equal_independent_computation_for_several_queries(
-    tiny_loaded, tiny_scorer, make_sampled_video
-) -> None:
+def test_scores_equal_independent_computation_for_several_queries(tiny_loaded, tiny_scorer, make_sampled_video) -> None:
     video = make_sampled_video(seed=5, frames=6, total_frames=150)
     queries = QUERIES[:3]
     scores = tiny_scorer.score_video(queries, video)
@@ -95,20 +93,14 @@ def _uncached_scores(loaded, queries: list[str], video: SampledVideo) -> list[Pa
     with torch.no_grad():
         logits = loaded.model(**inputs, logits_to_keep=1).logits[:, -1].float()
     return [
-        PairScore.from_logprobs(
-            float(torch.logsumexp(row[YES_IDS], 0)), float(torch.logsumexp(row[NO_IDS], 0))
-        )
+        PairScore.from_logprobs(float(torch.logsumexp(row[YES_IDS], 0)), float(torch.logsumexp(row[NO_IDS], 0)))
         for row in torch.log_softmax(logits, dim=-1)
     ]
 
 
-def test_cached_vision_pass_is_identical_to_the_uncached_forward(
-    tiny_loaded, tiny_scorer, make_sampled_video
-) -> None:
+def test_cached_vision_pass_is_identical_to_the_uncached_forward(tiny_loaded, tiny_scorer, make_sampled_video) -> None:
     video = make_sampled_video(seed=7, frames=4)
-    assert tiny_scorer.score_video(["a dog surfing"], video) == _uncached_scores(
-        tiny_loaded, ["a dog surfing"], video
-    )
+    assert tiny_scorer.score_video(["a dog surfing"], video) == _uncached_scores(tiny_loaded, ["a dog surfing"], video)
     # B copies through the vision tower in one pass, against one pass shared by B rows
     queries = QUERIES[:3]
     for ours, theirs in zip(
@@ -169,9 +161,7 @@ def test_duplicate_and_empty_queries(tiny_scorer, make_sampled_video) -> None:
     assert scores[0] == scores[2] and scores[0] != scores[1]
 
 
-def test_out_of_memory_halves_the_batch_and_loses_no_pair(
-    tiny_loaded, make_sampled_video, monkeypatch
-) -> None:
+def test_out_of_memory_halves_the_batch_and_loses_no_pair(tiny_loaded, make_sampled_video, monkeypatch) -> None:
     video = make_sampled_video(seed=13)
     queries = [f"query number {i}" for i in range(8)]
     expected = Qwen3VLScorer.from_loaded(tiny_loaded, batch_size=8).score_video(queries, video)
@@ -324,3 +314,16 @@ def test_reference_mode_through_the_scorer(tiny_loaded, make_sampled_video) -> N
             assert score.logprob_no == pytest.approx(_lse(no), abs=1e-5)
         else:
             assert score == PairScore(0.0, 0.0, 0.0, 0.0)
+
+
+def test_a_different_chat_template_is_used_with_a_warning(tiny_loaded, capfd) -> None:
+    import copy
+
+    processor = copy.copy(tiny_loaded.processor)
+    processor.chat_template = tiny_loaded.processor.chat_template.replace(
+        "'<|im_start|>assistant\\n'", "'<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n'"
+    )
+    scorer = Qwen3VLScorer(tiny_loaded.model, processor, model_id="thinking-style")
+    assert "thinking-style's chat template renders the RankVideo prompt differently" in capfd.readouterr().err
+    reference = Qwen3VLScorer.from_loaded(tiny_loaded)
+    assert scorer.fingerprint()["prompt"] != reference.fingerprint()["prompt"]

@@ -166,9 +166,11 @@ class Qwen3VLScorer:
         self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
         rendered = render_prompt(processor, PROBE_QUERY)
         if rendered != build_prompt_text(PROBE_QUERY):
+            # The reference renders with the model's own template too, so it is used as it is; but it is
+            # not the Qwen3-VL Instruct template RankVideo was trained with (REFERENCE.md section 4).
             print(
                 f"warning: {model_id}'s chat template renders the RankVideo prompt differently from "
-                "Qwen3-VL-Instruct's; scores will not match the reference",
+                "Qwen3-VL-Instruct's; using the model's own template",
                 file=sys.stderr,
             )
         self._prompt_hash = prompt_fingerprint(rendered)
