@@ -1,0 +1,223 @@
+"""Evaluation equals ir-measures run directly on the same files; missing queries count as zero; the baseline
+comparison equals scipy's paired t-test on the per-query values; every output format parses back."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import ir_measures
+import pandas as pd
+import pytest
+from rich.console import Console
+from scipy import stats
+
+from rankvideo_cli.errors import UsageError
+from rankvideo_cli.evaluate import DEFAULT_MEASURES, evaluate, format_report, parse_measures, render_table, run_frame
+from rankvideo_cli.io.qrels import read_qrels
+from rankvideo_cli.io.runs import format_trec_lines, read_run
+
+SAMPLE = Path(__file__).parent.parent / "sample_runs"
+FIRST_STAGE = SAMPLE / "first_stage.trec"
+QRELS = SAMPLE / "qrels.txt"
+
+
+def frame_of(path: Path) -> pd.DataFrame:
+    return run_frame({qid: [(c.docid, c.score) for c in cands] for qid, cands in read_run(path).items()})
+
+
+@pytest.fixture(scope="module")
+def other_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second run over the sample: every query's first-stage list reversed, q4 left out (judged, missing)."""
+    first_stage = read_run(FIRST_STAGE)
+    ranked = {
+        qid: [(c.docid, float(position)) for position, c in enumerate(candidates)]
+        for qid, candidates in first_stage.items()
+        if qid != "q4"
+    }
+    path = tmp_path_factory.mktemp("runs") / "reversed.trec"
+    path.write_text(format_trec_lines(ranked, "reversed"))
+    return path
+
+
+def direct_per_query(run: Path, measure_names: list[str]) -> dict[str, dict[str, float]]:
+    """measure -> qid -> value, from ir-measures on the files; judged queries absent from the run are 0."""
+    measures = [ir_measures.parse_measure(name) for name in measure_names]
+    values = {str(m): {} for m in measures}
+    for metric in ir_measures.iter_calc(
+        measures, ir_measures.read_trec_qrels(str(QRELS)), ir_measures.read_trec_run(str(run))
+    ):
+        values[str(metric.measure)][metric.query_id] = metric.value
+    judged = {qrel.query_id for qrel in ir_measures.read_trec_qrels(str(QRELS))}
+    return {m: {qid: per_query.get(qid, 0.0) for qid in sorted(judged)} for m, per_query in values.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Aggregates
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["first_stage", "reversed"])
+def test_default_aggregates_equal_ir_measures_on_the_files(which: str, other_run: Path) -> None:
+    path = FIRST_STAGE if which == "first_stage" else other_run
+    report = evaluate(frame_of(path), read_qrels(QRELS))
+    measures = [ir_measures.parse_measure(name) for name in DEFAULT_MEASURES]
+    direct = ir_measures.calc_aggregate(
+        measures, ir_measures.read_trec_qrels(str(QRELS)), ir_measures.read_trec_run(str(path))
+    )
+    assert report.measures == [str(m) for m in measures]
+    for measure in measures:
+        assert report.runs[0].aggregate[str(measure)] == pytest.approx(direct[measure], abs=1e-12)
+
+
+def test_per_query_values_equal_ir_measures_and_missing_queries_are_zero(other_run: Path) -> None:
+    report = evaluate(frame_of(other_run), read_qrels(QRELS))
+    evaluation = report.runs[0]
+    assert evaluation.missing_queries == ["q4"]
+    assert evaluation.unjudged_queries == []
+    direct = direct_per_query(other_run, list(DEFAULT_MEASURES))
+    for measure, per_query in direct.items():
+        assert evaluation.per_query[measure].to_dict() == pytest.approx(per_query, abs=1e-12)
+    assert (evaluation.per_query.loc["q4"] == 0.0).all()
+
+
+def test_hand_computed_example_with_a_missing_and_an_unjudged_query() -> None:
+    qrels = pd.DataFrame(
+        [("q1", "d1", 1), ("q1", "d2", 0), ("q2", "d3", 1)], columns=["query_id", "doc_id", "relevance"]
+    )
+    # q1: the relevant d1 at rank 2; q2 judged but absent from the run; q3 in the run but unjudged
+    run = run_frame({"q1": [("d2", 2.0), ("d1", 1.0)], "q3": [("d3", 5.0)]})
+    evaluation = evaluate(run, qrels, ["RR", "AP", "nDCG@10", "R@1", "R@10", "P@2"]).runs[0]
+    q1_ndcg = (1 / math.log2(3)) / 1.0
+    assert evaluation.aggregate == pytest.approx(
+        {"RR": 0.5 / 2, "AP": 0.5 / 2, "nDCG@10": q1_ndcg / 2, "R@1": 0.0, "R@10": 1.0 / 2, "P@2": 0.5 / 2},
+        abs=1e-12,
+    )
+    assert evaluation.missing_queries == ["q2"]
+    assert evaluation.unjudged_queries == ["q3"]
+    assert list(evaluation.per_query.index) == ["q1", "q2"]
+    assert evaluation.per_query.loc["q2"].tolist() == [0.0] * 6
+
+
+def test_run_given_as_mapping_or_file(other_run: Path) -> None:
+    qrels = read_qrels(QRELS)
+    from_frame = evaluate(frame_of(other_run), qrels).runs[0].aggregate
+    assert evaluate(other_run, qrels).runs[0].aggregate == from_frame
+    assert evaluate(read_run(other_run), qrels).runs[0].aggregate == from_frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Baseline comparison
+# --------------------------------------------------------------------------------------------------
+
+
+def test_comparison_equals_scipy_paired_t_test(other_run: Path) -> None:
+    names = ["nDCG@10", "AP", "RR", "P@1"]
+    report = evaluate(frame_of(other_run), read_qrels(QRELS), names, baseline=frame_of(FIRST_STAGE))
+    ours, theirs = direct_per_query(other_run, names), direct_per_query(FIRST_STAGE, names)
+    assert [c.measure for c in report.comparisons] == names
+    for comparison in report.comparisons:
+        a = list(ours[comparison.measure].values())
+        b = list(theirs[comparison.measure].values())
+        assert comparison.delta == pytest.approx(sum(a) / len(a) - sum(b) / len(b), abs=1e-12)
+        differences = [x - y for x, y in zip(a, b, strict=True)]
+        assert (comparison.wins, comparison.ties, comparison.losses) == (
+            sum(d > 0 for d in differences),
+            sum(d == 0 for d in differences),
+            sum(d < 0 for d in differences),
+        )
+        if len(set(differences)) > 1:
+            assert comparison.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
+        else:
+            assert math.isnan(comparison.p_value)
+    # the reversed run loses somewhere: the comparison is not vacuous
+    assert any(c.losses > 0 for c in report.comparisons)
+    assert any(not math.isnan(c.p_value) for c in report.comparisons)
+
+
+def test_comparing_a_run_with_itself_ties_everywhere() -> None:
+    frame = frame_of(FIRST_STAGE)
+    report = evaluate(frame, read_qrels(QRELS), baseline=frame)
+    for comparison in report.comparisons:
+        assert (comparison.delta, comparison.wins, comparison.ties, comparison.losses) == (0.0, 0, 4, 0)
+        assert math.isnan(comparison.p_value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Measures and output formats
+# --------------------------------------------------------------------------------------------------
+
+
+def test_parse_measures() -> None:
+    assert [str(m) for m in parse_measures(None)] == list(DEFAULT_MEASURES)
+    assert parse_measures(["MAP"]) == [ir_measures.AP]
+    assert parse_measures(["nDCG@10", "ndcg_cut.10", "nDCG@10"]) == [ir_measures.nDCG @ 10]
+    for bad in ("nDCG@x", "bogus", "P@"):
+        with pytest.raises(UsageError, match="unknown measure"):
+            parse_measures([bad])
+
+
+@pytest.fixture(scope="module")
+def compared_report(other_run: Path):
+    """The reversed run against the first stage without q4: R@10 ties on every query (both runs hold the same
+    ten documents, and q4 counts as zero in both), nDCG@10 does not."""
+    baseline = frame_of(FIRST_STAGE)
+    baseline = baseline[baseline["query_id"] != "q4"]
+    return evaluate(frame_of(other_run), read_qrels(QRELS), ["nDCG@10", "R@10"], baseline=baseline)
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv"])
+def test_delimited_formats_parse_back(compared_report, fmt: str) -> None:
+    text = format_report(compared_report, fmt, per_query=True)
+    frame = pd.read_csv(io.StringIO(text), sep="\t" if fmt == "tsv" else ",", dtype={"query_id": str})
+    ours, baseline = compared_report.runs
+    for evaluation in (ours, baseline):
+        rows = frame[(frame["run"] == evaluation.name) & (frame["query_id"] == "all")]
+        assert dict(zip(rows["measure"], rows["value"], strict=True)) == evaluation.aggregate
+        per_query = frame[(frame["run"] == evaluation.name) & (frame["query_id"] != "all")]
+        assert len(per_query) == 2 * len(evaluation.per_query)
+    summary = frame[(frame["run"] == ours.name) & (frame["query_id"] == "all")].set_index("measure")
+    for comparison in compared_report.comparisons:
+        row = summary.loc[comparison.measure]
+        assert row["delta"] == comparison.delta
+        assert (row["wins"], row["ties"], row["losses"]) == (comparison.wins, comparison.ties, comparison.losses)
+        assert (math.isnan(row["p_value"]) and math.isnan(comparison.p_value)) or row["p_value"] == comparison.p_value
+
+
+def reject_constant(name: str) -> None:
+    raise ValueError(f"not JSON: {name}")
+
+
+def test_json_format_is_strict_json(compared_report) -> None:
+    # R@10 ties on every query: its p-value is nan, which must not be written as the non-JSON NaN
+    assert any(math.isnan(c.p_value) for c in compared_report.comparisons)
+    payload = json.loads(format_report(compared_report, "json", per_query=True), parse_constant=reject_constant)
+    assert payload["measures"] == ["nDCG@10", "R@10"]
+    runs = {entry["name"]: entry for entry in payload["runs"]}
+    ours = compared_report.runs[0]
+    assert runs[ours.name]["aggregate"] == ours.aggregate
+    assert runs[ours.name]["missing_queries_counted_as_zero"] == ["q4"]
+    assert runs[ours.name]["per_query"]["q1"] == ours.per_query.loc["q1"].to_dict()
+    comparisons = {c["measure"]: c for c in payload["comparison"]}
+    assert comparisons["R@10"]["p_value"] is None
+    assert comparisons["nDCG@10"]["p_value"] == compared_report.comparisons[0].p_value
+
+
+def test_unknown_format_is_a_usage_error(compared_report) -> None:
+    with pytest.raises(UsageError):
+        format_report(compared_report, "xml")
+
+
+def test_table_shows_aggregates_and_comparison(compared_report) -> None:
+    buffer = io.StringIO()
+    render_table(compared_report, Console(file=buffer, width=200, highlight=False), per_query=True)
+    text = buffer.getvalue()
+    ours = compared_report.runs[0]
+    for measure in ("nDCG@10", "R@10"):
+        assert measure in text
+        assert f"{ours.aggregate[measure]:.4f}" in text
+    comparison = compared_report.comparisons[0]
+    assert f"{comparison.wins}/{comparison.ties}/{comparison.losses}" in text
+    assert "1 judged queries missing from the run" in text
