@@ -1,110 +1,178 @@
-"""Query files: TSV `qid<TAB>text` (optional header), MultiVENT 2.0 CSV (`Query_id,query`), JSONL."""
+"""Query files: TSV `qid<TAB>text` (optional header), MultiVENT 2.0 CSV (`Query_id,query`), JSONL.
+
+The format comes from the suffix (`.jsonl`/`.json`, `.csv`, `.tsv`/`.txt`; a trailing `.gz` is ignored), else from
+the content (`{` first: JSONL; a first line with commas, no tab and a query-id column: CSV; else TSV).
+
+Query text is used verbatim except for trailing whitespace, which is removed (the reference reads its TSV with
+`line.strip().split("\\t")`); query ids are stripped of surrounding whitespace.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Literal
 
 from rankvideo_cli.errors import InputError
-from rankvideo_cli.io.text import numbered_lines, read_text
+from rankvideo_cli.io.runs import Run
+from rankvideo_cli.io.text import display_name, numbered_lines, read_text
 
-QID_KEYS = ("qid", "query_id", "Query_id")
-TEXT_KEYS = ("text", "query")
-TSV_HEADERS = {"qid", "query_id", "id", "queryid"}
-
-
-def _add(
-    queries: dict[str, str], where: dict[str, int], path: str | Path, line: int, qid: str, text: str
-) -> None:
-    qid, text = qid.strip(), text.strip()
-    if not qid:
-        raise InputError(path, line, "empty query id")
-    if not text:
-        raise InputError(path, line, f"empty text for query {qid!r}")
-    if qid in queries:
-        raise InputError(path, line, f"duplicate query id {qid!r} (first at line {where[qid]})")
-    queries[qid], where[qid] = text, line
+# Column / key names, compared case-insensitively.
+QID_NAMES = ("qid", "query_id", "queryid", "query-id", "id", "topic_id")
+TEXT_NAMES = ("text", "query", "query_text", "title")
 
 
-def _parse_jsonl(path: str | Path, text: str) -> dict[str, str]:
-    queries: dict[str, str] = {}
-    where: dict[str, int] = {}
+class _Collector:
+    """Validates and collects (qid, text) records: non-empty id and text, no duplicate id."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.queries: dict[str, str] = {}
+        self.lines: dict[str, int] = {}
+
+    def add(self, line: int, qid: str, text: str) -> None:
+        qid, text = qid.strip(), text.rstrip()
+        if not qid:
+            raise InputError(self.path, line, "empty query id")
+        if any(character.isspace() for character in qid):
+            raise InputError(self.path, line, f"query id must not contain whitespace, got {qid!r}")
+        if not text.strip():
+            raise InputError(self.path, line, f"empty text for query {qid!r}")
+        first = self.lines.setdefault(qid, line)
+        if first != line:
+            raise InputError(self.path, line, f"duplicate query id {qid!r} (first at line {first})")
+        self.queries[qid] = text
+
+
+def _find(names: Iterable[str], wanted: tuple[str, ...]) -> str | None:
+    by_lower = {name.strip().lower(): name for name in names}
+    return next((by_lower[key] for key in wanted if key in by_lower), None)
+
+
+def _parse_jsonl(path: str, text: str) -> dict[str, str]:
+    collector = _Collector(path)
     for number, line in numbered_lines(text):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise InputError(path, number, f"invalid JSON: {error.msg}") from None
+            raise InputError(path, number, f"invalid JSON: {error.msg} (column {error.colno})") from None
         if not isinstance(record, dict):
-            raise InputError(path, number, "expected a JSON object per line")
-        qid = next((record[key] for key in QID_KEYS if key in record), None)
-        query = next((record[key] for key in TEXT_KEYS if key in record), None)
-        if qid is None or query is None:
-            raise InputError(path, number, 'expected keys "qid" (or "query_id") and "text" (or "query")')
+            raise InputError(path, number, "expected one JSON object per line")
+        qid_key, text_key = _find(record, QID_NAMES), _find(record, TEXT_NAMES)
+        if qid_key is None or text_key is None:
+            raise InputError(
+                path, number, f'expected keys "qid" (or "query_id") and "text" (or "query"), found {sorted(record)}'
+            )
+        qid, query = record[qid_key], record[text_key]
+        if isinstance(qid, bool) or not isinstance(qid, (str, int)):
+            raise InputError(path, number, f"query id must be a string or an integer, got {json.dumps(qid)}")
         if not isinstance(query, str):
-            raise InputError(path, number, f"query text must be a string, got {query!r}")
-        _add(queries, where, path, number, str(qid), query)
-    return queries
+            raise InputError(path, number, f"query text must be a string, got {json.dumps(query)}")
+        collector.add(number, str(qid), query)
+    return collector.queries
 
 
-def _parse_csv(path: str | Path, text: str) -> dict[str, str]:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader)
-    columns = {name.strip(): position for position, name in enumerate(header)}
-    qid_column = next((columns[key] for key in QID_KEYS if key in columns), None)
-    text_column = next((columns[key] for key in TEXT_KEYS if key in columns), None)
-    if qid_column is None or text_column is None:
-        raise InputError(path, 1, f"CSV header needs Query_id and query columns, found {header}")
-    queries: dict[str, str] = {}
-    where: dict[str, int] = {}
+def _parse_csv(path: str, text: str) -> dict[str, str]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    collector = _Collector(path)
     try:
-        for row in reader:
+        header = next(reader)
+        qid_column, text_column = _find(header, QID_NAMES), _find(header, TEXT_NAMES)
+        if qid_column is None or text_column is None:
+            raise InputError(
+                path, 1, f"CSV header needs a query id column (Query_id) and a query column, found {header}"
+            )
+        qid_at, text_at = header.index(qid_column), header.index(text_column)
+        while True:
+            start = reader.line_num + 1  # a quoted field may span lines: report where the record starts
+            row = next(reader, None)
+            if row is None:
+                break
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise InputError(path, reader.line_num, f"expected {len(header)} columns, found {len(row)}")
-            _add(queries, where, path, reader.line_num, row[qid_column], row[text_column])
+                raise InputError(path, start, f"expected {len(header)} columns like the header, found {len(row)}")
+            collector.add(start, row[qid_at], row[text_at])
     except csv.Error as error:
         raise InputError(path, reader.line_num, f"malformed CSV: {error}") from None
-    return queries
+    return collector.queries
 
 
-def _parse_tsv(path: str | Path, text: str) -> dict[str, str]:
-    queries: dict[str, str] = {}
-    where: dict[str, int] = {}
+def _parse_tsv(path: str, text: str) -> dict[str, str]:
+    collector = _Collector(path)
     for position, (number, line) in enumerate(numbered_lines(text)):
-        fields = line.rstrip("\r\n").split("\t")
+        fields = line.split("\t")
         if len(fields) != 2:
-            raise InputError(
-                path, number, f"expected 2 tab-separated columns (qid, text), found {len(fields)}"
-            )
-        if position == 0 and fields[0].strip().lower() in TSV_HEADERS:
+            raise InputError(path, number, f"expected 2 tab-separated columns (qid, text), found {len(fields)}")
+        is_header = _find(fields[:1], QID_NAMES) is not None and _find(fields[1:], TEXT_NAMES) is not None
+        if position == 0 and is_header:
             continue
-        _add(queries, where, path, number, fields[0], fields[1])
-    return queries
+        collector.add(number, fields[0], fields[1])
+    return collector.queries
+
+
+PARSERS: dict[str, Callable[[str, str], dict[str, str]]] = {
+    "jsonl": _parse_jsonl,
+    "csv": _parse_csv,
+    "tsv": _parse_tsv,
+}
+SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv"}
+
+
+def detect_format(path: str | Path, text: str) -> str:
+    """'jsonl', 'csv' or 'tsv' (see the module docstring)."""
+    suffixes = [suffix.lower() for suffix in Path(str(path)).suffixes if suffix.lower() != ".gz"]
+    if suffixes and suffixes[-1] in SUFFIX_FORMATS:
+        return SUFFIX_FORMATS[suffixes[-1]]
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return "jsonl"
+    first_line = stripped.split("\n", 1)[0]
+    if "\t" not in first_line and "," in first_line and _find(first_line.split(","), QID_NAMES) is not None:
+        return "csv"
+    return "tsv"
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
-    """qid -> query text. The format comes from the suffix (.jsonl/.json, .csv), else the content, else TSV."""
+    """qid -> query text, in file order. Raises `InputError` (file:line: problem) for: a duplicate qid (naming
+    the first line), empty text or id, missing columns or keys, a bad JSON line, malformed CSV, an empty file,
+    bytes that are not UTF-8."""
     text = read_text(path)
-    suffixes = [suffix.lower() for suffix in Path(str(path)).suffixes if suffix.lower() != ".gz"]
-    suffix = suffixes[-1] if suffixes else ""
-    if suffix in (".jsonl", ".json") or text.lstrip().startswith("{"):
-        queries = _parse_jsonl(path, text)
-    elif suffix == ".csv":
-        queries = _parse_csv(path, text)
-    else:
-        queries = _parse_tsv(path, text)
+    name = display_name(path)
+    queries = PARSERS[detect_format(path, text)](name, text)
     if not queries:
-        raise InputError(path, None, "no queries")
+        raise InputError(name, None, "no queries (only a header)")
     return queries
 
 
-def find_missing_queries(
-    run_qids: Iterable[str],
-    queries: Mapping[str, str],
-) -> list[str]:
+def find_missing_queries(run_qids: Iterable[str], queries: Mapping[str, str]) -> list[str]:
     """Run qids that have no text in the query file, sorted."""
     return sorted(qid for qid in run_qids if qid not in queries)
+
+
+def check_queries_cover_run(
+    run: Run,
+    queries: Mapping[str, str],
+    queries_path: str | Path,
+    missing: Literal["error", "skip"] = "error",
+) -> list[str]:
+    """The run's qids without query text (sorted), which the caller keeps in first-stage order (`skip`).
+
+    With `missing="error"` the first of them (in qid order) is an `InputError` at the run line where it first
+    appears.
+    """
+    if missing not in ("error", "skip"):
+        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    absent = find_missing_queries(run, queries)
+    if absent and missing == "error":
+        shown = ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else "")
+        raise InputError(
+            run.source,
+            run.first_line.get(absent[0]),
+            f"query {absent[0]!r} is not in {display_name(queries_path)} ({len(absent)} run queries have no "
+            f"text: {shown}; --missing-query skip keeps them in first-stage order)",
+        )
+    return absent
