@@ -1,14 +1,22 @@
 """From model scores to the final ranking: depth, interpolation, the unscored tail, tie-consistent scores.
 
-The intended order of a query is:
-1. its top-`depth` candidates that have a model score, by final score descending, ties by docid descending;
-2. its top-`depth` candidates without a model score (missing or bad video, kept), in first-stage order;
+The intended order of a query, given its candidates in first-stage order (`io.runs`: score desc, docid desc):
+1. the *head*: its first `depth` candidates that have a (finite) model score, by final score descending, ties
+   broken by docid descending. The final score is the model score, or with `interpolate=ALPHA`
+   `ALPHA * norm(model) + (1 - ALPHA) * norm(first stage)`, both normalised over the head of that query;
+2. its first `depth` candidates without a model score (missing or bad video kept, or a non-finite score), in
+   first-stage order;
 3. its candidates below `depth`, in first-stage order.
+Candidates in `drop` are left out; every other candidate appears exactly once.
 
-Written scores reproduce that order under trec_eval's rule (score descending, ties by docid descending):
-reranked candidates keep their final score (printed round-trip exact, so distinct floats stay distinct, and
-equal ones tie-break by docid exactly as in step 1); every tail candidate gets a synthetic score strictly
-below the lowest reranked score and strictly decreasing: `floor(min) - 1`, `floor(min) - 2`, ...
+Written scores reproduce that order under trec_eval's rule (score descending, ties by docid descending), so
+ir-measures and trec_eval evaluate exactly the intended ranking:
+- head candidates keep their final score; `io.runs.format_score` writes it round-trip exact, so distinct floats
+  stay distinct and equal ones tie-break by docid exactly as in step 1;
+- tail candidates (steps 2 and 3) get synthetic scores strictly below the head's minimum and strictly
+  decreasing: `floor(min) - 1`, `floor(min) - 2`, ... (the next float down when a float cannot hold the step);
+- a query with no head at all (nothing scored, e.g. a query skipped for lack of text) keeps its first-stage
+  scores: its order is the first-stage order, which those scores already produce.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.runs import Candidate
 
 RERANKED = "reranked"
-UNSCORED = "unscored"  # within depth, but the model gave no score (missing or bad video)
+UNSCORED = "unscored"  # within depth, but no model score (missing or bad video)
 BELOW_DEPTH = "below_depth"
 
 Pair = tuple[str, str]
@@ -36,18 +44,22 @@ def _minmax(values: Sequence[float]) -> list[float]:
 
 
 def _zscore(values: Sequence[float]) -> list[float]:
-    if len(values) < 2:
-        return [0.0 for _ in values]
-    mean, deviation = statistics.fmean(values), statistics.pstdev(values)
+    deviation = statistics.pstdev(values) if len(values) > 1 else 0.0
     if deviation == 0:
         return [0.0 for _ in values]
+    mean = statistics.fmean(values)
     return [(value - mean) / deviation for value in values]
 
 
+def _identity(values: Sequence[float]) -> list[float]:
+    return list(values)
+
+
+# Per-query normalisations for --interpolate (a constant list normalises to zeros).
 NORMALIZATIONS: dict[str, Callable[[Sequence[float]], list[float]]] = {
     "minmax": _minmax,
     "zscore": _zscore,
-    "none": lambda values: list(values),
+    "none": _identity,
 }
 
 
@@ -57,6 +69,76 @@ class RankedDoc:
     score: float  # the score written to the run
     provenance: str  # RERANKED, UNSCORED or BELOW_DEPTH
     first_stage_rank: int
+    rank: int = 0  # 1-based position in the final ranking
+    model_score: float | None = None  # the model's score (RERANKED only)
+
+
+def _tail_scores(count: int, below: float) -> list[float]:
+    """`count` strictly decreasing scores, all strictly below `below`: floor(below) - 1, - 2, ..."""
+    scores: list[float] = []
+    previous = below
+    for offset in range(1, count + 1):
+        score = float(math.floor(below) - offset)
+        if not score < previous:  # beyond 2**53 a step of 1 is lost to rounding
+            score = math.nextafter(previous, -math.inf)
+        if not math.isfinite(score):
+            raise ValueError("scores too close to the float range to place the unscored tail below them")
+        scores.append(score)
+        previous = score
+    return scores
+
+
+def check_options(depth: int, interpolate: float | None, normalization: str) -> None:
+    """`UsageError` for a depth below 1, ALPHA outside [0, 1] or an unknown normalisation."""
+    if depth < 1:
+        raise UsageError(f"--depth must be at least 1, got {depth}")
+    if normalization not in NORMALIZATIONS:
+        raise UsageError(f"unknown normalization {normalization!r}; choose from {', '.join(NORMALIZATIONS)}")
+    if interpolate is not None and not 0.0 <= interpolate <= 1.0:
+        raise UsageError(f"--interpolate must be between 0 and 1, got {interpolate}")
+
+
+def rerank_query(
+    qid: str,
+    candidates: Sequence[Candidate],
+    model_scores: Mapping[Pair, float],
+    *,
+    depth: int = 100,
+    interpolate: float | None = None,
+    normalization: str = "minmax",
+    drop: Collection[Pair] = frozenset(),
+) -> list[RankedDoc]:
+    """The final ranking of one query; `candidates` in first-stage order (see the module docstring)."""
+    check_options(depth, interpolate, normalization)
+    kept = [candidate for candidate in candidates if (qid, candidate.docid) not in drop]
+    within_depth = {candidate.docid for candidate in candidates[:depth]}
+    head: list[Candidate] = []
+    model: list[float] = []
+    for candidate in kept:
+        score = model_scores.get((qid, candidate.docid))
+        if candidate.docid in within_depth and score is not None and math.isfinite(score):
+            head.append(candidate)
+            model.append(float(score))
+    final = list(model)
+    if interpolate is not None and head:
+        normalize = NORMALIZATIONS[normalization]
+        mixed = zip(normalize(model), normalize([candidate.score for candidate in head]), strict=True)
+        final = [interpolate * model_part + (1.0 - interpolate) * stage_part for model_part, stage_part in mixed]
+    order = sorted(range(len(head)), key=lambda index: (final[index], head[index].docid), reverse=True)
+    ranked = [
+        RankedDoc(head[index].docid, final[index], RERANKED, head[index].first_stage_rank, model_score=model[index])
+        for index in order
+    ]
+    head_ids = {candidate.docid for candidate in head}
+    tail = [candidate for candidate in kept if candidate.docid not in head_ids]
+    tail_scores = _tail_scores(len(tail), min(final)) if head else [candidate.score for candidate in tail]
+    for candidate, score in zip(tail, tail_scores, strict=True):
+        provenance = UNSCORED if candidate.docid in within_depth else BELOW_DEPTH
+        ranked.append(RankedDoc(candidate.docid, score, provenance, candidate.first_stage_rank))
+    return [
+        RankedDoc(doc.docid, doc.score, doc.provenance, doc.first_stage_rank, rank, doc.model_score)
+        for rank, doc in enumerate(ranked, start=1)
+    ]
 
 
 def rerank(
@@ -68,38 +150,25 @@ def rerank(
     normalization: str = "minmax",
     drop: Collection[Pair] = frozenset(),
 ) -> dict[str, list[RankedDoc]]:
-    """The final ranking of every query (see the module docstring). Pairs in `drop` are left out."""
-    if depth < 1:
-        raise UsageError(f"--depth must be at least 1, got {depth}")
-    if normalization not in NORMALIZATIONS:
-        raise UsageError(f"unknown normalization {normalization!r}; choose from {', '.join(NORMALIZATIONS)}")
-    if interpolate is not None and not 0.0 <= interpolate <= 1.0:
-        raise UsageError(f"--interpolate must be between 0 and 1, got {interpolate}")
-    normalize = NORMALIZATIONS[normalization]
-    ranked: dict[str, list[RankedDoc]] = {}
-    for qid, candidates in run.items():
-        kept = [candidate for candidate in candidates if (qid, candidate.docid) not in drop]
-        head = [c for c in candidates[:depth] if (qid, c.docid) in model_scores and (qid, c.docid) not in drop]
-        head_ids = {c.docid for c in head}
-        within_depth = {c.docid for c in candidates[:depth]}
-        final = [model_scores[qid, c.docid] for c in head]
-        if interpolate is not None and head:
-            model_part = normalize(final)
-            first_stage_part = normalize([c.score for c in head])
-            final = [
-                interpolate * m + (1.0 - interpolate) * f for m, f in zip(model_part, first_stage_part, strict=True)
-            ]
-        order = sorted(zip(head, final, strict=True), key=lambda item: (item[1], item[0].docid), reverse=True)
-        docs = [RankedDoc(c.docid, score, RERANKED, c.first_stage_rank) for c, score in order]
-        tail = [c for c in kept if c.docid not in head_ids]
-        floor = math.floor(min(final)) if final else 0
-        for offset, candidate in enumerate(tail, start=1):
-            provenance = UNSCORED if candidate.docid in within_depth else BELOW_DEPTH
-            docs.append(RankedDoc(candidate.docid, float(floor - offset), provenance, candidate.first_stage_rank))
-        ranked[qid] = docs
-    return ranked
+    """The final ranking of every query of `run` (qid -> candidates in first-stage order), in the run's qid
+    order. `model_scores` maps (qid, docid) to the model's score; pairs in `drop` are left out. See the module
+    docstring for the order and the written scores. Raises `UsageError` for invalid options."""
+    check_options(depth, interpolate, normalization)
+    drop = drop if isinstance(drop, (set, frozenset, dict)) else set(drop)
+    return {
+        qid: rerank_query(
+            qid,
+            candidates,
+            model_scores,
+            depth=depth,
+            interpolate=interpolate,
+            normalization=normalization,
+            drop=drop,
+        )
+        for qid, candidates in run.items()
+    }
 
 
 def as_scored_lists(ranked: Mapping[str, Sequence[RankedDoc]]) -> dict[str, list[tuple[str, float]]]:
-    """qid -> (docid, score) in the intended order, for `format_trec_lines`."""
+    """qid -> (docid, score) in the intended order, for `io.runs.format_trec_lines` and `evaluate.run_frame`."""
     return {qid: [(doc.docid, doc.score) for doc in docs] for qid, docs in ranked.items()}
