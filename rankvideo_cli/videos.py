@@ -1,115 +1,190 @@
-"""docid -> video file: a path pattern, the MultiVENT 2.0 layout, or an explicit map; never outside the root."""
+"""docid -> video file under a root directory: a path pattern, the MultiVENT 2.0 layout, or an explicit map.
+
+Resolution never reads outside the root. A docid is *unsafe* (rejected, never opened) when its path would have
+a `..` component or be absolute, or when the existing file it names resolves (symlinks followed) outside
+`root.resolve()`. The root itself may be a symlink. Unsafe docids resolve to None like missing videos (the
+pipeline counts them under its missing-video policy) and are listed in `VideoResolver.rejected` with the reason.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.text import numbered_lines, read_text
 
 DEFAULT_PATTERN = "{docid}.mp4"
-MULTIVENT_PATTERN = "{multivent_dir}/{docid}.mp4"
-# Tried in order when the pattern names no extension.
+# Tried in this order when a pattern names no extension.
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
+# `{multivent_dir}` is the MultiVENT 2.0 shard folder of an integer docid: int(docid) // 100 + 1, 6 digits.
+PRESETS = {"multivent": "{multivent_dir}/{docid}.mp4"}
+PATTERN_FIELDS = ("docid", "multivent_dir")
+
+FOUND = "found"
+MISSING = "missing"  # a well-formed docid with no file
+UNSAFE = "unsafe"  # would leave the root
+INVALID = "invalid"  # the docid cannot name a file (e.g. not an integer under the MultiVENT layout)
 
 
-class UnsafeDocid(InputError):
-    """A docid that would resolve outside the videos directory."""
+@dataclass(frozen=True)
+class Resolution:
+    docid: str
+    status: str  # FOUND, MISSING, UNSAFE or INVALID
+    path: Path | None = None
+    reason: str = ""
+
+
+def multivent_dir(docid: str) -> str:
+    """MultiVENT 2.0 shard folder of an integer docid (the reference's `{int(id)//100+1:06d}`)."""
+    return f"{int(docid) // 100 + 1:06d}"
+
+
+def _pattern_fields(pattern: str) -> set[str]:
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(pattern) if field is not None}
+    except ValueError as error:
+        raise UsageError(f"--video-pattern {pattern!r}: {error}") from None
+    unknown = sorted(fields - set(PATTERN_FIELDS))
+    if unknown or "docid" not in fields:
+        raise UsageError(
+            f"--video-pattern {pattern!r} must use {{docid}} and may use {{multivent_dir}}; found {unknown or 'none'}"
+        )
+    return fields
 
 
 class VideoResolver:
     """Resolves docids to existing video files under `root`.
 
-    Exactly one source: `pattern` (str.format with `docid`, and `multivent_dir` = the MultiVENT 2.0 shard
-    folder `{int(docid)//100+1:06d}`), or `video_map` (TSV docid<TAB>path; relative paths are relative to
-    `root`). Resolution never leaves `root`: `..` components, absolute paths and symlinks pointing outside
-    are rejected.
+    Exactly one source of paths:
+    - `pattern` (default `{docid}.mp4`): `str.format` with `docid` (and `multivent_dir`, see `multivent_dir()`);
+      a pattern without an extension tries `VIDEO_EXTENSIONS` in order. The default pattern may accompany
+      another source (it is then unused);
+    - `preset="multivent"` (or `multivent=True`): `{multivent_dir}/{docid}.mp4`; a docid that is not an integer
+      is INVALID;
+    - `video_map`: a TSV file `docid<TAB>path`, paths relative to `root` (absolute paths are rejected like any
+      path leaving the root); a map line's errors name the map file and line.
     """
 
     def __init__(
         self,
-        root: Path,
+        root: str | Path,
         *,
-        pattern: str = DEFAULT_PATTERN,
-        video_map: Path | None = None,
+        pattern: str | None = None,
+        preset: str | None = None,
+        video_map: str | Path | None = None,
         multivent: bool = False,
     ) -> None:
-        if multivent and video_map is not None:
-            raise UsageError("--multivent and --video-map are exclusive")
-        if not root.is_dir():
-            raise UsageError(f"--videos {root}: not a directory")
-        self.root = root
-        self._real_root = root.resolve()
-        self.pattern = MULTIVENT_PATTERN if multivent else pattern
-        self.multivent = multivent
-        self.map_path = video_map
-        self._map = self._read_map(video_map) if video_map is not None else None
+        if multivent:
+            if preset not in (None, "multivent"):
+                raise UsageError(f"--multivent and preset {preset!r} are exclusive")
+            preset = "multivent"
+        # The default pattern alongside another source is not a conflict (a CLI passes its default along).
+        given = {
+            "--video-pattern": pattern not in (None, DEFAULT_PATTERN),
+            "--multivent": preset is not None,
+            "--video-map": video_map is not None,
+        }
+        sources = [name for name, present in given.items() if present]
+        if len(sources) > 1:
+            raise UsageError(f"{' and '.join(sources)} are exclusive: give one way to find the videos")
+        if preset is not None and preset not in PRESETS:
+            raise UsageError(f"unknown video layout preset {preset!r}; choose from {', '.join(PRESETS)}")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise UsageError(f"--videos {self.root}: not a directory")
+        self._real_root = self.root.resolve()
+        self.preset = preset
+        self.pattern = PRESETS[preset] if preset else (pattern or DEFAULT_PATTERN)
+        self.map_path = Path(video_map) if video_map is not None else None
+        self._map = self._read_map(self.map_path) if self.map_path is not None else None
         if self._map is None:
-            self._check_pattern(self.pattern)
-
-    @staticmethod
-    def _check_pattern(pattern: str) -> None:
-        try:
-            pattern.format(docid="x", multivent_dir="000001")
-        except (KeyError, IndexError, ValueError) as error:
-            raise UsageError(f"--video-pattern {pattern!r}: only {{docid}} may be used ({error})") from None
+            self._fields = _pattern_fields(self.pattern)
+        self.rejected: dict[str, str] = {}  # docid -> reason, for the UNSAFE and INVALID docids seen
 
     @staticmethod
     def _read_map(path: Path) -> dict[str, str]:
         mapping: dict[str, str] = {}
         where: dict[str, int] = {}
         for number, line in numbered_lines(read_text(path)):
-            fields = line.rstrip("\r\n").split("\t")
+            fields = line.split("\t")
             if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-                raise InputError(path, number, "expected docid<TAB>path")
+                raise InputError(path, number, f"expected docid<TAB>path, found {len(fields)} tab-separated fields")
             docid, target = fields[0].strip(), fields[1].strip()
-            if docid in mapping:
-                raise InputError(path, number, f"duplicate docid {docid!r} (first at line {where[docid]})")
-            mapping[docid], where[docid] = target, number
+            first = where.setdefault(docid, number)
+            if first != number:
+                raise InputError(path, number, f"duplicate docid {docid!r} (first at line {first})")
+            mapping[docid] = target
         return mapping
 
-    def _candidates(self, docid: str) -> list[str]:
+    def _relative_candidates(self, docid: str) -> list[str] | Resolution:
         if self._map is not None:
             return [self._map[docid]] if docid in self._map else []
-        multivent_dir = ""
-        if self.multivent:
+        values = {"docid": docid}
+        if "multivent_dir" in self._fields:
             try:
-                multivent_dir = f"{int(docid) // 100 + 1:06d}"
+                values["multivent_dir"] = multivent_dir(docid)
             except ValueError:
-                return []  # MultiVENT docids are integers; anything else has no video
-        relative = self.pattern.format(docid=docid, multivent_dir=multivent_dir)
-        if Path(relative).suffix:
+                return Resolution(docid, INVALID, reason=f"docid {docid!r} is not an integer (MultiVENT layout)")
+        relative = self.pattern.format(**values)
+        if PurePosixPath(self.pattern).suffix:  # the pattern's, not the docid's: "a.b" may be a docid
             return [relative]
         return [relative + extension for extension in VIDEO_EXTENSIONS]
 
-    def _inside_root(self, docid: str, relative: str) -> Path:
+    def _unsafe(self, docid: str, relative: str) -> str | None:
+        if "\0" in relative:
+            return f"docid {docid!r}: path contains a NUL byte"
         candidate = Path(relative)
-        if candidate.is_absolute() or ".." in candidate.parts:
-            raise UnsafeDocid(
-                self.map_path or "run", None, f"docid {docid!r} would escape {self.root}: {relative}"
-            )
-        return self.root / candidate
-
-    def resolve(self, docid: str) -> Path | None:
-        """The existing video file for `docid`, or None when there is none. Raises `UnsafeDocid`."""
-        for relative in self._candidates(docid):
-            path = self._inside_root(docid, relative)
-            if path.is_file():
-                if not path.resolve().is_relative_to(self._real_root):
-                    raise UnsafeDocid(
-                        self.map_path or "run", None, f"docid {docid!r}: {path} links outside {self.root}"
-                    )
-                return path
+        if candidate.is_absolute() or candidate.anchor or ".." in candidate.parts:
+            return f"docid {docid!r}: path {relative!r} would leave {self.root}"
         return None
 
+    def lookup(self, docid: str) -> Resolution:
+        """Where the video of `docid` is, or why there is none. Never touches anything outside the root."""
+        candidates = self._relative_candidates(docid)
+        if isinstance(candidates, Resolution):
+            self.rejected[docid] = candidates.reason
+            return candidates
+        for relative in candidates:
+            reason = self._unsafe(docid, relative)
+            if reason is not None:
+                self.rejected[docid] = reason
+                return Resolution(docid, UNSAFE, reason=reason)
+        for relative in candidates:
+            path = self.root / relative
+            if not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(self._real_root):
+                reason = f"docid {docid!r}: {path} links outside {self.root}"
+                self.rejected[docid] = reason
+                return Resolution(docid, UNSAFE, reason=reason)
+            return Resolution(docid, FOUND, path=path)
+        return Resolution(docid, MISSING, reason=f"no file for docid {docid!r} under {self.root}")
+
+    def resolve(self, docid: str) -> Path | None:
+        """The existing video file of `docid`, or None (missing, unsafe or invalid: see `lookup`)."""
+        return self.lookup(docid).path
+
     def describe(self) -> dict[str, str | None]:
+        """How docids become paths, for the run manifest."""
         return {
             "root": str(self.root),
             "pattern": None if self._map is not None else self.pattern,
-            "video_map": str(self.map_path) if self.map_path else None,
+            "preset": self.preset,
+            "video_map": str(self.map_path) if self.map_path is not None else None,
         }
 
     def fingerprint(self) -> str:
-        payload = repr(sorted(self.describe().items())) + repr(sorted((self._map or {}).items()))
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        """Changes whenever a docid could map to a different file (root, pattern, preset or the map's content)."""
+        payload = json.dumps(
+            {
+                "describe": self.describe(),
+                "map": sorted((self._map or {}).items()),
+                "extensions": VIDEO_EXTENSIONS,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
