@@ -305,6 +305,11 @@ def _container_signature(head: bytes) -> str | None:
     return None
 
 
+# FFmpeg's tty demuxer accepts any .txt/.nfo/.asc file and renders its text as "video" frames: such a
+# candidate is a mis-resolved path, not footage the model should judge.
+TEXT_RENDERING_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+
+
 class _OpenVideo:
     """An opened input container and its video stream (what decord would pick), other streams discarded."""
 
@@ -340,6 +345,10 @@ class _OpenVideo:
             raise VideoError(self.path, "not_a_video", "the only picture is attached cover art")
         if stream.codec_context is None:
             raise VideoError(self.path, "not_a_video", f"no decoder for codec {stream.codec_tag!r}")
+        if stream.codec_context.name in TEXT_RENDERING_CODECS:
+            raise VideoError(
+                self.path, "not_a_video", f"a text file (FFmpeg renders it as {stream.codec_context.name} art)"
+            )
         return stream
 
     def packets(self) -> Iterator[av.Packet]:

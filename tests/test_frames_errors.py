@@ -72,6 +72,15 @@ def test_text_file_named_mp4(tmp_path: Path) -> None:
     assert failure(path).kind == "not_a_video"
 
 
+@pytest.mark.parametrize("name", ["qrels.txt", "README.nfo"])
+def test_text_file_that_ffmpeg_renders_as_ansi_art(tmp_path: Path, name: str) -> None:
+    # FFmpeg's tty demuxer picks these extensions and would hand the model pictures of the text
+    path = tmp_path / name
+    path.write_text("q1 0 v001 1\n" * 100)
+    error = failure(path)
+    assert error.kind == "not_a_video" and "text file" in error.detail
+
+
 def test_truncated_mp4_without_its_index(videos: VideoCache, tmp_path: Path) -> None:
     # ffmpeg-style MP4: the index (moov) comes last, so a cut file cannot even be opened.
     path = truncated_copy(videos.get(seconds=2), tmp_path / "cut.mp4", 0.6)
