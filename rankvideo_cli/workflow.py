@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rankvideo_cli.errors import InputError, RankVideoError, UsageError
@@ -250,23 +251,24 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
 
     shard = parse_shard(request.shard)
     if shard is not None and request.output is not None:
-        raise UsageError(
-            "--shard writes scores to the score store only; build the run with `rankvideo merge`"
-        )
+        raise UsageError("--shard writes scores to the score store only; build the run with `rankvideo merge`")
     if request.qrels_path is not None:
         read_qrels(request.qrels_path)  # fail on bad qrels now, not after hours of scoring
         parse_measures(request.measures)
     inputs = prepare_inputs(request)
     missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
     if missing_pairs:
+        rejected = inputs.resolver.resolver.rejected
+        # a docid that cannot name a file under the root is never opened; say why, not just "missing"
+        why = f"; {len(rejected)} of them rejected ({next(iter(rejected.values()))})" if rejected else ""
         if request.on_missing_video == "error":
             raise RankVideoError(
                 f"{missing_docids} candidate videos are missing under {request.videos_root} "
-                f"({missing_pairs} pairs); --on-missing-video keep or drop to go on without them"
+                f"({missing_pairs} pairs{why}); --on-missing-video keep or drop to go on without them"
             )
         console.print(
             f"rankvideo: {missing_docids} candidate videos have no file under {request.videos_root} "
-            f"({missing_pairs} pairs within depth): {request.on_missing_video}",
+            f"({missing_pairs} pairs within depth{why}): {request.on_missing_video}",
             markup=False,
             soft_wrap=True,
         )
@@ -296,9 +298,7 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
             raise
         finally:
             if result is not None:
-                manifest_path = request.manifest_path or default_manifest_path(
-                    request.output, store_dir, shard
-                )
+                manifest_path = request.manifest_path or default_manifest_path(request.output, store_dir, shard)
                 write_manifest(
                     manifest_path,
                     build_manifest(
@@ -350,9 +350,7 @@ def run_merge(
     if not videos.get("root"):
         raise UsageError(f"{cache}: no shard manifest found; run the shards with `rankvideo rerank --shard`")
     if shared.get("incomplete_shards") and not allow_missing:
-        console.print(
-            f"rankvideo: shards {', '.join(shared['incomplete_shards'])} did not finish", markup=False
-        )
+        console.print(f"rankvideo: shards {', '.join(shared['incomplete_shards'])} did not finish", markup=False)
     request = RerankRequest(
         run_path=run,
         queries_path=queries,
@@ -452,14 +450,16 @@ def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bo
             sys.stdout.write(json.dumps(row, sort_keys=True) + "\n")
     else:
         table = Table(title=f"query: {query}", title_justify="left")
-        for column in ("video", "logit_delta", "p_yes", "logprob_yes", "logprob_no"):
-            table.add_column(column, justify="left" if column == "video" else "right")
+        # a path is data: folded, never cut to the terminal width, and never read as rich markup
+        table.add_column("video", justify="left", overflow="fold")
+        for column in ("logit_delta", "p_yes", "logprob_yes", "logprob_no"):
+            table.add_column(column, justify="right")
         for row in rows:
             if "error" in row:
-                table.add_row(row["video"], f"[red]{row['error_kind']}[/red]", "", "", "")
+                table.add_row(escape(row["video"]), f"[red]{row['error_kind']}[/red]", "", "", "")
             else:
                 table.add_row(
-                    row["video"],
+                    escape(row["video"]),
                     *(f"{row[key]:.4f}" for key in ("logit_delta", "p_yes", "logprob_yes", "logprob_no")),
                 )
         Console(highlight=False).print(table)
@@ -492,9 +492,7 @@ def run_frames(video: Path, *, as_json: bool, save_dir: Path | None, console: Co
         "fps (F, average_rate)": f"{summary['source_fps']:.6g} ({summary['average_rate']})",
         "duration": f"{summary['duration_seconds']:.3f} s",
         "rotation": f"{summary['rotation']} deg",
-        "size: source -> model (HxW)": "{}x{} -> {}x{}".format(
-            *summary["source_size"], *summary["output_size"]
-        ),
+        "size: source -> model (HxW)": "{}x{} -> {}x{}".format(*summary["source_size"], *summary["output_size"]),
         "sampled frames": str(summary["sampled_frames"]),
         "frame indices": " ".join(map(str, summary["frame_indices"])),
         "pair timestamps": " ".join(summary["pair_labels"]),
