@@ -20,6 +20,7 @@ import torch
 
 from rankvideo_cli.frames import SampledVideo
 from rankvideo_cli.scoring.base import PairScore
+from rankvideo_cli.scoring.memory import default_batch_size
 from rankvideo_cli.scoring.prompt import (
     PROBE_QUERY,
     PromptBatch,
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 SCORE_MODES = ("full", "reference")
 # vLLM returned this many log-probs to the reference code (`SamplingParams(logprobs=512)`).
 REFERENCE_TOP_LOGPROBS = 512
-DEFAULT_BATCH_SIZE = 8
 SCORER_VERSION = "qwen3vl-1"
 
 
@@ -155,12 +155,13 @@ class Qwen3VLScorer:
         self.model_id = model_id
         self.revision = revision
         self.score_mode = score_mode
-        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         self.attn_implementation = attn_implementation or str(
             getattr(model.config, "_attn_implementation", None) or "sdpa"
         )
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
+        # None: from the GPU's free memory once the weights are in (scoring.memory), 8 on the CPU
+        self.batch_size = batch_size or default_batch_size(model, self.device, self.dtype)
         # the video processor's arithmetic runs where the model is when that is a GPU
         self.preprocess_device: torch.device | None = self.device if self.device.type == "cuda" else None
         self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
