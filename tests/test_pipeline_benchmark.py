@@ -55,32 +55,39 @@ def test_smoke_report_structure(smoke: dict) -> None:
     assert report["model"]["model"] == "tiny-random" and report["model"]["dtype"] == "float32"
     assert {"cpu", "cores", "torch", "transformers", "pyav"} <= set(report["machine"])
     assert report["decode_workers"] >= 1
+    assert report["ways"] == ["reference", "reference_last_position", "pipeline"]
     (record,) = report["rounds"]
-    reference, pipeline = record["reference_seconds"], record["pipeline_seconds"]
-    # the reference way decodes for every pair and scores every pair; both are measured, nothing invented
-    assert reference["decode"] > 0 and reference["scoring"] > 0
-    assert reference["wall"] >= reference["decode"] + reference["scoring"] - 1e-6
+    seconds = record["seconds"]
+    for name in ("reference", "reference_last_position"):
+        # each reference way decodes for every pair and scores every pair; both are measured, nothing invented
+        assert seconds[name]["decode"] > 0 and seconds[name]["scoring"] > 0
+        assert seconds[name]["wall"] >= seconds[name]["decode"] + seconds[name]["scoring"] - 1e-6
+        assert record["ratio"][name] == pytest.approx(seconds[name]["wall"] / seconds["pipeline"]["wall"])
+        assert report["ratio"][name] == record["ratio"][name]
+    pipeline = seconds["pipeline"]
     assert pipeline["wall"] > 0 and pipeline["decode_threads"] > 0 and pipeline["scoring"] > 0
-    assert record["reference_pairs_per_s"] == pytest.approx(6 / reference["wall"])
-    assert record["pipeline_pairs_per_s"] == pytest.approx(6 / pipeline["wall"])
-    assert record["ratio"] == pytest.approx(reference["wall"] / pipeline["wall"])
-    assert report["ratio"] == record["ratio"]
+    for name, per_s in record["pairs_per_s"].items():
+        assert per_s == pytest.approx(6 / seconds[name]["wall"])
+    assert report["pairs_per_s"] == record["pairs_per_s"]
 
 
 def test_smoke_scores_agree(smoke: dict) -> None:
-    agreement = smoke["report"]["agreement"]
-    assert agreement["pairs"] == 6
-    for field in ("logit_delta", "p_yes", "logprob_yes", "logprob_no"):
-        assert agreement[f"max_abs_{field}"] < 1e-4, field
-    # the comparison has teeth: the scores differ across pairs far more than the tolerance
-    assert agreement["reference_logit_delta_spread"] > 1e-2
+    agreements = smoke["report"]["agreement"]
+    assert set(agreements) == {"reference", "reference_last_position"}
+    for agreement in agreements.values():
+        assert agreement["pairs"] == 6
+        for field in ("logit_delta", "p_yes", "logprob_yes", "logprob_no"):
+            assert agreement[f"max_abs_{field}"] < 1e-4, field
+        # the comparison has teeth: the scores differ across pairs far more than the tolerance
+        assert agreement["reference_logit_delta_spread"] > 1e-2
 
 
 def test_smoke_prints_the_summary(smoke: dict) -> None:
     out = smoke["stdout"]
     assert out.startswith("machine: ")
     assert "6 pairs: 2 videos x 3 queries per video" in out
-    assert "pairs/s: ratio " in out
+    assert "ratio pipeline / reference way: " in out
+    assert "ratio pipeline / reference way, last-position logits: " in out
     assert "pipeline vs reference way over 6 pairs: max |d logit_delta|" in out
 
 
@@ -103,6 +110,7 @@ def test_arguments() -> None:
     assert (options.videos, options.queries_per_video, options.smoke) == (2, 3, True)
     assert args.json is None
     options, _ = pb.parse_args([])
-    assert (options.videos, options.queries_per_video, options.rounds) == (6, 10, 1)
+    assert (options.videos, options.queries_per_video, options.rounds, options.last_position) == (6, 10, 1, True)
+    assert pb.parse_args(["--no-last-position"])[0].last_position is False
     with pytest.raises(ValueError, match="--videos"):
         pb.run_benchmark(pb.Options(videos=len(pb.VIDEO_SOURCES) + 1))
