@@ -40,136 +40,20 @@ from typing import Any
 import numpy as np
 import torch
 
-GIB = 1024**3
-
+from rankvideo_cli.scoring.memory import (  # the memory model and batch rule the scorer itself uses
+    GIB,
+    QWEN3_VL_8B,
+    ModelShape,
+    auto_batch_size,
+    element_size,
+    pair_activation_bytes,
+    vision_activation_bytes,
+)
 
 # ----------------------------------------------------------------------------------------------------
 # Model shapes, parameter counts and analytic FLOPs
 # ----------------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The dimensions that set a Qwen3-VL model's cost; `config()` turns them into a transformers config."""
-
-    name: str
-    text_hidden: int
-    text_layers: int
-    text_heads: int
-    text_kv_heads: int
-    head_dim: int
-    text_intermediate: int
-    vocab: int
-    rms_eps: float
-    rope_theta: float
-    mrope_section: tuple[int, int, int]
-    vision_depth: int
-    vision_hidden: int
-    vision_intermediate: int
-    vision_heads: int
-    patch: int
-    temporal_patch: int
-    merge: int
-    vision_position_embeddings: int
-    deepstack_layers: tuple[int, ...]
-    vision_act: str = "gelu_pytorch_tanh"
-    init_std: float = 0.02  # transformers' normal init; Qwen3-VL's initializer_range
-
-    def config(self) -> Any:
-        """A `Qwen3VLConfig` with these dimensions and Qwen3-VL's special-token ids (untied embeddings)."""
-        from transformers import Qwen3VLConfig
-
-        return Qwen3VLConfig(
-            text_config={
-                "hidden_size": self.text_hidden,
-                "num_hidden_layers": self.text_layers,
-                "num_attention_heads": self.text_heads,
-                "num_key_value_heads": self.text_kv_heads,
-                "head_dim": self.head_dim,
-                "intermediate_size": self.text_intermediate,
-                "vocab_size": self.vocab,
-                "rms_norm_eps": self.rms_eps,
-                "max_position_embeddings": 262144,
-                "hidden_act": "silu",
-                "attention_bias": False,
-                "initializer_range": self.init_std,
-                "rope_parameters": {
-                    "rope_type": "default",
-                    "rope_theta": self.rope_theta,
-                    "mrope_section": list(self.mrope_section),
-                    "mrope_interleaved": True,
-                },
-            },
-            vision_config={
-                "depth": self.vision_depth,
-                "hidden_size": self.vision_hidden,
-                "intermediate_size": self.vision_intermediate,
-                "num_heads": self.vision_heads,
-                "patch_size": self.patch,
-                "temporal_patch_size": self.temporal_patch,
-                "spatial_merge_size": self.merge,
-                "out_hidden_size": self.text_hidden,
-                "num_position_embeddings": self.vision_position_embeddings,
-                "deepstack_visual_indexes": list(self.deepstack_layers),
-                "hidden_act": self.vision_act,
-                "initializer_range": self.init_std,
-            },
-            tie_word_embeddings=False,
-        )
-
-
-def shape_from_config(config: Any, name: str = "loaded") -> ModelShape:
-    """The shape of a loaded model (its `Qwen3VLConfig`), so `auto_batch_size` applies to real checkpoints."""
-    text, vision = config.text_config, config.vision_config
-    rope = text.rope_parameters or {}
-    return ModelShape(
-        name=name,
-        text_hidden=text.hidden_size,
-        text_layers=text.num_hidden_layers,
-        text_heads=text.num_attention_heads,
-        text_kv_heads=text.num_key_value_heads,
-        head_dim=text.head_dim,
-        text_intermediate=text.intermediate_size,
-        vocab=text.vocab_size,
-        rms_eps=text.rms_norm_eps,
-        rope_theta=float(rope.get("rope_theta", 0.0)),
-        mrope_section=tuple(rope.get("mrope_section", (0, 0, 0))),
-        vision_depth=vision.depth,
-        vision_hidden=vision.hidden_size,
-        vision_intermediate=vision.intermediate_size,
-        vision_heads=vision.num_heads,
-        patch=vision.patch_size,
-        temporal_patch=vision.temporal_patch_size,
-        merge=vision.spatial_merge_size,
-        vision_position_embeddings=vision.num_position_embeddings,
-        deepstack_layers=tuple(vision.deepstack_visual_indexes),
-        vision_act=vision.hidden_act,
-        init_std=text.initializer_range,
-    )
-
-
-QWEN3_VL_8B = ModelShape(
-    name="8b",
-    text_hidden=4096,
-    text_layers=36,
-    text_heads=32,
-    text_kv_heads=8,
-    head_dim=128,
-    text_intermediate=12288,
-    vocab=151936,
-    rms_eps=1e-6,
-    rope_theta=5_000_000.0,
-    mrope_section=(24, 20, 20),
-    vision_depth=27,
-    vision_hidden=1152,
-    vision_intermediate=4304,
-    vision_heads=16,
-    patch=16,
-    temporal_patch=2,
-    merge=2,
-    vision_position_embeddings=2304,
-    deepstack_layers=(8, 16, 24),
-)
 
 # Qwen's real vocabulary (the prompt's token ids need it); everything else shrunk so a CPU run takes seconds.
 TINY = ModelShape(
@@ -316,84 +200,7 @@ def reference_md_flops(shape: ModelShape, prompt_tokens: int, grid: VideoGrid) -
 
 
 def weight_bytes(shape: ModelShape, dtype: torch.dtype) -> int:
-    return sum(parameter_counts(shape).values()) * _element_size(dtype)
-
-
-def pair_activation_bytes(
-    tokens_per_pair: int, shape: ModelShape, dtype: torch.dtype, *, logit_positions: int = 1
-) -> int:
-    """Upper bound on the device memory one pair in a batch adds during a no-grad scoring forward.
-
-    Counted for one sequence of T tokens (element size e, fp32 temporaries at 4 bytes), all terms added
-    even where they are not alive at the same time:
-    - resident for the whole forward: input embeddings and residual stream (2 T H e), DeepStack visual
-      features (one T x H copy per DeepStack layer, taking all T tokens as visual), rotary cos/sin (2 T d e),
-      the 4D attention mask (T^2 e);
-    - a KV cache in case the caller leaves `use_cache` on (2 L T kv d e);
-    - one decoder layer's transients: q/k/v, k/v repeated to all heads, fp32 copies in RMSNorm and q/k norm,
-      attention output and o_proj (about 8 T H e + 3 T H 4), the MLP's gate, up, act and product (4 T I e);
-    - attention scores materialised as eager attention (or SDPA's math fallback) does: scores and
-      probabilities in e, softmax in fp32 (heads T^2 (2e + 4)) -- the largest term at 2k tokens;
-    - logits at `logit_positions` positions, with fp32 copies for log-softmax (P V (e + 8)); 1 with
-      `logits_to_keep=1`, T without it (then the largest term: 3.3 GB per 2.2k-token pair at full vocab).
-    """
-    e = _element_size(dtype)
-    tokens, hidden = tokens_per_pair, shape.text_hidden
-    resident = 2 * tokens * hidden * e + len(shape.deepstack_layers) * tokens * hidden * e
-    resident += 2 * tokens * shape.head_dim * e + tokens * tokens * e
-    kv_cache = 2 * shape.text_layers * tokens * shape.text_kv_heads * shape.head_dim * e
-    layer = 8 * tokens * hidden * e + 3 * tokens * hidden * 4 + 4 * tokens * shape.text_intermediate * e
-    scores = shape.text_heads * tokens * tokens * (2 * e + 4)
-    logits = logit_positions * shape.vocab * (e + 8)
-    return resident + kv_cache + layer + scores + logits
-
-
-def vision_activation_bytes(patches: int, shape: ModelShape, dtype: torch.dtype) -> int:
-    """Upper bound on one vision-tower pass's transients (one video at a time): block activations in e,
-    fp32 rotary copies of q and k, every DeepStack feature and the merged output."""
-    e = _element_size(dtype)
-    vision = shape.vision_hidden
-    block = patches * (6 * vision + 3 * shape.vision_intermediate) * e + 4 * patches * vision * 4
-    merged_tokens = patches // shape.merge**2
-    features = (1 + len(shape.deepstack_layers)) * merged_tokens * shape.text_hidden * e
-    return block + features + 2 * patches * vision * shape.merge**2 * e
-
-
-# Fixed headroom besides the pairs: CUDA context, cuBLAS/cuDNN workspaces, allocator fragmentation.
-BATCH_RESERVE_BYTES = 3 * GIB
-BATCH_FREE_FRACTION = 0.85
-MAX_AUTO_BATCH = 32
-
-
-def auto_batch_size(
-    free_bytes: int,
-    tokens_per_pair: int,
-    shape: ModelShape,
-    dtype: torch.dtype,
-    *,
-    logit_positions: int = 1,
-    max_batch: int = MAX_AUTO_BATCH,
-) -> int:
-    """Pairs per forward that fit in `free_bytes` of device memory left after the weights are loaded.
-
-    batch = floor((0.85 * free - 3 GiB - one vision pass) / pair_activation_bytes), clamped to [1, max_batch].
-    `pair_activation_bytes` deliberately over-estimates (every transient summed, eager attention scores and
-    a KV cache counted), so the result holds for any attention implementation; pass
-    `logit_positions=tokens` when logits are kept at every position. The 15% margin and the 3 GiB reserve
-    cover the CUDA context, library workspaces and allocator fragmentation. Batching beyond a few pairs buys
-    little anyway: one 2k-token pair already gives the matmuls thousands of rows.
-    """
-    if tokens_per_pair <= 0:
-        raise ValueError(f"tokens_per_pair must be positive, got {tokens_per_pair}")
-    patches = tokens_per_pair * shape.merge**2  # at most every token is a merged vision token
-    usable = BATCH_FREE_FRACTION * free_bytes - BATCH_RESERVE_BYTES
-    usable -= vision_activation_bytes(patches, shape, dtype)
-    per_pair = pair_activation_bytes(tokens_per_pair, shape, dtype, logit_positions=logit_positions)
-    return int(max(1, min(max_batch, usable // per_pair)))
-
-
-def _element_size(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
+    return sum(parameter_counts(shape).values()) * element_size(dtype)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1414,12 +1221,8 @@ def format_report(report: dict[str, Any]) -> str:
     )
     lines += ["", RUN_HEADER, "-" * len(RUN_HEADER)]
     lines += [format_run(run) for run in report["runs"]]
-    lines.append(
-        "(seconds per run; pairs/s excludes decode, +decode adds it serially, except 'pipeline', where decode"
-    )
-    lines.append(
-        " threads overlap scoring and both are end to end; MFU = executed FLOPs / scoring time / measured"
-    )
+    lines.append("(seconds per run; pairs/s excludes decode, +decode adds it serially, except 'pipeline', where decode")
+    lines.append(" threads overlap scoring and both are end to end; MFU = executed FLOPs / scoring time / measured")
     lines.append(" matmul rate; 'pred' is the memory model's bound, not a measurement)")
     for run in report["runs"]:
         if "agreement" in run:

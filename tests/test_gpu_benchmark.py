@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from rankvideo_cli.scoring.memory import MAX_AUTO_BATCH, shape_from_config
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO / "benchmarks" / "gpu_throughput.py"
 
@@ -91,14 +93,14 @@ def test_8b_shape_is_qwen3_vl_8b_instruct() -> None:
 @pytest.mark.parametrize("shape_name", ["8b", "tiny"])
 def test_shape_round_trips_through_a_config(shape_name: str) -> None:
     shape = gt.SHAPES[shape_name]
-    assert gt.shape_from_config(shape.config(), name=shape.name) == shape
+    assert shape_from_config(shape.config(), name=shape.name) == shape
 
 
 def test_tiny_shape_is_rankvideos_tiny_random(tiny_model_dir: Path) -> None:
     """The smoke run's model has the dimensions of the `tiny-random` model the rest of the suite uses."""
     from transformers import AutoConfig
 
-    assert gt.shape_from_config(AutoConfig.from_pretrained(tiny_model_dir), name="tiny") == gt.TINY
+    assert shape_from_config(AutoConfig.from_pretrained(tiny_model_dir), name="tiny") == gt.TINY
 
 
 def test_flops_per_pair_reproduce_reference_md_figures() -> None:
@@ -146,7 +148,7 @@ def test_auto_batch_size_is_safe_on_an_80_gb_card() -> None:
     card = 80 * 10**9
     free_after_weights = card - gt.weight_bytes(shape, dtype) - 2**30  # minus a CUDA context
     batch = gt.auto_batch_size(free_after_weights, tokens, shape, dtype)
-    assert 4 <= batch <= gt.MAX_AUTO_BATCH  # batching is worth it, and capped
+    assert 4 <= batch <= MAX_AUTO_BATCH  # batching is worth it, and capped
     # even if attention fell back to materialised scores, with a KV cache on, it fits with room to spare
     assert _eager_worst_case_bytes(batch, tokens) < 0.9 * card
     # keeping logits at every position costs 3.3 GB per pair more: the rule must shrink the batch
@@ -161,7 +163,7 @@ def test_auto_batch_size_is_monotone_and_never_zero() -> None:
     assert gt.auto_batch_size(4 * gt.GIB, 2200, shape, dtype) == 1
     sizes = [gt.auto_batch_size(gib * gt.GIB, 2200, shape, dtype) for gib in (8, 16, 32, 64, 128)]
     assert sizes == sorted(sizes)
-    assert sizes[-1] == gt.MAX_AUTO_BATCH
+    assert sizes[-1] == MAX_AUTO_BATCH
     longer = [gt.auto_batch_size(40 * gt.GIB, tokens, shape, dtype) for tokens in (500, 1000, 2200, 4000)]
     assert longer == sorted(longer, reverse=True)
     with pytest.raises(ValueError):

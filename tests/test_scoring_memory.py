@@ -23,29 +23,8 @@ PROMPT_8B = 2168  # REFERENCE.md section 4: 32 frames at 256x480, "a dog surfing
 
 @pytest.fixture(scope="module")
 def shape_8b() -> memory.ModelShape:
-    # the shape REFERENCE.md section 7 gives, read back through a real transformers config
-    shape = memory.ModelShape(
-        name="8b",
-        text_hidden=4096,
-        text_layers=36,
-        text_heads=32,
-        text_kv_heads=8,
-        head_dim=128,
-        text_intermediate=12288,
-        vocab=151936,
-        rms_eps=1e-6,
-        rope_theta=5_000_000.0,
-        mrope_section=(24, 20, 20),
-        vision_depth=27,
-        vision_hidden=1152,
-        vision_intermediate=4304,
-        vision_heads=16,
-        patch=16,
-        temporal_patch=2,
-        merge=2,
-        vision_position_embeddings=2304,
-        deepstack_layers=(8, 16, 24),
-    )
+    shape = memory.QWEN3_VL_8B
+    # read back through a real transformers config, as a loaded checkpoint's shape is
     assert shape_from_config(shape.config(), name="8b") == shape
     return shape
 

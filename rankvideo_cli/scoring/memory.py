@@ -126,6 +126,31 @@ def shape_from_config(config: Any, name: str = "loaded") -> ModelShape:
     )
 
 
+# Qwen3-VL-8B-Instruct, RankVideo's base (REFERENCE.md section 7).
+QWEN3_VL_8B = ModelShape(
+    name="8b",
+    text_hidden=4096,
+    text_layers=36,
+    text_heads=32,
+    text_kv_heads=8,
+    head_dim=128,
+    text_intermediate=12288,
+    vocab=151936,
+    rms_eps=1e-6,
+    rope_theta=5_000_000.0,
+    mrope_section=(24, 20, 20),
+    vision_depth=27,
+    vision_hidden=1152,
+    vision_intermediate=4304,
+    vision_heads=16,
+    patch=16,
+    temporal_patch=2,
+    merge=2,
+    vision_position_embeddings=2304,
+    deepstack_layers=(8, 16, 24),
+)
+
+
 def element_size(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
