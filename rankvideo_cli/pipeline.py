@@ -555,9 +555,11 @@ def _score_splitting_on_oom(
     try:
         scored = list(scorer.score_video(texts, video))
     except Exception as error:
-        if not _is_out_of_memory(error):
+        from rankvideo_cli.scoring.memory import is_out_of_memory, release_accelerator_memory
+
+        if not is_out_of_memory(error):
             raise
-        _release_accelerator_memory()
+        release_accelerator_memory()
         if len(texts) == 1:
             raise ScoringOutOfMemory(
                 f"out of memory scoring one query against {key} ({len(video.frame_indices)} frames at "
@@ -571,25 +573,6 @@ def _score_splitting_on_oom(
     if len(scored) != len(texts):
         raise RuntimeError(f"scorer returned {len(scored)} scores for {len(texts)} queries")
     return scored
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(error, oom_type):
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
-
-
-def _release_accelerator_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class _StopFlag:

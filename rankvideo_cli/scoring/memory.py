@@ -8,6 +8,7 @@ bound next to the measured peak of every GPU run, which is how to check it.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,3 +238,19 @@ def default_batch_size(model: Any, device: torch.device, dtype: torch.dtype) -> 
     shape = shape_from_config(model.config)
     free_bytes, _total = torch.cuda.mem_get_info(device)
     return auto_batch_size(free_bytes, max_prompt_tokens(sampling.max_frames, sampling.max_pixels, shape), shape, dtype)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is the accelerator running out of memory (torch's own type, or the RuntimeError text
+    older torch versions and other backends raise)."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(error, oom_type):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def release_accelerator_memory() -> None:
+    """Drop what an out-of-memory forward left behind before retrying with fewer pairs."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

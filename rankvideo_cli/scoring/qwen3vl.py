@@ -8,7 +8,6 @@ position goes through the LM head (`logits_to_keep=1`).
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import math
 import sys
@@ -20,7 +19,7 @@ import torch
 
 from rankvideo_cli.frames import SampledVideo
 from rankvideo_cli.scoring.base import PairScore
-from rankvideo_cli.scoring.memory import default_batch_size
+from rankvideo_cli.scoring.memory import default_batch_size, is_out_of_memory, release_accelerator_memory
 from rankvideo_cli.scoring.prompt import (
     PROBE_QUERY,
     PromptBatch,
@@ -119,19 +118,6 @@ def reference_scores(
     return scores
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    if oom_type is not None and isinstance(error, oom_type):
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
-
-
-def _release_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 class Qwen3VLScorer:
     """Scores (query, video) pairs with a loaded Qwen3-VL model; implements the `Scorer` protocol."""
 
@@ -213,7 +199,7 @@ class Qwen3VLScorer:
                 except Exception as error:
                     if not is_out_of_memory(error) or len(chunk) == 1:
                         raise
-                    _release_memory(self.device)
+                    release_accelerator_memory()
                     self.batch_size = max(1, len(chunk) // 2)
                     self.oom_halvings += 1
                     logger.warning(
