@@ -393,7 +393,9 @@ def _describe_unscored(unscored: list[tuple[Pair, str]], shard_count: int | None
         shards = sorted({shard_of(key, shard_count) for _pair, key in unscored})
         listed = ",".join(str(index) for index in shards)
         message += (
-            f"; they belong to shards {listed} of {shard_count}: re-run them (sbatch --array={listed})"
+            f"; they belong to shards {listed} of {shard_count}: re-run them with the same arguments "
+            f"(RANKVIDEO_SHARDS={shard_count} sbatch --array={listed} configs/slurm/rerank-array.sbatch ..., "
+            f"or rankvideo rerank ... --shard I/{shard_count})"
         )
     return message + "; or pass --allow-missing to keep them unscored"
 
