@@ -20,7 +20,6 @@ import ir_measures
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
-from scipy import stats
 
 from rankvideo_cli.errors import UsageError
 
@@ -123,6 +122,8 @@ def paired_t_test(ours: Sequence[float], theirs: Sequence[float]) -> float:
     differences = [a - b for a, b in zip(ours, theirs, strict=True)]
     if len(differences) < 2 or all(difference == differences[0] for difference in differences):
         return math.nan
+    from scipy import stats  # a second of import time: only when comparing
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_rel(ours, theirs).pvalue)

@@ -28,11 +28,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.frames import SampledVideo, SamplingConfig
 from rankvideo_cli.progress import ProgressCounts, ProgressReporter
+from rankvideo_cli.sampling_config import SamplingConfig
 from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.shards import Shard, shard_of
 from rankvideo_cli.store import (
@@ -46,6 +46,9 @@ from rankvideo_cli.store import (
     writer_shard_count,
 )
 
+if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
+    from rankvideo_cli.frames import SampledVideo
+
 # Per-pair outcomes.
 SCORED = "scored"  # scored by the model in this run
 CACHED = "cached"  # taken from the score store
@@ -55,7 +58,7 @@ OUTSIDE_SHARD = "outside_shard"  # another shard's video
 UNSCORED = "unscored"  # merge only: no shard stored a score for it
 
 Pair = tuple[str, str]  # (qid, docid)
-Sampler = Callable[[Path, SamplingConfig], SampledVideo]
+Sampler = Callable[[Path, SamplingConfig], "SampledVideo"]
 
 
 class CandidateLike(Protocol):
@@ -604,7 +607,7 @@ class _StopFlag:
         return restore
 
 
-_Decoded = tuple[VideoJob, SampledVideo | None, BaseException | None, float]
+_Decoded = tuple[VideoJob, "SampledVideo | None", BaseException | None, float]
 
 
 def _decode_one(job: VideoJob, sampler: Sampler, sampling: SamplingConfig) -> _Decoded:

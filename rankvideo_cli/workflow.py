@@ -246,8 +246,8 @@ def inputs_description(request: RerankRequest) -> dict:
 
 def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], console: Console) -> None:
     """`rankvideo rerank`: validate, score (resumably, video-major), rank, write, summarise, evaluate."""
-    from rankvideo_cli.frames import SamplingConfig
     from rankvideo_cli.pipeline import score_pairs
+    from rankvideo_cli.sampling_config import SamplingConfig
 
     shard = parse_shard(request.shard)
     if shard is not None and request.output is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from rankvideo_cli.frames import SampledVideo
+if TYPE_CHECKING:
+    from rankvideo_cli.frames import SampledVideo
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,94 @@
+"""Commands that need no model never import torch, transformers, PyAV or qwen-vl-utils.
+
+Each case runs the real console entry point in a fresh interpreter (the test process itself has torch loaded)
+and reports which heavy modules ended up in `sys.modules` when the command finished.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
+HEAVY = ("torch", "torchvision", "transformers", "av", "qwen_vl_utils", "decord")
+
+PROBE = """
+import json, sys
+heavy_names = json.loads(sys.argv[2])
+sys.argv = ["rankvideo", *json.loads(sys.argv[1])]
+from rankvideo_cli.cli import main
+try:
+    main()
+except SystemExit as stop:
+    code = stop.code
+else:
+    code = 0
+heavy = sorted(name for name in heavy_names if name in sys.modules)
+sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n")
+"""
+
+
+def run_probe(args: list[str], cwd: Path) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+    line = next(line for line in completed.stderr.splitlines() if line.startswith("PROBE "))
+    return json.loads(line.removeprefix("PROBE "))
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--help"], 0),
+        (["rerank", "--help"], 0),
+        (["eval", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "qrels.txt")], 0),
+        (
+            [
+                "eval",
+                str(SAMPLE / "first_stage.trec"),
+                str(SAMPLE / "qrels.txt"),
+                "--baseline",
+                str(SAMPLE / "first_stage.trec"),
+                "--format",
+                "json",
+            ],
+            0,
+        ),
+        (["eval", "no-such-run.trec", str(SAMPLE / "qrels.txt")], 2),
+        (["merge", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--cache", "no-such-dir"], 2),
+        # rerank's input errors come before the model is loaded
+        (["rerank", "no-such-run.trec", str(SAMPLE / "queries.tsv"), "--videos", str(SAMPLE / "videos")], 2),
+        (
+            [
+                "rerank",
+                str(SAMPLE / "first_stage.trec"),
+                str(SAMPLE / "qrels.txt"),  # not a query file
+                "--videos",
+                str(SAMPLE / "videos"),
+            ],
+            2,
+        ),
+    ],
+    ids=[
+        "help",
+        "rerank-help",
+        "eval",
+        "eval-baseline-json",
+        "eval-missing-run",
+        "merge-no-cache",
+        "rerank-missing-run",
+        "rerank-bad-queries",
+    ],
+)
+def test_command_imports_no_model_stack(args: list[str], code: int, tmp_path: Path) -> None:
+    outcome = run_probe(args, tmp_path)
+    assert outcome["code"] == code
+    assert outcome["heavy"] == []
