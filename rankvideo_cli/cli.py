@@ -222,22 +222,52 @@ def rerank(
     run_rerank(request, scorer_factory, console=stderr)
 
 
+class Correction(str, Enum):
+    holm = "holm"
+    bonferroni = "bonferroni"
+    none = "none"
+
+
 @app.command(name="eval")
 @user_errors
 def eval_(
-    run: Annotated[Path, typer.Argument(help="Run to evaluate (TREC or JSON).")],
-    qrels: Annotated[Path, typer.Argument(help="Qrels: TREC 4-column or MultiVENT JSONL.")],
+    runs_and_qrels: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN... QRELS",
+            help="One or more runs to evaluate (TREC or JSON; - for stdin), then the qrels (TREC or MultiVENT JSONL).",
+        ),
+    ],
     baseline: Annotated[
-        Path | None, typer.Option(help="Compare against this run: deltas, W/T/L, paired t-test.")
+        Path | None,
+        typer.Option(help="Compare every run against this one: deltas, W/T/L, paired t-tests (corrected)."),
     ] = None,
     measures: MeasureOpt = None,
     per_query: Annotated[bool, typer.Option("--per-query", help="One row per query.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    correction: Annotated[
+        Correction,
+        typer.Option(help="Multiple-testing correction of each measure's p-values over the compared runs."),
+    ] = Correction.holm,
 ) -> None:
-    """Evaluate RUN against QRELS with ir-measures (queries missing from the run count as zero)."""
+    """Evaluate RUNs against QRELS with ir-measures (trec_eval -c: judged queries missing from a run count as
+    zero)."""
+    from rankvideo_cli.errors import UsageError
     from rankvideo_cli.workflow import run_eval
 
-    run_eval(run, qrels, baseline=baseline, measures=measures, per_query=per_query, fmt=fmt.value)
+    if len(runs_and_qrels) < 2:
+        raise UsageError("eval needs at least one RUN and the QRELS: rankvideo eval RUN... QRELS")
+    *runs, qrels = runs_and_qrels
+    run_eval(
+        runs,
+        qrels,
+        baseline=baseline,
+        measures=measures,
+        per_query=per_query,
+        fmt=fmt.value,
+        correction=correction.value,
+        console=stderr,
+    )
 
 
 @app.command()

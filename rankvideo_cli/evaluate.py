@@ -1,9 +1,16 @@
-"""Evaluation with ir-measures: aggregates, per-query values, and a paired comparison against a baseline.
+"""Evaluation with ir-measures: aggregates, per-query values, and paired comparisons of runs with a baseline.
 
 Which queries count (trec_eval `-c`): every query in the qrels. A judged query absent from a run gets each
-measure's default value (0) from ir-measures and counts in the mean; queries of the run without judgments are
-not evaluated (as trec_eval). Both lists are in the report. Aggregates are computed with each measure's own
-ir-measures aggregator, fed in ir-measures' order, so they equal `ir_measures.calc_aggregate` exactly.
+measure's value on an empty ranking: 0, except trec_eval's counts, `num_q` (1) and `num_rel` (the query's
+relevant judgments), which ir-measures leaves at 0 for a query it never saw. Queries of a run without judgments
+are not evaluated (as trec_eval). Both lists are in the report. Aggregates are computed with each measure's own
+ir-measures aggregator, fed in ir-measures' order, so they equal `ir_measures.calc_aggregate` exactly wherever
+ir-measures and trec_eval `-c` agree.
+
+Runs and qrels go to ir-measures as dicts of dicts (its native shape, and the readers'), never through a
+DataFrame of millions of rows. Measures are labelled with the name the user asked for (`num_rel_ret`, not
+`NumRet(rel=1)`); a trec_eval name that stands for several measures (`P.5,10`, `iprec_at_recall`) gives each
+the name trec_eval prints (`P_5`, `iprec_at_recall_0.10`).
 """
 
 from __future__ import annotations
@@ -25,25 +32,74 @@ from rankvideo_cli.errors import UsageError
 
 DEFAULT_MEASURES = ["nDCG@10", "nDCG@20", "R@10", "R@100", "AP", "RR"]
 RUN_COLUMNS = ["query_id", "doc_id", "score"]
+CORRECTIONS = ("holm", "bonferroni", "none")
+COUNT_MEASURES = ("NumQ", "NumRel", "NumRet")  # summed, not averaged: shown as integers
+_PARSE_ERRORS = (ValueError, NameError, SyntaxError, TypeError, KeyError, AttributeError)
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """An ir-measures measure and the name it is shown under."""
+
+    label: str
+    measure: Any
+
+
+def _trec_label(base: str, measure: Any, varying: str) -> str:
+    value = measure.params[varying]
+    if (isinstance(value, float) and not value.is_integer()) or varying == "recall":
+        return f"{base}_{value:.2f}"
+    return f"{base}_{int(value) if isinstance(value, float) else value}"
+
+
+def parse_measure_specs(names: Sequence[str] | None) -> list[MeasureSpec]:
+    """Measures for `names` (default `DEFAULT_MEASURES`) with their labels; a measure asked for twice (under
+    any name) is kept once, under its first name. Accepts ir-measures names (`nDCG@10`, `AP`, `P(rel=2)@5`) and
+    trec_eval names (`map`, `ndcg_cut.10`, `num_rel_ret`, `P.5,10`); anything else is a `UsageError`."""
+    specs: list[MeasureSpec] = []
+    seen: set[Any] = set()
+    for name in names or DEFAULT_MEASURES:
+        try:
+            expanded = [(name, ir_measures.parse_measure(name))]
+        except _PARSE_ERRORS as error:
+            try:
+                measures = list(ir_measures.parse_trec_measure(name))
+            except _PARSE_ERRORS:
+                raise UsageError(f"unknown measure {name!r} ({error}); e.g. nDCG@10, R@100, AP, RR") from None
+            if not measures:
+                raise UsageError(f"unknown measure {name!r}; e.g. nDCG@10, R@100, AP, RR") from None
+            if len(measures) == 1:
+                expanded = [(name, measures[0])]
+            else:
+                base = name.split(".", 1)[0]
+                varying = next(
+                    (key for key in measures[0].params if len({str(m.params.get(key)) for m in measures}) > 1),
+                    None,
+                )
+                expanded = [
+                    (_trec_label(base, measure, varying) if varying else str(measure), measure) for measure in measures
+                ]
+        for label, measure in expanded:
+            if measure not in seen:
+                seen.add(measure)
+                specs.append(MeasureSpec(label, measure))
+    return specs
+
+
+def check_measures(names: Sequence[str] | None) -> None:
+    """Fail now (`UsageError`) on a measure that is unknown or that no installed backend computes, by evaluating
+    a one-document run: `rerank --qrels` checks this before hours of scoring, not after."""
+    specs = parse_measure_specs(names)
+    for _ in _iter_calc([spec.measure for spec in specs], {"q": {"d": 1}}, {"q": {"d": 1.0}}):
+        pass
 
 
 def parse_measures(names: Sequence[str] | None) -> list[Any]:
-    """ir-measures measure objects for `names` (default `DEFAULT_MEASURES`), duplicates removed, order kept.
+    """The ir-measures measure objects of `parse_measure_specs(names)`."""
+    return [spec.measure for spec in parse_measure_specs(names)]
 
-    Accepts ir-measures names (`nDCG@10`, `AP`, `MAP`, `P(rel=2)@5`) and trec_eval names (`map`, `ndcg_cut.10`,
-    `recip_rank`); anything else is a `UsageError`.
-    """
-    parsed: list[Any] = []
-    for name in names or DEFAULT_MEASURES:
-        try:
-            measures = [ir_measures.parse_measure(name)]
-        except (ValueError, NameError, SyntaxError, TypeError) as error:
-            try:
-                measures = list(ir_measures.parse_trec_measure(name))
-            except (ValueError, NameError, SyntaxError, TypeError, KeyError):
-                raise UsageError(f"unknown measure {name!r} ({error}); e.g. nDCG@10, R@100, AP, RR") from None
-        parsed += [measure for measure in measures if measure not in parsed]
-    return parsed
+
+RunScoresLike = Mapping[str, Mapping[str, float]]
 
 
 def run_frame(ranked: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
@@ -59,22 +115,46 @@ def run_frame(ranked: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     )
 
 
-def _as_run_frame(run: pd.DataFrame | Mapping[str, Sequence[Any]] | str | Path) -> pd.DataFrame:
-    if isinstance(run, pd.DataFrame):
-        return run
+def as_run_scores(run: pd.DataFrame | Mapping[str, Any] | str | Path) -> dict[str, dict[str, float]]:
+    """qid -> {docid: score} from a DataFrame (query_id, doc_id, score), a run file, a qid -> {docid: score}
+    mapping (returned as it is), or qid -> sequences of (docid, score) tuples or `.docid`/`.score` objects."""
     if isinstance(run, (str, Path)):
-        from rankvideo_cli.io.runs import read_run
+        from rankvideo_cli.io.runs import read_run_scores
 
-        return run_frame(read_run(run))
-    return run_frame(run)
+        return read_run_scores(run)
+    if isinstance(run, pd.DataFrame):
+        scores: dict[str, dict[str, float]] = {}
+        for qid, docid, score in zip(run["query_id"], run["doc_id"], run["score"], strict=True):
+            scores.setdefault(str(qid), {})[str(docid)] = float(score)
+        return scores
+    converted: dict[str, dict[str, float]] = {}
+    for qid, docs in run.items():
+        if isinstance(docs, Mapping):
+            converted[qid] = docs  # type: ignore[assignment]
+        else:
+            converted[qid] = {
+                doc[0] if isinstance(doc, tuple) else doc.docid: float(doc[1] if isinstance(doc, tuple) else doc.score)
+                for doc in docs
+            }
+    return converted
+
+
+def as_qrels_dict(qrels: pd.DataFrame | Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """qid -> {docid: relevance} from `io.qrels.read_qrels`'s DataFrame (or such a mapping, returned as is)."""
+    if not isinstance(qrels, pd.DataFrame):
+        return qrels  # type: ignore[return-value]
+    judged: dict[str, dict[str, int]] = {}
+    for qid, docid, relevance in zip(qrels["query_id"], qrels["doc_id"], qrels["relevance"], strict=True):
+        judged.setdefault(str(qid), {})[str(docid)] = int(relevance)
+    return judged
 
 
 @dataclass
 class RunEvaluation:
     name: str
-    per_query: pd.DataFrame  # index query_id (every judged query, sorted), one column per measure name
-    aggregate: dict[str, float]  # measure name -> value, exactly as ir_measures.calc_aggregate
-    missing_queries: list[str]  # judged, absent from the run: counted with the measure's default (0)
+    per_query: pd.DataFrame  # index query_id (every judged query, sorted), one column per measure label
+    aggregate: dict[str, float]  # measure label -> value (see the module docstring)
+    missing_queries: list[str]  # judged, absent from the run: counted as an empty ranking (0)
     unjudged_queries: list[str]  # in the run, absent from the qrels: not evaluated
 
 
@@ -86,32 +166,80 @@ class Comparison:
     ties: int
     losses: int
     p_value: float  # two-sided paired t-test over the judged queries; nan when undefined (no variation, < 2)
+    run: str = ""  # the compared run's name
+    p_value_corrected: float = math.nan  # after the report's multiple-testing correction (nan where p is nan)
 
 
 @dataclass
 class EvalReport:
     measures: list[str]
-    runs: list[RunEvaluation]  # the evaluated run first, then the baseline if any
-    comparisons: list[Comparison] = field(default_factory=list)
+    runs: list[RunEvaluation]  # the evaluated runs in the order given, then the baseline if any
+    comparisons: list[Comparison] = field(default_factory=list)  # per compared run, per measure
+    correction: str = "holm"  # how p_value_corrected was made: holm, bonferroni or none (per measure, over runs)
+    counts: set[str] = field(default_factory=set)  # labels of trec_eval's count measures (num_q, num_rel...)
+
+    @property
+    def baseline(self) -> RunEvaluation | None:
+        return self.runs[-1] if self.comparisons else None
 
 
-def evaluate_run(name: str, run: pd.DataFrame, qrels: pd.DataFrame, measures: Sequence[Any]) -> RunEvaluation:
+def _empty_ranking_value(measure: Any, relevant_by_level: Mapping[str, int], qid: str) -> float:
+    """A measure's value for a judged query with no ranking, as trec_eval -c counts it."""
+    name = getattr(measure, "NAME", "")
+    if name == "NumQ":
+        return 1.0
+    if name == "NumRel":
+        threshold = measure.params.get("rel") or 1
+        judged = relevant_by_level.get(qid, {})
+        return float(sum(1 for relevance in judged.values() if relevance >= threshold))
+    return 0.0
+
+
+def _iter_calc(measures: list[Any], qrels: Mapping[str, Mapping[str, int]], run: RunScoresLike):
+    try:
+        yield from ir_measures.iter_calc(measures, qrels, run)
+    except ValueError as error:
+        if "Unsupported measure" not in str(error):
+            raise
+        names = str(error).split(".", 1)[0].removeprefix("Unsupported measures ")
+        raise UsageError(f"no installed ir-measures backend computes {names}") from None
+
+
+def evaluate_run(
+    name: str,
+    run: RunScoresLike,
+    qrels: Mapping[str, Mapping[str, int]],
+    specs: Sequence[MeasureSpec],
+) -> RunEvaluation:
     """Per-query values and aggregates of one run (see the module docstring for which queries count)."""
-    names = [str(measure) for measure in measures]
-    judged = sorted(set(qrels["query_id"].astype(str)))
-    run_qids = set(run["query_id"].astype(str))
-    aggregators = {measure: measure.aggregator() for measure in measures}
+    labels = [spec.label for spec in specs]
+    label_of = {spec.measure: spec.label for spec in specs}
+    judged = sorted(qrels)
+    run_qids = {qid for qid, docs in run.items() if docs}
+    missing = [qid for qid in judged if qid not in run_qids]
+    aggregators = {spec.measure: spec.measure.aggregator() for spec in specs}
     values: dict[str, dict[str, float]] = {qid: {} for qid in judged}
-    for metric in ir_measures.iter_calc(list(measures), qrels, run):
-        aggregators[metric.measure].add(metric.value)
-        values.setdefault(metric.query_id, {})[str(metric.measure)] = float(metric.value)
-    per_query = pd.DataFrame.from_dict(values, orient="index", columns=names).sort_index()
+    measures = [spec.measure for spec in specs]
+    missing_set = set(missing)
+    for metric in _iter_calc(measures, qrels, run):
+        value = float(metric.value)
+        if metric.query_id in missing_set:
+            value = _empty_ranking_value(metric.measure, qrels, metric.query_id)
+        aggregators[metric.measure].add(value)
+        values.setdefault(metric.query_id, {})[label_of[metric.measure]] = value
+    for qid in judged:  # a (query, measure) ir-measures did not report counts as an empty ranking too
+        for spec in specs:
+            if spec.label not in values[qid]:
+                value = _empty_ranking_value(spec.measure, qrels, qid)
+                aggregators[spec.measure].add(value)
+                values[qid][spec.label] = value
+    per_query = pd.DataFrame.from_dict(values, orient="index", columns=labels).sort_index()
     per_query.index.name = "query_id"
     return RunEvaluation(
         name=name,
         per_query=per_query,
-        aggregate={str(measure): float(aggregator.result()) for measure, aggregator in aggregators.items()},
-        missing_queries=[qid for qid in judged if qid not in run_qids],
+        aggregate={label_of[measure]: float(aggregator.result()) for measure, aggregator in aggregators.items()},
+        missing_queries=missing,
         unjudged_queries=sorted(run_qids - set(judged)),
     )
 
@@ -129,6 +257,29 @@ def paired_t_test(ours: Sequence[float], theirs: Sequence[float]) -> float:
         return float(stats.ttest_rel(ours, theirs).pvalue)
 
 
+def correct_p_values(p_values: Sequence[float], method: str) -> list[float]:
+    """Adjusted p-values for one family of tests: Holm's step-down (default), Bonferroni, or none. nan p-values
+    (undefined tests) are outside the family and stay nan. Written here because neither scipy nor ir-measures
+    has Holm's method (statsmodels does, but is not worth a dependency for ten lines)."""
+    if method not in CORRECTIONS:
+        raise UsageError(f"unknown correction {method!r}; choose from {', '.join(CORRECTIONS)}")
+    defined = [(p, index) for index, p in enumerate(p_values) if not math.isnan(p)]
+    adjusted = [math.nan] * len(p_values)
+    family = len(defined)
+    if method == "none":
+        for p, index in defined:
+            adjusted[index] = p
+    elif method == "bonferroni":
+        for p, index in defined:
+            adjusted[index] = min(1.0, p * family)
+    else:
+        running = 0.0
+        for rank, (p, index) in enumerate(sorted(defined)):
+            running = max(running, min(1.0, (family - rank) * p))
+            adjusted[index] = running
+    return adjusted
+
+
 def compare(run: RunEvaluation, baseline: RunEvaluation, measure: str) -> Comparison:
     ours, theirs = run.per_query[measure], baseline.per_query[measure].reindex(run.per_query.index)
     differences = ours - theirs
@@ -139,27 +290,73 @@ def compare(run: RunEvaluation, baseline: RunEvaluation, measure: str) -> Compar
         ties=int((differences == 0).sum()),
         losses=int((differences < 0).sum()),
         p_value=paired_t_test(list(ours), list(theirs)),
+        run=run.name,
     )
 
 
-def evaluate(
-    run: pd.DataFrame | Mapping[str, Sequence[Any]] | str | Path,
-    qrels: pd.DataFrame,
+RunLike = pd.DataFrame | Mapping[str, Any] | str | Path
+
+
+def evaluate_runs(
+    runs: Sequence[tuple[str, RunLike]],
+    qrels: pd.DataFrame | Mapping[str, Mapping[str, int]],
     measure_names: Sequence[str] | None = None,
     *,
-    baseline: pd.DataFrame | Mapping[str, Sequence[Any]] | str | Path | None = None,
+    baseline: tuple[str, RunLike] | None = None,
+    correction: str = "holm",
+) -> EvalReport:
+    """Evaluate several named runs against `qrels` and compare each with `baseline` when given: deltas, W/T/L
+    and paired t-tests, the p-values of each measure corrected over the compared runs (`correction`)."""
+    if correction not in CORRECTIONS:
+        raise UsageError(f"unknown correction {correction!r}; choose from {', '.join(CORRECTIONS)}")
+    specs = parse_measure_specs(measure_names)
+    judged = as_qrels_dict(qrels)
+    names = [name for name, _ in runs] + ([baseline[0]] if baseline is not None else [])
+    if len(set(names)) != len(names):
+        raise UsageError(f"two runs have the same name ({', '.join(names)}); name each run once")
+    report = EvalReport(
+        measures=[spec.label for spec in specs],
+        runs=[evaluate_run(name, as_run_scores(run), judged, specs) for name, run in runs],
+        correction=correction,
+        counts={spec.label for spec in specs if getattr(spec.measure, "NAME", "") in COUNT_MEASURES},
+    )
+    if baseline is not None:
+        reference = evaluate_run(baseline[0], as_run_scores(baseline[1]), judged, specs)
+        compared = list(report.runs)
+        report.runs.append(reference)
+        for label in report.measures:
+            family = [compare(evaluation, reference, label) for evaluation in compared]
+            for comparison, adjusted in zip(
+                family, correct_p_values([c.p_value for c in family], correction), strict=True
+            ):
+                comparison.p_value_corrected = adjusted
+            report.comparisons += family
+        # one run's comparisons in measure order, runs in the order given
+        order = {evaluation.name: position for position, evaluation in enumerate(compared)}
+        report.comparisons.sort(key=lambda c: (order[c.run], report.measures.index(c.measure)))
+    return report
+
+
+def evaluate(
+    run: RunLike,
+    qrels: pd.DataFrame | Mapping[str, Mapping[str, int]],
+    measure_names: Sequence[str] | None = None,
+    *,
+    baseline: RunLike | None = None,
     run_name: str = "run",
     baseline_name: str = "baseline",
+    correction: str = "holm",
 ) -> EvalReport:
-    """Evaluate `run` (a DataFrame query_id/doc_id/score, a qid -> docs mapping, or a run file) against `qrels`
-    (`io.qrels.read_qrels`), and compare with `baseline` when given. Unknown measures are a `UsageError`."""
-    measures = parse_measures(measure_names)
-    names = [str(measure) for measure in measures]
-    report = EvalReport(measures=names, runs=[evaluate_run(run_name, _as_run_frame(run), qrels, measures)])
-    if baseline is not None:
-        report.runs.append(evaluate_run(baseline_name, _as_run_frame(baseline), qrels, measures))
-        report.comparisons = [compare(report.runs[0], report.runs[1], name) for name in names]
-    return report
+    """Evaluate one `run` (a DataFrame query_id/doc_id/score, a qid -> docs mapping, or a run file) against
+    `qrels` (`io.qrels.read_qrels`), and compare with `baseline` when given. Unknown measures are a
+    `UsageError`."""
+    return evaluate_runs(
+        [(run_name, run)],
+        qrels,
+        measure_names,
+        baseline=(baseline_name, baseline) if baseline is not None else None,
+        correction=correction,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -168,8 +365,10 @@ def evaluate(
 
 
 def report_frame(report: EvalReport, *, per_query: bool = False) -> pd.DataFrame:
-    """Long table: run, query_id ('all' for the aggregate), measure, value; with a baseline the evaluated run's
-    'all' rows also carry delta, wins, ties, losses and p_value."""
+    """Long table: run, query_id ('all' for the aggregate), measure, value; the 'all' rows also carry
+    missing_queries (judged queries absent from that run, counted as zero), and with a baseline each compared
+    run's 'all' rows carry delta, wins, ties, losses, p_value and p_value_corrected."""
+    comparisons = {(c.run, c.measure): c for c in report.comparisons}
     rows = []
     for evaluation in report.runs:
         if per_query:
@@ -178,27 +377,32 @@ def report_frame(report: EvalReport, *, per_query: bool = False) -> pd.DataFrame
                 for qid, values in evaluation.per_query.iterrows()
                 for measure in report.measures
             ]
-        rows += [
-            {"run": evaluation.name, "query_id": "all", "measure": measure, "value": evaluation.aggregate[measure]}
-            for measure in report.measures
-        ]
-    for comparison in report.comparisons:
-        for row in rows:
-            if row["run"] == report.runs[0].name and row["query_id"] == "all" and row["measure"] == comparison.measure:
+        for measure in report.measures:
+            row = {
+                "run": evaluation.name,
+                "query_id": "all",
+                "measure": measure,
+                "value": evaluation.aggregate[measure],
+                "missing_queries": len(evaluation.missing_queries),
+            }
+            comparison = comparisons.get((evaluation.name, measure))
+            if comparison is not None:
                 row.update(
                     delta=comparison.delta,
                     wins=comparison.wins,
                     ties=comparison.ties,
                     losses=comparison.losses,
                     p_value=comparison.p_value,
+                    p_value_corrected=comparison.p_value_corrected,
                 )
-    columns = ["run", "query_id", "measure", "value"]
+            rows.append(row)
+    columns = ["run", "query_id", "measure", "value", "missing_queries"]
+    integer_columns = ["missing_queries"]
     if report.comparisons:
-        columns += ["delta", "wins", "ties", "losses", "p_value"]
+        columns += ["delta", "wins", "ties", "losses", "p_value", "p_value_corrected"]
+        integer_columns += ["wins", "ties", "losses"]
     frame = pd.DataFrame(rows, columns=columns)
-    if report.comparisons:
-        frame = frame.astype({"wins": "Int64", "ties": "Int64", "losses": "Int64"})
-    return frame
+    return frame.astype({column: "Int64" for column in integer_columns})
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -213,13 +417,17 @@ def _finite_or_none(value: Any) -> Any:
 
 def report_dict(report: EvalReport, *, per_query: bool = False) -> dict[str, Any]:
     """The report as plain JSON-able data (nan p-values become None)."""
+    baseline = report.baseline
     payload = {
         "measures": report.measures,
+        "baseline": baseline.name if baseline is not None else None,
+        "correction": report.correction if report.comparisons else None,
         "runs": [
             {
                 "name": evaluation.name,
                 "aggregate": evaluation.aggregate,
                 "judged_queries": len(evaluation.per_query),
+                "missing_queries": len(evaluation.missing_queries),
                 "missing_queries_counted_as_zero": evaluation.missing_queries,
                 "unjudged_queries_ignored": evaluation.unjudged_queries,
                 **(
@@ -261,32 +469,76 @@ def format_report(report: EvalReport, fmt: str, *, per_query: bool = False) -> s
     return FORMATTERS[fmt](report, per_query)
 
 
+def _value(report: EvalReport, measure: str, value: float) -> str:
+    return f"{value:.0f}" if measure in report.counts else f"{value:.4f}"
+
+
+def _delta(report: EvalReport, measure: str, value: float) -> str:
+    return f"{value:+.0f}" if measure in report.counts else f"{value:+.4f}"
+
+
 def _p(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.3g}"
 
 
-def render_table(report: EvalReport, console: Console, *, per_query: bool = False) -> None:
-    """A rich table of the aggregates (and per-query rows); with a baseline: delta, W/T/L and p-value."""
-    ours = report.runs[0]
-    table = Table(title=f"{ours.name}: {len(ours.per_query)} judged queries", title_justify="left")
+def _title(report: EvalReport) -> str:
+    judged = len(report.runs[0].per_query)
+    compared = report.runs[:-1] if report.comparisons else report.runs
+    names = compared[0].name if len(compared) == 1 else f"{len(compared)} runs"
+    return f"{names}: {judged} judged queries"
+
+
+def _values_table(report: EvalReport) -> Table:
+    table = Table(title=_title(report), title_justify="left")
     table.add_column("measure")
     for evaluation in report.runs:
-        table.add_column(evaluation.name, justify="right")
-    if report.comparisons:
-        for column in ("delta", "W/T/L", "p (paired t)"):
-            table.add_column(column, justify="right")
-    comparisons = {comparison.measure: comparison for comparison in report.comparisons}
+        table.add_column(evaluation.name, justify="right", overflow="fold")
     for measure in report.measures:
-        cells = [f"{evaluation.aggregate[measure]:.4f}" for evaluation in report.runs]
-        if measure in comparisons:
-            comparison = comparisons[measure]
-            cells += [
-                f"{comparison.delta:+.4f}",
+        table.add_row(measure, *(_value(report, measure, evaluation.aggregate[measure]) for evaluation in report.runs))
+    return table
+
+
+def _comparison_table(report: EvalReport) -> Table:
+    """One row per (measure, run): the baseline's value first, then each run against it."""
+    baseline = report.baseline
+    assert baseline is not None
+    table = Table(title=f"{_title(report)}; baseline {baseline.name}", title_justify="left")
+    for column, justify in (
+        ("measure", "left"),
+        ("run", "left"),
+        ("value", "right"),
+        ("delta", "right"),
+        ("W/T/L", "right"),
+        ("p (paired t)", "right"),
+        (f"p ({report.correction})", "right"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    by_measure: dict[str, list[Comparison]] = {}
+    for comparison in report.comparisons:
+        by_measure.setdefault(comparison.measure, []).append(comparison)
+    values = {evaluation.name: evaluation.aggregate for evaluation in report.runs}
+    for number, measure in enumerate(report.measures):
+        label = baseline.name if baseline.name.endswith("(baseline)") else f"{baseline.name} (baseline)"
+        table.add_row(measure, label, _value(report, measure, baseline.aggregate[measure]), "", "", "", "")
+        family = by_measure.get(measure, [])
+        for position, comparison in enumerate(family):
+            table.add_row(
+                "",
+                comparison.run,
+                _value(report, measure, values[comparison.run][measure]),
+                _delta(report, measure, comparison.delta),
                 f"{comparison.wins}/{comparison.ties}/{comparison.losses}",
                 _p(comparison.p_value),
-            ]
-        table.add_row(measure, *cells)
-    console.print(table)
+                _p(comparison.p_value_corrected),
+                end_section=position == len(family) - 1 and number < len(report.measures) - 1,
+            )
+    return table
+
+
+def render_table(report: EvalReport, console: Console, *, per_query: bool = False) -> None:
+    """A rich table of the aggregates (and per-query tables); with a baseline, one row per measure and run
+    with the delta, W/T/L and the raw and corrected p-values."""
+    console.print(_comparison_table(report) if report.comparisons else _values_table(report))
     if per_query:
         for evaluation in report.runs:
             detail = Table(title=f"{evaluation.name}: per query", title_justify="left")
@@ -294,7 +546,7 @@ def render_table(report: EvalReport, console: Console, *, per_query: bool = Fals
             for measure in report.measures:
                 detail.add_column(measure, justify="right")
             for qid, values in evaluation.per_query.iterrows():
-                detail.add_row(str(qid), *(f"{values[measure]:.4f}" for measure in report.measures))
+                detail.add_row(str(qid), *(_value(report, measure, values[measure]) for measure in report.measures))
             console.print(detail)
     for evaluation in report.runs:
         if evaluation.missing_queries:

@@ -18,17 +18,21 @@ from rich.table import Table
 
 from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.evaluate import (
+    CORRECTIONS,
     EvalReport,
+    check_measures,
     evaluate,
+    evaluate_runs,
     format_report,
-    parse_measures,
+    parse_measure_specs,
     render_table,
     run_frame,
 )
 from rankvideo_cli.io.atomic import atomic_write_text, write_output
-from rankvideo_cli.io.qrels import read_qrels
+from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
 from rankvideo_cli.io.queries import find_missing_queries, read_queries
-from rankvideo_cli.io.runs import Run, format_trec_lines, read_run
+from rankvideo_cli.io.runs import Run, format_trec_lines, read_run, read_run_scores
+from rankvideo_cli.io.text import display_name
 from rankvideo_cli.manifest import (
     build_manifest,
     default_manifest_path,
@@ -253,9 +257,11 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
     if shard is not None and request.output is not None:
         raise UsageError("--shard writes scores to the score store only; build the run with `rankvideo merge`")
     if request.qrels_path is not None:
-        read_qrels(request.qrels_path)  # fail on bad qrels now, not after hours of scoring
-        parse_measures(request.measures)
+        check_measures(request.measures)
+        # fail on bad qrels now, not after hours of scoring
+        report_tolerated(console, describe_tolerated(read_qrels(request.qrels_path)))
     inputs = prepare_inputs(request)
+    report_tolerated(console, inputs.run.tolerated.describe(inputs.run.source, 6))
     missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
     if missing_pairs:
         rejected = inputs.resolver.resolver.rejected
@@ -395,30 +401,64 @@ def run_merge(
     )
 
 
+def _run_names(paths: Sequence[Path], baseline: Path | None) -> list[str]:
+    """How the report names each run (then the baseline): its file name; the path as given where two different
+    paths share a file name; `#2`, `#3` for a path given again; `(baseline)` for a baseline that is also a run."""
+    short = {str(path): display_name(path) if str(path) == "-" else path.name for path in paths}
+    clashing = {name for name in short.values() if list(short.values()).count(name) > 1}
+    names: list[str] = []
+    for path in paths:
+        name = str(path) if short[str(path)] in clashing else short[str(path)]
+        repeats = [str(other) for other in paths[: len(names)]].count(str(path))
+        names.append(f"{name} #{repeats + 1}" if repeats else name)
+    if baseline is not None:
+        name = baseline.name if str(baseline) != "-" else display_name(baseline)
+        names.append(f"{name} (baseline)" if name in names else name)
+    return names
+
+
+def report_tolerated(console: Console, *lines: str | None) -> None:
+    """One stderr line per input file that had lines trec_eval 10.0 tolerates and a strict reader would not."""
+    for line in lines:
+        if line:
+            console.print(f"rankvideo: {line}", markup=False, soft_wrap=True)
+
+
 def run_eval(
-    run: Path,
+    runs: Sequence[Path] | Path,
     qrels: Path,
     *,
     baseline: Path | None,
     measures: Sequence[str] | None,
     per_query: bool,
     fmt: str,
+    correction: str = "holm",
+    console: Console | None = None,
 ) -> EvalReport:
-    """`rankvideo eval`: ir-measures on RUN (and BASELINE); table to the terminal, other formats to stdout."""
-
-    def frame(path: Path):
-        return run_frame({qid: [(c.docid, c.score) for c in cands] for qid, cands in read_run(path).items()})
-
-    report = evaluate(
-        frame(run),
-        read_qrels(qrels),
+    """`rankvideo eval`: ir-measures on each RUN (and BASELINE); table to the terminal, other formats to stdout."""
+    console = console or Console(stderr=True, highlight=False)
+    paths = [runs] if isinstance(runs, Path) else list(runs)
+    if correction not in CORRECTIONS:
+        raise UsageError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    if sum(str(path) == "-" for path in [*paths, baseline]) > 1:
+        raise UsageError("only one run can be read from stdin (-)")
+    parse_measure_specs(measures)  # an unknown measure fails before any file is read
+    judged = read_qrels(qrels)
+    report_tolerated(console, describe_tolerated(judged))
+    names = _run_names(paths, baseline)
+    scores = []
+    for path in [*paths, *([baseline] if baseline is not None else [])]:
+        run = read_run_scores(path)
+        report_tolerated(console, run.tolerated.describe(run.source, 6))
+        scores.append(run)
+    compared = list(zip(names[: len(paths)], scores[: len(paths)], strict=True))
+    report = evaluate_runs(
+        compared,
+        judged,
         measures,
-        baseline=frame(baseline) if baseline is not None else None,
-        run_name=run.name,
-        baseline_name=baseline.name if baseline is not None else "baseline",
+        baseline=(names[-1], scores[-1]) if baseline is not None else None,
+        correction=correction,
     )
-    if baseline is not None and baseline.name == run.name:
-        report.runs[1].name = f"{report.runs[1].name} (baseline)"
     if fmt == "table":
         render_table(report, Console(highlight=False), per_query=per_query)
     else:

@@ -15,7 +15,18 @@ from rich.console import Console
 from scipy import stats
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.evaluate import DEFAULT_MEASURES, evaluate, format_report, parse_measures, render_table, run_frame
+from rankvideo_cli.evaluate import (
+    DEFAULT_MEASURES,
+    check_measures,
+    correct_p_values,
+    evaluate,
+    evaluate_runs,
+    format_report,
+    parse_measure_specs,
+    parse_measures,
+    render_table,
+    run_frame,
+)
 from rankvideo_cli.io.qrels import read_qrels
 from rankvideo_cli.io.runs import format_trec_lines, read_run
 
@@ -221,3 +232,111 @@ def test_table_shows_aggregates_and_comparison(compared_report) -> None:
     comparison = compared_report.comparisons[0]
     assert f"{comparison.wins}/{comparison.ties}/{comparison.losses}" in text
     assert "1 judged queries missing from the run" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# trec_eval -c counts, trec_eval names, several runs and multiple-testing corrections
+# --------------------------------------------------------------------------------------------------
+
+
+def test_counts_follow_trec_eval_dash_c_for_a_judged_query_missing_from_the_run() -> None:
+    # q1: 2 relevant (one at level 2), both retrieved with a non-relevant; q2: judged (3 relevant), not in the run
+    qrels = {"q1": {"a": 1, "b": 2, "c": 0}, "q2": {"x": 1, "y": 1, "z": 2, "w": 0}}
+    run = {"q1": {"a": 3.0, "c": 2.0, "b": 1.0}}
+    names = ["num_q", "num_rel", "num_rel_ret", "num_ret", "map"]
+    evaluation = evaluate(run, qrels, names).runs[0]
+    # what `trec_eval -c -m num_q -m num_rel -m num_rel_ret -m num_ret -m map` prints for these files
+    assert evaluation.aggregate == {
+        "num_q": 2.0,
+        "num_rel": 5.0,
+        "num_rel_ret": 2.0,
+        "num_ret": 3.0,
+        "map": pytest.approx((1.0 + 2 / 3) / 2 / 2, abs=1e-12),
+    }
+    assert evaluation.per_query.loc["q2"].to_dict() == {
+        "num_q": 1.0,
+        "num_rel": 3.0,
+        "num_rel_ret": 0.0,
+        "num_ret": 0.0,
+        "map": 0.0,
+    }
+    # where no query is missing, the counts are ir-measures' own
+    direct = ir_measures.calc_aggregate(parse_measures(names), {"q1": qrels["q1"]}, run)
+    assert list(evaluate(run, {"q1": qrels["q1"]}, names).runs[0].aggregate.values()) == [
+        direct[measure] for measure in parse_measures(names)
+    ]
+
+
+def test_a_measure_no_installed_backend_computes_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"NumRel\(rel=2\)"):
+        evaluate({"q1": {"a": 1.0}}, {"q1": {"a": 1}}, ["NumRel(rel=2)"])
+
+
+def test_measures_are_labelled_with_the_names_asked_for() -> None:
+    specs = parse_measure_specs(["num_rel_ret", "ndcg_cut.10", "P.5,10", "nDCG@10", "iprec_at_recall", "MAP"])
+    assert [spec.label for spec in specs] == [
+        "num_rel_ret",
+        "ndcg_cut.10",
+        "P_5",
+        "P_10",
+        *(f"iprec_at_recall_{level / 10:.2f}" for level in range(11)),
+        "MAP",
+    ]
+    assert specs[0].measure == ir_measures.NumRet(rel=1)
+    report = evaluate(FIRST_STAGE, read_qrels(QRELS), ["num_rel_ret", "P.5,10"])
+    assert report.measures == ["num_rel_ret", "P_5", "P_10"]
+    assert (
+        report.runs[0].aggregate["P_5"]
+        == ir_measures.calc_aggregate(
+            [ir_measures.P @ 5], ir_measures.read_trec_qrels(str(QRELS)), ir_measures.read_trec_run(str(FIRST_STAGE))
+        )[ir_measures.P @ 5]
+    )
+
+
+def test_holm_and_bonferroni_by_hand() -> None:
+    p = [0.01, 0.04, math.nan, 0.03, 0.5]
+    # Holm over the 4 defined tests: sorted 0.01, 0.03, 0.04, 0.5 -> 4*0.01, 3*0.03, max(0.09, 2*0.04), 1*0.5
+    holm = correct_p_values(p, "holm")
+    assert holm[0] == pytest.approx(0.04) and holm[3] == pytest.approx(0.09) and holm[1] == pytest.approx(0.09)
+    assert holm[4] == pytest.approx(0.5) and math.isnan(holm[2])
+    assert correct_p_values(p, "bonferroni")[:2] == pytest.approx([0.04, 0.16])
+    assert correct_p_values([0.4, 0.6], "bonferroni") == [0.8, 1.0]
+    assert correct_p_values(p, "none")[:2] == [0.01, 0.04]
+    with pytest.raises(UsageError):
+        correct_p_values(p, "sidak")
+
+
+def test_several_runs_against_one_baseline_with_holm(other_run: Path) -> None:
+    qrels = read_qrels(QRELS)
+    runs = [("reversed", other_run), ("same", FIRST_STAGE)]
+    report = evaluate_runs(runs, qrels, ["nDCG@10", "AP"], baseline=("first", FIRST_STAGE))
+    assert [evaluation.name for evaluation in report.runs] == ["reversed", "same", "first"]
+    assert [(c.run, c.measure) for c in report.comparisons] == [
+        ("reversed", "nDCG@10"),
+        ("reversed", "AP"),
+        ("same", "nDCG@10"),
+        ("same", "AP"),
+    ]
+    single = evaluate(other_run, qrels, ["nDCG@10", "AP"], baseline=FIRST_STAGE)
+    for ours, alone in zip(report.comparisons[:2], single.comparisons, strict=True):
+        assert (ours.delta, ours.wins, ours.ties, ours.losses, ours.p_value) == (
+            alone.delta,
+            alone.wins,
+            alone.ties,
+            alone.losses,
+            alone.p_value,
+        )
+        # the "same" run's test is undefined (no differences), so each family holds one test: Holm leaves it
+        assert ours.p_value_corrected == ours.p_value
+    frame = pd.read_csv(io.StringIO(format_report(report, "tsv")), sep="\t")
+    assert set(frame.columns) >= {"missing_queries", "p_value_corrected"}
+    assert frame.set_index("run").loc["reversed", "missing_queries"].tolist() == [1, 1]  # q4 left out
+    with pytest.raises(UsageError, match="same name"):
+        evaluate_runs([("a", FIRST_STAGE), ("a", other_run)], qrels)
+
+
+def test_check_measures_refuses_what_evaluation_would_refuse_later() -> None:
+    check_measures(["nDCG@10", "num_rel_ret", "P.5,10"])
+    for bad, words in ((["bogus"], "unknown measure"), (["NumRel(rel=2)"], "no installed ir-measures backend")):
+        with pytest.raises(UsageError, match=words):
+            check_measures(bad)

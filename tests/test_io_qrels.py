@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from rankvideo_cli.errors import InputError
-from rankvideo_cli.io.qrels import QRELS_COLUMNS, read_qrels
+from rankvideo_cli.io.qrels import QRELS_COLUMNS, describe_tolerated, read_qrels
 
 SAMPLE_QRELS = Path(__file__).parent.parent / "sample_runs" / "qrels.txt"
 
@@ -65,7 +65,6 @@ def test_jsonl_qrels_with_key_variants_and_gzip(tmp_path: Path) -> None:
     ("bad_line", "words"),
     [
         ("q1 0 d3", ["4 columns", "found 3"]),
-        ("q1 0 d3 1 extra", ["4 columns", "found 5"]),
         ("q1 0 d3 high", ["relevance", "integer", "'high'"]),
         ("q1 0 d3 1.5", ["relevance", "integer"]),
         ("q1 0 d3 nan", ["relevance", "integer"]),
@@ -77,6 +76,22 @@ def test_trec_qrels_errors(tmp_path: Path, bad_line: str, words: list[str]) -> N
     assert error.line == 4
     for word in words:
         assert word in error.problem
+
+
+def test_trec_eval_10_comments_skipped_and_extra_columns_tolerated(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "qrels.txt", "# judged by NIST\nq1 0 d1 1\n  # again\nq1 0 d2 0 assessor7 2026\n#q1 0 d3 1\n"
+    )
+    frame = read_qrels(path)
+    assert as_tuples(frame) == [("q1", "d1", 1), ("q1", "d2", 0)]
+    assert frame.attrs["tolerated"] == {"comments": 3, "extra_columns": 1}
+    assert describe_tolerated(frame) == (
+        f"{path}: 1 lines with columns after the 4th (ignored; trec_eval 10.0 and ir-measures would refuse these lines)"
+    )
+
+
+def test_qrels_of_comments_only_is_an_error(tmp_path: Path) -> None:
+    assert "no judgments" in input_error(write(tmp_path, "qrels.txt", "# none yet\n")).problem
 
 
 @pytest.mark.parametrize(

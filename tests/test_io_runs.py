@@ -95,15 +95,14 @@ def test_trec_scores_keep_full_precision(tmp_path: Path) -> None:
     ("line", "words"),
     [
         ("q1 Q0 d2 2 0.5", ["6 columns", "found 5"]),
-        ("q1 Q0 d2 2 0.5 tag extra", ["6 columns", "found 7"]),
+        ("q1 Q0 d2", ["6 columns", "found 3"]),
         ("q1 Q0 d2 2 high tag", ["score", "'high'"]),
         ("q1 Q0 d2 2 nan tag", ["score", "finite"]),
         ("q1 Q0 d2 2 NaN tag", ["score", "finite"]),
         ("q1 Q0 d2 2 inf tag", ["score", "finite"]),
         ("q1 Q0 d2 2 -Infinity tag", ["score", "finite"]),
         ("q1 Q0 d2 2 1e400 tag", ["score", "finite"]),
-        ("q1 Q0 d2 2.0 0.5 tag", ["rank", "integer", "'2.0'"]),
-        ("q1 Q0 d2 second 0.5 tag", ["rank", "integer"]),
+        ("q1 Q0 d2 2 0x1p3 tag", ["score", "'0x1p3'"]),
     ],
 )
 def test_trec_bad_line_names_file_line_and_problem(tmp_path: Path, line: str, words: list[str]) -> None:
@@ -112,6 +111,53 @@ def test_trec_bad_line_names_file_line_and_problem(tmp_path: Path, line: str, wo
     assert (error.path, error.line) == (str(path), 3)
     for word in words:
         assert word in error.problem
+
+
+def test_trec_eval_10_comments_are_skipped_wherever_they_occur(tmp_path: Path) -> None:
+    # trec_eval 10.0 (get_trec_results.c): a line whose first non-blank character is '#' is a comment
+    commented = (
+        "# produced by bm25\nq1 Q0 d1 1 1.0 t\n   # indented comment\n#q1 Q0 d9 9 9.0 t\n"
+        "q1 Q0 d2 2 0.5 t\n\t#\tq2 Q0 d3 1 1 t extra\n# the end"
+    )
+    run = read_run(write(tmp_path, "commented.trec", commented))
+    assert run == read_run(write(tmp_path, "plain.trec", "q1 Q0 d1 1 1.0 t\nq1 Q0 d2 2 0.5 t\n"))
+    assert run.tolerated == {"comments": 5}
+    assert run.tolerated.describe(run.source, 6) is None  # comments are no surprise
+    assert run.first_line == {"q1": 2}
+
+
+def test_trec_eval_10_extra_columns_and_non_integer_ranks_are_tolerated_and_counted(tmp_path: Path) -> None:
+    text = (
+        "q1 Q0 d1 1 1.0 t\n"
+        "q1 Q0 d2 2 0.5 t extra columns here\n"
+        "q1 Q0 d3 2.0 0.25 t\n"
+        "q1 Q0 d4 second 0.125 t 7\n"
+        "q1 Q0 d5 -3 0.0 t\n"  # an integer, negative: nothing to tolerate
+    )
+    path = write(tmp_path, "run.trec", text)
+    run = read_run(path)
+    assert [(c.docid, c.score) for c in run["q1"]] == [
+        ("d1", 1.0),
+        ("d2", 0.5),
+        ("d3", 0.25),
+        ("d4", 0.125),
+        ("d5", 0.0),
+    ]
+    assert run.tolerated == {"extra_columns": 2, "non_integer_rank": 2}
+    assert run.tolerated.describe(run.source, 6) == (
+        f"{path}: 2 lines with columns after the 6th (ignored, as trec_eval does); "
+        "2 lines with a non-integer rank (trec_eval never reads it)"
+    )
+
+
+def test_a_run_of_comments_only_is_an_error(tmp_path: Path) -> None:
+    error = input_error(write(tmp_path, "run.trec", "# nothing here\n# really\n"))
+    assert error.line is None and "no candidates" in error.problem
+
+
+def test_duplicate_on_stdin_names_its_line(tmp_path: Path) -> None:
+    error = input_error("-", stdin=b"q1 Q0 d1 1 1.0 t\nq1 Q0 d1 2 0.5 t\n")
+    assert (error.path, error.line) == ("<stdin>", 2) and "duplicate" in error.problem
 
 
 def test_trec_duplicate_pair_names_both_lines(tmp_path: Path) -> None:

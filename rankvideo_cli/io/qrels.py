@@ -2,7 +2,9 @@
 
 JSONL when the suffix is `.jsonl`/`.json` (a trailing `.gz` ignored) or the first non-blank character is `{`;
 each line an object with `query_id` (or `qid`), `doc_id` (or `docid`) and `relevance`. Otherwise TREC
-`qid iter docid relevance` (whitespace-separated, `iter` ignored as trec_eval does).
+`qid iter docid relevance` (whitespace-separated, `iter` ignored as trec_eval does), with trec_eval 10.0's `#`
+comment lines skipped. Columns after the 4th are ignored and counted, with a line on stderr (trec_eval 10.0's
+get_qrels.c and ir-measures' reader refuse such a line as malformed: a file that has them is not portable).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from rankvideo_cli.errors import InputError
-from rankvideo_cli.io.text import display_name, numbered_lines, read_text
+from rankvideo_cli.io.runs import COMMENTS, EXTRA_COLUMNS, Tolerated
+from rankvideo_cli.io.text import display_name, iter_lines
 
+EXTRA_COLUMNS_WHY = "ignored; trec_eval 10.0 and ir-measures would refuse these lines"
 QRELS_COLUMNS = ["query_id", "doc_id", "relevance"]
 JSON_KEYS = {"query_id": ("query_id", "qid"), "doc_id": ("doc_id", "docid"), "relevance": ("relevance",)}
 
@@ -61,39 +65,62 @@ def _json_record(path: str, line: int, text: str) -> tuple[str, str, object]:
     )
 
 
-def _trec_record(path: str, line: int, text: str) -> tuple[str, str, object]:
-    fields = text.split()
-    if len(fields) != 4:
+def _trec_record(path: str, line: int, fields: list[str]) -> tuple[str, str, object]:
+    if len(fields) < 4:
         raise InputError(path, line, f"expected 4 columns (qid iter docid relevance), found {len(fields)}")
-    qid, _, docid, relevance = fields
-    return qid, docid, relevance
+    return fields[0], fields[2], fields[3]
 
 
-def _is_jsonl(path: str | Path, text: str) -> bool:
+def _is_jsonl(path: str | Path, first_line: str) -> bool:
     suffixes = [suffix.lower() for suffix in Path(str(path)).suffixes if suffix.lower() != ".gz"]
-    return (bool(suffixes) and suffixes[-1] in (".jsonl", ".json")) or text.lstrip().startswith("{")
+    return (bool(suffixes) and suffixes[-1] in (".jsonl", ".json")) or first_line.lstrip().startswith("{")
+
+
+def describe_tolerated(frame: pd.DataFrame) -> str | None:
+    """The stderr line about what `read_qrels` tolerated in this file, or None."""
+    tolerated = frame.attrs.get("tolerated")
+    return tolerated.describe(frame.attrs.get("source", "qrels"), 4, EXTRA_COLUMNS_WHY) if tolerated else None
 
 
 def read_qrels(path: str | Path) -> pd.DataFrame:
     """Columns query_id, doc_id (str) and relevance (int64), one row per judgment in file order.
 
-    Raises `InputError` (file:line: problem) for: a wrong column count or missing key, a relevance that is not an
-    integer, a duplicate (qid, docid) (naming the first line), a bad JSON line, an empty file, bytes that are not
-    UTF-8.
+    `frame.attrs["tolerated"]` counts comment lines and lines with columns after the 4th (see the module
+    docstring); `frame.attrs["source"]` names the file. Raises `InputError` (file:line: problem) for: fewer than
+    4 columns or a missing key, a relevance that is not an integer, a duplicate (qid, docid) (naming the first
+    line), a bad JSON line, an empty file, bytes that are not UTF-8.
     """
-    text = read_text(path)
     name = display_name(path)
-    parse_record = _json_record if _is_jsonl(path, text) else _trec_record
     rows: list[tuple[str, str, int]] = []
     seen_at: dict[tuple[str, str], int] = {}
-    for number, line in numbered_lines(text):
-        qid, docid, relevance = parse_record(name, number, line)
+    tolerated = Tolerated()
+    jsonl: bool | None = None
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        if jsonl is None:
+            jsonl = _is_jsonl(path, line)
+        if jsonl:
+            qid, docid, relevance = _json_record(name, number, line)
+        else:
+            fields = line.split()
+            if fields[0][0] == "#":
+                tolerated[COMMENTS] = tolerated.get(COMMENTS, 0) + 1
+                continue
+            if len(fields) > 4:
+                tolerated[EXTRA_COLUMNS] = tolerated.get(EXTRA_COLUMNS, 0) + 1
+            qid, docid, relevance = _trec_record(name, number, fields)
         first = seen_at.setdefault((qid, docid), number)
         if first != number:
             raise InputError(
                 name, number, f"duplicate judgment for query {qid!r}, document {docid!r} (first at line {first})"
             )
         rows.append((qid, docid, _relevance(name, number, relevance)))
-    return pd.DataFrame(rows, columns=QRELS_COLUMNS).astype(
+    if not rows:
+        raise InputError(name, None, "no judgments (only comments)")
+    frame = pd.DataFrame(rows, columns=QRELS_COLUMNS).astype(
         {"query_id": "object", "doc_id": "object", "relevance": "int64"}
     )
+    frame.attrs["source"] = name
+    frame.attrs["tolerated"] = tolerated
+    return frame

@@ -10,19 +10,20 @@ Order rules, used everywhere in rankvideo:
 
 from __future__ import annotations
 
+import itertools
 import json
 import json.decoder
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from rankvideo_cli.errors import InputError
-from rankvideo_cli.io.text import display_name, numbered_lines, read_text
+from rankvideo_cli.io.text import STDIN, check_utf8, display_name, iter_lines, open_text_lines
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     docid: str
     score: float
@@ -40,6 +41,7 @@ class Run(dict[str, list[Candidate]]):
         super().__init__()
         self.source = source
         self.first_line = first_line
+        self.tolerated = Tolerated()
 
     @property
     def pair_count(self) -> int:
@@ -69,36 +71,124 @@ def _check_identifier(path: str, line: int | None, kind: str, value: str) -> Non
         raise InputError(path, line, f"{kind} must be non-empty without whitespace, got {value!r}")
 
 
-def _build(path: str, rows: dict[str, dict[str, float]], first_line: dict[str, int | None]) -> Run:
+class Tolerated(dict[str, int]):
+    """Counts of the lines a reader accepted under trec_eval 10.0's rules that a stricter reader would refuse,
+    by kind (`EXTRA_COLUMNS`, `NON_INTEGER_RANK`); comments are counted too (`COMMENTS`), but are no surprise."""
+
+    def describe(self, source: str, columns: int, why: str = "ignored, as trec_eval does") -> str | None:
+        """One line for stderr naming what was tolerated in `source`, or None when nothing was."""
+        parts = []
+        if self.get(EXTRA_COLUMNS):
+            parts.append(f"{self[EXTRA_COLUMNS]} lines with columns after the {columns}th ({why})")
+        if self.get(NON_INTEGER_RANK):
+            parts.append(f"{self[NON_INTEGER_RANK]} lines with a non-integer rank (trec_eval never reads it)")
+        return f"{source}: {'; '.join(parts)}" if parts else None
+
+
+EXTRA_COLUMNS = "extra_columns"
+NON_INTEGER_RANK = "non_integer_rank"
+COMMENTS = "comments"
+
+
+class RunScores(dict[str, dict[str, float]]):
+    """A run as read: qid -> {docid: score}, in file order (the shape pytrec_eval and ir-measures take).
+
+    `source` names the file, `first_line[qid]` the line where each qid first appears, `tolerated` the lines
+    accepted under trec_eval 10.0's rules (extra columns, non-integer ranks) and comments skipped.
+    """
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+        self.first_line: dict[str, int | None] = {}
+        self.tolerated = Tolerated()
+
+    @property
+    def pair_count(self) -> int:
+        return sum(len(docs) for docs in self.values())
+
+
+def _parse_trec_lines(path: str, lines: Iterator[tuple[int, str]], reread: Callable[[], Iterator]) -> RunScores:
+    """The TREC reader's hot loop (2.5M lines in a few seconds): split, check, store; nothing per line that
+    can be done once. trec_eval 10.0's rules: a line whose first non-blank character is `#` is a comment,
+    columns after the 6th are ignored, and the rank column is never read (only counted when not an integer)."""
+    run = RunScores(path)
+    first_line = run.first_line
+    extra_columns = non_integer_rank = comments = 0
+    isfinite = math.isfinite
+    for number, line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if not line.isascii():
+            check_utf8(path, number, line)
+        qid = fields[0]
+        if qid[0] == "#":
+            comments += 1
+            continue
+        if len(fields) != 6:
+            if len(fields) < 6:
+                raise InputError(path, number, f"expected 6 columns (qid Q0 docid rank score tag), found {len(fields)}")
+            extra_columns += 1
+        docid, rank, raw_score = fields[2], fields[3], fields[4]
+        try:
+            score = float(raw_score)
+        except ValueError:
+            raise InputError(path, number, f"score must be a number, got {raw_score!r}") from None
+        if not isfinite(score):
+            raise InputError(path, number, f"score must be finite, got {raw_score!r}")
+        if not rank.isdigit():
+            try:
+                int(rank)
+            except ValueError:
+                non_integer_rank += 1
+        docs = run.get(qid)
+        if docs is None:
+            docs = run[qid] = {}
+            first_line[qid] = number
+        elif docid in docs:
+            first = _first_occurrence(reread, qid, docid)
+            raise InputError(
+                path,
+                number,
+                f"duplicate document {docid!r} for query {qid!r}" + (f" (first at line {first})" if first else ""),
+            )
+        docs[docid] = score
+    run.tolerated.update(
+        {
+            key: count
+            for key, count in (
+                (EXTRA_COLUMNS, extra_columns),
+                (NON_INTEGER_RANK, non_integer_rank),
+                (COMMENTS, comments),
+            )
+            if count
+        }
+    )
+    if not run:
+        raise InputError(path, None, "run has no candidates (only comments)")
+    return run
+
+
+def _first_occurrence(reread: Callable[[], Iterator], qid: str, docid: str) -> int | None:
+    """Line of the first (qid, docid) line, found by reading the file again (only on the error path, so the
+    hot loop keeps no line number per pair); None when the input cannot be read twice (stdin)."""
+    lines = reread()
+    if lines is None:
+        return None
+    for number, line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] == qid and fields[2] == docid:
+            return number
+    return None  # pragma: no cover - the duplicate was found in the same file
+
+
+def _build(path: str, rows: Mapping[str, Mapping[str, float]], first_line: dict[str, int | None]) -> Run:
     run = Run(path, first_line)
     for qid in sorted(rows):
         ordered = trec_order(rows[qid].items())
         run[qid] = [Candidate(docid, score, rank) for rank, (docid, score) in enumerate(ordered, start=1)]
     return run
-
-
-def _parse_trec(path: str, text: str) -> Run:
-    rows: dict[str, dict[str, float]] = {}
-    seen_at: dict[tuple[str, str], int] = {}
-    first_line: dict[str, int | None] = {}
-    for number, line in numbered_lines(text):
-        fields = line.split()
-        if len(fields) != 6:
-            raise InputError(path, number, f"expected 6 columns (qid Q0 docid rank score tag), found {len(fields)}")
-        qid, _, docid, rank, raw_score, _ = fields
-        try:
-            int(rank)
-        except ValueError:
-            raise InputError(path, number, f"rank must be an integer, got {rank!r}") from None
-        score = _parse_score(path, number, raw_score)
-        first_seen = seen_at.setdefault((qid, docid), number)
-        if first_seen != number:
-            raise InputError(
-                path, number, f"duplicate document {docid!r} for query {qid!r} (first at line {first_seen})"
-            )
-        first_line.setdefault(qid, number)
-        rows.setdefault(qid, {})[docid] = score
-    return _build(path, rows, first_line)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -222,19 +312,54 @@ def _entry_line(text: str, query: _Member, position: int, lines: _Lines) -> int:
     raise AssertionError("entry position out of range")  # pragma: no cover - positions come from the same text
 
 
-def read_run(path: str | Path, *, stdin: BinaryIO | None = None) -> Run:
-    """Read and validate a run (TREC 6-column or JSON, gzip or not; `-` is stdin).
+def read_run_scores(path: str | Path, *, stdin: BinaryIO | None = None) -> RunScores:
+    """Read and validate a run as qid -> {docid: score} (TREC 6-column or JSON, gzip or not; `-` is stdin).
 
-    The format is JSON when the first non-blank character is `{` or `[`, else TREC. Raises `InputError`
-    (file:line: problem) for: a wrong column count, a rank that is not an integer, a score that is not a finite
-    number, a duplicate (qid, docid) (naming the first line), an empty file, bytes that are not UTF-8, invalid
-    JSON, a JSON shape other than {qid: {docid: score}}, and ids with whitespace (unwritable in TREC).
+    The format is JSON when the first non-blank character is `{` or `[`, else TREC, read as a stream under
+    trec_eval 10.0's rules (`#` comment lines skipped, columns after the 6th and non-integer ranks tolerated
+    and counted in `.tolerated`). Raises `InputError` (file:line: problem) for: fewer than 6 columns, a score
+    that is not a finite number, a duplicate (qid, docid) (naming the first line), an empty file, bytes that
+    are not UTF-8, invalid JSON, a JSON shape other than {qid: {docid: score}}, and JSON ids with whitespace
+    (unwritable in TREC).
     """
-    text = read_text(path, stdin=stdin)
     name = display_name(path)
-    if text.lstrip()[:1] in ("{", "["):
-        return _parse_json(name, text)
-    return _parse_trec(name, text)
+    with open_text_lines(path, stdin=stdin) as lines:
+        head: list[tuple[int, str]] = []
+        for number, line in lines:
+            head.append((number, line))
+            if line.strip():
+                break
+        if head and head[-1][1].lstrip()[:1] in ("{", "["):
+            for number, line in head:
+                if not line.isascii():
+                    check_utf8(name, number, line)
+            text = "".join(line for _, line in head) + "".join(_checked(name, lines))
+            parsed = _parse_json(name, text.replace("\r\n", "\n"))
+            scores = RunScores(name)
+            scores.first_line.update(parsed.first_line)
+            for qid, candidates in parsed.items():
+                scores[qid] = {candidate.docid: candidate.score for candidate in candidates}
+            return scores
+
+        def reread() -> Iterator[tuple[int, str]] | None:
+            return None if str(path) == STDIN else iter_lines(path)
+
+        return _parse_trec_lines(name, itertools.chain(head, lines), reread)
+
+
+def _checked(name: str, lines: Iterator[tuple[int, str]]) -> Iterator[str]:
+    for number, line in lines:
+        if not line.isascii():
+            check_utf8(name, number, line)
+        yield line
+
+
+def read_run(path: str | Path, *, stdin: BinaryIO | None = None) -> Run:
+    """Read and validate a run (see `read_run_scores`), each query's candidates in trec_eval order."""
+    scores = read_run_scores(path, stdin=stdin)
+    run = _build(scores.source, scores, scores.first_line)
+    run.tolerated = scores.tolerated
+    return run
 
 
 # ---------------------------------------------------------------------------------------------------------

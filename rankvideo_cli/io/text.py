@@ -1,10 +1,16 @@
-"""Reading input files as text: gzip by magic bytes, `-` for stdin, undecodable bytes reported with their line."""
+"""Reading input files as text: gzip by magic bytes, `-` for stdin, undecodable bytes reported with their line.
+
+`read_text` gives the whole file; `iter_lines` streams it line by line, for inputs of millions of lines (runs,
+qrels) whose text need never be in memory at once."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +23,111 @@ STDIN = "-"
 def display_name(path: str | Path) -> str:
     """How error messages name an input: its path as given, `<stdin>` for `-`."""
     return "<stdin>" if str(path) == STDIN else str(path)
+
+
+@contextlib.contextmanager
+def _open_binary(path: str | Path, stdin: BinaryIO | None) -> Iterator[BinaryIO]:
+    name = display_name(path)
+    if str(path) == STDIN:
+        yield stdin if stdin is not None else sys.stdin.buffer
+        return
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed by the context manager
+    except FileNotFoundError:
+        raise InputError(name, None, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(name, None, "is a directory, not a file") from None
+    except OSError as error:
+        raise InputError(name, None, f"cannot read: {error.strerror or error}") from None
+    with stream:
+        yield stream
+
+
+def _peek(stream: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
+    """The first `size` bytes and a stream that still starts with them."""
+    peek = getattr(stream, "peek", None)
+    if callable(peek):
+        return peek(size)[:size], stream
+    head = stream.read(size)
+    return head, io.BufferedReader(_Prepended(head, stream))  # type: ignore[arg-type]
+
+
+class _Prepended(io.RawIOBase):
+    """A stream of `head` followed by the rest of `stream` (for file objects without `peek`)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head, self.stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        if self.head:
+            count = min(len(buffer), len(self.head))
+            buffer[:count], self.head = self.head[:count], self.head[count:]
+            return count
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextlib.contextmanager
+def open_text_lines(path: str | Path, *, stdin: BinaryIO | None = None) -> Iterator[Iterator[tuple[int, str]]]:
+    """(1-based line number, raw line) of every line of the file, read as a stream: for inputs of millions of
+    lines (runs, qrels), whose text need never be in memory at once.
+
+    The rules of `read_text` + `numbered_lines`: gzip by magic bytes, `-` for stdin, a BOM dropped, lines split
+    at "\\n" only. Lines keep their ending (callers `split()`), blank lines are yielded too, and bytes that
+    are not UTF-8 arrive as surrogate escapes: pass a line that is not ASCII to `check_utf8`. The iterator
+    raises `InputError` for corrupt gzip data, and for a file with no non-blank line when it is exhausted.
+    """
+    name = display_name(path)
+    with _open_binary(path, stdin) as raw:
+        head, raw = _peek(raw, 2)
+        compressed = head == GZIP_MAGIC
+        binary: BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw  # type: ignore[assignment]
+        # newline="\n": split at "\n" only (not at a lone "\r"); decoding errors are found per line, so that
+        # the message can name the line (a strict decoder fails a whole 8 KiB chunk at once)
+        stream = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="\n")  # type: ignore[arg-type]
+        yield _numbered(name, stream, compressed)
+        stream.detach()
+
+
+def _numbered(name: str, stream: io.TextIOWrapper, compressed: bool) -> Iterator[tuple[int, str]]:
+    number = 0
+    blank = True
+    try:
+        for number, line in enumerate(stream, start=1):
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            if blank and line.strip():
+                blank = False
+            yield number, line
+    except (OSError, EOFError, zlib.error) as error:
+        what = "corrupt gzip data" if compressed else "cannot read"
+        raise InputError(name, number + 1, f"{what}: {error}") from None
+    if blank:
+        raise InputError(name, None, "empty file")
+
+
+def check_utf8(name: str, number: int, line: str) -> None:
+    """Raise `InputError` naming the line if `line` (from `open_text_lines`) holds bytes that are not UTF-8."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError as error:
+        byte = ord(line[error.start]) - 0xDC00
+        raise InputError(name, number, f"not UTF-8 text (byte 0x{byte:02x})") from None
+
+
+def iter_lines(path: str | Path, *, stdin: BinaryIO | None = None) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its line ending) of every line, streamed, UTF-8 checked (see
+    `open_text_lines`)."""
+    name = display_name(path)
+    with open_text_lines(path, stdin=stdin) as lines:
+        for number, line in lines:
+            if not line.isascii():
+                check_utf8(name, number, line)
+            yield number, line.rstrip("\r\n")
 
 
 def read_text(path: str | Path, *, stdin: BinaryIO | None = None) -> str:
