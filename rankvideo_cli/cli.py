@@ -81,13 +81,9 @@ AttnOpt = Annotated[
 ]
 ScoreModeOpt = Annotated[
     ScoreMode,
-    typer.Option(
-        help="full: log-softmax over the whole vocabulary; reference: mimic vLLM's top-512 logprobs."
-    ),
+    typer.Option(help="full: log-softmax over the whole vocabulary; reference: mimic vLLM's top-512 logprobs."),
 ]
-BatchOpt = Annotated[
-    int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")
-]
+BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")]
 MeasureOpt = Annotated[
     list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure, repeatable (e.g. nDCG@10).")
 ]
@@ -122,14 +118,10 @@ def _load_scorer(
 def rerank(
     run: Annotated[
         Path,
-        typer.Argument(
-            help="First-stage run: TREC 6-column (.gz ok), JSON {qid:{docid:score}}, or - for stdin."
-        ),
+        typer.Argument(help="First-stage run: TREC 6-column (.gz ok), JSON {qid:{docid:score}}, or - for stdin."),
     ],
     queries: Annotated[Path, typer.Argument(help="Queries: TSV qid<TAB>text, MultiVENT CSV, or JSONL.")],
-    videos: Annotated[
-        Path | None, typer.Option("--videos", help="Directory holding the candidate videos.")
-    ] = None,
+    videos: Annotated[Path | None, typer.Option("--videos", help="Directory holding the candidate videos.")] = None,
     video_pattern: Annotated[
         str, typer.Option(help="Path of a video under --videos, formatted with {docid}.")
     ] = "{docid}.mp4",
@@ -149,9 +141,7 @@ def rerank(
     normalization: Annotated[
         str, typer.Option(help="Score normalisation for --interpolate: minmax, zscore, none.")
     ] = "minmax",
-    on_missing_video: Annotated[
-        OnMissing, typer.Option(help="A candidate without a video file.")
-    ] = OnMissing.keep,
+    on_missing_video: Annotated[OnMissing, typer.Option(help="A candidate without a video file.")] = OnMissing.keep,
     on_bad_video: Annotated[
         OnMissing, typer.Option(help="A video that cannot be decoded or sampled.")
     ] = OnMissing.keep,
@@ -178,15 +168,9 @@ def rerank(
     cache: Annotated[
         Path | None, typer.Option("--cache", help="Score store directory (default: next to the output).")
     ] = None,
-    shard: Annotated[
-        str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")
-    ] = None,
-    retry_bad_videos: Annotated[
-        bool, typer.Option(help="Try again videos that failed in an earlier run.")
-    ] = False,
-    manifest: Annotated[
-        Path | None, typer.Option(help="Run manifest path (default: OUTPUT.manifest.json).")
-    ] = None,
+    shard: Annotated[str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")] = None,
+    retry_bad_videos: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
+    manifest: Annotated[Path | None, typer.Option(help="Run manifest path (default: OUTPUT.manifest.json).")] = None,
 ) -> None:
     """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
     from rankvideo_cli.workflow import RerankRequest, run_rerank
@@ -272,6 +256,49 @@ def eval_(
 
 @app.command()
 @user_errors
+def tune(
+    run: Annotated[Path, typer.Argument(help="The first-stage run that was reranked.")],
+    qrels: Annotated[Path, typer.Argument(help="Qrels: TREC 4-column or MultiVENT JSONL.")],
+    scores: Annotated[
+        Path, typer.Option("--scores", help="Model scores: the JSONL of `rankvideo rerank --scores` (or merge).")
+    ],
+    measure: Annotated[str, typer.Option("--measure", "-m", help="The measure to maximise.")] = "nDCG@10",
+    alphas: Annotated[str, typer.Option(help="ALPHA values: a list (0,0.5,1) or a range (0:1:0.1).")] = "0:1:0.1",
+    normalizations: Annotated[
+        str, typer.Option(help="Normalisations to try, comma-separated: minmax, zscore, none.")
+    ] = "minmax,zscore",
+    folds: Annotated[int, typer.Option(help="Cross-validation folds over the judged queries.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the (deterministic) assignment of queries to folds.")] = 0,
+    depth: Annotated[int, typer.Option(min=1, help="The --depth the run was reranked with.")] = 100,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the cross-validated interpolated run here.")
+    ] = None,
+    tag: Annotated[str, typer.Option(help="Run tag of the written run.")] = "rankvideo-interpolated",
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
+) -> None:
+    """Choose --interpolate ALPHA (and its normalisation) by k-fold cross-validation over queries, from stored
+    scores (no model is loaded); optionally write the cross-validated interpolated run."""
+    from rankvideo_cli.workflow import run_tune
+
+    run_tune(
+        run,
+        qrels,
+        scores,
+        measure=measure,
+        alphas=alphas,
+        normalizations=normalizations,
+        folds=folds,
+        seed=seed,
+        depth=depth,
+        output=output,
+        tag=tag,
+        fmt=fmt.value,
+        console=stderr,
+    )
+
+
+@app.command()
+@user_errors
 def score(
     videos: Annotated[list[Path], typer.Argument(help="Video files to score against the query.")],
     query: Annotated[str, typer.Option("--query", "-q", help="Query text.")],
@@ -288,9 +315,7 @@ def score(
     """Score ad-hoc (query, video) pairs."""
     from rankvideo_cli.workflow import run_score
 
-    scorer = _load_scorer(
-        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size
-    )
+    scorer = _load_scorer(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
     failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)
@@ -301,9 +326,7 @@ def score(
 def frames(
     video: Annotated[Path, typer.Argument(help="A video file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
-    save: Annotated[
-        Path | None, typer.Option(help="Also save the sampled, resized frames as PNGs here.")
-    ] = None,
+    save: Annotated[Path | None, typer.Option(help="Also save the sampled, resized frames as PNGs here.")] = None,
 ) -> None:
     """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
     from rankvideo_cli.workflow import run_frames
@@ -318,9 +341,7 @@ def merge(
     queries: Annotated[Path, typer.Argument(help="The same query file.")],
     cache: Annotated[Path, typer.Option("--cache", help="Score store directory the shards wrote to.")],
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
-    allow_missing: Annotated[
-        bool, typer.Option(help="Write the run even if some pairs were never scored.")
-    ] = False,
+    allow_missing: Annotated[bool, typer.Option(help="Write the run even if some pairs were never scored.")] = False,
     qrels: Annotated[Path | None, typer.Option(help="Evaluate the merged run (to stderr).")] = None,
     measures: MeasureOpt = None,
 ) -> None:

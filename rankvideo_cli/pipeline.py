@@ -210,8 +210,7 @@ def plan_pairs(
     if missing_queries:
         shown = ", ".join(missing_queries[:5]) + (", ..." if len(missing_queries) > 5 else "")
         raise UsageError(
-            f"{len(missing_queries)} run queries have no text ({shown}); apply the missing-query policy "
-            "before scoring"
+            f"{len(missing_queries)} run queries have no text ({shown}); apply the missing-query policy before scoring"
         )
     resolved: dict[str, str | None] = {}
     paths: dict[str, Path] = {}
@@ -495,8 +494,7 @@ def _score_and_store(
     timings.score_s += time.monotonic() - score_started
     write_started = time.monotonic()
     records = [
-        (PairKey(qid, query_sha256(text), docid, job.key), video_scores[text])
-        for (qid, docid), text in job.pairs
+        (PairKey(qid, query_sha256(text), docid, job.key), video_scores[text]) for (qid, docid), text in job.pairs
     ]
     store.writer.add_scores(result.model_fingerprint, result.settings_fingerprint, records)
     if was_bad:
@@ -544,9 +542,7 @@ def _record_bad(
     progress.note(f"bad video ({bad.kind}): {job.key}: {bad.message}")
 
 
-def _score_video(
-    scorer: Scorer, job: VideoJob, video: SampledVideo, counts: PipelineCounts
-) -> dict[str, PairScore]:
+def _score_video(scorer: Scorer, job: VideoJob, video: SampledVideo, counts: PipelineCounts) -> dict[str, PairScore]:
     """Score the distinct query texts of a video in one call (several docids may share a video file)."""
     texts = list(dict.fromkeys(text for _pair, text in job.pairs))
     scored = _score_splitting_on_oom(scorer, texts, video, counts, job.key)

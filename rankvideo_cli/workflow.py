@@ -20,6 +20,7 @@ from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.evaluate import (
     CORRECTIONS,
     EvalReport,
+    as_qrels_dict,
     check_measures,
     evaluate,
     evaluate_runs,
@@ -464,6 +465,100 @@ def run_eval(
     else:
         sys.stdout.write(format_report(report, fmt, per_query=per_query))
     return report
+
+
+def run_tune(
+    run_path: Path,
+    qrels_path: Path,
+    scores_path: Path,
+    *,
+    measure: str,
+    alphas: str,
+    normalizations: str,
+    folds: int,
+    seed: int,
+    depth: int,
+    output: Path | None,
+    tag: str,
+    fmt: str,
+    console: Console,
+):
+    """`rankvideo tune`: the cross-validated interpolation sweep (`fusion`), a report, the interpolated run."""
+    from rankvideo_cli import fusion
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json for tune, got {fmt!r}")
+    if any(character.isspace() for character in tag) or not tag:
+        raise UsageError(f"--tag must be one word without spaces, got {tag!r}")
+    configs = fusion.grid(fusion.parse_alphas(alphas), [name.strip() for name in normalizations.split(",")])
+    parse_measure_specs([measure])
+    if output is not None:
+        for source in (run_path, qrels_path, scores_path):
+            if str(source) != "-" and Path(output).resolve() == Path(source).resolve():
+                raise UsageError(f"-o {output} is an input of this command; choose another file")
+    judged = read_qrels(qrels_path)
+    report_tolerated(console, describe_tolerated(judged))
+    run = read_run(run_path)
+    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    model_scores = fusion.read_model_scores(scores_path)
+    unknown = [pair for pair in model_scores if pair[0] not in run]
+    if unknown:
+        raise InputError(scores_path, None, f"scores for query {unknown[0][0]!r}, which is not in {run.source}")
+    result = fusion.sweep(
+        run,
+        model_scores,
+        as_qrels_dict(judged),
+        measure=measure,
+        alphas=sorted({config.alpha for config in configs}),
+        normalizations=list(dict.fromkeys(config.normalization for config in configs)),
+        depth=depth,
+        folds=folds,
+        seed=seed,
+    )
+    if output is not None:
+        ranked = fusion.cross_validated_run(run, model_scores, result, depth=depth)
+        write_output(format_trec_lines(as_scored_lists(ranked), tag), output)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(fusion.sweep_dict(result), indent=2, allow_nan=False) + "\n")
+    else:
+        _print_sweep(result, Console(highlight=False))
+    chosen = result.chosen_on_all
+    console.print(
+        f"rankvideo: cross-validated {result.measure} {result.cross_validated:.4f} over {len(result.fold_of)} "
+        f"judged queries in {folds} folds; on all queries: --interpolate {chosen.alpha:g} "
+        f"--normalization {chosen.normalization}" + (f"; interpolated run written to {output}" if output else ""),
+        markup=False,
+        soft_wrap=True,
+    )
+    return result
+
+
+def _print_sweep(result, console: Console) -> None:
+    table = Table(title=f"{result.measure} by fold (chosen on the other folds)", title_justify="left")
+    for column in ("fold", "queries", "ALPHA", "normalization", "train mean", "test mean"):
+        table.add_column(column, justify="right")
+    for fold in result.folds:
+        table.add_row(
+            str(fold.fold),
+            str(len(fold.test_queries)),
+            f"{fold.chosen.alpha:g}",
+            fold.chosen.normalization,
+            f"{fold.train_mean:.4f}",
+            f"{fold.test_mean:.4f}",
+        )
+    console.print(table)
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    summary.add_row(f"cross-validated {result.measure}", f"{result.cross_validated:.4f}")
+    chosen = result.chosen_on_all
+    summary.add_row("chosen on all queries", f"ALPHA {chosen.alpha:g}, {chosen.normalization}")
+    summary.add_row(f"  its {result.measure} (not held out)", f"{result.mean(chosen):.4f}")
+    if result.model_only == result.model_only:
+        summary.add_row("model alone (ALPHA 1)", f"{result.model_only:.4f}")
+    if result.first_stage_in_head == result.first_stage_in_head:
+        summary.add_row("first-stage order, unscored last (ALPHA 0)", f"{result.first_stage_in_head:.4f}")
+    console.print(summary)
 
 
 def score_videos(scorer: Scorer, query: str, videos: Sequence[Path]) -> list[dict]:

@@ -299,9 +299,7 @@ def build_qwen_tokenizer() -> Any:
         @staticmethod
         def load_tiktoken_bpe(tiktoken_url: str) -> dict[bytes, int]:
             lines = Path(tiktoken_url).read_bytes().splitlines()
-            return {
-                base64.b64decode(token): int(rank) for token, rank in (line.split() for line in lines if line)
-            }
+            return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in lines if line)}
 
     path = str(qwen_tiktoken_path())
     vocab, merges = _QwenTikTokenConverter(vocab_file=path).extract_vocab_merges_from_model(path)
