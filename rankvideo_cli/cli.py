@@ -10,18 +10,78 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
 
+from rankvideo_cli import __version__
 from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.io.atomic import quiet_broken_pipe
+
+# typer >= 0.20 vendors click as typer._click; older releases use click itself
+_click = getattr(typer.core, "_click", None) or __import__("click")
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what `cmd | head` leaves for a command killed by the closed pipe
+
+
+class OneLineErrorsGroup(typer.core.TyperGroup):
+    """Option and argument errors as one line on stderr and exit 2, like every other rankvideo error (click's
+    own format is a usage block and a boxed message); a closed stdout pipe ends the command quietly."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[no-untyped-def, override]
+        try:
+            result = super().main(
+                args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+            )
+        except _click.exceptions.NoArgsIsHelpError:  # the help is already printed
+            return self._leave(2, standalone_mode)
+        except _click.exceptions.UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else "rankvideo"
+            message = " ".join(error.format_message().split())
+            _click.echo(f"{where}: {message} (see '{where} --help')", err=True)
+            return self._leave(error.exit_code, standalone_mode)
+        except _click.exceptions.ClickException as error:
+            _click.echo(f"rankvideo: {' '.join(error.format_message().split())}", err=True)
+            return self._leave(error.exit_code, standalone_mode)
+        except typer.Abort:
+            _click.echo("rankvideo: aborted", err=True)
+            return self._leave(130, standalone_mode)
+        except BrokenPipeError:
+            quiet_broken_pipe()
+            return self._leave(SIGPIPE_EXIT, standalone_mode)
+        code = result if isinstance(result, int) else 0
+        return self._leave(code, standalone_mode)
+
+    @staticmethod
+    def _leave(code: int, standalone_mode: bool) -> int:
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
 
 app = typer.Typer(
     name="rankvideo",
+    cls=OneLineErrorsGroup,
     help="Rerank text-to-video retrieval runs with RankVideo (Qwen3-VL), and evaluate them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 stderr = Console(stderr=True, highlight=False)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"rankvideo {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Rerank text-to-video retrieval runs with RankVideo (Qwen3-VL), and evaluate them."""
 
 
 class OnMissing(str, Enum):
@@ -170,7 +230,16 @@ def rerank(
     ] = None,
     shard: Annotated[str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")] = None,
     retry_bad_videos: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
-    manifest: Annotated[Path | None, typer.Option(help="Run manifest path (default: OUTPUT.manifest.json).")] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="Run manifest path (default: OUTPUT.manifest.json, or in the store with stdout)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Validate everything, read the store and print the plan; load no model, write nothing."
+        ),
+    ] = False,
 ) -> None:
     """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
     from rankvideo_cli.workflow import RerankRequest, run_rerank
@@ -199,6 +268,8 @@ def rerank(
         shard=shard,
         retry_bad_videos=retry_bad_videos,
         manifest_path=manifest,
+        batch_size=batch_size,
+        dry_run=dry_run,
     )
     scorer_factory = lambda: _load_scorer(  # noqa: E731 - loaded lazily, after the inputs validate
         model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size
@@ -362,12 +433,7 @@ def merge(
 
 def main() -> None:
     """Console entry point."""
-    try:
-        app()
-    except BrokenPipeError:
-        # `rankvideo rerank ... | head` is a normal pipeline; exit quietly like coreutils.
-        sys.stderr.close()
-        sys.exit(141)
+    app()
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ def describe_input(source: Path | str | bytes | None) -> dict[str, Any] | None:
         return None
     if isinstance(source, bytes):
         return {"path": "-", "bytes": len(source), "sha256": hashlib.sha256(source).hexdigest()}
+    if str(source) == "-":
+        from rankvideo_cli.io.text import stdin_digest
+
+        digest = stdin_digest()
+        return {"path": "-", "stdin": True, **(digest or {"error": "nothing was read from stdin"})}
     path = Path(source)
     try:
         return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
@@ -76,6 +81,7 @@ def build_manifest(
     runtime: Mapping[str, Any] | None = None,
     command: list[str] | None = None,
     status: str = "complete",
+    reason: str | None = None,
     output: Path | None = None,
 ) -> dict[str, Any]:
     """The manifest of one `rerank` (or shard, or `merge`) run.
@@ -91,7 +97,8 @@ def build_manifest(
     timings = result.timings
     return {
         "manifest_version": MANIFEST_VERSION,
-        "status": status,
+        "status": status,  # complete, interrupted or failed
+        "reason": reason,  # why it did not complete
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": list(command) if command is not None else list(sys.argv),
         "host": socket.gethostname(),
@@ -152,7 +159,8 @@ _SLURM_VARIABLES = frozenset(
 
 
 def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    """Atomically (temp file + rename), so a reader never sees half a manifest."""
+    """Atomically (temp file + rename), so a reader never sees half a manifest; a symlink is followed."""
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

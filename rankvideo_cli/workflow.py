@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from rankvideo_cli.evaluate import (
     render_table,
     run_frame,
 )
-from rankvideo_cli.io.atomic import atomic_write_text, write_output
+from rankvideo_cli.io.atomic import atomic_write_text, write_output, write_stdout
 from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
 from rankvideo_cli.io.queries import find_missing_queries, read_queries
 from rankvideo_cli.io.runs import Run, format_trec_lines, read_run, read_run_scores
@@ -41,12 +40,21 @@ from rankvideo_cli.manifest import (
     shared_shard_settings,
     write_manifest,
 )
-from rankvideo_cli.pipeline import BAD_VIDEO, MISSING_VIDEO, PipelineResult, summarize_bad_videos
+from rankvideo_cli.pipeline import BAD_VIDEO, MISSING_VIDEO, Interrupted, PipelineResult, summarize_bad_videos
+from rankvideo_cli.preflight import Named, OutputPlan, check_at_least, check_tag, is_stdout, plan_outputs
 from rankvideo_cli.progress import make_progress
-from rankvideo_cli.ranking import BELOW_DEPTH, RERANKED, UNSCORED, RankedDoc, as_scored_lists, rerank
+from rankvideo_cli.ranking import (
+    BELOW_DEPTH,
+    RERANKED,
+    UNSCORED,
+    RankedDoc,
+    as_scored_lists,
+    check_options,
+    rerank,
+)
 from rankvideo_cli.scoring.base import Scorer
-from rankvideo_cli.shards import parse_shard
-from rankvideo_cli.store import ScoreStore, default_store_dir
+from rankvideo_cli.shards import Shard, parse_shard
+from rankvideo_cli.store import ScoreStore
 from rankvideo_cli.videos import VideoResolver
 
 
@@ -75,18 +83,25 @@ class RerankRequest:
     shard: str | None = None
     retry_bad_videos: bool = False
     manifest_path: Path | None = None
+    batch_size: int | None = None  # validated here; the scorer factory uses it
+    dry_run: bool = False
 
 
 class MemoResolver:
-    """Resolves each docid once (a file-system stat on a cluster filesystem is not free)."""
+    """Resolves each docid once (a file-system stat on a cluster filesystem is not free), and keeps the first
+    missing docid's explanation (the paths tried) for the report."""
 
     def __init__(self, resolver: VideoResolver) -> None:
         self.resolver = resolver
         self._seen: dict[str, Path | None] = {}
+        self.first_missing: str | None = None
 
     def resolve(self, docid: str) -> Path | None:
         if docid not in self._seen:
-            self._seen[docid] = self.resolver.resolve(docid)
+            resolution = self.resolver.lookup(docid)
+            self._seen[docid] = resolution.path
+            if resolution.path is None and self.first_missing is None:
+                self.first_missing = resolution.reason
         return self._seen[docid]
 
 
@@ -103,8 +118,7 @@ def prepare_inputs(request: RerankRequest) -> PreparedInputs:
     """Read and validate every input before any model is loaded: bad input fails in a second, not an hour."""
     if request.videos_root is None:
         raise UsageError("--videos DIR is required: the directory holding the candidate videos")
-    if any(character.isspace() for character in request.tag) or not request.tag:
-        raise UsageError(f"--tag must be one word without spaces, got {request.tag!r}")
+    check_tag(request.tag)
     run = read_run(request.run_path)
     queries = read_queries(request.queries_path)
     missing = find_missing_queries(run, queries)
@@ -249,85 +263,147 @@ def inputs_description(request: RerankRequest) -> dict:
     }
 
 
+def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
+    """Every option and output location of a rerank, checked before any input is read or model loaded."""
+    if request.videos_root is None:
+        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
+    if not Path(request.videos_root).is_dir():
+        raise UsageError(f"--videos {request.videos_root}: not a directory")
+    check_tag(request.tag)
+    check_options(request.depth, request.interpolate, request.normalization)
+    if request.interpolate is None and request.normalization != "minmax":
+        raise UsageError("--normalization applies to --interpolate only; give --interpolate ALPHA too")
+    check_at_least(request.batch_size, "--batch-size")
+    check_at_least(request.decode_workers, "--decode-workers")
+    check_at_least(request.prefetch, "--prefetch")
+    shard = parse_shard(request.shard)
+    if shard is not None and not is_stdout(request.output):
+        raise UsageError("--shard writes scores to the score store only; build the run with `rankvideo merge`")
+    if shard is not None and request.scores_path is not None:
+        raise UsageError("--shard writes scores to the score store only; `rankvideo merge --scores` writes them")
+    if request.qrels_path is not None:
+        check_measures(request.measures)
+    inputs = [Named("the run", request.run_path), Named("the queries", request.queries_path)]
+    inputs += [Named("--qrels", request.qrels_path)] if request.qrels_path is not None else []
+    inputs += [Named("--video-map", request.video_map)] if request.video_map is not None else []
+    plan = plan_outputs(
+        output=request.output,
+        cache_dir=request.cache_dir,
+        manifest=request.manifest_path,
+        scores=request.scores_path,
+        shard_label=shard.label if shard is not None else None,
+        inputs=inputs,
+    )
+    return shard, plan
+
+
 def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], console: Console) -> None:
-    """`rankvideo rerank`: validate, score (resumably, video-major), rank, write, summarise, evaluate."""
+    """`rankvideo rerank`: validate, score (resumably, video-major), rank, write, summarise, evaluate.
+
+    The manifest's status is the truth: `complete` only once the run file is written; `interrupted` (a signal)
+    or `failed` with the reason otherwise.
+    """
     from rankvideo_cli.pipeline import score_pairs
     from rankvideo_cli.sampling_config import SamplingConfig
 
-    shard = parse_shard(request.shard)
-    if shard is not None and request.output is not None:
-        raise UsageError("--shard writes scores to the score store only; build the run with `rankvideo merge`")
+    shard, outputs = validate_rerank(request)
+    request.output = outputs.output
     if request.qrels_path is not None:
-        check_measures(request.measures)
         # fail on bad qrels now, not after hours of scoring
         report_tolerated(console, describe_tolerated(read_qrels(request.qrels_path)))
     inputs = prepare_inputs(request)
     report_tolerated(console, inputs.run.tolerated.describe(inputs.run.source, 6))
-    missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
-    if missing_pairs:
-        rejected = inputs.resolver.resolver.rejected
-        # a docid that cannot name a file under the root is never opened; say why, not just "missing"
-        why = f"; {len(rejected)} of them rejected ({next(iter(rejected.values()))})" if rejected else ""
-        if request.on_missing_video == "error":
-            raise RankVideoError(
-                f"{missing_docids} candidate videos are missing under {request.videos_root} "
-                f"({missing_pairs} pairs{why}); --on-missing-video keep or drop to go on without them"
-            )
-        console.print(
-            f"rankvideo: {missing_docids} candidate videos have no file under {request.videos_root} "
-            f"({missing_pairs} pairs within depth{why}): {request.on_missing_video}",
-            markup=False,
-            soft_wrap=True,
-        )
-    scorer = scorer_factory()
-    store_dir = request.cache_dir or default_store_dir(request.output)
-    with ScoreStore(store_dir, shard) as store:
-        status = "complete"
-        result = None
-        try:
-            result = score_pairs(
-                inputs.scored_run,
-                inputs.queries,
-                inputs.resolver,
-                scorer,
-                SamplingConfig(),
-                store,
-                depth=request.depth,
-                shard=shard,
-                decode_workers=request.decode_workers,
-                prefetch=request.prefetch,
-                retry_bad_videos=request.retry_bad_videos,
-                progress=make_progress(console),
-            )
-        except RankVideoError as error:
-            status = "interrupted"
-            result = getattr(error, "result", None)
-            raise
-        finally:
-            if result is not None:
-                manifest_path = request.manifest_path or default_manifest_path(request.output, store_dir, shard)
-                write_manifest(
-                    manifest_path,
-                    build_manifest(
-                        result=result,
-                        inputs={"run": request.run_path, "queries": request.queries_path},
-                        settings=_job_settings(request),
-                        scorer_fingerprint=_describe_scorer(scorer),
-                        status=status,
-                        output=request.output,
-                    ),
-                )
-    if shard is not None:
-        console.print(
-            f"rankvideo: shard {shard}: {result.counts.pairs_scored} pairs scored, "
-            f"{result.counts.pairs_cached} cached; scores in {store_dir} (merge with `rankvideo merge`)",
-            markup=False,
-            soft_wrap=True,
-        )
-        _check_bad_video_policy(result, request.on_bad_video)
+    _report_missing_videos(request, inputs, console)
+    if request.dry_run:
+        from rankvideo_cli.dryrun import print_plan
+
+        print_plan(request, inputs, outputs, shard, console)
         return
-    _check_bad_video_policy(result, request.on_bad_video)
-    _finish(request, inputs, result, console)
+    scorer = scorer_factory()
+    result: PipelineResult | None = None
+    status, reason = "failed", None
+
+    def manifest(final_status: str, why: str | None) -> None:
+        if result is None:
+            return
+        write_manifest(
+            outputs.manifest,
+            build_manifest(
+                result=result,
+                inputs={"run": request.run_path, "queries": request.queries_path},
+                settings=_job_settings(request),
+                scorer_fingerprint=_describe_scorer(scorer),
+                status=final_status,
+                reason=why,
+                output=outputs.output,
+            ),
+        )
+
+    try:
+        with ScoreStore(outputs.store_dir, shard) as store:
+            try:
+                result = score_pairs(
+                    inputs.scored_run,
+                    inputs.queries,
+                    inputs.resolver,
+                    scorer,
+                    SamplingConfig(),
+                    store,
+                    depth=request.depth,
+                    shard=shard,
+                    decode_workers=request.decode_workers,
+                    prefetch=request.prefetch,
+                    retry_bad_videos=request.retry_bad_videos,
+                    progress=make_progress(console),
+                )
+            except BaseException as error:
+                result = getattr(error, "result", None)
+                raise
+        if shard is not None:
+            console.print(
+                f"rankvideo: shard {shard}: {result.counts.pairs_scored} pairs scored, "
+                f"{result.counts.pairs_cached} cached; scores in {outputs.store_dir} (merge with `rankvideo merge`)",
+                markup=False,
+                soft_wrap=True,
+            )
+            _check_bad_video_policy(result, request.on_bad_video)
+        else:
+            _check_bad_video_policy(result, request.on_bad_video)
+            _finish(request, inputs, result, console)
+        status = "complete"
+    except Interrupted as error:
+        status, reason = "interrupted", str(error)
+        raise
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "KeyboardInterrupt"
+        raise
+    except BaseException as error:
+        reason = str(error) or type(error).__name__
+        raise
+    finally:
+        manifest(status, reason)
+
+
+def _report_missing_videos(request: RerankRequest, inputs: PreparedInputs, console: Console) -> None:
+    missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
+    if not missing_pairs:
+        return
+    rejected = inputs.resolver.resolver.rejected
+    # a docid that cannot name a file under the root is never opened; say why, not just "missing"
+    why = f"; {len(rejected)} of them rejected ({next(iter(rejected.values()))})" if rejected else ""
+    example = inputs.resolver.first_missing
+    tried = f"; e.g. {example}" if example else ""
+    if request.on_missing_video == "error":
+        raise RankVideoError(
+            f"{missing_docids} candidate videos are missing under {request.videos_root} "
+            f"({missing_pairs} pairs{why}{tried}); --on-missing-video keep or drop to go on without them"
+        )
+    console.print(
+        f"rankvideo: {missing_docids} candidate videos have no file under {request.videos_root} "
+        f"({missing_pairs} pairs within depth{why}{tried}): {request.on_missing_video}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _describe_scorer(scorer: Scorer) -> dict:
@@ -463,7 +539,7 @@ def run_eval(
     if fmt == "table":
         render_table(report, Console(highlight=False), per_query=per_query)
     else:
-        sys.stdout.write(format_report(report, fmt, per_query=per_query))
+        write_stdout(format_report(report, fmt, per_query=per_query))
     return report
 
 
@@ -519,7 +595,7 @@ def run_tune(
         ranked = fusion.cross_validated_run(run, model_scores, result, depth=depth)
         write_output(format_trec_lines(as_scored_lists(ranked), tag), output)
     if fmt == "json":
-        sys.stdout.write(json.dumps(fusion.sweep_dict(result), indent=2, allow_nan=False) + "\n")
+        write_stdout(json.dumps(fusion.sweep_dict(result), indent=2, allow_nan=False) + "\n")
     else:
         _print_sweep(result, Console(highlight=False))
     chosen = result.chosen_on_all
@@ -582,7 +658,7 @@ def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bo
     rows = score_videos(scorer, query, videos)
     if as_json:
         for row in rows:
-            sys.stdout.write(json.dumps(row, sort_keys=True) + "\n")
+            write_stdout(json.dumps(row, sort_keys=True) + "\n")
     else:
         table = Table(title=f"query: {query}", title_justify="left")
         # a path is data: folded, never cut to the terminal width, and never read as rich markup
@@ -615,7 +691,7 @@ def run_frames(video: Path, *, as_json: bool, save_dir: Path | None, console: Co
         written = save_frames_png(sample_video(video, config, plan=plan), save_dir)
         summary["saved_frames"] = [str(path) for path in written]
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        write_stdout(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")

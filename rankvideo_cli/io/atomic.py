@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -27,9 +28,10 @@ _NEW_FILE_MODE = 0o666 & ~_read_umask()
 def atomic_writer(path: str | Path) -> Iterator[TextIO]:
     """A UTF-8 text stream whose content replaces `path` only when the block exits without an exception.
 
-    The parent directory is created if needed; an existing target keeps its permission bits.
+    The parent directory is created if needed; an existing target keeps its permission bits. A symlink is
+    followed: the file it points to is replaced (atomically), the link itself stays.
     """
-    target = Path(path)
+    target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = target.stat().st_mode & 0o7777
@@ -70,9 +72,44 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def write_output(text: str, destination: str | Path | None) -> None:
-    """Write to `destination` atomically, or to stdout when it is None or `-`."""
+    """Write to `destination` atomically, or to stdout when it is None or `-` (every byte: see `write_stdout`)."""
     if destination is None or str(destination) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)
     else:
         atomic_write_text(destination, text)
+
+
+def write_stdout(text: str) -> None:
+    """Write all of `text` to stdout, however the pipe takes it.
+
+    `sys.stdout.write` loses data on a non-blocking pipe (a parent that set O_NONBLOCK, some job runners):
+    the buffered writer raises `BlockingIOError` after a short write. This writes the encoded bytes with
+    `os.write` until none are left, waiting for the pipe to drain when it is full. A closed pipe raises
+    `BrokenPipeError`, which the CLI turns into a quiet exit 141.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner's capture)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()
+    data = memoryview(text.encode(sys.stdout.encoding or "utf-8"))
+    while data:
+        try:
+            written = os.write(descriptor, data)
+        except BlockingIOError:
+            select.select([], [descriptor], [])
+            continue
+        data = data[written:]
+
+
+def quiet_broken_pipe() -> None:
+    """After stdout's reader went away (`rankvideo ... | head`): point stdout at /dev/null, so that the flush at
+    interpreter exit raises no second BrokenPipeError (the Python documentation's recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

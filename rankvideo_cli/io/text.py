@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import sys
 import zlib
@@ -18,6 +19,19 @@ from rankvideo_cli.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
+# What was read from stdin in this process (its size and sha256), for the manifest: stdin cannot be read twice.
+_stdin_read: dict[str, int | str] = {}
+
+
+def stdin_digest() -> dict[str, int | str] | None:
+    """{"bytes": n, "sha256": hex} of the bytes this process read from stdin (`-`), or None if it read none."""
+    return dict(_stdin_read) if _stdin_read else None
+
+
+def _read_stdin(stdin: BinaryIO | None) -> bytes:
+    data = (stdin if stdin is not None else sys.stdin.buffer).read()
+    _stdin_read.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return data
 
 
 def display_name(path: str | Path) -> str:
@@ -29,7 +43,7 @@ def display_name(path: str | Path) -> str:
 def _open_binary(path: str | Path, stdin: BinaryIO | None) -> Iterator[BinaryIO]:
     name = display_name(path)
     if str(path) == STDIN:
-        yield stdin if stdin is not None else sys.stdin.buffer
+        yield io.BytesIO(_read_stdin(stdin))  # read whole: its checksum goes to the manifest
         return
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by the context manager
@@ -138,7 +152,7 @@ def read_text(path: str | Path, *, stdin: BinaryIO | None = None) -> str:
     """
     name = display_name(path)
     if str(path) == STDIN:
-        data = (stdin if stdin is not None else sys.stdin.buffer).read()
+        data = _read_stdin(stdin)
     else:
         try:
             data = Path(path).read_bytes()

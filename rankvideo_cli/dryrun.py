@@ -1,0 +1,102 @@
+"""`rankvideo rerank --dry-run`: the plan of a rerank, from the inputs and the score store, without a model.
+
+Read, validated and resolved exactly as the real run does it (same code), then answered from the store:
+which pairs are within depth, which videos exist, which pairs the store already holds, which are left to score.
+The store's scores are keyed by a model fingerprint that only a loaded model can compute, so the plan counts
+the stored pairs of every model the store holds (with the current sampling settings), naming each.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from rankvideo_cli.pipeline import _triage, plan_pairs
+from rankvideo_cli.sampling_config import SamplingConfig
+from rankvideo_cli.store import model_fingerprints, read_store, store_namespaces
+
+if TYPE_CHECKING:
+    from rankvideo_cli.preflight import OutputPlan
+    from rankvideo_cli.shards import Shard
+    from rankvideo_cli.workflow import PreparedInputs, RerankRequest
+
+
+def dry_run_plan(request: RerankRequest, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None) -> dict:
+    """The plan as data: counts for the run, and per stored model the pairs cached and left to score."""
+    plan = plan_pairs(inputs.scored_run, inputs.queries, inputs.resolver, request.depth)
+    settings = SamplingConfig().fingerprint()
+    videos = {key for key in plan.video_of.values() if key is not None}
+    missing_pairs = sum(1 for key in plan.video_of.values() if key is None)
+    missing_docids = {pair[1] for pair, key in plan.video_of.items() if key is None}
+    namespaces = sorted(model for model, stored in store_namespaces(outputs.store_dir) if stored == settings)
+    described = model_fingerprints(outputs.store_dir)
+    by_model = []
+    for model in namespaces or [None]:
+        contents = read_store(outputs.store_dir, model or "", settings)
+        triage = _triage(plan, contents, shard, request.retry_bad_videos)
+        counts = triage.counts
+        fingerprint = described.get(model or "", {})
+        by_model.append(
+            {
+                "model": model,
+                "model_name": fingerprint.get("model") or fingerprint.get("name"),
+                "pairs_cached": counts.pairs_cached,
+                "pairs_known_bad_video": counts.pairs_bad_video,
+                "pairs_to_score": counts.pairs_to_score,
+                "videos_to_decode": counts.videos_to_decode,
+                "pairs_outside_shard": counts.pairs_outside_shard,
+            }
+        )
+    return {
+        "queries": len(inputs.run),
+        "queries_without_text": len(inputs.skipped_queries),
+        "candidates": inputs.run.pair_count,
+        "depth": request.depth,
+        "pairs_within_depth": len(plan.pairs),
+        "videos_found": len(videos),
+        "missing_videos": len(missing_docids),
+        "pairs_missing_video": missing_pairs,
+        "shard": str(shard) if shard is not None else None,
+        "score_store": str(outputs.store_dir),
+        "store_exists": outputs.store_dir.is_dir(),
+        "output": str(outputs.output) if outputs.output is not None else "stdout",
+        "manifest": str(outputs.manifest),
+        "by_stored_model": by_model,
+    }
+
+
+def print_plan(
+    request: RerankRequest, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None, console: Console
+) -> dict:
+    """Print the plan (stderr: nothing is written, stdout stays empty) and return it."""
+    plan = dry_run_plan(request, inputs, outputs, shard)
+    lines = [
+        f"dry run: {plan['queries']} queries, {plan['candidates']} candidates; "
+        f"{plan['pairs_within_depth']} pairs within depth {plan['depth']}"
+        + (
+            f" ({plan['queries_without_text']} queries without text kept in first-stage order)"
+            if plan["queries_without_text"]
+            else ""
+        ),
+        f"videos: {plan['videos_found']} found, {plan['missing_videos']} missing "
+        f"({plan['pairs_missing_video']} pairs, --on-missing-video {request.on_missing_video})",
+        f"score store: {plan['score_store']}"
+        + ("" if plan["store_exists"] else " (new)")
+        + (f"; shard {plan['shard']}" if plan["shard"] else ""),
+    ]
+    for entry in plan["by_stored_model"]:
+        who = f"model {entry['model']}" + (f" ({entry['model_name']})" if entry["model_name"] else "")
+        if entry["model"] is None:
+            who = "no stored scores"
+        lines.append(
+            f"  {who}: {entry['pairs_cached']} pairs already scored, {entry['pairs_known_bad_video']} with a "
+            f"known bad video, {entry['pairs_to_score']} to score ({entry['videos_to_decode']} videos to decode)"
+            + (f", {entry['pairs_outside_shard']} in other shards" if plan["shard"] else "")
+        )
+    if len(plan["by_stored_model"]) > 1:
+        lines.append("  (the store holds several models: the loaded model's fingerprint decides which applies)")
+    lines.append(f"would write: {plan['output']}, manifest {plan['manifest']}; nothing was loaded or written")
+    for line in lines:
+        console.print(f"rankvideo: {line}", markup=False, soft_wrap=True)
+    return plan
