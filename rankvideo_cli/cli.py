@@ -15,7 +15,7 @@ from rich.console import Console
 
 from rankvideo_cli import __version__
 from rankvideo_cli.errors import RankVideoError
-from rankvideo_cli.io.atomic import quiet_broken_pipe
+from rankvideo_cli.io.atomic import StdoutClosed, quiet_broken_pipe
 
 # typer >= 0.20 vendors click as typer._click; older releases use click itself
 _click = getattr(typer.core, "_click", None) or __import__("click")
@@ -44,7 +44,7 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
         except typer.Abort:
             _click.echo("rankvideo: aborted", err=True)
             return self._leave(130, standalone_mode)
-        except BrokenPipeError:
+        except StdoutClosed:
             quiet_broken_pipe()
             return self._leave(SIGPIPE_EXIT, standalone_mode)
         code = result if isinstance(result, int) else 0
@@ -269,6 +269,7 @@ def rerank(
         retry_bad_videos=retry_bad_videos,
         manifest_path=manifest,
         batch_size=batch_size,
+        model=model,
         dry_run=dry_run,
     )
     scorer_factory = lambda: _load_scorer(  # noqa: E731 - loaded lazily, after the inputs validate
@@ -384,8 +385,9 @@ def score(
     batch_size: BatchOpt = None,
 ) -> None:
     """Score ad-hoc (query, video) pairs."""
-    from rankvideo_cli.workflow import run_score
+    from rankvideo_cli.workflow import check_score_request, run_score
 
+    check_score_request(query, videos, batch_size, model)
     scorer = _load_scorer(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
     failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
     if failures:
@@ -400,8 +402,12 @@ def frames(
     save: Annotated[Path | None, typer.Option(help="Also save the sampled, resized frames as PNGs here.")] = None,
 ) -> None:
     """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
+    from rankvideo_cli.preflight import check_regular_input, check_writable_directory
     from rankvideo_cli.workflow import run_frames
 
+    check_regular_input(video, "VIDEO")
+    if save is not None:
+        check_writable_directory(save, "--save")
     run_frames(video, as_json=as_json, save_dir=save, console=stderr)
 
 
@@ -415,6 +421,12 @@ def merge(
     allow_missing: Annotated[bool, typer.Option(help="Write the run even if some pairs were never scored.")] = False,
     qrels: Annotated[Path | None, typer.Option(help="Evaluate the merged run (to stderr).")] = None,
     measures: MeasureOpt = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="Also write the raw model scores as JSONL (input of `rankvideo tune`).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Merge even if RUN or QUERIES differ from the files the shards read.")
+    ] = False,
 ) -> None:
     """Combine the score stores of SLURM array shards into the final reranked run."""
     from rankvideo_cli.workflow import run_merge
@@ -428,6 +440,8 @@ def merge(
         qrels=qrels,
         measures=measures,
         console=stderr,
+        scores=scores,
+        force=force,
     )
 
 

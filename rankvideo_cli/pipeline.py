@@ -45,6 +45,7 @@ from rankvideo_cli.store import (
     store_namespaces,
     writer_shard_count,
 )
+from rankvideo_cli.video_identity import VideoIdentities
 
 if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
     from rankvideo_cli.frames import SampledVideo
@@ -280,7 +281,8 @@ def score_pairs(
     contents = store.read(model_fp, settings_fp)
     timings.store_s += time.monotonic() - read_started
 
-    triage = _triage(plan, contents, shard, retry_bad_videos)
+    identities = VideoIdentities(contents.video_ids)
+    triage = _triage(plan, contents, shard, retry_bad_videos, identities)
     jobs, counts = triage.jobs, triage.counts
     result = PipelineResult(
         scores=triage.scores,
@@ -314,9 +316,9 @@ def score_pairs(
             for job, sampled, failure, decode_s in decoded_videos:
                 timings.decode_s += decode_s
                 if sampled is None:
-                    _record_bad(job, failure, result, store, settings_fp, progress)
+                    _record_bad(job, failure, result, store, settings_fp, progress, identities)
                 else:
-                    _score_and_store(scorer, job, sampled, result, store, job.key in retried)
+                    _score_and_store(scorer, job, sampled, result, store, job.key in retried, identities)
                 progress.update()
                 if stop.signum is not None:
                     break
@@ -358,7 +360,7 @@ def merge_scores(
     model_fp, settings_fp = _pick_namespace(store.directory, model_fingerprint, settings_fingerprint)
     plan = plan_pairs(run, queries, resolver, depth)
     contents = store.read(model_fp, settings_fp)
-    triage = _triage(plan, contents, None, retry_bad_videos=False)
+    triage = _triage(plan, contents, None, retry_bad_videos=False, identities=VideoIdentities(contents.video_ids))
     unscored: list[tuple[Pair, str]] = []
     for job in triage.jobs:
         for pair, _text in job.pairs:
@@ -426,8 +428,18 @@ class _Triage:
     bad_videos: dict[str, BadVideo]
 
 
-def _triage(plan: WorkPlan, contents: StoreContents, shard: Shard | None, retry_bad_videos: bool) -> _Triage:
-    """Decide for every pair: outside the shard, missing video, cached, known bad, or to score."""
+def _triage(
+    plan: WorkPlan,
+    contents: StoreContents,
+    shard: Shard | None,
+    retry_bad_videos: bool,
+    identities: VideoIdentities,
+) -> _Triage:
+    """Decide for every pair: outside the shard, missing video, cached, known bad, or to score.
+
+    A stored score or bad-video record counts only for the same video content (`video_identity`): the
+    identity of a video is looked up (a stat, or a 2 MiB read when the file changed) only when the store
+    holds something for it."""
     outcomes: dict[Pair, PairOutcome] = {}
     scores: dict[Pair, PairScore] = {}
     to_score: dict[str, list[tuple[Pair, str]]] = {}
@@ -453,14 +465,15 @@ def _triage(plan: WorkPlan, contents: StoreContents, shard: Shard | None, retry_
         videos_in_shard.add(key)
         text = plan.queries[pair]
         counts.pairs_total += 1
-        cached = contents.scores.get(PairKey(qid, query_sha256(text), docid, key))
+        identity = identities.current(key, plan.paths[key]) if key in contents.videos_with_records else None
+        cached = contents.scores.get(PairKey(qid, query_sha256(text), docid, key, identity)) if identity else None
         if cached is not None:
             scores[pair] = cached
             outcomes[pair] = PairOutcome(CACHED, key)
             counts.pairs_cached += 1
             continue
         known_bad = contents.bad_videos.get(key)
-        if known_bad is not None and not retry_bad_videos:
+        if known_bad is not None and identity is not None and known_bad.video_id == identity and not retry_bad_videos:
             bad_videos[key] = known_bad
             outcomes[pair] = PairOutcome(BAD_VIDEO, key, known_bad.kind)
             counts.pairs_bad_video += 1
@@ -485,18 +498,24 @@ def _score_and_store(
     result: PipelineResult,
     store: ScoreStore,
     was_bad: bool,
+    identities: VideoIdentities,
 ) -> None:
-    """Score one decoded video's pairs and append them to the store (one fsynced write) before moving on."""
+    """Score one decoded video's pairs and append them to the store (one fsynced write) before moving on, keyed
+    by the video's content identity (hashed now if the triage had no reason to: its pages are cached)."""
     counts, timings = result.counts, result.timings
     counts.videos_decoded += 1
     score_started = time.monotonic()
     video_scores = _score_video(scorer, job, video, counts)
     timings.score_s += time.monotonic() - score_started
     write_started = time.monotonic()
+    identity = identities.current(job.key, job.path) or ""
     records = [
-        (PairKey(qid, query_sha256(text), docid, job.key), video_scores[text]) for (qid, docid), text in job.pairs
+        (PairKey(qid, query_sha256(text), docid, job.key, identity), video_scores[text])
+        for (qid, docid), text in job.pairs
     ]
-    store.writer.add_scores(result.model_fingerprint, result.settings_fingerprint, records)
+    store.writer.add_scores(
+        result.model_fingerprint, result.settings_fingerprint, records, identities.take_computed(job.key)
+    )
     if was_bad:
         store.writer.add_video_ok(result.settings_fingerprint, job.key)
     timings.store_s += time.monotonic() - write_started
@@ -519,6 +538,7 @@ def _record_bad(
     store: ScoreStore,
     settings_fp: str,
     progress: ProgressReporter,
+    identities: VideoIdentities,
 ) -> None:
     """A video that cannot be sampled: its pairs get BAD_VIDEO; typed failures are remembered in the store.
 
@@ -528,8 +548,9 @@ def _record_bad(
     if failure is None:
         bad = BadVideo("unexpected", "the sampler returned nothing")
     elif isinstance(failure, RankVideoError):
-        bad = BadVideo(str(getattr(failure, "kind", type(failure).__name__)), str(failure))
-        store.writer.add_bad_video(settings_fp, job.key, bad)
+        identity = identities.current(job.key, job.path) or ""
+        bad = BadVideo(str(getattr(failure, "kind", type(failure).__name__)), str(failure), identity)
+        store.writer.add_bad_video(settings_fp, job.key, bad, identities.take_computed(job.key))
     else:
         bad = BadVideo("unexpected", f"{type(failure).__name__}: {failure}")
     result.bad_videos[job.key] = bad

@@ -105,6 +105,34 @@ def check_no_collisions(inputs: Iterable[Named], outputs: Iterable[Named]) -> No
         seen_outputs[key] = named
 
 
+def check_regular_input(path: Path, what: str) -> None:
+    """A file to read whole must not be a FIFO, socket or device (reading one would hang or never end); a
+    missing file is left to the reader, which reports it in its own words."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    import stat
+
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{what} {path}: is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{what} {path}: is not a regular file (a FIFO, socket or device); give a video file")
+
+
+def check_model_name(model: str) -> None:
+    """A near miss of `tiny-random` (`tiny_random`, `tiny-randm`) is a typo, not a hub id to look up for
+    half a minute: say so at once. An existing directory of that name is taken as it is."""
+    import difflib
+
+    from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
+
+    if model == TINY_MODEL_NAME or Path(model).expanduser().exists():
+        return
+    if difflib.get_close_matches(model.lower(), [TINY_MODEL_NAME], n=1, cutoff=0.8):
+        raise UsageError(f"unknown model {model!r}: did you mean {TINY_MODEL_NAME!r}?")
+
+
 def check_at_least(value: int | None, option: str, minimum: int = 1) -> None:
     if value is not None and value < minimum:
         raise UsageError(f"{option} must be at least {minimum}, got {value}")

@@ -36,19 +36,29 @@ BELOW_DEPTH = "below_depth"
 Pair = tuple[str, str]
 
 
+def _scaled(values: Sequence[float]) -> tuple[list[float], float]:
+    """The values divided by a power of two that keeps their differences and sums finite (scores near the float
+    range, 1e308 and -1.79e308, would overflow to inf and give NaN); exact, since the divisor is a power of two."""
+    largest = max((abs(value) for value in values), default=0.0)
+    scale = 2.0 ** (math.frexp(largest)[1] - 1) if largest > 2.0**1000 else 1.0
+    return [value / scale for value in values], scale
+
+
 def _minmax(values: Sequence[float]) -> list[float]:
-    low, high = min(values), max(values)
+    scaled, _ = _scaled(values)
+    low, high = min(scaled), max(scaled)
     if high == low:
         return [0.0 for _ in values]
-    return [(value - low) / (high - low) for value in values]
+    return [(value - low) / (high - low) for value in scaled]
 
 
 def _zscore(values: Sequence[float]) -> list[float]:
-    deviation = statistics.pstdev(values) if len(values) > 1 else 0.0
+    scaled, _ = _scaled(values)
+    deviation = statistics.pstdev(scaled) if len(scaled) > 1 else 0.0
     if deviation == 0:
         return [0.0 for _ in values]
-    mean = statistics.fmean(values)
-    return [(value - mean) / deviation for value in values]
+    mean = statistics.fmean(scaled)
+    return [(value - mean) / deviation for value in scaled]
 
 
 def _identity(values: Sequence[float]) -> list[float]:

@@ -16,15 +16,19 @@ Layout of a store directory:
 Records (one JSON object per line):
 
     {"kind": "model", "model": FP, "fingerprint": {...}}      what a model fingerprint hash stands for
-    {"kind": "score", "model": FP, "settings": FP, "qid", "query_sha256", "docid", "video",
+    {"kind": "score", "model": FP, "settings": FP, "qid", "query_sha256", "docid", "video", "video_id",
      "logit_delta", "p_yes", "logprob_yes", "logprob_no"}
     {"kind": "bad_video", "settings": FP, "video", "error", "message"}   cannot be sampled
     {"kind": "video_ok", "settings": FP, "video"}            a once-bad video that now samples fine
+    {"kind": "video_id", "video", "size", "mtime_ns", "ctime_ns", "id"}   a video's content identity
 
 A score's key is (model fingerprint, sampling settings fingerprint, qid, sha256 of the query text, docid,
-video path): changing the model, its revision, dtype or prompt, the sampling settings, a query's text or
-a video's path never reuses a stale score. Reading merges every `scores*.jsonl` of the directory in
-file-name order; the first record of a key wins, so the result never depends on directory listing order.
+video path, video content identity): changing the model, its revision, dtype or prompt, the sampling
+settings, a query's text, a video's path or the video file's content never reuses a stale score
+(`video_identity.py` says what counts as a change of content, and how it is checked cheaply). Score
+and bad-video records carry `"video_id"`; records written before it had none and are never reused. Reading
+merges every `scores*.jsonl` of the directory in file-name order; the first record of a key wins, so the
+result never depends on directory listing order.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from pathlib import Path
 from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.scoring.base import PairScore
 from rankvideo_cli.shards import Shard
+from rankvideo_cli.video_identity import IdentityRecord, StatSignature
 
 STORE_GLOB = "scores*.jsonl"
 _SHARD_FILE = re.compile(r"^scores\.shard-\d+-of-(\d+)\.jsonl$")
@@ -61,6 +66,7 @@ class PairKey:
     query_sha256: str
     docid: str
     video: str
+    video_id: str = ""  # the video file's content identity (video_identity.py); "" in records written before it
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class BadVideo:
 
     kind: str
     message: str
+    video_id: str = ""  # the content identity of the file that failed: a replaced file is tried again
 
 
 @dataclass
@@ -80,6 +87,9 @@ class StoreContents:
     models: dict[str, dict] = field(default_factory=dict)  # every model fingerprint described in the dir
     files: list[Path] = field(default_factory=list)
     unreadable_lines: int = 0  # half-written tails of a crash, or damage: those pairs are simply scored again
+    # (video key, stat signature) -> content identity, as recorded by the writers (any namespace)
+    video_ids: dict[tuple[str, StatSignature], str] = field(default_factory=dict)
+    videos_with_records: set[str] = field(default_factory=set)  # video keys with a score or bad-video record
 
 
 def query_sha256(text: str) -> str:
@@ -126,6 +136,7 @@ def _score_record(model: str, settings: str, key: PairKey, score: PairScore) -> 
         "query_sha256": key.query_sha256,
         "docid": key.docid,
         "video": key.video,
+        "video_id": key.video_id,
         "logit_delta": score.logit_delta,
         "p_yes": score.p_yes,
         "logprob_yes": score.logprob_yes,
@@ -168,7 +179,10 @@ def read_store(directory: Path, model: str, settings: str) -> StoreContents:
             if kind == "score":
                 if record["model"] != model or record["settings"] != settings:
                     continue
-                key = PairKey(record["qid"], record["query_sha256"], record["docid"], record["video"])
+                key = PairKey(
+                    record["qid"], record["query_sha256"], record["docid"], record["video"], record.get("video_id", "")
+                )
+                contents.videos_with_records.add(key.video)
                 if key not in contents.scores:
                     contents.scores[key] = PairScore(
                         logit_delta=float(record["logit_delta"]),
@@ -179,7 +193,13 @@ def read_store(directory: Path, model: str, settings: str) -> StoreContents:
             elif kind == "model" and isinstance(record.get("fingerprint"), dict):
                 contents.models.setdefault(str(record["model"]), record["fingerprint"])
             elif kind == "bad_video" and record["settings"] == settings:
-                contents.bad_videos[record["video"]] = BadVideo(str(record["error"]), str(record["message"]))
+                contents.videos_with_records.add(record["video"])
+                contents.bad_videos[record["video"]] = BadVideo(
+                    str(record["error"]), str(record["message"]), str(record.get("video_id", ""))
+                )
+            elif kind == "video_id":
+                signature = StatSignature(int(record["size"]), int(record["mtime_ns"]), int(record["ctime_ns"]))
+                contents.video_ids.setdefault((str(record["video"]), signature), str(record["id"]))
             elif kind == "video_ok" and record["settings"] == settings:
                 contents.bad_videos.pop(record["video"], None)
         except (KeyError, TypeError, ValueError):
@@ -285,15 +305,26 @@ class StoreWriter:
         self._announced_models.add(model)
         self._append([{"kind": "model", "model": model, "fingerprint": fingerprint}])
 
-    def add_scores(self, model: str, settings: str, scores: Iterable[tuple[PairKey, PairScore]]) -> int:
+    def add_scores(
+        self,
+        model: str,
+        settings: str,
+        scores: Iterable[tuple[PairKey, PairScore]],
+        identities: Iterable[IdentityRecord] = (),
+    ) -> int:
+        """Append scores (and the video identities they were computed on) in one fsynced write."""
         records = [_score_record(model, settings, key, score) for key, score in scores]
-        self._append(records)
+        self._append([identity.to_record() for identity in identities] + records)
         self.records_written += len(records)
         return len(records)
 
-    def add_bad_video(self, settings: str, video: str, bad: BadVideo) -> None:
-        record = {"kind": "bad_video", "settings": settings, "video": video}
-        self._append([{**record, "error": bad.kind, "message": bad.message}])
+    def add_bad_video(
+        self, settings: str, video: str, bad: BadVideo, identities: Iterable[IdentityRecord] = ()
+    ) -> None:
+        record = {"kind": "bad_video", "settings": settings, "video": video, "video_id": bad.video_id}
+        self._append(
+            [identity.to_record() for identity in identities] + [{**record, "error": bad.kind, "message": bad.message}]
+        )
 
     def add_video_ok(self, settings: str, video: str) -> None:
         self._append([{"kind": "video_ok", "settings": settings, "video": video}])

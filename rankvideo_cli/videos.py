@@ -132,7 +132,10 @@ class VideoResolver:
         relative = self.pattern.format(**values)
         if PurePosixPath(self.pattern).suffix:  # the pattern's, not the docid's: "a.b" may be a docid
             return [relative]
-        return [relative + extension for extension in VIDEO_EXTENSIONS]
+        with_extensions = [relative + extension for extension in VIDEO_EXTENSIONS]
+        if PurePosixPath(relative).suffix.lower() in VIDEO_EXTENSIONS:  # the docid carries its own extension
+            return [relative, *with_extensions]
+        return with_extensions
 
     def _unsafe(self, docid: str, relative: str) -> str | None:
         if "\0" in relative:
@@ -153,16 +156,25 @@ class VideoResolver:
             if reason is not None:
                 self.rejected[docid] = reason
                 return Resolution(docid, UNSAFE, reason=reason)
+        too_long = None
         for relative in candidates:
             path = self.root / relative
-            if not path.is_file():
+            try:
+                if not path.is_file():
+                    continue
+            except OSError as error:  # a docid longer than the file-name limit (ENAMETOOLONG), and the like
+                too_long = f"{error.strerror or error}"
                 continue
             if not path.resolve().is_relative_to(self._real_root):
                 reason = f"docid {docid!r}: {path} links outside {self.root}"
                 self.rejected[docid] = reason
                 return Resolution(docid, UNSAFE, reason=reason)
             return Resolution(docid, FOUND, path=path)
-        return Resolution(docid, MISSING, reason=f"no file for docid {docid!r} under {self.root}")
+        shown = ", ".join(candidates[:3]) + (f" and {len(candidates) - 3} more" if len(candidates) > 3 else "")
+        if too_long is not None:
+            return Resolution(docid, MISSING, reason=f"docid {docid!r} cannot name a file ({too_long.lower()})")
+        tried = f" (tried {shown})" if candidates else " (not in the video map)"
+        return Resolution(docid, MISSING, reason=f"no file for docid {docid!r} under {self.root}{tried}")
 
     def resolve(self, docid: str) -> Path | None:
         """The existing video file of `docid`, or None (missing, unsafe or invalid: see `lookup`)."""

@@ -36,12 +36,22 @@ from rankvideo_cli.io.text import display_name
 from rankvideo_cli.manifest import (
     build_manifest,
     default_manifest_path,
+    describe_input,
     read_shard_manifests,
     shared_shard_settings,
     write_manifest,
 )
 from rankvideo_cli.pipeline import BAD_VIDEO, MISSING_VIDEO, Interrupted, PipelineResult, summarize_bad_videos
-from rankvideo_cli.preflight import Named, OutputPlan, check_at_least, check_tag, is_stdout, plan_outputs
+from rankvideo_cli.preflight import (
+    Named,
+    OutputPlan,
+    check_at_least,
+    check_model_name,
+    check_regular_input,
+    check_tag,
+    is_stdout,
+    plan_outputs,
+)
 from rankvideo_cli.progress import make_progress
 from rankvideo_cli.ranking import (
     BELOW_DEPTH,
@@ -84,6 +94,7 @@ class RerankRequest:
     retry_bad_videos: bool = False
     manifest_path: Path | None = None
     batch_size: int | None = None  # validated here; the scorer factory uses it
+    model: str | None = None  # likewise (a near miss of tiny-random is refused at once)
     dry_run: bool = False
 
 
@@ -94,14 +105,14 @@ class MemoResolver:
     def __init__(self, resolver: VideoResolver) -> None:
         self.resolver = resolver
         self._seen: dict[str, Path | None] = {}
-        self.first_missing: str | None = None
+        self.missing_examples: list[str] = []  # the first few missing docids' explanations
 
     def resolve(self, docid: str) -> Path | None:
         if docid not in self._seen:
             resolution = self.resolver.lookup(docid)
             self._seen[docid] = resolution.path
-            if resolution.path is None and self.first_missing is None:
-                self.first_missing = resolution.reason
+            if resolution.path is None and len(self.missing_examples) < 3:
+                self.missing_examples.append(resolution.reason)
         return self._seen[docid]
 
 
@@ -265,6 +276,10 @@ def inputs_description(request: RerankRequest) -> dict:
 
 def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
     """Every option and output location of a rerank, checked before any input is read or model loaded."""
+    if request.model is not None:
+        check_model_name(request.model)
+    if str(request.run_path) == "-" and str(request.queries_path) == "-":
+        raise UsageError("the run and the queries cannot both be read from stdin (-)")
     if request.videos_root is None:
         raise UsageError("--videos DIR is required: the directory holding the candidate videos")
     if not Path(request.videos_root).is_dir():
@@ -391,8 +406,8 @@ def _report_missing_videos(request: RerankRequest, inputs: PreparedInputs, conso
     rejected = inputs.resolver.resolver.rejected
     # a docid that cannot name a file under the root is never opened; say why, not just "missing"
     why = f"; {len(rejected)} of them rejected ({next(iter(rejected.values()))})" if rejected else ""
-    example = inputs.resolver.first_missing
-    tried = f"; e.g. {example}" if example else ""
+    examples = inputs.resolver.missing_examples
+    tried = f"; e.g. {'; '.join(examples)}" if examples else ""
     if request.on_missing_video == "error":
         raise RankVideoError(
             f"{missing_docids} candidate videos are missing under {request.videos_root} "
@@ -421,12 +436,28 @@ def run_merge(
     qrels: Path | None,
     measures: Sequence[str] | None,
     console: Console,
+    scores: Path | None = None,
+    force: bool = False,
 ) -> None:
-    """`rankvideo merge`: the shards' stores -> the final run, with the options the shards ran with."""
+    """`rankvideo merge`: the shards' stores -> the final run, with the options the shards ran with.
+
+    The run and queries must be the very files the shards read (their checksums are in the shard manifests):
+    merging another run's stores would write a run of scores for other candidates. `force` skips that check.
+    """
     from rankvideo_cli.pipeline import merge_scores
 
     if not cache.is_dir():
         raise UsageError(f"--cache {cache}: not a directory")
+    if qrels is not None:
+        check_measures(measures)
+    sources = [Named("the run", run), Named("the queries", queries)]
+    sources += [Named("--qrels", qrels)] if qrels is not None else []
+    manifest_path = (
+        default_manifest_path(output, cache, None) if not is_stdout(output) else cache / "merge.manifest.json"
+    )
+    outputs = plan_outputs(
+        output=output, cache_dir=cache, manifest=manifest_path, scores=scores, shard_label=None, inputs=sources
+    )
     shared = shared_shard_settings(read_shard_manifests(cache), cache)
     settings = shared.get("settings") or {}
     videos = settings.get("videos") or {}
@@ -452,8 +483,12 @@ def run_merge(
         qrels_path=qrels,
         measures=measures,
         cache_dir=cache,
+        scores_path=scores,
     )
+    request.output = outputs.output
     inputs = prepare_inputs(request)
+    if not force:
+        _check_same_inputs(shared.get("inputs") or {}, {"run": run, "queries": queries}, cache)
     result = merge_scores(
         inputs.scored_run,
         inputs.queries,
@@ -467,15 +502,27 @@ def run_merge(
     _check_bad_video_policy(result, request.on_bad_video)
     _finish(request, inputs, result, console)
     write_manifest(
-        default_manifest_path(output, cache, None) if output else cache / "merge.manifest.json",
+        outputs.manifest,
         build_manifest(
             result=result,
             inputs={"run": run, "queries": queries},
             settings=_job_settings(request),
             scorer_fingerprint=None,
-            output=output,
+            output=outputs.output,
         ),
     )
+
+
+def _check_same_inputs(recorded: dict, given: dict[str, Path], cache: Path) -> None:
+    """`UsageError` when merge's run or queries differ from the files the shards read (by sha256)."""
+    for name, path in given.items():
+        theirs = (recorded.get(name) or {}).get("sha256")
+        ours = (describe_input(path) or {}).get("sha256")
+        if theirs and ours and theirs != ours:
+            raise UsageError(
+                f"{path} is not the {name} the shards in {cache} were run with (sha256 {ours[:12]}, the shard "
+                f"manifests say {theirs[:12]}): merge with the same {name} file, or --force to merge anyway"
+            )
 
 
 def _run_names(paths: Sequence[Path], baseline: Path | None) -> list[str]:
@@ -635,6 +682,17 @@ def _print_sweep(result, console: Console) -> None:
     if result.first_stage_in_head == result.first_stage_in_head:
         summary.add_row("first-stage order, unscored last (ALPHA 0)", f"{result.first_stage_in_head:.4f}")
     console.print(summary)
+
+
+def check_score_request(query: str, videos: Sequence[Path], batch_size: int | None, model: str | None = None) -> None:
+    """`rankvideo score`'s arguments, before the model loads."""
+    if model is not None:
+        check_model_name(model)
+    if not query.strip():
+        raise UsageError("--query is empty: give the text to score the videos against")
+    check_at_least(batch_size, "--batch-size")
+    for video in videos:
+        check_regular_input(video, "VIDEO")
 
 
 def score_videos(scorer: Scorer, query: str, videos: Sequence[Path]) -> list[dict]:

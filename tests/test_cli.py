@@ -321,6 +321,20 @@ def test_merge_of_shards_equals_the_single_process_run(reranked: Reranked, tmp_p
     assert merged.exit_code == 0, merged.output
     assert (tmp_path / "merged.trec").read_bytes() == reranked.output.read_bytes()
 
+    # another run (one candidate fewer) is not what the shards scored: refused, unless forced
+    other = tmp_path / "other.trec"
+    other.write_text("".join(FIRST_STAGE.read_text().splitlines(keepends=True)[1:]))
+    refused = invoke("merge", other, QUERIES, "--cache", store, "-o", tmp_path / "other-merged.trec")
+    assert_one_line_error(refused, "is not the run the shards", "--force")
+    assert not (tmp_path / "other-merged.trec").exists()
+    forced = invoke("merge", other, QUERIES, "--cache", store, "-o", tmp_path / "other-merged.trec", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert len((tmp_path / "other-merged.trec").read_text().splitlines()) == 39
+    # merge's outputs are checked like rerank's, and it can write the raw scores for `tune`
+    assert_one_line_error(invoke("merge", FIRST_STAGE, QUERIES, "--cache", store, "-o", FIRST_STAGE), "same file")
+    with_scores = invoke("merge", FIRST_STAGE, QUERIES, "--cache", store, "--scores", tmp_path / "s.jsonl")
+    assert with_scores.exit_code == 0 and len((tmp_path / "s.jsonl").read_text().splitlines()) == 36
+
 
 def test_model_that_cannot_be_found_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -279,11 +279,12 @@ def test_a_signal_finishes_the_current_video_flushes_and_raises_interrupted(
     assert signal.getsignal(signum) is handler_before
     # broken.mp4 sorts first (bad, no call), then v0 (2 pairs), v1 (2) and v2 (3): v2 was finished, no more
     assert [os.path.basename(path) for path, _queries in scorer.calls] == ["v0.mp4", "v1.mp4", "v2.mp4"]
-    assert len(store_lines(tmp_path / "store")) == 2 + 7  # model and bad-video records, every scored pair
+    # model and bad-video records, every scored pair, and the content identity of each of the 4 videos opened
+    assert len(store_lines(tmp_path / "store")) == 2 + 7 + 4
     resumed, scorer, _sampler = run_pipeline(video_dir, tmp_path / "store")
     assert resumed.scores == reference_scores(video_dir)
     assert (resumed.counts.pairs_cached, resumed.counts.pairs_scored) == (7, 4)
-    assert len(store_lines(tmp_path / "store")) == 2 + 11
+    assert len(store_lines(tmp_path / "store")) == 2 + 11 + 8  # and the identities of the 4 videos of the resume
 
 
 def test_work_order_is_sorted_and_prefetch_bounds_decoding_ahead(video_dir, tmp_path):

@@ -229,3 +229,166 @@ def test_manifest_records_stdin_as_stdin_with_the_checksum_of_the_bytes_read(
     assert result.exit_code == 0, result.output
     described = json.loads((tmp_path / "out.trec.manifest.json").read_text())["inputs"]["run"]
     assert described == {"path": "-", "stdin": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Odd inputs that pass validation must not crash later
+# --------------------------------------------------------------------------------------------------
+
+
+def test_score_and_frames_refuse_special_files_empty_queries_and_unwritable_save_dirs(no_model, tmp_path: Path) -> None:
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    assert_refused(invoke("score", "-q", "a dog", fifo), "not a regular file")
+    assert_refused(invoke("score", "-q", "", VIDEOS / "v001.mp4"), "--query is empty")
+    assert_refused(invoke("score", "-q", "   ", VIDEOS / "v001.mp4"), "--query is empty")
+    assert_refused(invoke("score", "-q", "dog", VIDEOS / "v001.mp4", "--batch-size", "0"), "--batch-size")
+    assert_refused(invoke("frames", fifo), "not a regular file")
+    assert_refused(invoke("frames", VIDEOS / "v001.mp4", "--save", "/proc/frames"), "--save", "cannot write")
+
+
+@pytest.mark.parametrize("typo", ["tiny_random", "tiny-randm", "Tiny-Random", "tinyrandom"])
+def test_a_near_miss_of_tiny_random_gets_a_did_you_mean(no_model, typo: str) -> None:
+    assert_refused(rerank("--model", typo), f"unknown model {typo!r}", "did you mean 'tiny-random'?")
+    assert_refused(invoke("score", "-q", "dog", VIDEOS / "v001.mp4", "--model", typo), "did you mean")
+
+
+def test_an_uncached_hub_id_with_the_hub_out_of_reach_fails_at_once(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once, never leaves
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    result = invoke("score", "-q", "dog", VIDEOS / "v001.mp4", "--model", "someone/NoSuchModel")
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert "not in the Hugging Face cache" in line and "cannot be reached" in line and "hf download" in line
+
+
+def test_long_docids_extensions_in_docids_and_the_paths_tried(tiny_model_dir: Path, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "v001.mp4").write_bytes((VIDEOS / "v001.mp4").read_bytes())
+    long_docid = "x" * 300  # longer than NAME_MAX: stat fails with ENAMETOOLONG
+    run = tmp_path / "run.trec"
+    run.write_text(f"q1 Q0 v001.mp4 1 3.0 t\nq1 Q0 {long_docid} 2 2.0 t\nq1 Q0 v404.mp4 3 1.0 t\n")
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("q1\ta person\n")
+    result = invoke(
+        "rerank",
+        run,
+        queries,
+        "--videos",
+        videos,
+        "--video-pattern",
+        "{docid}",
+        "--model",
+        "tiny-random",
+        "--cache",
+        tmp_path / "store",
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 pairs scored now" in result.stderr  # v001.mp4 resolved to itself
+    assert "2 candidate videos have no file" in result.stderr and "tried v404.mp4" in result.stderr
+    assert [line.split()[2] for line in result.stdout.splitlines()] == ["v001.mp4", long_docid, "v404.mp4"]
+    refused = invoke(
+        "rerank",
+        run,
+        queries,
+        "--videos",
+        videos,
+        "--video-pattern",
+        "{docid}",
+        "--model",
+        "tiny-random",
+        "--cache",
+        tmp_path / "store",
+        "--on-missing-video",
+        "error",
+    )
+    assert refused.exit_code == 2 and "tried v404.mp4" in refused.stderr
+
+
+def test_scores_near_the_float_range_interpolate_without_nan(tiny_model_dir: Path, tmp_path: Path) -> None:
+    lines = FIRST_STAGE.read_text().splitlines()
+    huge = tmp_path / "huge.trec"
+    extremes = ["1e308", "-1.79e308", "1.7976931348623157e308", "-5e-324"]
+    huge.write_text(
+        "".join(" ".join([*line.split()[:4], extremes[index % 4], "t"]) + "\n" for index, line in enumerate(lines))
+    )
+    for normalization in ("minmax", "zscore", "none"):
+        result = invoke(
+            "rerank",
+            huge,
+            QUERIES,
+            "--videos",
+            VIDEOS,
+            "--model",
+            "tiny-random",
+            "--cache",
+            tmp_path / "store",
+            "--interpolate",
+            "0.5",
+            "--normalization",
+            normalization,
+        )
+        assert result.exit_code == 0, result.output
+        scores = [float(line.split()[4]) for line in result.stdout.splitlines()]
+        assert len(scores) == 40 and all(score == score and abs(score) != float("inf") for score in scores)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pipes
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_eval(tmp_path_factory: pytest.TempPathFactory):
+    """A run and qrels whose per-query eval output (about 1 MB) is far larger than a pipe's buffer."""
+    root = tmp_path_factory.mktemp("pipes")
+    run, qrels = root / "run.trec", root / "qrels.txt"
+    run.write_text("".join(f"q{q:05d} Q0 d{d} {d} {10 - d} t\n" for q in range(3000) for d in range(5)))
+    qrels.write_text("".join(f"q{q:05d} 0 d{q % 5} 1\n" for q in range(3000)))
+    return run, qrels
+
+
+def _rankvideo() -> list[str]:
+    import sys
+
+    return [sys.executable, "-c", "from rankvideo_cli.cli import main; main()"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly_with_status_141(wide_eval) -> None:
+    import subprocess
+
+    run, qrels = wide_eval
+    command = [*_rankvideo(), "eval", str(run), str(qrels), "--per-query", "--format", "tsv"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = [process.stdout.readline() for _ in range(3)]
+    process.stdout.close()  # what `| head -3` does
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141
+    assert head[0].startswith(b"run\tquery_id") and stderr == ""
+
+
+def test_a_non_blocking_pipe_gets_every_byte(wide_eval, tmp_path: Path) -> None:
+    import fcntl
+    import subprocess
+    import time
+
+    run, qrels = wide_eval
+    command = [*_rankvideo(), "eval", str(run), str(qrels), "--per-query", "--format", "tsv"]
+    expected = subprocess.run(command, capture_output=True, check=True).stdout
+    assert len(expected) > 4 * 65536
+    read_end, write_end = os.pipe()
+    flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags | os.O_NONBLOCK)  # a parent that left its pipe non-blocking
+    process = subprocess.Popen(command, stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    time.sleep(1.0)  # let the pipe fill: the writer meets EAGAIN
+    received = bytearray()
+    while chunk := os.read(read_end, 65536):
+        received += chunk
+    os.close(read_end)
+    assert process.wait(timeout=60) == 0, process.stderr.read().decode()
+    assert bytes(received) == expected

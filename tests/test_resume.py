@@ -94,6 +94,8 @@ def test_killed_and_resumed_runs_give_the_uninterrupted_run_and_score_each_pair_
             assert "Traceback" not in stderr
             assert "rankvideo: interrupted by SIGTERM: " in stderr
             assert "run the same command again to resume" in stderr
+            manifest = json.loads(output.with_name(output.name + ".manifest.json").read_text())
+            assert manifest["status"] == "interrupted" and "SIGTERM" in manifest["reason"]
         assert not output.exists()
     assert len(score_records(store)) < len(expected), "the run finished before the last interruption"
 
@@ -101,6 +103,7 @@ def test_killed_and_resumed_runs_give_the_uninterrupted_run_and_score_each_pair_
     _stdout, stderr = final.communicate(timeout=300)
     assert final.returncode == 0, stderr
     assert output.read_bytes() == reference.read_bytes()
+    assert json.loads(output.with_name(output.name + ".manifest.json").read_text())["status"] == "complete"
     records = score_records(store)
     assert [pair for pair, count in Counter(records).items() if count > 1] == []
     assert sorted(records) == sorted(expected)

@@ -201,7 +201,9 @@ def _frame_times(spec: VideoSpec) -> Iterator[tuple[int, Fraction]]:
 
 
 def _encoder_options(spec: VideoSpec, gop: int) -> dict[str, str]:
-    options = {"g": str(gop)}
+    # one encoder thread: frame-threaded encoders may decide differently under CPU contention, and the
+    # factory's files must be byte-identical from run to run (test_output_is_deterministic)
+    options = {"g": str(gop), "threads": "1"}
     if spec.codec == "h264":
         options |= {"preset": "veryfast", "crf": "26", "bf": "3" if spec.bframes else "0"}
         options["x264-params"] = "scenecut=0:open-gop=0"

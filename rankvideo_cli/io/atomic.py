@@ -79,13 +79,18 @@ def write_output(text: str, destination: str | Path | None) -> None:
         atomic_write_text(destination, text)
 
 
+class StdoutClosed(Exception):
+    """stdout's reader went away. Not an OSError, so that click's own EPIPE handling (exit 1) does not take it:
+    the CLI exits 141 quietly, as a command killed by SIGPIPE would."""
+
+
 def write_stdout(text: str) -> None:
     """Write all of `text` to stdout, however the pipe takes it.
 
     `sys.stdout.write` loses data on a non-blocking pipe (a parent that set O_NONBLOCK, some job runners):
     the buffered writer raises `BlockingIOError` after a short write. This writes the encoded bytes with
     `os.write` until none are left, waiting for the pipe to drain when it is full. A closed pipe raises
-    `BrokenPipeError`, which the CLI turns into a quiet exit 141.
+    `StdoutClosed`, which the CLI turns into a quiet exit 141.
     """
     try:
         descriptor = sys.stdout.fileno()
@@ -93,15 +98,18 @@ def write_stdout(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    sys.stdout.flush()
     data = memoryview(text.encode(sys.stdout.encoding or "utf-8"))
-    while data:
-        try:
-            written = os.write(descriptor, data)
-        except BlockingIOError:
-            select.select([], [descriptor], [])
-            continue
-        data = data[written:]
+    try:
+        sys.stdout.flush()
+        while data:
+            try:
+                written = os.write(descriptor, data)
+            except BlockingIOError:
+                select.select([], [descriptor], [])
+                continue
+            data = data[written:]
+    except BrokenPipeError:
+        raise StdoutClosed() from None
 
 
 def quiet_broken_pipe() -> None:

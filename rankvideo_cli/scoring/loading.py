@@ -187,6 +187,48 @@ def _explain_hub_failure(model: str, revision: str | None, cache_dir: Path | Non
     )
 
 
+def _is_hub_id(model: str) -> bool:
+    return not (model == TINY_MODEL_NAME or _looks_like_path(model) or Path(model).expanduser().exists())
+
+
+def _hub_reachable(timeout_s: float = 2.0) -> bool:
+    """Whether a TCP connection to the hub endpoint (HF_ENDPOINT) opens within `timeout_s`."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _fail_fast_when_unreachable(model: str, revision: str | None, cache_path: Path | None) -> None:
+    """A hub id that is not in the cache needs the network: without it, fail in a second or two with the
+    one-line message, instead of huggingface_hub's half a minute of retries and warnings."""
+    if _offline():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model, "config.json", revision=revision, cache_dir=cache_path)
+    if isinstance(cached, str):
+        return  # a cached copy: transformers falls back to it when the hub cannot be reached
+    if not _hub_reachable():
+        from huggingface_hub import constants
+
+        at = f"{model}@{revision}" if revision else model
+        raise ModelLoadError(
+            f"model {at!r} is not in the Hugging Face cache ({_hub_cache(cache_path)}) and the hub "
+            f"({constants.ENDPOINT}) cannot be reached: run `hf download {model}` where there is network and "
+            f"set HF_HUB_OFFLINE=1 and HF_HOME (or --cache-dir) to that cache, or pass the model's local "
+            f"directory (there is no {model!r})"
+        )
+
+
 def _snapshot_revision(directory: Path) -> str | None:
     """The commit hash when `directory` is a Hugging Face cache snapshot (`.../snapshots/<sha>`)."""
     if directory.parent.name == "snapshots" and _COMMIT.match(directory.name):
@@ -256,6 +298,7 @@ def load_model(
 
     hub_kwargs: dict[str, Any] = {}
     if not local:
+        _fail_fast_when_unreachable(model, revision, cache_path)
         hub_kwargs = {"revision": revision, "cache_dir": cache_path, "local_files_only": _offline()}
         try:
             config = AutoConfig.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
@@ -338,6 +381,8 @@ def load_scorer(
     batch_size: int | None = None,
 ) -> Qwen3VLScorer:
     """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer`."""
+    if _is_hub_id(model):  # before torch and transformers are imported: seconds, when the hub is out of reach
+        _fail_fast_when_unreachable(model, revision, Path(cache_dir).expanduser() if cache_dir else None)
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
     loaded = load_model(

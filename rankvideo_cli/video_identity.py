@@ -1,0 +1,101 @@
+"""A video file's content identity, so that a score is never reused for a video that changed.
+
+The identity is the file's size and a sha256 of its first and last MiB (`content_identity`): another clip
+copied over `v001.mp4`, a re-encode, a truncated download all change it; renaming or `touch` do not. Reading
+2 MiB of each of 100k videos on every resume would cost 200 GB of I/O, so the store also records the file's
+stat signature (size, mtime_ns, ctime_ns) next to each identity it computed: while the signature is unchanged
+the recorded identity is trusted and nothing is read; any change of the signature (a write, a copy over it,
+even `touch` or `chmod`, since ctime cannot be set back) makes it hash the file again. ctime is part of the
+signature because mtime can be forged (`cp -p`, `rsync -t`, `touch -d`) and ctime cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+HASHED_BYTES = 1 << 20  # from each end of the file
+
+
+@dataclass(frozen=True)
+class StatSignature:
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: str | Path) -> StatSignature:
+        status = os.stat(path)
+        return cls(status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def content_identity(path: str | Path, size: int | None = None) -> str:
+    """`SIZE-HASH`: the file size and the first 32 hex digits of sha256(first MiB + last MiB)."""
+    with open(path, "rb") as handle:
+        if size is None:
+            size = os.fstat(handle.fileno()).st_size
+        digest = hashlib.sha256(handle.read(HASHED_BYTES))
+        if size > HASHED_BYTES:
+            handle.seek(max(HASHED_BYTES, size - HASHED_BYTES))
+            digest.update(handle.read(HASHED_BYTES))
+    return f"{size}-{digest.hexdigest()[:32]}"
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    """What the store remembers: video key and stat signature -> content identity."""
+
+    video: str
+    signature: StatSignature
+    identity: str
+
+    def to_record(self) -> dict:
+        return {
+            "kind": "video_id",
+            "video": self.video,
+            "size": self.signature.size,
+            "mtime_ns": self.signature.mtime_ns,
+            "ctime_ns": self.signature.ctime_ns,
+            "id": self.identity,
+        }
+
+
+class VideoIdentities:
+    """The current identity of each video key, at most one stat (and, when the signature is new, one 2 MiB
+    read) per video per run. Thread-safe: decode threads ask for the identity of the video they open."""
+
+    def __init__(self, known: dict[tuple[str, StatSignature], str] | None = None) -> None:
+        self._known = dict(known or {})
+        self._current: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+        self.computed: list[IdentityRecord] = []  # hashed in this run: to append to the store
+
+    def current(self, key: str, path: str | Path) -> str | None:
+        """The identity of the file now at `path` (None when it cannot be read: the decoder will say why)."""
+        with self._lock:
+            if key in self._current:
+                return self._current[key]
+        try:
+            signature = StatSignature.of(path)
+            identity = self._known.get((key, signature))
+            fresh = identity is None
+            if fresh:
+                identity = content_identity(path, signature.size)
+        except OSError:
+            signature, identity, fresh = None, None, False
+        with self._lock:
+            self._current.setdefault(key, identity)
+            if fresh and signature is not None and identity is not None:
+                self._known[(key, signature)] = identity
+                self.computed.append(IdentityRecord(key, signature, identity))
+            return self._current[key]
+
+    def take_computed(self, key: str) -> list[IdentityRecord]:
+        """The records computed for `key` not yet handed out (they go to the store with the video's scores)."""
+        with self._lock:
+            taken = [record for record in self.computed if record.video == key]
+            self.computed = [record for record in self.computed if record.video != key]
+        return taken
