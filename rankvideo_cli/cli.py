@@ -413,6 +413,35 @@ def frames(
 
 @app.command()
 @user_errors
+def videos(
+    directory: Annotated[Path, typer.Argument(help="The --videos directory: video files, sub-folders, .tar shards.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Ignore the cached index and read every tar again.")] = False,
+) -> None:
+    """What `--videos DIR` finds: videos by docid in folders and inside .tar shards (counts, extensions)."""
+    import json
+
+    from rich.table import Table
+
+    from rankvideo_cli.video_index import build_index
+
+    index = build_index(directory, use_cache=not rebuild)
+    summary = {**index.summary(), "index": "built now" if index.built else "from the cache"}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key in ("root", "videos", "files", "tar_members", "tars", "index"):
+        table.add_row(key.replace("_", " "), str(summary[key]))
+    for suffix, count in summary["by_extension"].items():
+        table.add_row(f"  {suffix}", str(count))
+    Console(highlight=False).print(table)
+
+
+@app.command()
+@user_errors
 def merge(
     run: Annotated[Path, typer.Argument(help="The same first-stage run the shards reranked.")],
     queries: Annotated[Path, typer.Argument(help="The same query file.")],

@@ -39,6 +39,7 @@ from torchvision.transforms import functional as tv_functional
 
 from rankvideo_cli.errors import RankVideoError
 from rankvideo_cli.sampling_config import SamplingConfig
+from rankvideo_cli.video_index import TarMember
 
 logger = logging.getLogger(__name__)
 
@@ -290,14 +291,16 @@ TEXT_RENDERING_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 class _OpenVideo:
     """An opened input container and its video stream (what decord would pick), other streams discarded."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | TarMember) -> None:
+        self.path = path if isinstance(path, TarMember) else Path(path)
         if not self.path.exists():
             raise VideoError(self.path, "missing", "no such file")
-        if self.path.is_dir():
+        if isinstance(self.path, Path) and self.path.is_dir():
             raise VideoError(self.path, "not_a_video", "is a directory")
+        # a tar member is read in place, through FFmpeg's subfile protocol (bounded reads of its bytes)
+        source = self.path.ffmpeg_url() if isinstance(self.path, TarMember) else str(self.path)
         try:
-            self.container = av.open(str(self.path), metadata_errors="ignore")
+            self.container = av.open(source, metadata_errors="ignore")
         except PermissionError:
             raise VideoError(self.path, "missing", "permission denied") from None
         except (av.error.FFmpegError, OSError, ValueError) as error:
@@ -686,7 +689,7 @@ def sample_video(
     started = time.perf_counter()
     if plan is None:
         plan = probe_video(path, config)
-    elif plan.config_fingerprint != config.fingerprint() or Path(plan.path) != Path(path):
+    elif plan.config_fingerprint != config.fingerprint() or str(plan.path) != str(path):
         raise ValueError("plan was made for another video or another SamplingConfig")
     decode_started = time.perf_counter()
     convert = _FrameConverter(plan)

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import threading
@@ -46,6 +47,7 @@ from rankvideo_cli.store import (
     writer_shard_count,
 )
 from rankvideo_cli.video_identity import VideoIdentities
+from rankvideo_cli.video_index import TarMember
 
 if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
     from rankvideo_cli.frames import SampledVideo
@@ -217,7 +219,7 @@ def plan_pairs(
     paths: dict[str, Path] = {}
     plan = WorkPlan(pairs=[], video_of={}, paths=paths, queries={})
     for qid, candidates in run.items():
-        for candidate in list(candidates)[:depth]:
+        for candidate in itertools.islice(candidates, depth):
             docid = candidate.docid
             if docid not in resolved:
                 path = resolver.resolve(docid)
@@ -226,7 +228,7 @@ def plan_pairs(
                 else:
                     key = str(path)
                     resolved[docid] = key
-                    paths[key] = Path(path)
+                    paths[key] = path if isinstance(path, TarMember) else Path(path)
             pair = (qid, docid)
             plan.pairs.append(pair)
             plan.video_of[pair] = resolved[docid]
@@ -269,8 +271,6 @@ def score_pairs(
     window = prefetch if prefetch is not None else default_prefetch(workers)
     if window < 1:
         raise UsageError(f"--prefetch must be at least 1, got {window}")
-    if sampler is None:
-        from rankvideo_cli.frames import sample_video as sampler
     progress = progress if progress is not None else ProgressReporter()
 
     model_fp = fingerprint_hash(scorer.fingerprint())
@@ -303,6 +303,8 @@ def score_pairs(
             "sampling": asdict(sampling),
         },
     )
+    if jobs and sampler is None:  # PyAV, torch and qwen-vl-utils load only when there is a video to decode
+        from rankvideo_cli.frames import sample_video as sampler
     if jobs and model_fp not in contents.models:
         store.writer.announce_model(model_fp, scorer.fingerprint())
     retried = {job.key for job in jobs if job.key in contents.bad_videos}

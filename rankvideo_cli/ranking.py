@@ -21,12 +21,16 @@ ir-measures and trec_eval evaluate exactly the intended ranking:
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
+from typing import NamedTuple
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.io.bulk import collector_paused
 from rankvideo_cli.io.runs import Candidate
 
 RERANKED = "reranked"
@@ -73,8 +77,9 @@ NORMALIZATIONS: dict[str, Callable[[Sequence[float]], list[float]]] = {
 }
 
 
-@dataclass(frozen=True)
-class RankedDoc:
+class RankedDoc(NamedTuple):
+    """One line of the final run (a named tuple: millions of them are built per run)."""
+
     docid: str
     score: float  # the score written to the run
     provenance: str  # RERANKED, UNSCORED or BELOW_DEPTH
@@ -85,10 +90,13 @@ class RankedDoc:
 
 def _tail_scores(count: int, below: float) -> list[float]:
     """`count` strictly decreasing scores, all strictly below `below`: floor(below) - 1, - 2, ..."""
+    base = math.floor(below)
+    if abs(base) + count < 2**53:  # every integer on the way is a float: no rounding to check
+        return [float(base - offset) for offset in range(1, count + 1)]
     scores: list[float] = []
     previous = below
     for offset in range(1, count + 1):
-        score = float(math.floor(below) - offset)
+        score = float(base - offset)
         if not score < previous:  # beyond 2**53 a step of 1 is lost to rounding
             score = math.nextafter(previous, -math.inf)
         if not math.isfinite(score):
@@ -120,13 +128,15 @@ def rerank_query(
 ) -> list[RankedDoc]:
     """The final ranking of one query; `candidates` in first-stage order (see the module docstring)."""
     check_options(depth, interpolate, normalization)
-    kept = [candidate for candidate in candidates if (qid, candidate.docid) not in drop]
+    kept = [candidate for candidate in candidates if (qid, candidate.docid) not in drop] if drop else candidates
     within_depth = {candidate.docid for candidate in candidates[:depth]}
     head: list[Candidate] = []
     model: list[float] = []
-    for candidate in kept:
+    for candidate in candidates[:depth]:  # only the first `depth` can be reranked
+        if drop and (qid, candidate.docid) in drop:
+            continue
         score = model_scores.get((qid, candidate.docid))
-        if candidate.docid in within_depth and score is not None and math.isfinite(score):
+        if score is not None and math.isfinite(score):
             head.append(candidate)
             model.append(float(score))
     final = list(model)
@@ -136,19 +146,29 @@ def rerank_query(
         final = [interpolate * model_part + (1.0 - interpolate) * stage_part for model_part, stage_part in mixed]
     order = sorted(range(len(head)), key=lambda index: (final[index], head[index].docid), reverse=True)
     ranked = [
-        RankedDoc(head[index].docid, final[index], RERANKED, head[index].first_stage_rank, model_score=model[index])
-        for index in order
+        RankedDoc(head[index].docid, final[index], RERANKED, head[index].first_stage_rank, rank, model[index])
+        for rank, index in enumerate(order, start=1)
     ]
     head_ids = {candidate.docid for candidate in head}
-    tail = [candidate for candidate in kept if candidate.docid not in head_ids]
+    tail = [candidate for candidate in kept if candidate.docid not in head_ids] if head_ids else kept
     tail_scores = _tail_scores(len(tail), min(final)) if head else [candidate.score for candidate in tail]
-    for candidate, score in zip(tail, tail_scores, strict=True):
-        provenance = UNSCORED if candidate.docid in within_depth else BELOW_DEPTH
-        ranked.append(RankedDoc(candidate.docid, score, provenance, candidate.first_stage_rank))
-    return [
-        RankedDoc(doc.docid, doc.score, doc.provenance, doc.first_stage_rank, rank, doc.model_score)
-        for rank, doc in enumerate(ranked, start=1)
-    ]
+    # the tail is in first-stage order: its candidates within depth (unscored) come before those below it
+    unscored = sum(1 for candidate in tail[:depth] if candidate.docid in within_depth)
+    provenances = itertools.chain(repeat(UNSCORED, unscored), repeat(BELOW_DEPTH))
+    start = len(ranked) + 1
+    fields = zip(
+        map(itemgetter(0), tail),  # docid
+        tail_scores,
+        provenances,
+        map(itemgetter(2), tail),  # first_stage_rank
+        range(start, start + len(tail)),
+        repeat(None),
+    )
+    ranked.extend(map(_new_tuple, repeat(RankedDoc), fields))  # built in C: most of a run is its tail
+    return ranked
+
+
+_new_tuple = tuple.__new__
 
 
 def rerank(
@@ -165,18 +185,19 @@ def rerank(
     docstring for the order and the written scores. Raises `UsageError` for invalid options."""
     check_options(depth, interpolate, normalization)
     drop = drop if isinstance(drop, (set, frozenset, dict)) else set(drop)
-    return {
-        qid: rerank_query(
-            qid,
-            candidates,
-            model_scores,
-            depth=depth,
-            interpolate=interpolate,
-            normalization=normalization,
-            drop=drop,
-        )
-        for qid, candidates in run.items()
-    }
+    with collector_paused():  # millions of RankedDoc tuples: see io.bulk
+        return {
+            qid: rerank_query(
+                qid,
+                candidates,
+                model_scores,
+                depth=depth,
+                interpolate=interpolate,
+                normalization=normalization,
+                drop=drop,
+            )
+            for qid, candidates in run.items()
+        }
 
 
 def as_scored_lists(ranked: Mapping[str, Sequence[RankedDoc]]) -> dict[str, list[tuple[str, float]]]:

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from rankvideo_cli.video_index import TarMember
+
 HASHED_BYTES = 1 << 20  # from each end of the file
 
 
@@ -27,20 +29,26 @@ class StatSignature:
     ctime_ns: int
 
     @classmethod
-    def of(cls, path: str | Path) -> StatSignature:
-        status = os.stat(path)
+    def of(cls, path: str | Path | TarMember) -> StatSignature:
+        """The file's signature; a tar member's is its tar's (any change to the tar re-hashes its members)."""
+        status = os.stat(path.tar if isinstance(path, TarMember) else path)
         return cls(status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
-def content_identity(path: str | Path, size: int | None = None) -> str:
-    """`SIZE-HASH`: the file size and the first 32 hex digits of sha256(first MiB + last MiB)."""
+def content_identity(path: str | Path | TarMember, size: int | None = None) -> str:
+    """`SIZE-HASH`: the video's size and the first 32 hex digits of sha256(first MiB + last MiB); for a tar
+    member, of the member's bytes (the same identity as the file extracted)."""
+    start = 0
+    if isinstance(path, TarMember):
+        path, start, size = path.tar, path.offset, path.size
     with open(path, "rb") as handle:
         if size is None:
             size = os.fstat(handle.fileno()).st_size
-        digest = hashlib.sha256(handle.read(HASHED_BYTES))
+        handle.seek(start)
+        digest = hashlib.sha256(handle.read(min(HASHED_BYTES, size)))
         if size > HASHED_BYTES:
-            handle.seek(max(HASHED_BYTES, size - HASHED_BYTES))
-            digest.update(handle.read(HASHED_BYTES))
+            handle.seek(start + max(HASHED_BYTES, size - HASHED_BYTES))
+            digest.update(handle.read(min(HASHED_BYTES, size - HASHED_BYTES)))
     return f"{size}-{digest.hexdigest()[:32]}"
 
 
@@ -83,7 +91,7 @@ class VideoIdentities:
             identity = self._known.get((key, signature))
             fresh = identity is None
             if fresh:
-                identity = content_identity(path, signature.size)
+                identity = content_identity(path, None if isinstance(path, TarMember) else signature.size)
         except OSError:
             signature, identity, fresh = None, None, False
         with self._lock:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.text import numbered_lines, read_text
+from rankvideo_cli.video_index import TarMember, VideoIndex, build_index
 
 DEFAULT_PATTERN = "{docid}.mp4"
 # Tried in this order when a pattern names no extension.
@@ -34,7 +37,7 @@ INVALID = "invalid"  # the docid cannot name a file (e.g. not an integer under t
 class Resolution:
     docid: str
     status: str  # FOUND, MISSING, UNSAFE or INVALID
-    path: Path | None = None
+    path: Path | TarMember | None = None
     reason: str = ""
 
 
@@ -97,6 +100,7 @@ class VideoResolver:
         if not self.root.is_dir():
             raise UsageError(f"--videos {self.root}: not a directory")
         self._real_root = self.root.resolve()
+        self._root_text = str(self.root)
         self.preset = preset
         self.pattern = PRESETS[preset] if preset else (pattern or DEFAULT_PATTERN)
         self.map_path = Path(video_map) if video_map is not None else None
@@ -104,6 +108,10 @@ class VideoResolver:
         if self._map is None:
             self._fields = _pattern_fields(self.pattern)
         self.rejected: dict[str, str] = {}  # docid -> reason, for the UNSAFE and INVALID docids seen
+        self._pattern_has_suffix = bool(PurePosixPath(self.pattern).suffix)
+        # the default layout also finds a docid's video in sub-folders and .tar shards (video_index.py)
+        self._index_fallback = self._map is None and preset is None and self.pattern == DEFAULT_PATTERN
+        self._built_index: VideoIndex | None = None
 
     @staticmethod
     def _read_map(path: Path) -> dict[str, str]:
@@ -130,7 +138,7 @@ class VideoResolver:
             except ValueError:
                 return Resolution(docid, INVALID, reason=f"docid {docid!r} is not an integer (MultiVENT layout)")
         relative = self.pattern.format(**values)
-        if PurePosixPath(self.pattern).suffix:  # the pattern's, not the docid's: "a.b" may be a docid
+        if self._pattern_has_suffix:  # the pattern's, not the docid's: "a.b" may be a docid
             return [relative]
         with_extensions = [relative + extension for extension in VIDEO_EXTENSIONS]
         if PurePosixPath(relative).suffix.lower() in VIDEO_EXTENSIONS:  # the docid carries its own extension
@@ -140,8 +148,8 @@ class VideoResolver:
     def _unsafe(self, docid: str, relative: str) -> str | None:
         if "\0" in relative:
             return f"docid {docid!r}: path contains a NUL byte"
-        candidate = Path(relative)
-        if candidate.is_absolute() or candidate.anchor or ".." in candidate.parts:
+        # string tests, not Path objects: this runs for each of 100k docids
+        if relative.startswith("/") or ".." in relative.split("/"):
             return f"docid {docid!r}: path {relative!r} would leave {self.root}"
         return None
 
@@ -158,25 +166,38 @@ class VideoResolver:
                 return Resolution(docid, UNSAFE, reason=reason)
         too_long = None
         for relative in candidates:
-            path = self.root / relative
             try:
-                if not path.is_file():
+                if not stat.S_ISREG(os.stat(os.path.join(self._root_text, relative)).st_mode):
                     continue
+            except (FileNotFoundError, NotADirectoryError):
+                continue
             except OSError as error:  # a docid longer than the file-name limit (ENAMETOOLONG), and the like
                 too_long = f"{error.strerror or error}"
                 continue
+            path = self.root / relative
             if not path.resolve().is_relative_to(self._real_root):
                 reason = f"docid {docid!r}: {path} links outside {self.root}"
                 self.rejected[docid] = reason
                 return Resolution(docid, UNSAFE, reason=reason)
             return Resolution(docid, FOUND, path=path)
+        if self._index_fallback and too_long is None:
+            indexed = self._index().locate(docid)
+            if indexed is not None:
+                return Resolution(docid, FOUND, path=indexed)
         shown = ", ".join(candidates[:3]) + (f" and {len(candidates) - 3} more" if len(candidates) > 3 else "")
         if too_long is not None:
             return Resolution(docid, MISSING, reason=f"docid {docid!r} cannot name a file ({too_long.lower()})")
         tried = f" (tried {shown})" if candidates else " (not in the video map)"
+        if self._index_fallback:
+            tried = f" (tried {shown}, and every folder and .tar under it)"
         return Resolution(docid, MISSING, reason=f"no file for docid {docid!r} under {self.root}{tried}")
 
-    def resolve(self, docid: str) -> Path | None:
+    def _index(self) -> VideoIndex:
+        if self._built_index is None:
+            self._built_index = build_index(self.root)
+        return self._built_index
+
+    def resolve(self, docid: str) -> Path | TarMember | None:
         """The existing video file of `docid`, or None (missing, unsafe or invalid: see `lookup`)."""
         return self.lookup(docid).path
 

@@ -5,33 +5,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from rankvideo_cli.errors import InputError, RankVideoError, UsageError
-from rankvideo_cli.evaluate import (
-    CORRECTIONS,
-    EvalReport,
-    as_qrels_dict,
-    check_measures,
-    evaluate,
-    evaluate_runs,
-    format_report,
-    parse_measure_specs,
-    render_table,
-    run_frame,
-)
-from rankvideo_cli.io.atomic import atomic_write_text, write_output, write_stdout
-from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
+from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks, write_stdout
 from rankvideo_cli.io.queries import find_missing_queries, read_queries
-from rankvideo_cli.io.runs import Run, format_trec_lines, read_run, read_run_scores
+from rankvideo_cli.io.runs import Run, iter_trec_chunks, read_run, read_run_scores
 from rankvideo_cli.io.text import display_name
 from rankvideo_cli.manifest import (
     build_manifest,
@@ -58,7 +48,6 @@ from rankvideo_cli.ranking import (
     RERANKED,
     UNSCORED,
     RankedDoc,
-    as_scored_lists,
     check_options,
     rerank,
 )
@@ -66,6 +55,9 @@ from rankvideo_cli.scoring.base import Scorer
 from rankvideo_cli.shards import Shard, parse_shard
 from rankvideo_cli.store import ScoreStore
 from rankvideo_cli.videos import VideoResolver
+
+if TYPE_CHECKING:
+    from rankvideo_cli.evaluate import EvalReport
 
 
 @dataclass
@@ -155,14 +147,10 @@ def prepare_inputs(request: RerankRequest) -> PreparedInputs:
 
 def count_missing_videos(inputs: PreparedInputs, depth: int) -> tuple[int, int]:
     """(candidates within depth without a video file, their distinct docids)."""
-    missing_docids = set()
-    pairs = 0
-    for candidates in inputs.scored_run.values():
-        for candidate in candidates[:depth]:
-            if inputs.resolver.resolve(candidate.docid) is None:
-                pairs += 1
-                missing_docids.add(candidate.docid)
-    return pairs, len(missing_docids)
+    within = Counter(candidate.docid for candidates in inputs.scored_run.values() for candidate in candidates[:depth])
+    resolve = inputs.resolver.resolve
+    missing = [docid for docid in within if resolve(docid) is None]  # each distinct docid resolved once
+    return sum(within[docid] for docid in missing), len(missing)
 
 
 def _scores_jsonl(result: PipelineResult) -> str:
@@ -194,7 +182,7 @@ def _summary(
     ranked: dict[str, list[RankedDoc]],
     request_like: RerankRequest,
 ) -> None:
-    provenance = Counter(doc.provenance for docs in ranked.values() for doc in docs)
+    provenance = Counter(map(itemgetter(2), itertools.chain.from_iterable(ranked.values())))  # RankedDoc.provenance
     written = sum(provenance.values())
     dropped = inputs.run.pair_count - written
     counts = result.counts
@@ -233,17 +221,20 @@ def _finish(
         normalization=request.normalization,
         drop=_drop_set(result, request.on_missing_video, request.on_bad_video),
     )
-    write_output(format_trec_lines(as_scored_lists(ranked), request.tag), request.output)
+    write_output_chunks(iter_trec_chunks(ranked, request.tag), request.output)
     if request.scores_path is not None:
         atomic_write_text(request.scores_path, _scores_jsonl(result))
     _summary(console, inputs, result, ranked, request)
     if request.qrels_path is not None:
-        baseline = {qid: [(c.docid, c.score) for c in candidates] for qid, candidates in inputs.run.items()}
+        from rankvideo_cli.evaluate import evaluate, render_table
+        from rankvideo_cli.io.qrels import read_qrels
+
+        baseline = {qid: {c.docid: c.score for c in candidates} for qid, candidates in inputs.run.items()}
         report = evaluate(
-            run_frame(as_scored_lists(ranked)),
+            {qid: {doc.docid: doc.score for doc in docs} for qid, docs in ranked.items()},
             read_qrels(request.qrels_path),
             request.measures,
-            baseline=run_frame(baseline),
+            baseline=baseline,
             run_name="reranked",
             baseline_name="first stage",
         )
@@ -297,6 +288,8 @@ def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
     if shard is not None and request.scores_path is not None:
         raise UsageError("--shard writes scores to the score store only; `rankvideo merge --scores` writes them")
     if request.qrels_path is not None:
+        from rankvideo_cli.evaluate import check_measures
+
         check_measures(request.measures)
     inputs = [Named("the run", request.run_path), Named("the queries", request.queries_path)]
     inputs += [Named("--qrels", request.qrels_path)] if request.qrels_path is not None else []
@@ -318,23 +311,28 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
     The manifest's status is the truth: `complete` only once the run file is written; `interrupted` (a signal)
     or `failed` with the reason otherwise.
     """
+    from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
     from rankvideo_cli.pipeline import score_pairs
     from rankvideo_cli.sampling_config import SamplingConfig
 
     shard, outputs = validate_rerank(request)
     request.output = outputs.output
     if request.qrels_path is not None:
+        from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
+
         # fail on bad qrels now, not after hours of scoring
         report_tolerated(console, describe_tolerated(read_qrels(request.qrels_path)))
     inputs = prepare_inputs(request)
     report_tolerated(console, inputs.run.tolerated.describe(inputs.run.source, 6))
-    _report_missing_videos(request, inputs, console)
+    missing_pairs = _report_missing_videos(request, inputs, console)
     if request.dry_run:
         from rankvideo_cli.dryrun import print_plan
 
         print_plan(request, inputs, outputs, shard, console)
         return
-    scorer = scorer_factory()
+    within_depth = sum(min(request.depth, len(candidates)) for candidates in inputs.scored_run.values())
+    # no candidate has a video: there is nothing to score, so no model is loaded (seconds, not a GPU start)
+    scorer = scorer_factory() if missing_pairs < within_depth else NothingToScore()
     result: PipelineResult | None = None
     status, reason = "failed", None
 
@@ -399,10 +397,21 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
         manifest(status, reason)
 
 
-def _report_missing_videos(request: RerankRequest, inputs: PreparedInputs, console: Console) -> None:
+class NothingToScore:
+    """Stands in for the model when no candidate within depth has a video file: never asked to score."""
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"model": "none: no candidate within depth has a video file, so no model was loaded"}
+
+    def score_video(self, queries, video):  # type: ignore[no-untyped-def]
+        raise AssertionError("NothingToScore was asked to score a video")
+
+
+def _report_missing_videos(request: RerankRequest, inputs: PreparedInputs, console: Console) -> int:
+    """Report (or, with --on-missing-video error, refuse) the candidates without a video; their pair count."""
     missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
     if not missing_pairs:
-        return
+        return 0
     rejected = inputs.resolver.resolver.rejected
     # a docid that cannot name a file under the root is never opened; say why, not just "missing"
     why = f"; {len(rejected)} of them rejected ({next(iter(rejected.values()))})" if rejected else ""
@@ -419,6 +428,7 @@ def _report_missing_videos(request: RerankRequest, inputs: PreparedInputs, conso
         markup=False,
         soft_wrap=True,
     )
+    return missing_pairs
 
 
 def _describe_scorer(scorer: Scorer) -> dict:
@@ -444,6 +454,7 @@ def run_merge(
     The run and queries must be the very files the shards read (their checksums are in the shard manifests):
     merging another run's stores would write a run of scores for other candidates. `force` skips that check.
     """
+    from rankvideo_cli.evaluate import check_measures
     from rankvideo_cli.pipeline import merge_scores
 
     if not cache.is_dir():
@@ -560,6 +571,9 @@ def run_eval(
     console: Console | None = None,
 ) -> EvalReport:
     """`rankvideo eval`: ir-measures on each RUN (and BASELINE); table to the terminal, other formats to stdout."""
+    from rankvideo_cli.evaluate import CORRECTIONS, evaluate_runs, format_report, parse_measure_specs, render_table
+    from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
+
     console = console or Console(stderr=True, highlight=False)
     paths = [runs] if isinstance(runs, Path) else list(runs)
     if correction not in CORRECTIONS:
@@ -608,6 +622,8 @@ def run_tune(
 ):
     """`rankvideo tune`: the cross-validated interpolation sweep (`fusion`), a report, the interpolated run."""
     from rankvideo_cli import fusion
+    from rankvideo_cli.evaluate import as_qrels_dict, parse_measure_specs
+    from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json for tune, got {fmt!r}")
@@ -640,7 +656,7 @@ def run_tune(
     )
     if output is not None:
         ranked = fusion.cross_validated_run(run, model_scores, result, depth=depth)
-        write_output(format_trec_lines(as_scored_lists(ranked), tag), output)
+        write_output_chunks(iter_trec_chunks(ranked, tag), output)
     if fmt == "json":
         write_stdout(json.dumps(fusion.sweep_dict(result), indent=2, allow_nan=False) + "\n")
     else:

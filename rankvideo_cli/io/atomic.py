@@ -8,7 +8,7 @@ import os
 import select
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -82,6 +82,25 @@ def write_output(text: str, destination: str | Path | None) -> None:
 class StdoutClosed(Exception):
     """stdout's reader went away. Not an OSError, so that click's own EPIPE handling (exit 1) does not take it:
     the CLI exits 141 quietly, as a command killed by SIGPIPE would."""
+
+
+def write_output_chunks(chunks: Iterable[str], destination: str | Path | None, *, flush_bytes: int = 1 << 20) -> None:
+    """`write_output` for text produced piece by piece: atomically to a file, or to stdout in ~1 MiB writes."""
+    if destination is not None and str(destination) != "-":
+        with atomic_writer(destination) as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+        return
+    pending: list[str] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= flush_bytes:
+            write_stdout("".join(pending))
+            pending, size = [], 0
+    if pending:
+        write_stdout("".join(pending))
 
 
 def write_stdout(text: str) -> None:

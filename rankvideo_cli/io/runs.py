@@ -16,15 +16,19 @@ import json.decoder
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from rankvideo_cli.errors import InputError
+from rankvideo_cli.io.bulk import collector_paused
 from rankvideo_cli.io.text import STDIN, check_utf8, display_name, iter_lines, open_text_lines
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """One candidate of a query (a named tuple: a first stage of 2.5M of them must build in a second)."""
+
     docid: str
     score: float
     first_stage_rank: int  # 1-based position in trec_eval order (score desc, docid desc)
@@ -116,8 +120,9 @@ def _parse_trec_lines(path: str, lines: Iterator[tuple[int, str]], reread: Calla
     first_line = run.first_line
     extra_columns = non_integer_rank = comments = 0
     isfinite = math.isfinite
+    split = str.split
     for number, line in lines:
-        fields = line.split()
+        fields = split(line)
         if not fields:
             continue
         if not line.isascii():
@@ -183,12 +188,28 @@ def _first_occurrence(reread: Callable[[], Iterator], qid: str, docid: str) -> i
     return None  # pragma: no cover - the duplicate was found in the same file
 
 
-def _build(path: str, rows: Mapping[str, Mapping[str, float]], first_line: dict[str, int | None]) -> Run:
+def _build(
+    path: str, rows: dict[str, dict[str, float]], first_line: dict[str, int | None], *, consume: bool = False
+) -> Run:
+    """The `Run` of `rows`, each query sorted in trec_eval order; with `consume`, each query's dict is dropped
+    from `rows` once built, so the two forms of a 2.5M-line run are never in memory whole at once."""
     run = Run(path, first_line)
     for qid in sorted(rows):
-        ordered = trec_order(rows[qid].items())
-        run[qid] = [Candidate(docid, score, rank) for rank, (docid, score) in enumerate(ordered, start=1)]
+        ordered = sorted(rows[qid].items(), key=_SCORE_THEN_DOCID, reverse=True)
+        if consume:
+            del rows[qid]
+        docids, scores = zip(*ordered, strict=True) if ordered else ((), ())
+        # tuple.__new__ through map: the named tuples are built in C, not by 2.5M calls of their Python __new__
+        run[qid] = list(
+            map(_new_tuple, repeat(Candidate), zip(docids, scores, range(1, len(ordered) + 1), strict=True))
+        )
     return run
+
+
+_new_tuple = tuple.__new__
+
+
+_SCORE_THEN_DOCID = itemgetter(1, 0)  # (docid, score) -> (score, docid), in C
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -323,7 +344,7 @@ def read_run_scores(path: str | Path, *, stdin: BinaryIO | None = None) -> RunSc
     (unwritable in TREC).
     """
     name = display_name(path)
-    with open_text_lines(path, stdin=stdin) as lines:
+    with collector_paused(), open_text_lines(path, stdin=stdin) as lines:
         head: list[tuple[int, str]] = []
         for number, line in lines:
             head.append((number, line))
@@ -356,8 +377,9 @@ def _checked(name: str, lines: Iterator[tuple[int, str]]) -> Iterator[str]:
 
 def read_run(path: str | Path, *, stdin: BinaryIO | None = None) -> Run:
     """Read and validate a run (see `read_run_scores`), each query's candidates in trec_eval order."""
-    scores = read_run_scores(path, stdin=stdin)
-    run = _build(scores.source, scores, scores.first_line)
+    with collector_paused():
+        scores = read_run_scores(path, stdin=stdin)
+        run = _build(scores.source, scores, scores.first_line, consume=True)
     run.tolerated = scores.tolerated
     return run
 
@@ -399,12 +421,38 @@ def format_trec_run(ranked: Mapping[str, Sequence[ScoredDoc]], tag: str) -> str:
     return format_trec_lines({qid: [(doc.docid, doc.score) for doc in docs] for qid, docs in ranked.items()}, tag)
 
 
-def format_trec_lines(ranked: Mapping[str, Sequence[tuple[str, float]]], tag: str) -> str:
-    """TREC run text from qid -> (docid, score) in the intended order (see `format_trec_run`)."""
+def format_trec_lines(ranked: Mapping[str, Sequence[Sequence]], tag: str) -> str:
+    """TREC run text from qid -> documents in the intended order, each a (docid, score) pair or anything whose
+    first two items are those (`ranking.RankedDoc`). See `format_trec_run`."""
+    return "".join(iter_trec_chunks(ranked, tag))
+
+
+def iter_trec_chunks(ranked: Mapping[str, Sequence[Sequence]], tag: str) -> Iterator[str]:
+    """The text of `format_trec_lines`, one query at a time (a 2.5M-line run is never one list of lines).
+
+    Scores are written as `format_score` writes them (`repr(score + 0.0)`), here through `map` so that the
+    per-line work stays in C."""
     _check_tag(tag)
-    lines = [
-        f"{qid} Q0 {docid} {rank} {format_score(score)} {tag}\n"
-        for qid in sorted(ranked)
-        for rank, (docid, score) in enumerate(ranked[qid], start=1)
-    ]
-    return "".join(lines)
+    with collector_paused():
+        yield from _trec_chunks(ranked, f" {tag}\n")
+
+
+def _trec_chunks(ranked: Mapping[str, Sequence[Sequence]], tag_suffix: str) -> Iterator[str]:
+    for qid in sorted(ranked):
+        docs = ranked[qid]
+        scores = [float(doc[1]) for doc in docs]
+        if not all(map(math.isfinite, scores)):
+            bad = next(score for score in scores if not math.isfinite(score))
+            raise ValueError(f"cannot write a non-finite score to a run: {bad!r}")
+        texts = map(repr, map(float.__add__, scores, repeat(0.0)))  # + 0.0: -0.0 is written as 0.0
+        # the line's pieces chained and joined in C: no per-line Python formatting
+        pieces = zip(
+            repeat(f"{qid} Q0 "),
+            map(itemgetter(0), docs),
+            repeat(" "),
+            map(str, range(1, len(docs) + 1)),
+            repeat(" "),
+            texts,
+            repeat(tag_suffix),
+        )
+        yield "".join(itertools.chain.from_iterable(pieces))
