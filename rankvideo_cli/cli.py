@@ -332,8 +332,15 @@ def tune(
     run: Annotated[Path, typer.Argument(help="The first-stage run that was reranked.")],
     qrels: Annotated[Path, typer.Argument(help="Qrels: TREC 4-column or MultiVENT JSONL.")],
     scores: Annotated[
-        Path, typer.Option("--scores", help="Model scores: the JSONL of `rankvideo rerank --scores` (or merge).")
+        Path,
+        typer.Option(
+            "--scores",
+            help="Model scores: the JSONL of `rerank --scores` (or merge), or the reference's JSON directory.",
+        ),
     ],
+    reference_model: Annotated[
+        str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
+    ] = None,
     measure: Annotated[str, typer.Option("--measure", "-m", help="The measure to maximise.")] = "nDCG@10",
     alphas: Annotated[str, typer.Option(help="ALPHA values: a list (0,0.5,1) or a range (0:1:0.1).")] = "0:1:0.1",
     normalizations: Annotated[
@@ -365,6 +372,50 @@ def tune(
         output=output,
         tag=tag,
         fmt=fmt.value,
+        console=stderr,
+        reference_model=reference_model,
+    )
+
+
+@app.command()
+@user_errors
+def rank(
+    run: Annotated[Path, typer.Argument(help="The first-stage run.")],
+    scores: Annotated[
+        Path,
+        typer.Option(
+            "--scores",
+            help="Stored scores: the JSONL of `rerank --scores`/`merge --scores`, or a directory of the reference "
+            "code's {vid}_reranking_{model}.json files.",
+        ),
+    ],
+    reference_model: Annotated[
+        str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the run here (atomic).")] = None,
+    tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
+    depth: Annotated[int, typer.Option(min=1, help="Rerank the top K candidates of each query.")] = 100,
+    interpolate: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")
+    ] = None,
+    normalization: Annotated[str, typer.Option(help="minmax, zscore or none (with --interpolate).")] = "minmax",
+    qrels: Annotated[Path | None, typer.Option(help="Evaluate against these qrels (to stderr).")] = None,
+    measures: MeasureOpt = None,
+) -> None:
+    """Rerank RUN with stored scores, no model: ours, or the reference code's per-video JSON files."""
+    from rankvideo_cli.workflow import run_rank
+
+    run_rank(
+        run,
+        scores,
+        reference_model=reference_model,
+        output=output,
+        tag=tag,
+        depth=depth,
+        interpolate=interpolate,
+        normalization=normalization,
+        qrels=qrels,
+        measures=measures,
         console=stderr,
     )
 

@@ -71,8 +71,13 @@ class SweepResult:
         return statistics.fmean(values[qid] for qid in chosen) if chosen else math.nan
 
 
-def read_model_scores(path: str | Path) -> dict[Pair, float]:
-    """(qid, docid) -> logit_delta from a `rankvideo rerank --scores` JSONL file; errors name file and line."""
+def read_model_scores(path: str | Path, reference_model: str | None = None) -> dict[Pair, float]:
+    """(qid, docid) -> logit_delta from a `rankvideo rerank --scores` JSONL file, or from a directory of the
+    reference's per-video `*_reranking_<model>.json` files (`reference_scores`); errors name file and line."""
+    if Path(path).is_dir():
+        from rankvideo_cli.reference_scores import read_reference_scores
+
+        return read_reference_scores(path, reference_model)
     name = display_name(path)
     scores: dict[Pair, float] = {}
     first_line: dict[Pair, int] = {}

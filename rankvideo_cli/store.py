@@ -44,8 +44,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.io.bulk import collector_paused
 from rankvideo_cli.scoring.base import PairScore
 from rankvideo_cli.shards import Shard
 from rankvideo_cli.video_identity import IdentityRecord, StatSignature
@@ -58,9 +60,9 @@ class StoreError(RankVideoError):
     """The score store cannot be used (unwritable directory, another writer holds the file...)."""
 
 
-@dataclass(frozen=True, order=True)
-class PairKey:
-    """Identity of one scored pair inside a (model, settings) namespace."""
+class PairKey(NamedTuple):
+    """Identity of one scored pair inside a (model, settings) namespace (a named tuple: a store holds
+    hundreds of thousands)."""
 
     qid: str
     query_sha256: str
@@ -167,6 +169,11 @@ def iter_records(directory: Path) -> Iterator[tuple[Path, dict | None]]:
 
 def read_store(directory: Path, model: str, settings: str) -> StoreContents:
     """Merge all store files of `directory` for one model and sampling-settings namespace."""
+    with collector_paused():  # hundreds of thousands of records: see io.bulk
+        return _read_store(directory, model, settings)
+
+
+def _read_store(directory: Path, model: str, settings: str) -> StoreContents:
     contents = StoreContents(files=sorted(directory.glob(STORE_GLOB)) if directory.is_dir() else [])
     if not directory.is_dir():
         return contents

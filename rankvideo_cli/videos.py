@@ -166,8 +166,13 @@ class VideoResolver:
                 return Resolution(docid, UNSAFE, reason=reason)
         too_long = None
         for relative in candidates:
+            full = os.path.join(self._root_text, relative)
             try:
-                if not stat.S_ISREG(os.stat(os.path.join(self._root_text, relative)).st_mode):
+                mode = os.lstat(full).st_mode
+                linked = stat.S_ISLNK(mode)
+                if linked:
+                    mode = os.stat(full).st_mode
+                if not stat.S_ISREG(mode):
                     continue
             except (FileNotFoundError, NotADirectoryError):
                 continue
@@ -175,7 +180,8 @@ class VideoResolver:
                 too_long = f"{error.strerror or error}"
                 continue
             path = self.root / relative
-            if not path.resolve().is_relative_to(self._real_root):
+            # a plain file directly in the root cannot be elsewhere; anything else is resolved and checked
+            if (linked or "/" in relative) and not path.resolve().is_relative_to(self._real_root):
                 reason = f"docid {docid!r}: {path} links outside {self.root}"
                 self.rejected[docid] = reason
                 return Resolution(docid, UNSAFE, reason=reason)

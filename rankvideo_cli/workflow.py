@@ -37,8 +37,10 @@ from rankvideo_cli.preflight import (
     OutputPlan,
     check_at_least,
     check_model_name,
+    check_no_collisions,
     check_regular_input,
     check_tag,
+    check_writable_file,
     is_stdout,
     plan_outputs,
 )
@@ -619,6 +621,7 @@ def run_tune(
     tag: str,
     fmt: str,
     console: Console,
+    reference_model: str | None = None,
 ):
     """`rankvideo tune`: the cross-validated interpolation sweep (`fusion`), a report, the interpolated run."""
     from rankvideo_cli import fusion
@@ -639,7 +642,7 @@ def run_tune(
     report_tolerated(console, describe_tolerated(judged))
     run = read_run(run_path)
     report_tolerated(console, run.tolerated.describe(run.source, 6))
-    model_scores = fusion.read_model_scores(scores_path)
+    model_scores = fusion.read_model_scores(scores_path, reference_model)
     unknown = [pair for pair in model_scores if pair[0] not in run]
     if unknown:
         raise InputError(scores_path, None, f"scores for query {unknown[0][0]!r}, which is not in {run.source}")
@@ -670,6 +673,68 @@ def run_tune(
         soft_wrap=True,
     )
     return result
+
+
+def run_rank(
+    run_path: Path,
+    scores_path: Path,
+    *,
+    reference_model: str | None,
+    output: Path | None,
+    tag: str,
+    depth: int,
+    interpolate: float | None,
+    normalization: str,
+    qrels: Path | None,
+    measures: Sequence[str] | None,
+    console: Console,
+) -> dict[str, list[RankedDoc]]:
+    """`rankvideo rank`: a run reranked with stored scores (a `--scores` JSONL, or the reference's per-video
+    files), exactly as `rerank` ranks (depth, unscored tail, interpolation, tie-consistent scores); no model."""
+    from rankvideo_cli import fusion
+
+    check_tag(tag)
+    check_options(depth, interpolate, normalization)
+    if interpolate is None and normalization != "minmax":
+        raise UsageError("--normalization applies to --interpolate only; give --interpolate ALPHA too")
+    sources = [Named("the run", run_path), Named("--scores", scores_path)]
+    if qrels is not None:
+        from rankvideo_cli.evaluate import check_measures
+
+        check_measures(measures)
+        sources.append(Named("--qrels", qrels))
+    if not is_stdout(output):
+        check_no_collisions(sources, [Named("-o", Path(output))])  # type: ignore[arg-type]
+        check_writable_file(Path(output), "-o")  # type: ignore[arg-type]
+    run = read_run(run_path)
+    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    model_scores = fusion.read_model_scores(scores_path, reference_model)
+    ranked = rerank(run, model_scores, depth=depth, interpolate=interpolate, normalization=normalization)
+    write_output_chunks(iter_trec_chunks(ranked, tag), output)
+    provenance = Counter(map(itemgetter(2), itertools.chain.from_iterable(ranked.values())))
+    outside = sum(1 for qid, _docid in model_scores if qid not in run)
+    console.print(
+        f"rankvideo: {len(run)} queries, {run.pair_count} candidates; {provenance[RERANKED]} reranked with the "
+        f"stored scores, {provenance[UNSCORED]} within depth {depth} without a score kept in first-stage order, "
+        f"{provenance[BELOW_DEPTH]} below depth"
+        + (f"; {outside} stored scores are for queries not in the run (ignored)" if outside else ""),
+        markup=False,
+        soft_wrap=True,
+    )
+    if qrels is not None:
+        from rankvideo_cli.evaluate import evaluate, render_table
+        from rankvideo_cli.io.qrels import read_qrels
+
+        report = evaluate(
+            {qid: {doc.docid: doc.score for doc in docs} for qid, docs in ranked.items()},
+            read_qrels(qrels),
+            measures,
+            baseline={qid: {c.docid: c.score for c in candidates} for qid, candidates in run.items()},
+            run_name="reranked",
+            baseline_name="first stage",
+        )
+        render_table(report, console)
+    return ranked
 
 
 def _print_sweep(result, console: Console) -> None:

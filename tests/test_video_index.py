@@ -128,3 +128,59 @@ def test_symlinks_are_not_followed(multivent_dir: Path, tmp_path: Path) -> None:
     os.symlink(outside, multivent_dir / "link")
     os.symlink(outside / "escaped0001.mp4", multivent_dir / "escaped0001.mp4")
     assert "escaped0001" not in build_index(multivent_dir, use_cache=False).entries
+
+
+def test_the_multivent_shaped_sample_reranks_like_the_flat_sample(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """sample_runs/multivent/ is the flat sample in MultiVENT 2.0's published shape (YouTube ids, tar shards with
+    metadata members, a Query_id,query CSV, JSONL judgments): the same videos must get the same scores."""
+    import json as json_module
+    import sys
+
+    sys.path.insert(0, str(SAMPLE))
+    from make_multivent_sample import IDS, MISSING
+
+    multivent = SAMPLE / "multivent"
+    result = CliRunner().invoke(
+        app,
+        [
+            "rerank",
+            str(multivent / "first_stage.trec"),
+            str(multivent / "queries.csv"),
+            "--videos",
+            str(multivent / "videos"),
+            "--model",
+            "tiny-random",
+            "--cache",
+            str(tmp_path / "store"),
+            "--qrels",
+            str(multivent / "judgments.jsonl"),
+            "--tag",
+            "rv",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 candidate videos have no file" in result.stderr and "36 pairs scored now" in result.stderr
+    flat = CliRunner().invoke(
+        app,
+        [
+            "rerank",
+            str(SAMPLE / "first_stage.trec"),
+            str(SAMPLE / "queries.tsv"),
+            "--videos",
+            str(VIDEOS),
+            "--model",
+            "tiny-random",
+            "--cache",
+            str(tmp_path / "flat-store"),
+            "--tag",
+            "rv",
+        ],
+    )
+    back = {youtube_id: docid for docid, youtube_id in {**IDS, **MISSING}.items()}
+    renamed = "".join(
+        " ".join([fields[0], fields[1], back[fields[2]], *fields[3:]]) + "\n"
+        for fields in (line.split() for line in result.stdout.splitlines())
+    )
+    assert renamed == flat.stdout
+    judged = [json_module.loads(line) for line in (multivent / "judgments.jsonl").read_text().splitlines()]
+    assert {record["doc_id"] for record in judged} <= set(back)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from rankvideo_cli.frames import SampledVideo
 
 
-@dataclass(frozen=True)
-class PairScore:
-    """RankVideo's relevance score for one (query, video) pair."""
+class PairScore(NamedTuple):
+    """RankVideo's relevance score for one (query, video) pair (a named tuple: stores hold many)."""
 
     logit_delta: float  # logprob_yes - logprob_no: the ranking score
     p_yes: float  # sigmoid(logit_delta)
