@@ -407,6 +407,8 @@ def _describe_unscored(unscored: list[tuple[Pair, str]], shard_count: int | None
 
 
 def _pick_namespace(directory: Path, model: str | None, settings: str | None) -> tuple[str, str]:
+    if model is not None and settings is not None:  # from the shard manifests: no need to read the store twice
+        return model, settings
     namespaces = store_namespaces(directory)
     candidates = sorted(
         (m, s) for m, s in namespaces if (model is None or m == model) and (settings is None or s == settings)

@@ -146,6 +146,9 @@ def _score_record(model: str, settings: str, key: PairKey, score: PairScore) -> 
     }
 
 
+_RAW_DECODE = json.JSONDecoder().raw_decode
+
+
 def iter_records(directory: Path) -> Iterator[tuple[Path, dict | None]]:
     """Every record of every store file in `directory`, in file-name then line order.
 
@@ -156,15 +159,16 @@ def iter_records(directory: Path) -> Iterator[tuple[Path, dict | None]]:
             data = path.read_bytes()
         except FileNotFoundError:  # removed between glob and read
             continue
-        for line in data.split(b"\n"):
+        # records are ASCII JSON (`_encode`); damage decodes to U+FFFD and fails to parse, as it should
+        for line in data.decode("utf-8", errors="replace").split("\n"):
             if not line:
                 continue
             try:
-                record = json.loads(line)
+                record, end = _RAW_DECODE(line)  # json.loads minus its per-call encoding detection
             except ValueError:
                 yield path, None
                 continue
-            yield path, record if isinstance(record, dict) else None
+            yield path, record if isinstance(record, dict) and end == len(line) else None
 
 
 def read_store(directory: Path, model: str, settings: str) -> StoreContents:
