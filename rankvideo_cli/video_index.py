@@ -26,7 +26,7 @@ from pathlib import Path
 from rankvideo_cli.errors import UsageError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class VideoIndex:
     entries: dict[str, str | list] = field(default_factory=dict)  # stem -> relative path, or [tar, member, off, size]
     signature: dict[str, list[int]] = field(default_factory=dict)  # folder or tar -> [size, mtime_ns]
     built: bool = False  # built now (False: read from the cache)
+    linked: set[str] = field(default_factory=set)  # stems of symlinked video files (not indexed: never followed)
 
     def locate(self, docid: str) -> Path | TarMember | None:
         entry = self.entries.get(docid)
@@ -97,11 +98,13 @@ def _add(entries: dict, origin: dict[str, str], stem: str, entry: str | list, wh
     origin[stem] = where
 
 
-def _scan(root: Path) -> tuple[dict[str, int], list[str], list[str]]:
-    """(folder or tar -> [size, mtime_ns], video files, tars), relative to root, sorted: deterministic."""
+def _scan(root: Path) -> tuple[dict[str, list[int]], list[str], list[str], list[str]]:
+    """(folder or tar -> [size, mtime_ns], video files, tars, symlinked videos' stems), relative to root,
+    sorted: deterministic."""
     signature: dict[str, list[int]] = {}
     files: list[str] = []
     tars: list[str] = []
+    linked: list[str] = []
     pending = [""]
     while pending:
         relative = pending.pop()
@@ -111,7 +114,11 @@ def _scan(root: Path) -> tuple[dict[str, int], list[str], list[str]]:
         with os.scandir(directory) as listing:
             for entry in listing:
                 name = f"{relative}/{entry.name}" if relative else entry.name
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_symlink():
+                    stem = _stem(entry.name)
+                    if stem is not None:
+                        linked.append(stem)
+                elif entry.is_dir(follow_symlinks=False):
                     pending.append(name)
                 elif entry.is_file(follow_symlinks=False):
                     if entry.name.lower().endswith(".tar"):
@@ -120,7 +127,7 @@ def _scan(root: Path) -> tuple[dict[str, int], list[str], list[str]]:
                         tars.append(name)
                     elif _stem(entry.name) is not None:
                         files.append(name)
-    return signature, sorted(files), sorted(tars)
+    return signature, sorted(files), sorted(tars), sorted(linked)
 
 
 def _tar_members(root: Path, relative: str) -> list[tuple[str, int, int]]:
@@ -148,13 +155,13 @@ def build_index(root: str | Path, *, use_cache: bool = True) -> VideoIndex:
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"--videos {root}: not a directory")
-    signature, files, tars = _scan(root)
+    signature, files, tars, linked = _scan(root)
     cache = _cache_path(root)
     if use_cache:
         try:
             cached = json.loads(cache.read_text(encoding="utf-8"))
             if cached.get("version") == INDEX_VERSION and cached.get("signature") == signature:
-                return VideoIndex(root, cached["entries"], signature, built=False)
+                return VideoIndex(root, cached["entries"], signature, built=False, linked=set(linked))
         except (OSError, ValueError, AttributeError):
             pass
     entries: dict[str, str | list] = {}
@@ -164,7 +171,7 @@ def build_index(root: str | Path, *, use_cache: bool = True) -> VideoIndex:
     for relative in tars:
         for member, offset, size in _tar_members(root, relative):
             _add(entries, origin, _stem(member) or "", [relative, member, offset, size], f"{relative}::{member}", root)
-    index = VideoIndex(root, dict(sorted(entries.items())), signature, built=True)
+    index = VideoIndex(root, dict(sorted(entries.items())), signature, built=True, linked=set(linked))
     payload = {"version": INDEX_VERSION, "root": str(root.resolve()), "signature": signature, "entries": index.entries}
     with contextlib.suppress(OSError):  # an unwritable cache costs a rebuild next time, nothing else
         atomic_write_text(cache, json.dumps(payload, sort_keys=True, separators=(",", ":")) + "\n")

@@ -164,6 +164,15 @@ class VideoResolver:
             if reason is not None:
                 self.rejected[docid] = reason
                 return Resolution(docid, UNSAFE, reason=reason)
+        if self._index_fallback:
+            # the index knows every regular video file under the root: no system call per docid (100k on a
+            # network file system); only a symlinked file, which it never follows, needs the checks below
+            index = self._index()
+            indexed = index.locate(docid)
+            if indexed is not None:
+                return Resolution(docid, FOUND, path=indexed)
+            if docid not in index.linked:
+                return self._missing(docid, candidates)
         too_long = None
         for relative in candidates:
             full = os.path.join(self._root_text, relative)
@@ -186,13 +195,12 @@ class VideoResolver:
                 self.rejected[docid] = reason
                 return Resolution(docid, UNSAFE, reason=reason)
             return Resolution(docid, FOUND, path=path)
-        if self._index_fallback and too_long is None:
-            indexed = self._index().locate(docid)
-            if indexed is not None:
-                return Resolution(docid, FOUND, path=indexed)
-        shown = ", ".join(candidates[:3]) + (f" and {len(candidates) - 3} more" if len(candidates) > 3 else "")
         if too_long is not None:
             return Resolution(docid, MISSING, reason=f"docid {docid!r} cannot name a file ({too_long.lower()})")
+        return self._missing(docid, candidates)
+
+    def _missing(self, docid: str, candidates: list[str]) -> Resolution:
+        shown = ", ".join(candidates[:3]) + (f" and {len(candidates) - 3} more" if len(candidates) > 3 else "")
         tried = f" (tried {shown})" if candidates else " (not in the video map)"
         if self._index_fallback:
             tried = f" (tried {shown}, and every folder and .tar under it)"

@@ -198,12 +198,21 @@ def _build(
         ordered = sorted(rows[qid].items(), key=_SCORE_THEN_DOCID, reverse=True)
         if consume:
             del rows[qid]
-        docids, scores = zip(*ordered, strict=True) if ordered else ((), ())
-        # tuple.__new__ through map: the named tuples are built in C, not by 2.5M calls of their Python __new__
-        run[qid] = list(
-            map(_new_tuple, repeat(Candidate), zip(docids, scores, range(1, len(ordered) + 1), strict=True))
-        )
+        ranks = _rank_tuples(len(ordered))
+        # (docid, score) + (rank,) and tuple.__new__ through map: the named tuples are built in C, not by 2.5M
+        # calls of their Python __new__
+        run[qid] = list(map(_new_tuple, repeat(Candidate), map(tuple.__add__, ordered, ranks)))
     return run
+
+
+_RANKS: list[tuple[int]] = []
+
+
+def _rank_tuples(count: int) -> list[tuple[int]]:
+    """[(1,), (2,), ...] of at least `count` items, made once and shared by every query."""
+    while len(_RANKS) < count:
+        _RANKS.append((len(_RANKS) + 1,))
+    return _RANKS
 
 
 _new_tuple = tuple.__new__
