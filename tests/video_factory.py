@@ -201,12 +201,13 @@ def _frame_times(spec: VideoSpec) -> Iterator[tuple[int, Fraction]]:
 
 
 def _encoder_options(spec: VideoSpec, gop: int) -> dict[str, str]:
-    # one encoder thread: frame-threaded encoders may decide differently under CPU contention, and the
-    # factory's files must be byte-identical from run to run (test_output_is_deterministic)
+    # one encoder thread, and (below) no macroblock tree in x264: the factory's files must be byte-identical
+    # from run to run (test_output_is_deterministic); with mbtree this x264 build was not, even single-threaded
     options = {"g": str(gop), "threads": "1"}
     if spec.codec == "h264":
         options |= {"preset": "veryfast", "crf": "26", "bf": "3" if spec.bframes else "0"}
-        options["x264-params"] = "scenecut=0:open-gop=0"
+        # mbtree off: with it, this x264 build encoded B-frame clips differently from run to run
+        options["x264-params"] = "scenecut=0:open-gop=0:mbtree=0"
     elif spec.codec == "hevc":
         options |= {"preset": "ultrafast", "crf": "30"}
         options["x265-params"] = f"log-level=error:scenecut=0:bframes={3 if spec.bframes else 0}"
