@@ -324,6 +324,9 @@ def score_pairs(
                 progress.update()
                 if stop.signum is not None:
                     break
+        leftover = identities.take_all()  # re-hashed videos whose stored scores still held: next run only stats
+        if leftover:
+            store.writer.add_identities(leftover)
         if stop.signum is not None:
             remaining = counts.pairs_to_score - counts.pairs_scored - counts.pairs_failed
             interrupted = Interrupted(stop.signum, counts.pairs_scored, remaining, store.directory, result)

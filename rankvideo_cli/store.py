@@ -337,6 +337,10 @@ class StoreWriter:
             [identity.to_record() for identity in identities] + [{**record, "error": bad.kind, "message": bad.message}]
         )
 
+    def add_identities(self, identities: Iterable[IdentityRecord]) -> None:
+        """Video identities hashed in this run without scores to go with them (a touched, unchanged video)."""
+        self._append([identity.to_record() for identity in identities])
+
     def add_video_ok(self, settings: str, video: str) -> None:
         self._append([{"kind": "video_ok", "settings": settings, "video": video}])
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,38 +71,39 @@ class IdentityRecord:
 
 
 class VideoIdentities:
-    """The current identity of each video key, at most one stat (and, when the signature is new, one 2 MiB
-    read) per video per run. Thread-safe: decode threads ask for the identity of the video they open."""
+    """The current identity of each video key: at most one stat (and, when the signature is new, one 2 MiB
+    read) per video per run. The identities hashed in this run are handed out once each, to be written to the
+    store (`take_computed` with a video's scores, `take_all` for the rest), so the next run only stats."""
 
     def __init__(self, known: dict[tuple[str, StatSignature], str] | None = None) -> None:
         self._known = dict(known or {})
         self._current: dict[str, str | None] = {}
-        self._lock = threading.Lock()
-        self.computed: list[IdentityRecord] = []  # hashed in this run: to append to the store
+        self._computed: dict[str, IdentityRecord] = {}  # hashed in this run, not yet handed out
 
-    def current(self, key: str, path: str | Path) -> str | None:
+    def current(self, key: str, path: str | Path | TarMember) -> str | None:
         """The identity of the file now at `path` (None when it cannot be read: the decoder will say why)."""
-        with self._lock:
-            if key in self._current:
-                return self._current[key]
+        if key in self._current:
+            return self._current[key]
+        identity = None
         try:
             signature = StatSignature.of(path)
             identity = self._known.get((key, signature))
-            fresh = identity is None
-            if fresh:
+            if identity is None:
                 identity = content_identity(path, None if isinstance(path, TarMember) else signature.size)
-        except OSError:
-            signature, identity, fresh = None, None, False
-        with self._lock:
-            self._current.setdefault(key, identity)
-            if fresh and signature is not None and identity is not None:
                 self._known[(key, signature)] = identity
-                self.computed.append(IdentityRecord(key, signature, identity))
-            return self._current[key]
+                self._computed[key] = IdentityRecord(key, signature, identity)
+        except OSError:
+            identity = None
+        self._current[key] = identity
+        return identity
 
     def take_computed(self, key: str) -> list[IdentityRecord]:
-        """The records computed for `key` not yet handed out (they go to the store with the video's scores)."""
-        with self._lock:
-            taken = [record for record in self.computed if record.video == key]
-            self.computed = [record for record in self.computed if record.video != key]
-        return taken
+        """The record hashed for `key` in this run, if not handed out yet (it goes with the video's scores)."""
+        record = self._computed.pop(key, None)
+        return [record] if record is not None else []
+
+    def take_all(self) -> list[IdentityRecord]:
+        """Every record not handed out yet (videos whose stored scores were still valid after a re-hash)."""
+        records = list(self._computed.values())
+        self._computed.clear()
+        return records

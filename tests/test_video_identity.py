@@ -3,6 +3,7 @@ trusting a recorded identity only while the file's stat signature (size, mtime, 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -53,6 +54,7 @@ def test_a_recorded_identity_is_trusted_only_while_the_stat_signature_holds(tmp_
     changed = identities.current("v", path)
     assert changed != identity and len(reads) == 1
     assert [record.identity for record in identities.take_computed("v")] == [changed]
+    assert identities.take_computed("v") == [] and identities.take_all() == []  # handed out once
     assert identities.current("v", path) == changed and len(reads) == 1  # once per run
     assert VideoIdentities(known).current("v", tmp_path / "gone.mp4") is None
 
@@ -86,6 +88,16 @@ def test_a_video_replaced_under_the_same_path_is_scored_again(tiny_model_dir: Pa
 
     os.utime(videos / "v003.mp4")  # touched, same content: re-hashed, still the same video
     assert "0 pairs scored now, 36 from the score store" in run_rerank(videos, store)
+    # ...and its new signature is recorded, so the next run trusts it without reading the file again
+    touched = StatSignature.of(videos / "v003.mp4")
+    records = [json.loads(line) for line in (store / "scores.jsonl").read_text().splitlines()]
+    assert any(
+        record["kind"] == "video_id"
+        and record["video"] == str(videos / "v003.mp4")
+        and (record["size"], record["mtime_ns"], record["ctime_ns"])
+        == (touched.size, touched.mtime_ns, touched.ctime_ns)
+        for record in records
+    )
 
     candidates_of_v001 = sum(line.split()[2] == "v001" for line in (SAMPLE / "first_stage.trec").open())
     stat = (videos / "v001.mp4").stat()
