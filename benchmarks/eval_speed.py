@@ -22,14 +22,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from processes import measure
 from synth_runs import write_inputs
 
 MEASURES = ["nDCG@10", "nDCG@20", "R@10", "R@100", "AP", "RR"]
@@ -41,21 +40,6 @@ def tool(name: str) -> str:
     if found is None:
         raise SystemExit(f"{name} is not installed")
     return found
-
-
-def measure(command: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one process."""
-    with tempfile.TemporaryFile() as stdout:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        text = stdout.read().decode()
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} exited {process.returncode}")
-    return wall, usage.ru_maxrss / 1024, text
 
 
 def ir_measures_values(text: str) -> dict[str, float]:

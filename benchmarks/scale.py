@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from processes import measure
 from synth_runs import write_inputs
 
 PHASES = r"""
@@ -73,24 +71,9 @@ print(json.dumps(timings))
 """
 
 
-def measure(command: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one process."""
-    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        stdout.seek(0)
-        stderr.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{' '.join(command)} failed:\n{stderr.read().decode()[-2000:]}")
-        return wall, usage.ru_maxrss / 1024, stdout.read().decode()
-
-
 def write_store(store: Path, run_path: Path, videos: Path, pairs: int) -> None:
     """A score store of `pairs` scores of the run's first candidates, as `rankvideo rerank --shard` writes it,
     with a shard manifest, and an empty file per video so that merge resolves them."""
-    from rankvideo_cli.io.queries import read_queries  # noqa: F401 - same package as the CLI under test
     from rankvideo_cli.io.runs import read_run
     from rankvideo_cli.manifest import build_manifest, write_manifest
     from rankvideo_cli.pipeline import PipelineCounts, PipelineResult, PipelineTimings

@@ -144,6 +144,9 @@ ScoreModeOpt = Annotated[
     typer.Option(help="full: log-softmax over the whole vocabulary; reference: mimic vLLM's top-512 logprobs."),
 ]
 BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")]
+ReferenceModelOpt = Annotated[
+    str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
+]
 MeasureOpt = Annotated[
     list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure, repeatable (e.g. nDCG@10).")
 ]
@@ -338,9 +341,7 @@ def tune(
             help="Model scores: the JSONL of `rerank --scores` (or merge), or the reference's JSON directory.",
         ),
     ],
-    reference_model: Annotated[
-        str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
-    ] = None,
+    reference_model: ReferenceModelOpt = None,
     measure: Annotated[str, typer.Option("--measure", "-m", help="The measure to maximise.")] = "nDCG@10",
     alphas: Annotated[str, typer.Option(help="ALPHA values: a list (0,0.5,1) or a range (0:1:0.1).")] = "0:1:0.1",
     normalizations: Annotated[
@@ -389,9 +390,7 @@ def rank(
             "code's {vid}_reranking_{model}.json files.",
         ),
     ],
-    reference_model: Annotated[
-        str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
-    ] = None,
+    reference_model: ReferenceModelOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the run here (atomic).")] = None,
     tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
     depth: Annotated[int, typer.Option(min=1, help="Rerank the top K candidates of each query.")] = 100,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from pathlib import Path
 
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.text import STDIN
+from rankvideo_cli.manifest import default_manifest_path
+from rankvideo_cli.ranking import check_options
+from rankvideo_cli.shards import Shard
+from rankvideo_cli.store import default_store_dir
 
 
 def is_stdout(path: str | Path | None) -> bool:
@@ -112,8 +117,6 @@ def check_regular_input(path: Path, what: str) -> None:
         mode = path.stat().st_mode
     except OSError:
         return
-    import stat
-
     if stat.S_ISDIR(mode):
         raise UsageError(f"{what} {path}: is a directory, not a file")
     if not stat.S_ISREG(mode):
@@ -131,6 +134,21 @@ def check_model_name(model: str) -> None:
         return
     if difflib.get_close_matches(model.lower(), [TINY_MODEL_NAME], n=1, cutoff=0.8):
         raise UsageError(f"unknown model {model!r}: did you mean {TINY_MODEL_NAME!r}?")
+
+
+def check_output_file(output: Path | None, inputs: Sequence[Named], option: str = "-o") -> None:
+    """A run file to write (None or `-`: stdout, nothing to check): writable, and not one of `inputs`."""
+    if is_stdout(output):
+        return
+    check_no_collisions(inputs, [Named(option, Path(output))])  # type: ignore[arg-type]
+    check_writable_file(Path(output), option)  # type: ignore[arg-type]
+
+
+def check_ranking_options(depth: int, interpolate: float | None, normalization: str) -> None:
+    """`ranking.check_options`, and `--normalization` only where it applies (with `--interpolate`)."""
+    check_options(depth, interpolate, normalization)
+    if interpolate is None and normalization != "minmax":
+        raise UsageError("--normalization applies to --interpolate only; give --interpolate ALPHA too")
 
 
 def check_at_least(value: int | None, option: str, minimum: int = 1) -> None:
@@ -159,29 +177,18 @@ def plan_outputs(
     cache_dir: Path | None,
     manifest: Path | None,
     scores: Path | None,
-    shard_label: str | None,
+    shard: Shard | None,
     inputs: Sequence[Named],
 ) -> OutputPlan:
     """The output locations with their defaults, each checked writable, none an input or another output.
 
-    Defaults: the store is `OUTPUT.scores/` (with `-o`), else `./rankvideo-scores/`; the manifest is
-    `OUTPUT.manifest.json`, else (stdout, or a shard) inside the store directory. `-o -` is stdout.
+    Defaults (`store.default_store_dir`, `manifest.default_manifest_path`): the store is `OUTPUT.scores/` (with
+    `-o`), else `./rankvideo-scores/`; the manifest is `OUTPUT.manifest.json`, else (stdout, or a shard) inside
+    the store directory. `-o -` is stdout.
     """
     run_output = None if is_stdout(output) else Path(output)  # type: ignore[arg-type]
-    if cache_dir is not None:
-        store_dir = Path(cache_dir)
-    elif run_output is not None:
-        store_dir = run_output.with_name(run_output.name + ".scores")
-    else:
-        store_dir = Path("rankvideo-scores")
-    if manifest is not None:
-        manifest_path = Path(manifest)
-    elif shard_label is not None:
-        manifest_path = store_dir / f"{shard_label}.manifest.json"
-    elif run_output is not None:
-        manifest_path = run_output.with_name(run_output.name + ".manifest.json")
-    else:
-        manifest_path = store_dir / "run.manifest.json"
+    store_dir = Path(cache_dir) if cache_dir is not None else default_store_dir(run_output)
+    manifest_path = Path(manifest) if manifest is not None else default_manifest_path(run_output, store_dir, shard)
     outputs = [Named("--manifest", manifest_path)]
     if run_output is not None:
         outputs.insert(0, Named("-o", run_output))

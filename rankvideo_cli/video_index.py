@@ -25,7 +25,8 @@ from pathlib import Path
 
 from rankvideo_cli.errors import UsageError
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
+# what counts as a video file, by extension; tried in this order by `videos.VideoResolver` too
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 INDEX_VERSION = 2
 
 
@@ -53,7 +54,7 @@ class TarMember:
 
 def _stem(name: str) -> str | None:
     base = name.rsplit("/", 1)[-1]
-    for suffix in VIDEO_SUFFIXES:
+    for suffix in VIDEO_EXTENSIONS:
         if base.lower().endswith(suffix) and len(base) > len(suffix):
             return base[: -len(suffix)]
     return None

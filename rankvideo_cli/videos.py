@@ -18,11 +18,9 @@ from pathlib import Path, PurePosixPath
 
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.text import numbered_lines, read_text
-from rankvideo_cli.video_index import TarMember, VideoIndex, build_index
+from rankvideo_cli.video_index import VIDEO_EXTENSIONS, TarMember, VideoIndex, build_index
 
 DEFAULT_PATTERN = "{docid}.mp4"
-# Tried in this order when a pattern names no extension.
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 # `{multivent_dir}` is the MultiVENT 2.0 shard folder of an integer docid: int(docid) // 100 + 1, 6 digits.
 PRESETS = {"multivent": "{multivent_dir}/{docid}.mp4"}
 PATTERN_FIELDS = ("docid", "multivent_dir")

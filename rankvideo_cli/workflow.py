@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from rankvideo_cli.io.runs import Run, iter_trec_chunks, read_run, read_run_scor
 from rankvideo_cli.io.text import display_name
 from rankvideo_cli.manifest import (
     build_manifest,
-    default_manifest_path,
     describe_input,
     read_shard_manifests,
     shared_shard_settings,
@@ -37,10 +37,10 @@ from rankvideo_cli.preflight import (
     OutputPlan,
     check_at_least,
     check_model_name,
-    check_no_collisions,
+    check_output_file,
+    check_ranking_options,
     check_regular_input,
     check_tag,
-    check_writable_file,
     is_stdout,
     plan_outputs,
 )
@@ -50,7 +50,6 @@ from rankvideo_cli.ranking import (
     RERANKED,
     UNSCORED,
     RankedDoc,
-    check_options,
     rerank,
 )
 from rankvideo_cli.scoring.base import Scorer
@@ -94,7 +93,7 @@ class RerankRequest:
 
 class MemoResolver:
     """Resolves each docid once (a file-system stat on a cluster filesystem is not free), and keeps the first
-    missing docid's explanation (the paths tried) for the report."""
+    few missing docids' explanations (the paths tried) for the report."""
 
     def __init__(self, resolver: VideoResolver) -> None:
         self.resolver = resolver
@@ -184,7 +183,7 @@ def _summary(
     ranked: dict[str, list[RankedDoc]],
     request_like: RerankRequest,
 ) -> None:
-    provenance = Counter(map(itemgetter(2), itertools.chain.from_iterable(ranked.values())))  # RankedDoc.provenance
+    provenance = count_provenance(ranked)
     written = sum(provenance.values())
     dropped = inputs.run.pair_count - written
     counts = result.counts
@@ -228,20 +227,31 @@ def _finish(
         atomic_write_text(request.scores_path, _scores_jsonl(result))
     _summary(console, inputs, result, ranked, request)
     if request.qrels_path is not None:
-        from rankvideo_cli.evaluate import evaluate, render_table
-        from rankvideo_cli.io.qrels import read_qrels
-
-        baseline = {qid: {c.docid: c.score for c in candidates} for qid, candidates in inputs.run.items()}
-        report = evaluate(
-            {qid: {doc.docid: doc.score for doc in docs} for qid, docs in ranked.items()},
-            read_qrels(request.qrels_path),
-            request.measures,
-            baseline=baseline,
-            run_name="reranked",
-            baseline_name="first stage",
-        )
-        render_table(report, console)
+        _evaluate_against_first_stage(ranked, inputs.run, request.qrels_path, request.measures, console)
     return ranked
+
+
+def _evaluate_against_first_stage(
+    ranked: dict[str, list[RankedDoc]], run: Run, qrels: Path, measures: Sequence[str] | None, console: Console
+) -> None:
+    """The reranked run against the first stage it came from, as a table on stderr."""
+    from rankvideo_cli.evaluate import evaluate, render_table
+    from rankvideo_cli.io.qrels import read_qrels
+
+    report = evaluate(
+        {qid: {doc.docid: doc.score for doc in docs} for qid, docs in ranked.items()},
+        read_qrels(qrels),
+        measures,
+        baseline={qid: {c.docid: c.score for c in candidates} for qid, candidates in run.items()},
+        run_name="reranked",
+        baseline_name="first stage",
+    )
+    render_table(report, console)
+
+
+def count_provenance(ranked: dict[str, list[RankedDoc]]) -> Counter[str]:
+    """How many written lines are RERANKED, UNSCORED and BELOW_DEPTH."""
+    return Counter(map(itemgetter(2), itertools.chain.from_iterable(ranked.values())))  # RankedDoc.provenance
 
 
 def _job_settings(request: RerankRequest) -> dict:
@@ -278,9 +288,7 @@ def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
     if not Path(request.videos_root).is_dir():
         raise UsageError(f"--videos {request.videos_root}: not a directory")
     check_tag(request.tag)
-    check_options(request.depth, request.interpolate, request.normalization)
-    if request.interpolate is None and request.normalization != "minmax":
-        raise UsageError("--normalization applies to --interpolate only; give --interpolate ALPHA too")
+    check_ranking_options(request.depth, request.interpolate, request.normalization)
     check_at_least(request.batch_size, "--batch-size")
     check_at_least(request.decode_workers, "--decode-workers")
     check_at_least(request.prefetch, "--prefetch")
@@ -301,7 +309,7 @@ def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
         cache_dir=request.cache_dir,
         manifest=request.manifest_path,
         scores=request.scores_path,
-        shard_label=shard.label if shard is not None else None,
+        shard=shard,
         inputs=inputs,
     )
     return shard, plan
@@ -313,7 +321,6 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
     The manifest's status is the truth: `complete` only once the run file is written; `interrupted` (a signal)
     or `failed` with the reason otherwise.
     """
-    from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
     from rankvideo_cli.pipeline import score_pairs
     from rankvideo_cli.sampling_config import SamplingConfig
 
@@ -465,11 +472,9 @@ def run_merge(
         check_measures(measures)
     sources = [Named("the run", run), Named("the queries", queries)]
     sources += [Named("--qrels", qrels)] if qrels is not None else []
-    manifest_path = (
-        default_manifest_path(output, cache, None) if not is_stdout(output) else cache / "merge.manifest.json"
-    )
+    manifest_path = None if not is_stdout(output) else cache / "merge.manifest.json"
     outputs = plan_outputs(
-        output=output, cache_dir=cache, manifest=manifest_path, scores=scores, shard_label=None, inputs=sources
+        output=output, cache_dir=cache, manifest=manifest_path, scores=scores, shard=None, inputs=sources
     )
     shared = shared_shard_settings(read_shard_manifests(cache), cache)
     settings = shared.get("settings") or {}
@@ -630,14 +635,13 @@ def run_tune(
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json for tune, got {fmt!r}")
-    if any(character.isspace() for character in tag) or not tag:
-        raise UsageError(f"--tag must be one word without spaces, got {tag!r}")
-    configs = fusion.grid(fusion.parse_alphas(alphas), [name.strip() for name in normalizations.split(",")])
+    check_tag(tag)
+    alpha_values = fusion.parse_alphas(alphas)
+    normalization_names = [name.strip() for name in normalizations.split(",")]
+    fusion.grid(alpha_values, normalization_names)  # a bad grid is refused before any file is read
     parse_measure_specs([measure])
-    if output is not None:
-        for source in (run_path, qrels_path, scores_path):
-            if str(source) != "-" and Path(output).resolve() == Path(source).resolve():
-                raise UsageError(f"-o {output} is an input of this command; choose another file")
+    sources = [Named("the run", run_path), Named("the qrels", qrels_path), Named("--scores", scores_path)]
+    check_output_file(output, sources)
     judged = read_qrels(qrels_path)
     report_tolerated(console, describe_tolerated(judged))
     run = read_run(run_path)
@@ -651,8 +655,8 @@ def run_tune(
         model_scores,
         as_qrels_dict(judged),
         measure=measure,
-        alphas=sorted({config.alpha for config in configs}),
-        normalizations=list(dict.fromkeys(config.normalization for config in configs)),
+        alphas=alpha_values,
+        normalizations=normalization_names,
         depth=depth,
         folds=folds,
         seed=seed,
@@ -694,24 +698,20 @@ def run_rank(
     from rankvideo_cli import fusion
 
     check_tag(tag)
-    check_options(depth, interpolate, normalization)
-    if interpolate is None and normalization != "minmax":
-        raise UsageError("--normalization applies to --interpolate only; give --interpolate ALPHA too")
+    check_ranking_options(depth, interpolate, normalization)
     sources = [Named("the run", run_path), Named("--scores", scores_path)]
     if qrels is not None:
         from rankvideo_cli.evaluate import check_measures
 
         check_measures(measures)
         sources.append(Named("--qrels", qrels))
-    if not is_stdout(output):
-        check_no_collisions(sources, [Named("-o", Path(output))])  # type: ignore[arg-type]
-        check_writable_file(Path(output), "-o")  # type: ignore[arg-type]
+    check_output_file(output, sources)
     run = read_run(run_path)
     report_tolerated(console, run.tolerated.describe(run.source, 6))
     model_scores = fusion.read_model_scores(scores_path, reference_model)
     ranked = rerank(run, model_scores, depth=depth, interpolate=interpolate, normalization=normalization)
     write_output_chunks(iter_trec_chunks(ranked, tag), output)
-    provenance = Counter(map(itemgetter(2), itertools.chain.from_iterable(ranked.values())))
+    provenance = count_provenance(ranked)
     outside = sum(1 for qid, _docid in model_scores if qid not in run)
     console.print(
         f"rankvideo: {len(run)} queries, {run.pair_count} candidates; {provenance[RERANKED]} reranked with the "
@@ -722,18 +722,7 @@ def run_rank(
         soft_wrap=True,
     )
     if qrels is not None:
-        from rankvideo_cli.evaluate import evaluate, render_table
-        from rankvideo_cli.io.qrels import read_qrels
-
-        report = evaluate(
-            {qid: {doc.docid: doc.score for doc in docs} for qid, docs in ranked.items()},
-            read_qrels(qrels),
-            measures,
-            baseline={qid: {c.docid: c.score for c in candidates} for qid, candidates in run.items()},
-            run_name="reranked",
-            baseline_name="first stage",
-        )
-        render_table(report, console)
+        _evaluate_against_first_stage(ranked, run, qrels, measures, console)
     return ranked
 
 
@@ -758,9 +747,9 @@ def _print_sweep(result, console: Console) -> None:
     chosen = result.chosen_on_all
     summary.add_row("chosen on all queries", f"ALPHA {chosen.alpha:g}, {chosen.normalization}")
     summary.add_row(f"  its {result.measure} (not held out)", f"{result.mean(chosen):.4f}")
-    if result.model_only == result.model_only:
+    if not math.isnan(result.model_only):
         summary.add_row("model alone (ALPHA 1)", f"{result.model_only:.4f}")
-    if result.first_stage_in_head == result.first_stage_in_head:
+    if not math.isnan(result.first_stage_in_head):
         summary.add_row("first-stage order, unscored last (ALPHA 0)", f"{result.first_stage_in_head:.4f}")
     console.print(summary)
 

@@ -76,6 +76,9 @@ def run_probe(args: list[str], cwd: Path) -> dict:
             ],
             2,
         ),
+        (["videos", str(SAMPLE / "multivent" / "videos"), "--json"], 0),
+        (["rank", str(SAMPLE / "first_stage.trec"), "--scores", "no-such-scores.jsonl"], 2),
+        (["tune", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "qrels.txt"), "--scores", "no-such.jsonl"], 2),
     ],
     ids=[
         "help",
@@ -86,6 +89,9 @@ def run_probe(args: list[str], cwd: Path) -> dict:
         "merge-no-cache",
         "rerank-missing-run",
         "rerank-bad-queries",
+        "videos",
+        "rank-missing-scores",
+        "tune-missing-scores",
     ],
 )
 def test_command_imports_no_model_stack(args: list[str], code: int, tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def display_name(path: str | Path) -> str:
 def _open_binary(path: str | Path, stdin: BinaryIO | None) -> Iterator[BinaryIO]:
     name = display_name(path)
     if str(path) == STDIN:
-        yield io.BytesIO(_read_stdin(stdin))  # read whole: its checksum goes to the manifest
+        # read whole: its checksum goes to the manifest; buffered, so that it can be peeked like a file
+        yield io.BufferedReader(io.BytesIO(_read_stdin(stdin)))  # type: ignore[arg-type]
         return
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by the context manager
@@ -55,34 +56,6 @@ def _open_binary(path: str | Path, stdin: BinaryIO | None) -> Iterator[BinaryIO]
         raise InputError(name, None, f"cannot read: {error.strerror or error}") from None
     with stream:
         yield stream
-
-
-def _peek(stream: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
-    """The first `size` bytes and a stream that still starts with them."""
-    peek = getattr(stream, "peek", None)
-    if callable(peek):
-        return peek(size)[:size], stream
-    head = stream.read(size)
-    return head, io.BufferedReader(_Prepended(head, stream))  # type: ignore[arg-type]
-
-
-class _Prepended(io.RawIOBase):
-    """A stream of `head` followed by the rest of `stream` (for file objects without `peek`)."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self.head, self.stream = head, stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
-        if self.head:
-            count = min(len(buffer), len(self.head))
-            buffer[:count], self.head = self.head[:count], self.head[count:]
-            return count
-        data = self.stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 @contextlib.contextmanager
@@ -97,8 +70,7 @@ def open_text_lines(path: str | Path, *, stdin: BinaryIO | None = None) -> Itera
     """
     name = display_name(path)
     with _open_binary(path, stdin) as raw:
-        head, raw = _peek(raw, 2)
-        compressed = head == GZIP_MAGIC
+        compressed = raw.peek(2)[:2] == GZIP_MAGIC  # type: ignore[attr-defined]
         binary: BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw  # type: ignore[assignment]
         # newline="\n": split at "\n" only (not at a lone "\r"); decoding errors are found per line, so that
         # the message can name the line (a strict decoder fails a whole 8 KiB chunk at once)
@@ -155,15 +127,9 @@ def read_text(path: str | Path, *, stdin: BinaryIO | None = None) -> str:
     line they are on) and a file with nothing but whitespace.
     """
     name = display_name(path)
-    if str(path) == STDIN:
-        data = _read_stdin(stdin)
-    else:
+    with _open_binary(path, stdin) as stream:
         try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise InputError(name, None, "no such file") from None
-        except IsADirectoryError:
-            raise InputError(name, None, "is a directory, not a file") from None
+            data = stream.read()
         except OSError as error:
             raise InputError(name, None, f"cannot read: {error.strerror or error}") from None
     if data.startswith(GZIP_MAGIC):
