@@ -147,6 +147,18 @@ BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per for
 ReferenceModelOpt = Annotated[
     str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
 ]
+VideosOpt = Annotated[Path | None, typer.Option("--videos", help="Directory holding the candidate videos.")]
+VideoPatternOpt = Annotated[str, typer.Option(help="Path of a video under --videos, formatted with {docid}.")]
+MultiventOpt = Annotated[
+    bool, typer.Option("--multivent", help="MultiVENT 2.0 layout: {int(docid)//100+1:06d}/{docid}.mp4.")
+]
+VideoMapOpt = Annotated[Path | None, typer.Option(help="TSV docid<TAB>path (relative to --videos).")]
+FramesCacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--frames-cache", help="Sampled frames written by `rankvideo sample`: read when present, else decoded."
+    ),
+]
 MeasureOpt = Annotated[
     list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure, repeatable (e.g. nDCG@10).")
 ]
@@ -184,14 +196,10 @@ def rerank(
         typer.Argument(help="First-stage run: TREC 6-column (.gz ok), JSON {qid:{docid:score}}, or - for stdin."),
     ],
     queries: Annotated[Path, typer.Argument(help="Queries: TSV qid<TAB>text, MultiVENT CSV, or JSONL.")],
-    videos: Annotated[Path | None, typer.Option("--videos", help="Directory holding the candidate videos.")] = None,
-    video_pattern: Annotated[
-        str, typer.Option(help="Path of a video under --videos, formatted with {docid}.")
-    ] = "{docid}.mp4",
-    multivent: Annotated[
-        bool, typer.Option("--multivent", help="MultiVENT 2.0 layout: {int(docid)//100+1:06d}/{docid}.mp4.")
-    ] = False,
-    video_map: Annotated[Path | None, typer.Option(help="TSV docid<TAB>path (relative to --videos).")] = None,
+    videos: VideosOpt = None,
+    video_pattern: VideoPatternOpt = "{docid}.mp4",
+    multivent: MultiventOpt = False,
+    video_map: VideoMapOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the run here (atomic) instead of stdout.")
     ] = None,
@@ -243,6 +251,7 @@ def rerank(
             "--dry-run", help="Validate everything, read the store and print the plan; load no model, write nothing."
         ),
     ] = False,
+    frames_cache: FramesCacheOpt = None,
 ) -> None:
     """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
     from rankvideo_cli.workflow import RerankRequest, run_rerank
@@ -274,6 +283,7 @@ def rerank(
         batch_size=batch_size,
         model=model,
         dry_run=dry_run,
+        frames_cache=frames_cache,
     )
     scorer_factory = lambda: _load_scorer(  # noqa: E731 - loaded lazily, after the inputs validate
         model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size
@@ -446,10 +456,57 @@ def score(
 
 @app.command()
 @user_errors
+def sample(
+    run: Annotated[Path, typer.Argument(help="The first-stage run the GPU jobs will rerank (- for stdin).")],
+    frames_cache: Annotated[
+        Path, typer.Option("--frames-cache", help="Directory of sampled frames (created; shared by array tasks).")
+    ],
+    videos: VideosOpt = None,
+    video_pattern: VideoPatternOpt = "{docid}.mp4",
+    multivent: MultiventOpt = False,
+    video_map: VideoMapOpt = None,
+    depth: Annotated[int, typer.Option(min=1, help="Sample the videos of the top K candidates of each query.")] = 100,
+    shard: Annotated[str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")] = None,
+    decode_workers: Annotated[int | None, typer.Option(help="Decode threads (default: one per core).")] = None,
+    retry_bad_videos: Annotated[bool, typer.Option(help="Try again videos the cache records as bad.")] = False,
+    verify: Annotated[
+        bool, typer.Option(help="Decode every existing entry to check it (default: header and length only).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
+) -> None:
+    """Decode and sample, on CPU, every video a rerank of RUN needs, into a frame cache (no model)."""
+    import json
+
+    from rankvideo_cli.io.atomic import write_stdout
+    from rankvideo_cli.sample_stage import SampleRequest, run_sample
+
+    request = SampleRequest(
+        run_path=run,
+        frames_cache=frames_cache,
+        videos_root=videos,
+        video_pattern=video_pattern,
+        multivent=multivent,
+        video_map=video_map,
+        depth=depth,
+        shard=shard,
+        decode_workers=decode_workers,
+        retry_bad_videos=retry_bad_videos,
+        verify=verify,
+    )
+    result = run_sample(request, stderr)
+    if as_json:
+        write_stdout(json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n")
+
+
+@app.command()
+@user_errors
 def frames(
     video: Annotated[Path, typer.Argument(help="A video file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     save: Annotated[Path | None, typer.Option(help="Also save the sampled, resized frames as PNGs here.")] = None,
+    frames_cache: Annotated[
+        Path | None, typer.Option("--frames-cache", help="Also say whether this cache holds VIDEO's frames.")
+    ] = None,
 ) -> None:
     """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
     from rankvideo_cli.preflight import check_regular_input, check_writable_directory
@@ -458,7 +515,11 @@ def frames(
     check_regular_input(video, "VIDEO")
     if save is not None:
         check_writable_directory(save, "--save")
-    run_frames(video, as_json=as_json, save_dir=save, console=stderr)
+    if frames_cache is not None:
+        from rankvideo_cli.frame_cache import check_frame_cache
+
+        check_frame_cache(frames_cache)
+    run_frames(video, as_json=as_json, save_dir=save, console=stderr, frames_cache=frames_cache)
 
 
 @app.command()

@@ -90,6 +90,8 @@ def build_manifest(
     layout, tag...): `merge` checks the shards agree on them. `runtime` overrides what the scorer
     fingerprint says about device, dtype, attention implementation and batch size.
     """
+    from rankvideo_cli.pipeline import decode_wait_advice, decode_wait_share
+
     fingerprint = dict(scorer_fingerprint or {})
     runtime_info = {key: fingerprint.get(key) for key in RUNTIME_KEYS}
     runtime_info.update(runtime or {})
@@ -130,6 +132,8 @@ def build_manifest(
             "videos_known_bad": counts.videos_known_bad,
             "oom_splits": counts.oom_splits,
             "store_unreadable_lines": counts.store_unreadable_lines,
+            "videos_from_frame_cache": counts.videos_from_frame_cache,
+            "frame_cache_corrupt": counts.frame_cache_corrupt,
         },
         "bad_videos": {
             key: {"kind": bad.kind, "message": bad.message} for key, bad in sorted(result.bad_videos.items())
@@ -139,9 +143,11 @@ def build_manifest(
             "decode_s": round(timings.decode_s, 3),
             "score_s": round(timings.score_s, 3),
             "wait_for_decode_s": round(timings.wait_s, 3),
+            "wait_for_decode_share": round(decode_wait_share(timings), 4),
             "store_s": round(timings.store_s, 3),
             "pairs_per_s": round(result.pairs_per_s, 4),
         },
+        "decode_bottleneck": decode_wait_advice(result),  # None unless decoding held the model back
     }
 
 

@@ -50,6 +50,7 @@ from rankvideo_cli.video_identity import VideoIdentities
 from rankvideo_cli.video_index import TarMember
 
 if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
+    from rankvideo_cli.frame_cache import FrameCache
     from rankvideo_cli.frames import SampledVideo
 
 # Per-pair outcomes.
@@ -123,6 +124,8 @@ class PipelineCounts(ProgressCounts):
     videos_cached: int = 0  # all of their pairs were in the store: not decoded
     videos_known_bad: int = 0  # recorded bad by an earlier run: skipped
     oom_splits: int = 0  # a video's queries were split in two after running out of memory
+    videos_from_frame_cache: int = 0  # of the decoded ones, read from --frames-cache instead (bad ones included)
+    frame_cache_corrupt: int = 0  # damaged --frames-cache entries, decoded instead
     store_unreadable_lines: int = 0
 
 
@@ -182,11 +185,7 @@ class WorkPlan:
 
 def default_decode_workers() -> int:
     """One decode thread per available core, minus one for the scorer's own work, at least 1, at most 16."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cores = os.cpu_count() or 1
-    return max(1, min(16, cores - 1))
+    return max(1, min(16, usable_cores() - 1))
 
 
 def default_prefetch(decode_workers: int) -> int:
@@ -257,12 +256,15 @@ def score_pairs(
     progress: ProgressReporter | None = None,
     sampler: Sampler | None = None,
     handle_signals: bool = True,
+    frame_cache: FrameCache | None = None,
 ) -> PipelineResult:
     """Score every (query, candidate video) pair within depth that the store does not hold yet.
 
     Returns scores for scored and cached pairs and an outcome for every pair; missing and bad videos are
     counted and reported, never silently dropped (the ranking step applies the user's policy).
     Raises `Interrupted` after SIGTERM/SIGINT (the store is flushed: re-run to resume).
+    With `frame_cache`, a video's frames are read from it when it holds them (`rankvideo sample` wrote them),
+    and decoded otherwise.
     """
     started = time.monotonic()
     workers = decode_workers if decode_workers is not None else default_decode_workers()
@@ -301,6 +303,7 @@ def score_pairs(
             "prefetch": window,
             "retry_bad_videos": retry_bad_videos,
             "sampling": asdict(sampling),
+            "frame_cache": str(frame_cache.directory) if frame_cache is not None else None,
         },
     )
     if jobs and sampler is None:  # PyAV, torch and qwen-vl-utils load only when there is a video to decode
@@ -310,9 +313,10 @@ def score_pairs(
     retried = {job.key for job in jobs if job.key in contents.bad_videos}
 
     progress.start(counts)
-    stop = _StopFlag()
+    stop = StopFlag()
     restore = stop.install() if handle_signals else None
-    decoded_videos = _decode_in_order(jobs, sampler, sampling, workers, window, stop)
+    sampler_for = _sampler_for(sampler, frame_cache, identities, retry_bad_videos)
+    decoded_videos = _decode_in_order(jobs, sampler_for, sampling, workers, window, stop)
     try:
         with contextlib.closing(decoded_videos):
             for job, sampled, failure, decode_s in decoded_videos:
@@ -337,6 +341,9 @@ def score_pairs(
             restore()
         timings.wall_s = time.monotonic() - started
         timings.wait_s = stop.waited_s
+        if frame_cache is not None:
+            counts.videos_from_frame_cache = frame_cache.stats.hits + frame_cache.stats.bad_hits
+            counts.frame_cache_corrupt = frame_cache.stats.corrupt
         progress.close()
     _reorder(result, plan)
     return result
@@ -604,7 +611,7 @@ def _score_splitting_on_oom(
     return scored
 
 
-class _StopFlag:
+class StopFlag:
     """Set by SIGTERM/SIGINT; a second SIGINT aborts at once (the store is safe either way)."""
 
     def __init__(self) -> None:
@@ -634,6 +641,21 @@ class _StopFlag:
 _Decoded = tuple[VideoJob, "SampledVideo | None", BaseException | None, float]
 
 
+def _sampler_for(
+    sampler: Sampler | None, frame_cache: FrameCache | None, identities: VideoIdentities, retry_bad_videos: bool
+) -> Callable[[VideoJob], Sampler]:
+    """Each job's sampler, made on the scorer's thread (the identities are not shared with decode threads): the
+    decoder, or the frame cache in front of it, keyed by the video's identity (hashed here if need be: the
+    store needs it for the scores anyway)."""
+    if frame_cache is None or sampler is None:  # None: there are no jobs
+        return lambda job: sampler  # type: ignore[return-value]
+    from rankvideo_cli.frame_cache import caching_sampler
+
+    return lambda job: caching_sampler(
+        frame_cache, identities.current(job.key, job.path), sampler, trust_bad=not retry_bad_videos
+    )
+
+
 def _decode_one(job: VideoJob, sampler: Sampler, sampling: SamplingConfig) -> _Decoded:
     started = time.monotonic()
     try:
@@ -645,11 +667,11 @@ def _decode_one(job: VideoJob, sampler: Sampler, sampling: SamplingConfig) -> _D
 
 def _decode_in_order(
     jobs: list[VideoJob],
-    sampler: Sampler,
+    sampler_for: Callable[[VideoJob], Sampler],
     sampling: SamplingConfig,
     workers: int,
     window: int,
-    stop: _StopFlag,
+    stop: StopFlag,
 ) -> Iterator[_Decoded]:
     """Decode in `workers` threads, at most `window` videos ahead, yielding in job order (deterministic).
 
@@ -663,7 +685,7 @@ def _decode_in_order(
     upcoming = iter(jobs)
     try:
         for job in upcoming:
-            pending.append(pool.submit(_decode_one, job, sampler, sampling))
+            pending.append(pool.submit(_decode_one, job, sampler_for(job), sampling))
             if len(pending) >= window:
                 break
         while pending:
@@ -680,10 +702,40 @@ def _decode_in_order(
             if stop.signum is None:
                 next_job = next(upcoming, None)
                 if next_job is not None:
-                    pending.append(pool.submit(_decode_one, next_job, sampler, sampling))
+                    pending.append(pool.submit(_decode_one, next_job, sampler_for(next_job), sampling))
             yield decoded
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+DECODE_BOUND_SHARE = 0.2  # of the scorer's busy time spent waiting for a decoded video
+
+
+def decode_wait_share(timings: PipelineTimings) -> float:
+    """The share of the scorer's time (scoring + waiting) spent waiting for decoded videos."""
+    busy = timings.wait_s + timings.score_s
+    return timings.wait_s / busy if busy > 0 else 0.0
+
+
+def decode_wait_advice(result: PipelineResult) -> str | None:
+    """One line when decoding held the model back (more than DECODE_BOUND_SHARE of its time), with the fix."""
+    share = decode_wait_share(result.timings)
+    if share <= DECODE_BOUND_SHARE or result.counts.videos_decoded - result.counts.videos_from_frame_cache < 2:
+        return None
+    workers = result.settings.get("decode_workers")
+    return (
+        f"decoding held the model back: it waited {result.timings.wait_s:.1f} s for decoded videos, {share:.0%} of "
+        f"its time, with {workers} decode threads on {usable_cores()} usable cores; give the job more cores "
+        "(sbatch --cpus-per-task) and as many --decode-workers, or sample the frames beforehand on CPU nodes "
+        "(`rankvideo sample ... --frames-cache DIR`, then `rerank --frames-cache DIR`)"
+    )
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
 
 
 def summarize_bad_videos(result: PipelineResult, limit: int = 5) -> str:

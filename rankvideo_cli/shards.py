@@ -19,6 +19,7 @@ _SLURM_ARRAY_VARIABLES = (
     "SLURM_ARRAY_TASK_COUNT",
     "SLURM_ARRAY_TASK_MIN",
     "SLURM_ARRAY_TASK_STEP",
+    "SLURM_ARRAY_TASK_MAX",
 )
 _SHARD_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -62,6 +63,9 @@ def parse_shard(spec: str | None, environ: Mapping[str, str] | None = None) -> S
     SLURM_ARRAY_TASK_STEP, so `--array=0-7`, `--array=1-8` and `--array=0-14:2` all give shards 0..7 of 8.
     Outside SLURM, 'auto' means no sharding (the same script runs on a workstation); inside a SLURM job that
     is not an array it is an error, since the user most likely forgot `--array`.
+    With RANKVIDEO_SHARDS=N set, array task I is shard I/N whatever the array: how chosen shards are re-run
+    (`RANKVIDEO_SHARDS=8 sbatch --array=3,5 ...`); without it an array with gaps is refused, since its task
+    count is not the shard count.
     """
     if spec is None:
         return None
@@ -76,6 +80,13 @@ def parse_shard(spec: str | None, environ: Mapping[str, str] | None = None) -> S
 
 def _shard_from_slurm(environ: Mapping[str, str]) -> Shard | None:
     task_id = environ.get("SLURM_ARRAY_TASK_ID")
+    fixed_count = environ.get("RANKVIDEO_SHARDS", "").strip()
+    if fixed_count:
+        if task_id is None:
+            raise UsageError("--shard auto: RANKVIDEO_SHARDS is set but this is not an array job: submit with --array")
+        if not (fixed_count.isdigit() and task_id.strip().isdigit()):
+            raise UsageError(f"--shard auto: RANKVIDEO_SHARDS={fixed_count!r} is not a shard count")
+        return Shard(int(task_id), int(fixed_count))
     if task_id is None:
         if environ.get("SLURM_JOB_ID") is not None:
             raise UsageError(
@@ -102,6 +113,14 @@ def _shard_from_slurm(environ: Mapping[str, str]) -> Shard | None:
             f"--shard auto: array task {values['SLURM_ARRAY_TASK_ID']} is not on the array's step {step}; "
             "use a contiguous --array=0-N (or --array=A-B:S) or pass --shard I/N"
         )
+    if "SLURM_ARRAY_TASK_MAX" in values and "SLURM_ARRAY_TASK_MIN" in values:
+        span = (values["SLURM_ARRAY_TASK_MAX"] - values["SLURM_ARRAY_TASK_MIN"]) // step + 1
+        if span != count:
+            raise UsageError(
+                f"--shard auto: the array has gaps ({count} tasks from {values['SLURM_ARRAY_TASK_MIN']} to "
+                f"{values['SLURM_ARRAY_TASK_MAX']}), so its size is not the shard count; to re-run some shards, "
+                "set RANKVIDEO_SHARDS to the shard count of the first submission"
+            )
     index = offset // step
     if not 0 <= index < count:
         raise UsageError(

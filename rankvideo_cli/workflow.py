@@ -31,7 +31,15 @@ from rankvideo_cli.manifest import (
     shared_shard_settings,
     write_manifest,
 )
-from rankvideo_cli.pipeline import BAD_VIDEO, MISSING_VIDEO, Interrupted, PipelineResult, summarize_bad_videos
+from rankvideo_cli.pipeline import (
+    BAD_VIDEO,
+    MISSING_VIDEO,
+    Interrupted,
+    PipelineResult,
+    decode_wait_advice,
+    decode_wait_share,
+    summarize_bad_videos,
+)
 from rankvideo_cli.preflight import (
     Named,
     OutputPlan,
@@ -59,6 +67,7 @@ from rankvideo_cli.videos import VideoResolver
 
 if TYPE_CHECKING:
     from rankvideo_cli.evaluate import EvalReport
+    from rankvideo_cli.frame_cache import FrameCache
 
 
 @dataclass
@@ -89,6 +98,7 @@ class RerankRequest:
     batch_size: int | None = None  # validated here; the scorer factory uses it
     model: str | None = None  # likewise (a near miss of tiny-random is refused at once)
     dry_run: bool = False
+    frames_cache: Path | None = None  # sampled frames written by `rankvideo sample` (read only)
 
 
 class MemoResolver:
@@ -205,6 +215,29 @@ def _summary(
     console.print("rankvideo: " + "; ".join(parts), markup=False, soft_wrap=True)
     if result.bad_videos:
         console.print("rankvideo: " + summarize_bad_videos(result), markup=False, soft_wrap=True)
+    _report_decoding(result, console)
+
+
+def _report_decoding(result: PipelineResult, console: Console) -> None:
+    """Where the decoded videos came from, how long the model waited for them, and the fix when too long."""
+    counts, timings = result.counts, result.timings
+    if not counts.videos_decoded:
+        return
+    from_cache = (
+        f", {counts.videos_from_frame_cache} of them from the frame cache"
+        + (f" ({counts.frame_cache_corrupt} damaged entries decoded instead)" if counts.frame_cache_corrupt else "")
+        if result.settings.get("frame_cache")
+        else ""
+    )
+    console.print(
+        f"rankvideo: {counts.videos_decoded} videos sampled{from_cache}; the model waited "
+        f"{timings.wait_s:.1f} s for them ({decode_wait_share(timings):.0%} of its time)",
+        markup=False,
+        soft_wrap=True,
+    )
+    advice = decode_wait_advice(result)
+    if advice is not None:
+        console.print(f"rankvideo: {advice}", markup=False, soft_wrap=True)
 
 
 def _finish(
@@ -292,6 +325,10 @@ def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
     check_at_least(request.batch_size, "--batch-size")
     check_at_least(request.decode_workers, "--decode-workers")
     check_at_least(request.prefetch, "--prefetch")
+    if request.frames_cache is not None:
+        from rankvideo_cli.frame_cache import check_frame_cache
+
+        check_frame_cache(request.frames_cache)
     shard = parse_shard(request.shard)
     if shard is not None and not is_stdout(request.output):
         raise UsageError("--shard writes scores to the score store only; build the run with `rankvideo merge`")
@@ -377,6 +414,7 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
                     prefetch=request.prefetch,
                     retry_bad_videos=request.retry_bad_videos,
                     progress=make_progress(console),
+                    frame_cache=_open_frame_cache(request.frames_cache),
                 )
             except BaseException as error:
                 result = getattr(error, "result", None)
@@ -388,6 +426,7 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
                 markup=False,
                 soft_wrap=True,
             )
+            _report_decoding(result, console)
             _check_bad_video_policy(result, request.on_bad_video)
         else:
             _check_bad_video_policy(result, request.on_bad_video)
@@ -404,6 +443,14 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
         raise
     finally:
         manifest(status, reason)
+
+
+def _open_frame_cache(directory: Path | None) -> FrameCache | None:
+    if directory is None:
+        return None
+    from rankvideo_cli.frame_cache import FrameCache
+
+    return FrameCache(directory, writable=False)
 
 
 class NothingToScore:
@@ -808,13 +855,27 @@ def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bo
     return len(failures)
 
 
-def run_frames(video: Path, *, as_json: bool, save_dir: Path | None, console: Console) -> None:
-    """Show what the model sees of one video; optionally save the sampled frames as PNGs."""
+def run_frames(
+    video: Path, *, as_json: bool, save_dir: Path | None, console: Console, frames_cache: Path | None = None
+) -> None:
+    """Show what the model sees of one video; optionally save the sampled frames as PNGs, and say whether a
+    frame cache holds them."""
     from rankvideo_cli.frames import SamplingConfig, describe, probe_video, sample_video, save_frames_png
 
     config = SamplingConfig()
     plan = probe_video(video, config)
     summary = describe(plan)
+    if frames_cache is not None:
+        from rankvideo_cli.frame_cache import FrameCache
+        from rankvideo_cli.video_identity import content_identity
+
+        state = FrameCache(frames_cache).state(content_identity(video), config)
+        summary["frame_cache"] = {
+            "status": state.status,
+            "entry": str(state.path),
+            "bytes": state.size_bytes,
+            "detail": state.detail,
+        }
     if save_dir is not None:
         written = save_frames_png(sample_video(video, config, plan=plan), save_dir)
         summary["saved_frames"] = [str(path) for path in written]
@@ -842,6 +903,12 @@ def run_frames(video: Path, *, as_json: bool, save_dir: Path | None, console: Co
         rows["notes"] += note + "; "
     if "saved_frames" in summary:
         rows["saved"] = f"{len(summary['saved_frames'])} PNGs in {save_dir}"
+    if "frame_cache" in summary:
+        cached = summary["frame_cache"]
+        details = ", ".join(
+            str(part) for part in (cached["detail"], cached["bytes"] and f"{cached['bytes']} bytes") if part
+        )
+        rows["frame cache"] = f"{cached['status']}{f' ({details})' if details else ''}: {cached['entry']}"
     for key, value in rows.items():
         table.add_row(key, value)
     Console(highlight=False, soft_wrap=True).print(table)

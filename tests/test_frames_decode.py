@@ -181,9 +181,7 @@ def test_rotation_swaps_width_and_height_before_resizing(videos: VideoCache) -> 
 # --- the fast path: seeking, skipping, and falling back -------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", ["h264-mp4-25fps-120s-gop250", "h264-mp4-25fps-61s-tiny", "h264-mp4-vfr-bframes"]
-)
+@pytest.mark.parametrize("name", ["h264-mp4-25fps-120s-gop250", "h264-mp4-25fps-61s-tiny", "h264-mp4-vfr-bframes"])
 def test_speed_ups_do_not_change_frames(name: str, videos: VideoCache) -> None:
     path = videos.get(**SYNTHETIC[name])
     plan = probe_video(path)
@@ -213,9 +211,7 @@ def test_b_frames_that_nothing_references_are_not_decoded(videos: VideoCache) ->
     assert decode["frames_out"] < 250
 
 
-def test_a_failed_fast_path_decodes_again_from_the_start(
-    videos: VideoCache, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_fast_path_decodes_again_from_the_start(videos: VideoCache, monkeypatch: pytest.MonkeyPatch) -> None:
     path = videos.get(**SYNTHETIC["h264-mp4-25fps-61s-tiny"])
     expected = sample_video(path).frames
 

@@ -49,9 +49,7 @@ def test_codec_container_rate_size(videos: VideoCache, params: dict) -> None:
         assert (stream.width, stream.height) == (160, 96)
         decoded = list(container.decode(stream))
     assert len(decoded) == len(packets(path)) == frame_count(params["fps"], 1)
-    assert [read_frame_number(frame.to_ndarray(format="rgb24")) for frame in decoded] == list(
-        range(len(decoded))
-    )
+    assert [read_frame_number(frame.to_ndarray(format="rgb24")) for frame in decoded] == list(range(len(decoded)))
 
 
 @pytest.mark.parametrize("rotation", [90, -90, 180])

@@ -62,9 +62,7 @@ def reference_size(
 
 def reference_resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """REFERENCE.md 2: uint8 -> float32 -> bicubic antialias interpolate -> clamp -> round -> uint8."""
-    resized = F.interpolate(
-        frames.contiguous().float(), size=size, mode="bicubic", align_corners=False, antialias=True
-    )
+    resized = F.interpolate(frames.contiguous().float(), size=size, mode="bicubic", align_corners=False, antialias=True)
     return resized.clamp(0, 255).round().to(torch.uint8)
 
 
@@ -202,9 +200,7 @@ def test_sampled_video_metadata_uses_the_source_fps() -> None:
         ((241, 321), (320, 448)),
     ],
 )
-def test_resize_is_bit_exact_with_the_explicit_formula(
-    source: tuple[int, int], target: tuple[int, int]
-) -> None:
+def test_resize_is_bit_exact_with_the_explicit_formula(source: tuple[int, int], target: tuple[int, int]) -> None:
     generator = torch.Generator().manual_seed(sum(source))
     # Random noise plus hard edges: the clamp matters where bicubic overshoots.
     frames = torch.randint(0, 256, (3, 3, *source), dtype=torch.uint8, generator=generator)

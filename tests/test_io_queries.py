@@ -108,13 +108,7 @@ def test_undecodable_queries(tmp_path: Path) -> None:
 
 
 def test_multivent_csv_with_quoted_commas_and_quotes(tmp_path: Path) -> None:
-    text = (
-        "Query_id,query\n"
-        '1,"fire in Paris, France"\n'
-        '2,"the ""Eiffel"" tower"\n'
-        "3,plain text\n"
-        '4,"spans\ntwo lines"\n'
-    )
+    text = 'Query_id,query\n1,"fire in Paris, France"\n2,"the ""Eiffel"" tower"\n3,plain text\n4,"spans\ntwo lines"\n'
     assert read_queries(write(tmp_path, "queries.csv", text)) == {
         "1": "fire in Paris, France",
         "2": 'the "Eiffel" tower',

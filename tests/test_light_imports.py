@@ -98,3 +98,13 @@ def test_command_imports_no_model_stack(args: list[str], code: int, tmp_path: Pa
     outcome = run_probe(args, tmp_path)
     assert outcome["code"] == code
     assert outcome["heavy"] == []
+
+
+def test_sample_never_imports_the_model_stack(tmp_path: Path) -> None:
+    args = ["sample", str(SAMPLE / "first_stage.trec"), "--videos", str(SAMPLE / "videos")]
+    outcome = run_probe([*args, "--frames-cache", str(tmp_path / "cache"), "--decode-workers", "1"], tmp_path)
+    assert outcome["code"] == 0
+    assert "transformers" not in outcome["heavy"]  # it decodes (torch, PyAV) but loads no model
+    assert "av" in outcome["heavy"]
+    # and its input errors come before any decoding library
+    assert run_probe([*args, "--frames-cache", str(SAMPLE / "first_stage.trec")], tmp_path) == {"code": 2, "heavy": []}

@@ -67,9 +67,7 @@ def video_dir(tmp_path_factory):
     return root
 
 
-def run_pipeline(
-    video_dir, store_dir, *, scorer=None, sampler=None, ranked=RANKED, queries=QUERIES, **options
-):
+def run_pipeline(video_dir, store_dir, *, scorer=None, sampler=None, ranked=RANKED, queries=QUERIES, **options):
     scorer = scorer if scorer is not None else FakeScorer()
     sampler = sampler if sampler is not None else CountingSampler(real_sampler())
     options.setdefault("depth", 100)
@@ -102,9 +100,7 @@ def reference_scores(video_dir, ranked=RANKED, queries=QUERIES) -> dict:
 
 
 def store_lines(store_dir) -> list[str]:
-    return [
-        line for path in sorted(store_dir.glob("scores*.jsonl")) for line in path.read_text().splitlines()
-    ]
+    return [line for path in sorted(store_dir.glob("scores*.jsonl")) for line in path.read_text().splitlines()]
 
 
 def test_each_video_is_decoded_once_and_scored_in_one_call(video_dir, tmp_path):
@@ -120,9 +116,7 @@ def test_each_video_is_decoded_once_and_scored_in_one_call(video_dir, tmp_path):
     assert queries_of[str(video_dir / "v2.mp4")] == (QUERIES["q1"], QUERIES["q2"], QUERIES["q3"])
     assert queries_of[str(video_dir / "v4.mp4")] == (QUERIES["q2"],)
     assert result.scores == reference_scores(video_dir)
-    assert result.model_scores() == {
-        pair: score.logit_delta for pair, score in reference_scores(video_dir).items()
-    }
+    assert result.model_scores() == {pair: score.logit_delta for pair, score in reference_scores(video_dir).items()}
 
 
 def test_every_pair_gets_an_outcome_and_counts_add_up(video_dir, tmp_path):
@@ -227,9 +221,7 @@ def test_typed_decode_failures_keep_their_kind(video_dir, tmp_path):
     def failing(path, config):
         raise VideoError(path, "not_a_video", "audio only")
 
-    result, _scorer, _sampler = run_pipeline(
-        video_dir, tmp_path / "store", sampler=failing, ranked={"q1": ["v0"]}
-    )
+    result, _scorer, _sampler = run_pipeline(video_dir, tmp_path / "store", sampler=failing, ranked={"q1": ["v0"]})
     assert result.outcomes[("q1", "v0")].bad_kind == "not_a_video"
     contents = read_store(tmp_path / "store", result.model_fingerprint, result.settings_fingerprint)
     assert contents.bad_videos[str(video_dir / "v0.mp4")].kind == "not_a_video"
@@ -264,9 +256,7 @@ class SignallingScorer(FakeScorer):
 
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_finishes_the_current_video_flushes_and_raises_interrupted(
-    video_dir, tmp_path, signum, exit_code
-):
+def test_a_signal_finishes_the_current_video_flushes_and_raises_interrupted(video_dir, tmp_path, signum, exit_code):
     handler_before = signal.getsignal(signum)
     scorer = SignallingScorer(signum, at_call=3)
     with pytest.raises(Interrupted) as caught:
@@ -296,9 +286,7 @@ def test_work_order_is_sorted_and_prefetch_bounds_decoding_ahead(video_dir, tmp_
             started_at_call.append(len(sampler.order))
             return super().score_video(queries, video)
 
-    run_pipeline(
-        video_dir, tmp_path / "store", scorer=Watching(), sampler=sampler, decode_workers=1, prefetch=2
-    )
+    run_pipeline(video_dir, tmp_path / "store", scorer=Watching(), sampler=sampler, decode_workers=1, prefetch=2)
     assert sampler.order == sorted(sampler.order)
     for call, started in enumerate(started_at_call, start=1):
         assert started <= call + 2 + 1  # + 1: the bad video is decoded but never scored
@@ -337,8 +325,7 @@ def test_shards_split_by_video_and_merge_to_the_single_process_result(video_dir,
     assert merged.scores == single.scores
     assert list(merged.scores) == list(single.scores)
     assert {pair: outcome.status for pair, outcome in merged.outcomes.items()} == {
-        pair: CACHED if outcome.status == SCORED else outcome.status
-        for pair, outcome in single.outcomes.items()
+        pair: CACHED if outcome.status == SCORED else outcome.status for pair, outcome in single.outcomes.items()
     }
 
 
@@ -348,8 +335,7 @@ def test_merge_names_the_unscored_pairs_and_their_shards(video_dir, tmp_path):
     lost = next(
         (index, path)
         for index in range(3)
-        if '"kind":"score"'
-        in (path := tmp_path / "sharded" / f"scores.shard-{index:04d}-of-0003.jsonl").read_text()
+        if '"kind":"score"' in (path := tmp_path / "sharded" / f"scores.shard-{index:04d}-of-0003.jsonl").read_text()
     )
     lost[1].unlink()  # as if that array task never ran
     store = ScoreStore(tmp_path / "sharded")
@@ -360,9 +346,7 @@ def test_merge_names_the_unscored_pairs_and_their_shards(video_dir, tmp_path):
     assert f"they belong to shards {lost[0]} of 3: re-run them with the same arguments" in message
     assert f"(RANKVIDEO_SHARDS=3 sbatch --array={lost[0]} configs/slurm/rerank-array.sbatch ..." in message
     assert "--allow-missing" in message
-    partial = merge_scores(
-        make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100, allow_missing=True
-    )
+    partial = merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100, allow_missing=True)
     unscored = partial.pairs_with(UNSCORED)
     assert unscored
     assert caught.value.result.pairs_with(UNSCORED) == unscored

@@ -32,9 +32,7 @@ def job(tmp_path_factory):
     for index in range(3):
         make_video(videos / f"v{index}.mp4", fps=10, seconds=1.0, width=64, height=48 + 16 * index)
     run_file = root / "run.trec"
-    run_file.write_text(
-        "q1 Q0 v0 1 3.0 bm25\nq1 Q0 v1 2 2.0 bm25\nq1 Q0 v2 3 1.0 bm25\nq1 Q0 v9 4 0.5 bm25\n"
-    )
+    run_file.write_text("q1 Q0 v0 1 3.0 bm25\nq1 Q0 v1 2 2.0 bm25\nq1 Q0 v2 3 1.0 bm25\nq1 Q0 v9 4 0.5 bm25\n")
     queries_file = root / "queries.tsv"
     queries_file.write_text("q1\ta red ball\n")
     return root, videos, run_file, queries_file
@@ -104,9 +102,7 @@ def test_unreadable_input_is_described_not_fatal(tmp_path):
 
 
 def test_default_manifest_paths(tmp_path):
-    assert (
-        default_manifest_path(tmp_path / "a.trec", tmp_path / "s", None) == tmp_path / "a.trec.manifest.json"
-    )
+    assert default_manifest_path(tmp_path / "a.trec", tmp_path / "s", None) == tmp_path / "a.trec.manifest.json"
     assert default_manifest_path(None, tmp_path / "s", None) == tmp_path / "s" / "run.manifest.json"
     shard_path = default_manifest_path(tmp_path / "a.trec", tmp_path / "s", Shard(1, 4))
     assert shard_path == tmp_path / "s" / "shard-0001-of-0004.manifest.json"

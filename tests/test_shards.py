@@ -126,3 +126,16 @@ def test_labels_sort_in_index_order_and_name_the_count():
     assert labels == sorted(labels)
     assert labels[3] == "shard-0003-of-0012"
     assert str(Shard(3, 12)) == "3/12"
+
+
+def test_auto_refuses_an_array_with_gaps_unless_the_shard_count_is_given():
+    gappy = {**array("2", "2", "0"), "SLURM_ARRAY_TASK_MAX": "2"}  # --array=0,2
+    with pytest.raises(UsageError, match=r"the array has gaps .*RANKVIDEO_SHARDS"):
+        parse_shard("auto", environ=gappy)
+    assert parse_shard("auto", environ={**gappy, "RANKVIDEO_SHARDS": "3"}) == Shard(2, 3)
+    contiguous = {**array("6", "8", "0", "2"), "SLURM_ARRAY_TASK_MAX": "14"}  # --array=0-14:2
+    assert parse_shard("auto", environ=contiguous) == Shard(3, 8)
+    with pytest.raises(UsageError, match="not an array job"):
+        parse_shard("auto", environ={"RANKVIDEO_SHARDS": "3", "SLURM_JOB_ID": "7"})
+    with pytest.raises(UsageError, match=r"out of range|must be in"):
+        parse_shard("auto", environ={**gappy, "RANKVIDEO_SHARDS": "2"})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_runs"
 RERANK_SBATCH = ROOT / "configs" / "slurm" / "rerank-array.sbatch"
 MERGE_SBATCH = ROOT / "configs" / "slurm" / "merge.sbatch"
+SAMPLE_SBATCH = ROOT / "configs" / "slurm" / "sample-array.sbatch"
 START_CLUSTER = ROOT / "tests" / "slurm" / "start_cluster.sh"
 SLURM_TOOLS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo", "slurmctld", "slurmd", "munged")
 JOB_TIMEOUT_S = 300.0
@@ -132,10 +134,18 @@ def sbatch(arguments: list[str], directory: Path, extra_environment: dict[str, s
     return completed.stdout.strip().split(";")[0]  # "JOBID" or "JOBID;CLUSTER"
 
 
-def submit_array(directory: Path, array: str, extra_environment: dict[str, str] | None = None) -> str:
+def submit_array(
+    directory: Path,
+    array: str,
+    extra_environment: dict[str, str] | None = None,
+    extra_options: list[str] | None = None,
+    after: str | None = None,
+) -> str:
     """rerank-array.sbatch over the sample (tasks `array`, store `directory/store`): the array job id."""
-    rerank_options = ["--videos", "videos", "--model", "tiny-random"]
+    rerank_options = ["--videos", "videos", "--model", "tiny-random", *(extra_options or [])]
     arguments = [f"--array={array}", *SMALL_JOB, f"--output={directory}/rerank-%A_%a.log", str(RERANK_SBATCH)]
+    if after is not None:
+        arguments.insert(0, f"--dependency=afterok:{after}")
     return sbatch([*arguments, *inputs(), "store", *rerank_options], directory, extra_environment)
 
 
@@ -279,4 +289,26 @@ def test_shards_rerun_by_hand_need_rankvideo_shards_and_complete_the_store(
     assert [task["ArrayTaskId"] for task in assert_completed(second, tmp_path)] == ["1"]
     assert_completed(merge_id, tmp_path)
     assert f"rankvideo-array: task 2 of {SHARDS}" in (tmp_path / f"rerank-{first}_2.log").read_text()
+    assert_merged_equals_reference(tmp_path, reference)
+
+
+def test_a_cpu_sample_array_feeds_the_gpu_array_through_the_frame_cache(
+    slurm_cluster: None, reference: tuple[bytes, list[dict]], tmp_path: Path
+) -> None:
+    link_videos(tmp_path)
+    arguments = ["--array=0-3", *SMALL_JOB, f"--output={tmp_path}/sample-%A_%a.log", str(SAMPLE_SBATCH)]
+    sampled = sbatch([*arguments, str(SAMPLE / "first_stage.trec"), "frames", "--videos", "videos"], tmp_path)
+    array_id = submit_array(tmp_path, f"0-{SHARDS - 1}", extra_options=["--frames-cache", "frames"], after=sampled)
+    merge_id = submit_merge(tmp_path, [array_id])
+    wait_for([sampled, array_id, merge_id], tmp_path)
+
+    assert len(assert_completed(sampled, tmp_path)) == 4
+    assert_completed(array_id, tmp_path)
+    assert_completed(merge_id, tmp_path)
+    assert len(list((tmp_path / "frames").rglob("*.rvf"))) == 12  # every video, once, by the 4 sample tasks
+    sample_logs = "".join(path.read_text() for path in tmp_path.glob("sample-*.log"))
+    assert "rankvideo-sample: task 3 of 4" in sample_logs and "Traceback" not in sample_logs
+    rerank_logs = "".join(path.read_text() for path in tmp_path.glob("rerank-*.log"))
+    from_cache = [int(count) for count in re.findall(r"(\d+) of them from the frame cache", rerank_logs)]
+    assert len(from_cache) == SHARDS and sum(from_cache) == 12, rerank_logs
     assert_merged_equals_reference(tmp_path, reference)

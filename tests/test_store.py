@@ -47,9 +47,7 @@ def test_scores_round_trip_bit_exactly(tmp_path):
     contents = read_store(tmp_path, MODEL, SETTINGS)
     assert contents.scores == dict(entries)
     for stored_key, score in entries:
-        assert math.copysign(1, contents.scores[stored_key].logit_delta) == math.copysign(
-            1, score.logit_delta
-        )
+        assert math.copysign(1, contents.scores[stored_key].logit_delta) == math.copysign(1, score.logit_delta)
 
 
 def test_namespaces_do_not_mix(tmp_path):
@@ -116,9 +114,7 @@ def test_damaged_lines_are_counted_and_skipped(tmp_path):
         writer.add_scores(MODEL, SETTINGS, [(key("q1", "d1"), score)])
         path = writer.path
     with open(path, "ab") as handle:
-        handle.write(
-            b"\x00\x00\x00\n[1, 2]\n" + json.dumps({"kind": "score", "model": MODEL}).encode() + b"\n"
-        )
+        handle.write(b"\x00\x00\x00\n[1, 2]\n" + json.dumps({"kind": "score", "model": MODEL}).encode() + b"\n")
     with StoreWriter(tmp_path) as writer:
         writer.add_scores(MODEL, SETTINGS, [(key("q1", "d2"), score)])
     contents = read_store(tmp_path, MODEL, SETTINGS)

