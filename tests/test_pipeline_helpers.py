@@ -118,3 +118,36 @@ def real_sampler():
     from rankvideo_cli.frames import sample_video
 
     return sample_video
+
+
+def test_the_wait_for_decoding_is_reported_with_its_fix_only_when_large():
+    from pathlib import Path
+
+    from rankvideo_cli.pipeline import (
+        PipelineCounts,
+        PipelineResult,
+        PipelineTimings,
+        decode_wait_advice,
+        decode_wait_share,
+    )
+
+    def result(wait_s: float, score_s: float, decoded: int = 10) -> PipelineResult:
+        return PipelineResult(
+            scores={},
+            outcomes={},
+            bad_videos={},
+            counts=PipelineCounts(videos_decoded=decoded),
+            timings=PipelineTimings(wall_s=wait_s + score_s, wait_s=wait_s, score_s=score_s),
+            model_fingerprint="m",
+            settings_fingerprint="s",
+            store_dir=Path("store"),
+            settings={"decode_workers": 3},
+        )
+
+    assert decode_wait_share(result(30.0, 70.0).timings) == 0.3
+    advice = decode_wait_advice(result(30.0, 70.0))
+    assert advice is not None and "waited 30.0 s for decoded videos, 30% of its time, with 3 decode threads" in advice
+    assert "--cpus-per-task" in advice and "--decode-workers" in advice and "rankvideo sample" in advice
+    assert decode_wait_advice(result(10.0, 90.0)) is None  # 10%: the GPU was fed
+    assert decode_wait_advice(result(30.0, 70.0, decoded=1)) is None  # one video: its decode is the start-up
+    assert decode_wait_share(PipelineTimings()) == 0.0
