@@ -73,12 +73,6 @@ class FrameCacheStats:
             for name, value in increments.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            name: getattr(self, name)
-            for name in ("hits", "bad_hits", "misses", "corrupt", "written", "bytes_written", "bytes_read")
-        }
-
 
 @dataclass(frozen=True)
 class EntryState:
@@ -121,9 +115,7 @@ class FrameCache:
             self.stats.add(corrupt=1)
             return None
         try:
-            header, payload = _split(data)
-            if header.get("identity") != identity or header.get("settings") != sampling.fingerprint():
-                raise CorruptEntry("the entry was written for another video or other settings")
+            header, payload = _split(data, identity, sampling)
             if "error" in header:
                 from rankvideo_cli.frames import VideoError
 
@@ -154,9 +146,7 @@ class FrameCache:
         except OSError as error:
             return EntryState("corrupt", entry, None, str(error))
         try:
-            header, payload = _split(data, complete=full)
-            if header.get("identity") != identity or header.get("settings") != sampling.fingerprint():
-                raise CorruptEntry("the entry was written for another video or other settings")
+            header, payload = _split(data, identity, sampling, complete=full)
             if "error" in header:
                 return EntryState("bad", entry, len(data), f"{header['error']['kind']}: {header['error']['detail']}")
             if not full:
@@ -311,7 +301,10 @@ def _join(header: dict[str, Any], payload: bytes) -> bytes:
         total = fixed + len(encoded)
 
 
-def _split(data: bytes, *, complete: bool = True) -> tuple[dict[str, Any], bytes]:
+def _split(
+    data: bytes, identity: str, sampling: SamplingConfig, *, complete: bool = True
+) -> tuple[dict[str, Any], bytes]:
+    """The header and payload of an entry of `identity` under `sampling`; CorruptEntry if it is anything else."""
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _HEADER_LENGTH.size:
         raise CorruptEntry("not a rankvideo frame cache entry")
     start = len(MAGIC) + _HEADER_LENGTH.size
@@ -324,6 +317,8 @@ def _split(data: bytes, *, complete: bool = True) -> tuple[dict[str, Any], bytes
         raise CorruptEntry(f"damaged header: {error}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
         raise CorruptEntry("unknown entry format")
+    if header.get("identity") != identity or header.get("settings") != sampling.fingerprint():
+        raise CorruptEntry("the entry was written for another video or other settings")
     if complete and header.get("entry_bytes") != len(data):
         raise CorruptEntry(f"{len(data)} bytes, the header says {header.get('entry_bytes')}")
     return header, data[start + length :]

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +22,15 @@ from rich.console import Console
 from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.frame_cache import FrameCache
 from rankvideo_cli.io.runs import read_run
-from rankvideo_cli.pipeline import StopFlag, default_decode_workers
-from rankvideo_cli.preflight import check_at_least, check_writable_directory
+from rankvideo_cli.pipeline import (
+    Sampler,
+    StopFlag,
+    VideoJob,
+    _decode_in_order,
+    default_decode_workers,
+    plan_pairs,
+)
+from rankvideo_cli.preflight import Named, check_at_least, check_no_collisions, check_writable_directory
 from rankvideo_cli.progress import format_duration
 from rankvideo_cli.sampling_config import SamplingConfig
 from rankvideo_cli.shards import Shard, parse_shard
@@ -69,7 +75,6 @@ class SampleResult:
     bad: dict[str, str] = field(default_factory=dict)  # video key -> "kind: detail", failed now
     damaged_entries: int = 0  # found damaged and sampled again
     bytes_written: int = 0
-    frames_written: int = 0
     wall_s: float = 0.0
     decode_s: float = 0.0  # summed over threads: decode + encode + write
 
@@ -100,35 +105,23 @@ def validate_sample(request: SampleRequest) -> Shard | None:
     check_at_least(request.depth, "--depth")
     check_at_least(request.decode_workers, "--decode-workers")
     check_writable_directory(request.frames_cache, "--frames-cache")
-    for name, path in (("the run", request.run_path), ("--video-map", request.video_map)):
-        if path is not None and str(path) != "-" and Path(path).resolve() == Path(request.frames_cache).resolve():
-            raise UsageError(f"--frames-cache {request.frames_cache}: is {name}")
+    inputs = [Named("the run", request.run_path)]
+    inputs += [Named("--video-map", request.video_map)] if request.video_map is not None else []
+    check_no_collisions(inputs, [Named("--frames-cache", request.frames_cache)])
     return parse_shard(request.shard)
 
 
 def plan_videos(request: SampleRequest, shard: Shard | None) -> tuple[dict[str, Path | TarMember], int]:
-    """Video key -> path of every video within depth in this shard, in key order; and the docids with none."""
+    """Video key -> path of every video within depth in this shard, in key order (rerank's plan, without query
+    texts); and the number of docids within depth that have no video file."""
     run = read_run(request.run_path)
     resolver = VideoResolver(
         request.videos_root, pattern=request.video_pattern, video_map=request.video_map, multivent=request.multivent
     )
-    seen: set[str] = set()
-    videos: dict[str, Path | TarMember] = {}
-    missing = 0
-    for candidates in run.values():
-        for candidate in candidates[: request.depth]:
-            docid = candidate.docid
-            if docid in seen:
-                continue
-            seen.add(docid)
-            path = resolver.lookup(docid).path
-            if path is None:
-                missing += 1
-                continue
-            key = str(path)
-            if shard is None or shard.owns(key):
-                videos[key] = path if isinstance(path, TarMember) else Path(path)
-    return dict(sorted(videos.items())), missing
+    plan = plan_pairs(run, dict.fromkeys(run, ""), resolver, request.depth)
+    missing = len({docid for (_qid, docid), key in plan.video_of.items() if key is None})
+    owned = {key: path for key, path in plan.paths.items() if shard is None or shard.owns(key)}
+    return dict(sorted(owned.items())), missing
 
 
 def run_sample(
@@ -211,55 +204,40 @@ def _sample_all(
     console: Console,
     started: float,
 ) -> None:
+    """Decode, in rerank's decode pool (bounded, in order, stopped by the flag), what the cache lacks."""
     from rankvideo_cli.frame_cache import caching_sampler
 
-    if not todo:
-        return
     workers = request.decode_workers or default_decode_workers() + 1  # no scorer to leave a core for
-    window = 2 * workers
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rankvideo-sample")
-    pending: deque[tuple[str, Future[tuple[int, float]]]] = deque()
-    upcoming = iter(todo)
+    identity_of = {key: identity for key, _path, identity in todo}
+
+    def sampler_for(job: VideoJob) -> Sampler:  # a file that cannot be read is decoded for the reason, not cached
+        identity = identity_of[job.key]
+        return caching_sampler(cache, identity, sampler, trust_bad=False) if identity is not None else sampler
+
+    jobs = [VideoJob(key, path, []) for key, path, _identity in todo]  # type: ignore[arg-type]
     last_line = time.monotonic()
-
-    def one(key: str, path: Path | TarMember, identity: str | None) -> tuple[int, float]:
-        begun = time.monotonic()
-        if identity is None:  # unreadable: the decoder says why, and there is no identity to file it under
-            assert sampler is not None
-            sampler(path, sampling)
-            raise RankVideoError(f"{key}: cannot be read")
-        video = caching_sampler(cache, identity, sampler, trust_bad=False)(path, sampling)
-        return len(video.frame_indices), time.monotonic() - begun
-
-    def submit_next() -> None:
-        item = next(upcoming, None)
-        if item is not None:
-            pending.append((item[0], pool.submit(one, *item)))
-
+    decoded = _decode_in_order(jobs, sampler_for, sampling, workers, 2 * workers, stop)
     try:
-        for _ in range(window):
-            submit_next()
-        while pending:
-            key, future = pending.popleft()
-            try:
-                frames, seconds = future.result()
+        for job, video, failure, seconds in decoded:
+            result.decode_s += seconds
+            if video is not None and identity_of[job.key] is not None:
                 result.sampled += 1
-                result.frames_written += frames
-                result.decode_s += seconds
-            except RankVideoError as failure:
-                result.bad[key] = f"{getattr(failure, 'kind', 'unreadable')}: {getattr(failure, 'detail', failure)}"
-            except Exception as failure:  # an unexpected error (a flaky file system): not recorded, retried next run
-                result.bad[key] = f"unexpected: {type(failure).__name__}: {failure}"
-            if stop.signum is None:
-                submit_next()
+            elif isinstance(failure, RankVideoError):
+                result.bad[job.key] = f"{getattr(failure, 'kind', 'unreadable')}: {getattr(failure, 'detail', failure)}"
+            elif failure is not None:  # unexpected (a flaky file system): not recorded, retried next run
+                result.bad[job.key] = f"unexpected: {type(failure).__name__}: {failure}"
+            else:
+                result.bad[job.key] = "missing: the file cannot be read"
             now = time.monotonic()
             if now - last_line >= PROGRESS_INTERVAL_S:
                 last_line = now
                 done = result.sampled + len(result.bad)
                 elapsed = format_duration(now - started)
                 _say(console, f"{done}/{len(todo)} videos sampled ({len(result.bad)} bad), elapsed {elapsed}")
+            if stop.signum is not None:
+                break
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        decoded.close()
         result.bytes_written = cache.stats.bytes_written
 
 
