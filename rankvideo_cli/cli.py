@@ -14,7 +14,7 @@ import typer.core
 from rich.console import Console
 
 from rankvideo_cli import __version__
-from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.io.atomic import StdoutClosed, quiet_broken_pipe
 
 # typer >= 0.20 vendors click as typer._click; older releases use click itself
@@ -164,7 +164,7 @@ MeasureOpt = Annotated[
 ]
 
 
-def _load_scorer(
+def _scorer_options(
     model: str,
     revision: str | None,
     cache_dir: Path | None,
@@ -174,12 +174,12 @@ def _load_scorer(
     score_mode: ScoreMode,
     batch_size: int | None,
 ):
-    from rankvideo_cli.scoring.loading import load_scorer
+    from rankvideo_cli.scoring.options import ScorerOptions
 
-    return load_scorer(
-        model,
+    return ScorerOptions(
+        model=model,
         revision=revision,
-        cache_dir=cache_dir,
+        cache_dir=str(cache_dir) if cache_dir is not None else None,
         dtype=dtype,
         device=device,
         attn_implementation=attn_implementation,
@@ -252,6 +252,13 @@ def rerank(
         ),
     ] = False,
     frames_cache: FramesCacheOpt = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Several devices of this node: cuda:0,cuda:1 or 'all' GPUs, one worker process each "
+            "(each scores a shard into the one score store; the run is the same as on one device)."
+        ),
+    ] = None,
 ) -> None:
     """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
     from rankvideo_cli.workflow import RerankRequest, run_rerank
@@ -284,11 +291,13 @@ def rerank(
         model=model,
         dry_run=dry_run,
         frames_cache=frames_cache,
+        devices=devices,
     )
-    scorer_factory = lambda: _load_scorer(  # noqa: E731 - loaded lazily, after the inputs validate
-        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size
-    )
-    run_rerank(request, scorer_factory, console=stderr)
+    if devices is not None and device is not None:
+        raise UsageError("--device and --devices: give one of them")
+    options = _scorer_options(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
+    # the model loads lazily, after the inputs validate
+    run_rerank(request, options.load, console=stderr, scorer_options=options)
 
 
 class Correction(str, Enum):
@@ -321,7 +330,6 @@ def eval_(
 ) -> None:
     """Evaluate RUNs against QRELS with ir-measures (trec_eval -c: judged queries missing from a run count as
     zero)."""
-    from rankvideo_cli.errors import UsageError
     from rankvideo_cli.workflow import run_eval
 
     if len(runs_and_qrels) < 2:
@@ -448,7 +456,8 @@ def score(
     from rankvideo_cli.workflow import check_score_request, run_score
 
     check_score_request(query, videos, batch_size, model)
-    scorer = _load_scorer(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
+    options = _scorer_options(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
+    scorer = options.load()
     failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)

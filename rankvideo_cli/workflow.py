@@ -50,6 +50,7 @@ from rankvideo_cli.preflight import (
     check_regular_input,
     check_tag,
     is_stdout,
+    parse_devices,
     plan_outputs,
 )
 from rankvideo_cli.progress import make_progress
@@ -64,10 +65,12 @@ from rankvideo_cli.scoring.base import Scorer
 from rankvideo_cli.shards import Shard, parse_shard
 from rankvideo_cli.store import ScoreStore
 from rankvideo_cli.videos import VideoResolver
+from rankvideo_cli.workers import WorkersInterrupted
 
 if TYPE_CHECKING:
     from rankvideo_cli.evaluate import EvalReport
     from rankvideo_cli.frame_cache import FrameCache
+    from rankvideo_cli.scoring.options import ScorerOptions
 
 
 @dataclass
@@ -99,6 +102,7 @@ class RerankRequest:
     model: str | None = None  # likewise (a near miss of tiny-random is refused at once)
     dry_run: bool = False
     frames_cache: Path | None = None  # sampled frames written by `rankvideo sample` (read only)
+    devices: str | None = None  # one worker process per device (workers.py); None: this process, one device
 
 
 class MemoResolver:
@@ -330,6 +334,12 @@ def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
 
         check_frame_cache(request.frames_cache)
     shard = parse_shard(request.shard)
+    if parse_devices(request.devices) is not None:
+        if shard is not None:
+            raise UsageError("--devices runs every shard itself on this node; drop --shard (or --devices)")
+        for name, path in (("run", request.run_path), ("queries", request.queries_path)):
+            if str(path) == "-":
+                raise UsageError(f"--devices: every worker reads the {name}, so it must be a file, not stdin (-)")
     if shard is not None and not is_stdout(request.output):
         raise UsageError("--shard writes scores to the score store only; build the run with `rankvideo merge`")
     if shard is not None and request.scores_path is not None:
@@ -352,16 +362,22 @@ def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
     return shard, plan
 
 
-def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], console: Console) -> None:
+def run_rerank(
+    request: RerankRequest,
+    scorer_factory: Callable[[], Scorer],
+    console: Console,
+    scorer_options: ScorerOptions | None = None,
+) -> None:
     """`rankvideo rerank`: validate, score (resumably, video-major), rank, write, summarise, evaluate.
 
+    With `request.devices`, one worker process per device scores its shard (`workers.py`, which needs
+    `scorer_options` to load the model in each worker) and the run is built from the store.
     The manifest's status is the truth: `complete` only once the run file is written; `interrupted` (a signal)
     or `failed` with the reason otherwise.
     """
-    from rankvideo_cli.pipeline import score_pairs
-    from rankvideo_cli.sampling_config import SamplingConfig
-
     shard, outputs = validate_rerank(request)
+    if request.devices is not None and scorer_options is None:
+        raise UsageError("--devices needs the scorer's options to start one worker per device")
     request.output = outputs.output
     if request.qrels_path is not None:
         from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
@@ -378,7 +394,10 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
         return
     within_depth = sum(min(request.depth, len(candidates)) for candidates in inputs.scored_run.values())
     # no candidate has a video: there is nothing to score, so no model is loaded (seconds, not a GPU start)
-    scorer = scorer_factory() if missing_pairs < within_depth else NothingToScore()
+    anything_to_score = missing_pairs < within_depth
+    on_devices = request.devices is not None and anything_to_score
+    scorer = NothingToScore() if not anything_to_score else None if on_devices else scorer_factory()
+    model_description = _describe_scorer(scorer) if scorer is not None else None
     result: PipelineResult | None = None
     status, reason = "failed", None
 
@@ -391,7 +410,8 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
                 result=result,
                 inputs={"run": request.run_path, "queries": request.queries_path},
                 settings=_job_settings(request),
-                scorer_fingerprint=_describe_scorer(scorer),
+                scorer_fingerprint=model_description,
+                runtime={"device": ",".join(result.settings["devices"])} if on_devices else None,
                 status=final_status,
                 reason=why,
                 output=outputs.output,
@@ -399,26 +419,18 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
         )
 
     try:
-        with ScoreStore(outputs.store_dir, shard) as store:
-            try:
-                result = score_pairs(
-                    inputs.scored_run,
-                    inputs.queries,
-                    inputs.resolver,
-                    scorer,
-                    SamplingConfig(),
-                    store,
-                    depth=request.depth,
-                    shard=shard,
-                    decode_workers=request.decode_workers,
-                    prefetch=request.prefetch,
-                    retry_bad_videos=request.retry_bad_videos,
-                    progress=make_progress(console),
-                    frame_cache=_open_frame_cache(request.frames_cache),
+        try:
+            if on_devices:
+                from rankvideo_cli.workers import score_on_devices
+
+                result, model_description = score_on_devices(
+                    request, inputs, outputs.store_dir, scorer_options, console  # type: ignore[arg-type]
                 )
-            except BaseException as error:
-                result = getattr(error, "result", None)
-                raise
+            else:
+                result = _score_here(request, inputs, outputs, shard, scorer, console)  # type: ignore[arg-type]
+        except BaseException as error:
+            result = getattr(error, "result", None)
+            raise
         if shard is not None:
             console.print(
                 f"rankvideo: shard {shard}: {result.counts.pairs_scored} pairs scored, "
@@ -432,7 +444,7 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
             _check_bad_video_policy(result, request.on_bad_video)
             _finish(request, inputs, result, console)
         status = "complete"
-    except Interrupted as error:
+    except (Interrupted, WorkersInterrupted) as error:
         status, reason = "interrupted", str(error)
         raise
     except KeyboardInterrupt:
@@ -443,6 +455,36 @@ def run_rerank(request: RerankRequest, scorer_factory: Callable[[], Scorer], con
         raise
     finally:
         manifest(status, reason)
+
+
+def _score_here(
+    request: RerankRequest,
+    inputs: PreparedInputs,
+    outputs: OutputPlan,
+    shard: Shard | None,
+    scorer: Scorer,
+    console: Console,
+) -> PipelineResult:
+    """Score in this process, on the scorer's one device."""
+    from rankvideo_cli.pipeline import score_pairs
+    from rankvideo_cli.sampling_config import SamplingConfig
+
+    with ScoreStore(outputs.store_dir, shard) as store:
+        return score_pairs(
+            inputs.scored_run,
+            inputs.queries,
+            inputs.resolver,
+            scorer,
+            SamplingConfig(),
+            store,
+            depth=request.depth,
+            shard=shard,
+            decode_workers=request.decode_workers,
+            prefetch=request.prefetch,
+            retry_bad_videos=request.retry_bad_videos,
+            progress=make_progress(console),
+            frame_cache=_open_frame_cache(request.frames_cache),
+        )
 
 
 def _open_frame_cache(directory: Path | None) -> FrameCache | None:

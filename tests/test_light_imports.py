@@ -76,6 +76,18 @@ def run_probe(args: list[str], cwd: Path) -> dict:
             ],
             2,
         ),
+        (
+            [
+                "rerank",
+                str(SAMPLE / "first_stage.trec"),
+                str(SAMPLE / "queries.tsv"),
+                "--videos",
+                str(SAMPLE / "videos"),
+                "--devices",
+                "cuda:0,cuda:0",
+            ],
+            2,
+        ),
         (["videos", str(SAMPLE / "multivent" / "videos"), "--json"], 0),
         (["rank", str(SAMPLE / "first_stage.trec"), "--scores", "no-such-scores.jsonl"], 2),
         (["tune", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "qrels.txt"), "--scores", "no-such.jsonl"], 2),
@@ -89,6 +101,7 @@ def run_probe(args: list[str], cwd: Path) -> dict:
         "merge-no-cache",
         "rerank-missing-run",
         "rerank-bad-queries",
+        "rerank-bad-devices",
         "videos",
         "rank-missing-scores",
         "tune-missing-scores",
@@ -108,3 +121,13 @@ def test_sample_never_imports_the_model_stack(tmp_path: Path) -> None:
     assert "av" in outcome["heavy"]
     # and its input errors come before any decoding library
     assert run_probe([*args, "--frames-cache", str(SAMPLE / "first_stage.trec")], tmp_path) == {"code": 2, "heavy": []}
+
+
+def test_the_parent_of_device_workers_loads_no_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The workers load the model; the process that starts them and writes the run imports no torch."""
+    args = ["rerank", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--videos", str(SAMPLE / "videos")]
+    outcome = run_probe(
+        [*args, "--model", "tiny-random", "-o", str(tmp_path / "run.trec"), "--devices", "cpu,cpu"], tmp_path
+    )
+    assert outcome == {"code": 0, "heavy": []}
+    assert (tmp_path / "run.trec").stat().st_size > 0

@@ -34,6 +34,7 @@ SAMPLE = ROOT / "sample_runs"
 RERANK_SBATCH = ROOT / "configs" / "slurm" / "rerank-array.sbatch"
 MERGE_SBATCH = ROOT / "configs" / "slurm" / "merge.sbatch"
 SAMPLE_SBATCH = ROOT / "configs" / "slurm" / "sample-array.sbatch"
+NODE_SBATCH = ROOT / "configs" / "slurm" / "rerank-node.sbatch"
 START_CLUSTER = ROOT / "tests" / "slurm" / "start_cluster.sh"
 SLURM_TOOLS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo", "slurmctld", "slurmd", "munged")
 JOB_TIMEOUT_S = 300.0
@@ -312,3 +313,24 @@ def test_a_cpu_sample_array_feeds_the_gpu_array_through_the_frame_cache(
     from_cache = [int(count) for count in re.findall(r"(\d+) of them from the frame cache", rerank_logs)]
     assert len(from_cache) == SHARDS and sum(from_cache) == 12, rerank_logs
     assert_merged_equals_reference(tmp_path, reference)
+
+
+def test_a_whole_node_job_scores_on_every_device_and_writes_the_run(
+    slurm_cluster: None, reference: tuple[bytes, list[dict]], tmp_path: Path
+) -> None:
+    """rerank-node.sbatch: one task, one worker per device (two CPU workers stand in for the GPUs)."""
+    link_videos(tmp_path)
+    arguments = [*SMALL_JOB, "--cpus-per-task=2", f"--output={tmp_path}/node-%j.log", str(NODE_SBATCH)]
+    options = ["--videos", "videos", "--model", "tiny-random"]
+    job_id = sbatch([*arguments, *inputs(), "node.trec", *options], tmp_path, {"RANKVIDEO_DEVICES": "cpu,cpu"})
+    wait_for([job_id], tmp_path)
+    assert_completed(job_id, tmp_path)
+    expected_run, expected_records = reference
+    assert (tmp_path / "node.trec").read_bytes() == expected_run, logs(tmp_path)
+    log = logs(tmp_path)
+    assert "rankvideo-node: devices cpu,cpu" in log
+    assert "rankvideo: worker 1 (shard 1/2 on cpu, 1 decode threads)" in log
+    assert "Traceback" not in log
+    store = tmp_path / "node.trec.scores"
+    pairs = [(r["qid"], r["docid"]) for path in store.glob("scores*.jsonl") for r in score_records(path)]
+    assert sorted(pairs) == sorted((record["qid"], record["docid"]) for record in expected_records)

@@ -1,0 +1,374 @@
+"""Every device of one node in one command: `rerank --devices cuda:0,cuda:1` (or `all`).
+
+One worker process per device, each the shard I/N of a SLURM array (`--shard I/N`: the same split by video,
+the same score store files and shard manifests), all writing into the one score store; the parent then
+builds the run from the store exactly as `rankvideo merge` does, so the run is byte-identical to a
+single-device run. Processes, not threads: each worker owns its CUDA context, its decode threads and its
+store file, and a worker that dies (out of memory, a driver fault, `kill -9`) takes no other worker's scores
+with it. A rerun scores only what is missing.
+
+The parent validates everything before any worker starts, never imports torch unless a GPU has to be
+counted, relays each worker's stderr prefixed with its shard and device, forwards SIGINT/SIGTERM to the
+workers (which flush their stores and stop), and reports a dead worker with its device and shard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.preflight import ALL_DEVICES
+from rankvideo_cli.shards import Shard
+
+if TYPE_CHECKING:
+    from rankvideo_cli.pipeline import PipelineResult
+    from rankvideo_cli.scoring.options import ScorerOptions
+    from rankvideo_cli.workflow import PreparedInputs, RerankRequest
+
+_STDERR_TAIL = 5  # lines of a failed worker's stderr kept for the report
+
+
+class WorkersStopped(RankVideoError):
+    """The workers did not all finish. `manifests`: those the workers wrote (a worker killed before it loaded
+    its inputs writes none); `result`: what the store holds, for the parent's manifest."""
+
+    manifests: list[dict[str, Any]]
+    result: PipelineResult | None = None
+
+
+class WorkerFailed(WorkersStopped):
+    """One or more workers did not finish; the others' scores are in the store (exit 1)."""
+
+    exit_code = 1
+
+
+class WorkersInterrupted(WorkersStopped):
+    """SIGINT/SIGTERM stopped every worker after they flushed their stores; exit 128 + signal."""
+
+    def __init__(self, signum: int, store_dir: Path) -> None:
+        self.exit_code = 128 + signum
+        super().__init__(
+            f"interrupted by {signal.Signals(signum).name}: every worker stopped; all scores are saved in "
+            f"{store_dir}: run the same command again to resume"
+        )
+
+
+def expand_devices(devices: list[str]) -> list[str]:
+    """`all` to every visible GPU (`cuda:0`...); each `cuda:N` checked against the visible GPUs. Imports torch
+    only when a GPU is named (counting them needs it), after every other check has passed."""
+    if devices == [ALL_DEVICES] or any(device.startswith("cuda") for device in devices):
+        import torch
+
+        visible = torch.cuda.device_count()
+        restricted = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f" (CUDA_VISIBLE_DEVICES={restricted})" if restricted is not None else ""
+        if devices == [ALL_DEVICES]:
+            if visible == 0:
+                raise UsageError(f"--devices all: no GPU is visible{where}")
+            return [f"cuda:{index}" for index in range(visible)]
+        for device in devices:
+            if device.startswith("cuda") and int(device.split(":")[1]) >= visible:
+                raise UsageError(f"--devices: {device} does not exist: {visible} GPUs are visible{where}")
+    return list(devices)
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    shard: Shard
+    device: str
+    decode_workers: int
+
+    @property
+    def name(self) -> str:
+        return f"shard {self.shard} on {self.device}"
+
+
+def plan_workers(devices: list[str], decode_workers: int) -> list[WorkerPlan]:
+    """One worker per device, shard I of N; the decode threads split between them (at least one each)."""
+    count = len(devices)
+    per_worker = max(1, decode_workers // count)
+    return [WorkerPlan(Shard(index, count), device, per_worker) for index, device in enumerate(devices)]
+
+
+def _request_to_dict(request: RerankRequest) -> dict[str, Any]:
+    return {
+        item.name: (str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value)
+        for item in fields(request)
+        for value in [getattr(request, item.name)]
+    }
+
+
+def _request_from_dict(data: dict[str, Any]) -> RerankRequest:
+    from rankvideo_cli.workflow import RerankRequest
+
+    paths = {item.name for item in fields(RerankRequest) if "Path" in str(item.type)}
+    return RerankRequest(
+        **{name: Path(value) if name in paths and value is not None else value for name, value in data.items()}
+    )
+
+
+def worker_request(request: RerankRequest, plan: WorkerPlan, store_dir: Path) -> RerankRequest:
+    """The shard run a worker does: scores into the shared store only, its manifest in the store."""
+    return replace(
+        request,
+        shard=str(plan.shard),
+        devices=None,
+        output=None,
+        scores_path=None,
+        qrels_path=None,
+        measures=None,
+        manifest_path=None,
+        dry_run=False,
+        cache_dir=store_dir.resolve(),
+        decode_workers=plan.decode_workers,
+    )
+
+
+def _worker_environment(plan: WorkerPlan, workers: int) -> dict[str, str]:
+    environ = dict(os.environ)
+    environ["PYTHONUNBUFFERED"] = "1"
+    if plan.device == "cpu" and "OMP_NUM_THREADS" not in environ:
+        from rankvideo_cli.pipeline import usable_cores
+
+        # several CPU workers would each start a thread per core: share the cores instead
+        environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
+    return environ
+
+
+@dataclass
+class _Worker:
+    plan: WorkerPlan
+    process: subprocess.Popen
+    tail: deque = field(default_factory=lambda: deque(maxlen=_STDERR_TAIL))
+    relay: threading.Thread | None = None
+
+    def describe_exit(self) -> str:
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        last = next((line for line in reversed(self.tail) if line.strip()), "")
+        return f"exited with code {code}" + (f": {last.strip()}" if last else "")
+
+
+def _relay(worker: _Worker, console: Console, lock: threading.Lock) -> None:
+    """Each line of a worker's stderr, prefixed with its shard and device, on the parent's stderr."""
+    prefix = f"rankvideo [{worker.plan.name}]:"
+    assert worker.process.stderr is not None
+    for line in worker.process.stderr:
+        text = line.rstrip("\n")
+        worker.tail.append(text)
+        shown = text[len("rankvideo:") :] if text.startswith("rankvideo:") else " " + text
+        with lock:
+            console.print(prefix + shown, markup=False, soft_wrap=True, highlight=False)
+
+
+def _start(plan: WorkerPlan, spec: dict[str, Any], workers: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rankvideo_cli.workers", json.dumps(spec)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # a worker writes no run; the parent's stdout may be the run's pipe
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env=_worker_environment(plan, workers),
+    )
+
+
+@contextlib.contextmanager
+def _forwarding_signals(workers: list[_Worker]):
+    """SIGINT/SIGTERM to the parent reach every worker as SIGTERM (each flushes its store and stops); yields
+    a list holding the first signal received, if any."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        for worker in workers:
+            if worker.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_workers(
+    request: RerankRequest,
+    scorer_options: ScorerOptions,
+    devices: list[str],
+    store_dir: Path,
+    console: Console,
+) -> list[dict[str, Any]]:
+    """Start one worker per device, relay their stderr, wait for all; their shard manifests, in shard order.
+
+    Raises `WorkersInterrupted` after a signal, `WorkerFailed` when a worker did not finish (after the others
+    finished theirs, so their scores are in the store).
+    """
+    from rankvideo_cli.manifest import default_manifest_path
+    from rankvideo_cli.pipeline import default_decode_workers
+
+    plans = plan_workers(devices, request.decode_workers or default_decode_workers())
+    manifests = [default_manifest_path(None, store_dir, plan.shard) for plan in plans]
+    for path in manifests:  # a manifest left by an earlier run of these shards must not pass for this run's
+        path.unlink(missing_ok=True)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+    workers: list[_Worker] = []
+    with _forwarding_signals(workers) as received:
+        for plan in plans:
+            spec = {
+                "request": _request_to_dict(worker_request(request, plan, store_dir)),
+                "scorer": scorer_options.on_device(plan.device).to_dict(),
+            }
+            worker = _Worker(plan, _start(plan, spec, len(plans)))
+            worker.relay = threading.Thread(target=_relay, args=(worker, console, lock), daemon=True)
+            worker.relay.start()
+            workers.append(worker)
+            with lock:
+                console.print(
+                    f"rankvideo: worker {plan.shard.index} ({plan.name}, {plan.decode_workers} decode threads): "
+                    f"pid {worker.process.pid}",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            if received:  # stopped while starting: start no more
+                break
+        while any(worker.process.poll() is None for worker in workers):
+            time.sleep(0.1)
+    for worker in workers:
+        if worker.relay is not None:
+            worker.relay.join()
+    written = [json.loads(path.read_text(encoding="utf-8")) for path in manifests if path.is_file()]
+    stopped: WorkersStopped | None = None
+    failed = [worker for worker in workers if worker.process.returncode != 0]
+    if received:
+        stopped = WorkersInterrupted(received[0], store_dir)
+    elif failed:
+        described = "; ".join(f"worker {w.plan.shard.index} ({w.plan.name}) {w.describe_exit()}" for w in failed)
+        finished = len(workers) - len(failed)
+        stopped = WorkerFailed(
+            f"{described}; the scores of the {finished} workers that finished, and every score stored before, "
+            f"are in {store_dir}: run the same command again to score what is missing"
+        )
+    if stopped is not None:
+        stopped.manifests = written
+        raise stopped
+    return written
+
+
+def combine_worker_counts(result: PipelineResult, manifests: list[dict[str, Any]]) -> None:
+    """The merged result counts every pair as read from the store: put back what the workers scored and
+    decoded in this run, and how long their models waited, so the summary and manifest tell the truth."""
+    counts, timings = result.counts, result.timings
+    summed = ("pairs_scored", "pairs_cached", "videos_decoded", "videos_cached", "videos_from_frame_cache")
+    for name in (*summed, "frame_cache_corrupt", "oom_splits"):
+        setattr(counts, name, sum(manifest["counts"].get(name, 0) for manifest in manifests))
+    for ours, theirs in (("decode_s", "decode_s"), ("score_s", "score_s"), ("wait_s", "wait_for_decode_s")):
+        setattr(timings, ours, sum(manifest["timings"].get(theirs, 0.0) for manifest in manifests))
+    result.settings.update(
+        {
+            "devices": [manifest.get("device") for manifest in manifests],
+            "decode_workers": sum(manifest["pipeline"].get("decode_workers", 0) for manifest in manifests),
+            "frame_cache": manifests[0]["pipeline"].get("frame_cache") if manifests else None,
+        }
+    )
+
+
+def score_on_devices(
+    request: RerankRequest,
+    inputs: PreparedInputs,
+    store_dir: Path,
+    scorer_options: ScorerOptions,
+    console: Console,
+) -> tuple[PipelineResult, dict[str, Any]]:
+    """Score on every device of `request.devices`, then answer every pair from the store (as `merge`): the
+    result, and the model's description for the manifest."""
+    from rankvideo_cli.preflight import parse_devices
+
+    started = time.monotonic()
+    devices = expand_devices(parse_devices(request.devices) or [])
+    try:
+        manifests = run_workers(request, scorer_options, devices, store_dir, console)
+    except WorkersStopped as stopped:
+        if stopped.manifests:  # what the store holds now, for the parent's manifest
+            stopped.result = _answer_from_store(request, inputs, store_dir, stopped.manifests, started, partial=True)
+        raise
+    models = {manifest["model_fingerprint"] for manifest in manifests}
+    if len(models) > 1:
+        described = ", ".join(f"{manifest.get('dtype')} on {manifest.get('device')}" for manifest in manifests)
+        raise UsageError(
+            f"--devices {request.devices}: the workers loaded the model differently ({described}), so their scores "
+            "cannot make one run; give --dtype (and --attn-implementation) so every device runs alike"
+        )
+    return _answer_from_store(request, inputs, store_dir, manifests, started, partial=False), manifests[0]["model"]
+
+
+def _answer_from_store(
+    request: RerankRequest,
+    inputs: PreparedInputs,
+    store_dir: Path,
+    manifests: list[dict[str, Any]],
+    started: float,
+    *,
+    partial: bool,
+) -> PipelineResult:
+    from rankvideo_cli.pipeline import merge_scores
+    from rankvideo_cli.store import ScoreStore
+
+    result = merge_scores(
+        inputs.scored_run,
+        inputs.queries,
+        inputs.resolver,
+        ScoreStore(store_dir),
+        depth=request.depth,
+        model_fingerprint=manifests[0]["model_fingerprint"],
+        settings_fingerprint=manifests[0]["sampling_fingerprint"],
+        allow_missing=partial,
+    )
+    combine_worker_counts(result, manifests)
+    result.timings.wall_s = time.monotonic() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A worker: `python -m rankvideo_cli.workers SPEC` (SPEC: the shard's request and scorer options, JSON)."""
+    from rankvideo_cli.scoring.options import ScorerOptions
+    from rankvideo_cli.workflow import run_rerank
+
+    arguments = sys.argv[1:] if argv is None else argv
+    spec = json.loads(arguments[0])
+    request = _request_from_dict(spec["request"])
+    options = ScorerOptions.from_dict(spec["scorer"])
+    console = Console(stderr=True, highlight=False)
+    try:
+        run_rerank(request, options.load, console)
+    except RankVideoError as error:
+        console.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
