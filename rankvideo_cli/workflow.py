@@ -424,7 +424,11 @@ def run_rerank(
                 from rankvideo_cli.workers import score_on_devices
 
                 result, model_description = score_on_devices(
-                    request, inputs, outputs.store_dir, scorer_options, console  # type: ignore[arg-type]
+                    request,
+                    inputs,
+                    outputs.store_dir,
+                    scorer_options,
+                    console,  # type: ignore[arg-type]
                 )
             else:
                 result = _score_here(request, inputs, outputs, shard, scorer, console)  # type: ignore[arg-type]
