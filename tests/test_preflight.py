@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-import rankvideo_cli.cli as cli_module
 from rankvideo_cli import __version__
 from rankvideo_cli.cli import app
+from rankvideo_cli.scoring.options import ScorerOptions
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 FIRST_STAGE = SAMPLE / "first_stage.trec"
@@ -36,7 +36,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("the model was loaded before the error was found")
 
-    monkeypatch.setattr(cli_module, "_load_scorer", refuse)
+    monkeypatch.setattr(ScorerOptions, "load", refuse)
 
 
 def assert_refused(result: Result, *fragments: str, prefix: str = "rankvideo: ") -> str:
