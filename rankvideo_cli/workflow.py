@@ -177,12 +177,12 @@ def _scores_jsonl(result: PipelineResult) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def _drop_set(result: PipelineResult, on_missing_video: str, on_bad_video: str) -> set[tuple[str, str]]:
+def drop_set(result: PipelineResult, on_missing_video: str, on_bad_video: str) -> set[tuple[str, str]]:
     statuses = [MISSING_VIDEO] * (on_missing_video == "drop") + [BAD_VIDEO] * (on_bad_video == "drop")
     return result.pairs_with(*statuses) if statuses else set()
 
 
-def _check_bad_video_policy(result: PipelineResult, on_bad_video: str) -> None:
+def check_bad_video_policy(result: PipelineResult, on_bad_video: str) -> None:
     if on_bad_video == "error" and result.bad_videos:
         raise RankVideoError(
             f"{summarize_bad_videos(result)}; scores of the good videos are saved in {result.store_dir} "
@@ -190,7 +190,7 @@ def _check_bad_video_policy(result: PipelineResult, on_bad_video: str) -> None:
         )
 
 
-def _summary(
+def print_summary(
     console: Console,
     inputs: PreparedInputs,
     result: PipelineResult,
@@ -257,12 +257,12 @@ def _finish(
         depth=request.depth,
         interpolate=request.interpolate,
         normalization=request.normalization,
-        drop=_drop_set(result, request.on_missing_video, request.on_bad_video),
+        drop=drop_set(result, request.on_missing_video, request.on_bad_video),
     )
     write_output_chunks(iter_trec_chunks(ranked, request.tag), request.output)
     if request.scores_path is not None:
         atomic_write_text(request.scores_path, _scores_jsonl(result))
-    _summary(console, inputs, result, ranked, request)
+    print_summary(console, inputs, result, ranked, request)
     if request.qrels_path is not None:
         _evaluate_against_first_stage(ranked, inputs.run, request.qrels_path, request.measures, console)
     return ranked
@@ -386,7 +386,7 @@ def run_rerank(
         report_tolerated(console, describe_tolerated(read_qrels(request.qrels_path)))
     inputs = prepare_inputs(request)
     report_tolerated(console, inputs.run.tolerated.describe(inputs.run.source, 6))
-    missing_pairs = _report_missing_videos(request, inputs, console)
+    missing_pairs = report_missing_videos(request, inputs, console)
     if request.dry_run:
         from rankvideo_cli.dryrun import print_plan
 
@@ -431,7 +431,7 @@ def run_rerank(
                     console,  # type: ignore[arg-type]
                 )
             else:
-                result = _score_here(request, inputs, outputs, shard, scorer, console)  # type: ignore[arg-type]
+                result = score_here(request, inputs, outputs.store_dir, shard, scorer, console)  # type: ignore[arg-type]
         except BaseException as error:
             result = getattr(error, "result", None)
             raise
@@ -443,9 +443,9 @@ def run_rerank(
                 soft_wrap=True,
             )
             _report_decoding(result, console)
-            _check_bad_video_policy(result, request.on_bad_video)
+            check_bad_video_policy(result, request.on_bad_video)
         else:
-            _check_bad_video_policy(result, request.on_bad_video)
+            check_bad_video_policy(result, request.on_bad_video)
             _finish(request, inputs, result, console)
         status = "complete"
     except (Interrupted, WorkersInterrupted) as error:
@@ -461,19 +461,19 @@ def run_rerank(
         manifest(status, reason)
 
 
-def _score_here(
+def score_here(
     request: RerankRequest,
     inputs: PreparedInputs,
-    outputs: OutputPlan,
+    store_dir: Path,
     shard: Shard | None,
     scorer: Scorer,
     console: Console,
 ) -> PipelineResult:
-    """Score in this process, on the scorer's one device."""
+    """Score in this process, on the scorer's one device, into the score store `store_dir`."""
     from rankvideo_cli.pipeline import score_pairs
     from rankvideo_cli.sampling_config import SamplingConfig
 
-    with ScoreStore(outputs.store_dir, shard) as store:
+    with ScoreStore(store_dir, shard) as store:
         return score_pairs(
             inputs.scored_run,
             inputs.queries,
@@ -509,7 +509,7 @@ class NothingToScore:
         raise AssertionError("NothingToScore was asked to score a video")
 
 
-def _report_missing_videos(request: RerankRequest, inputs: PreparedInputs, console: Console) -> int:
+def report_missing_videos(request: RerankRequest, inputs: PreparedInputs, console: Console) -> int:
     """Report (or, with --on-missing-video error, refuse) the candidates without a video; their pair count."""
     missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
     if not missing_pairs:
@@ -610,7 +610,7 @@ def run_merge(
         settings_fingerprint=shared.get("sampling_fingerprint"),
         allow_missing=allow_missing,
     )
-    _check_bad_video_policy(result, request.on_bad_video)
+    check_bad_video_policy(result, request.on_bad_video)
     _finish(request, inputs, result, console)
     write_manifest(
         outputs.manifest,

@@ -205,6 +205,11 @@ def _build(
     return run
 
 
+def run_from_scores(source: str, rows: dict[str, dict[str, float]]) -> Run:
+    """The `Run` of qid -> {docid: score} read elsewhere (a PyTerrier result frame), in trec_eval order."""
+    return _build(source, rows, dict.fromkeys(rows))
+
+
 _RANKS: list[tuple[int]] = []
 
 

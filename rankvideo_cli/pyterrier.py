@@ -1,0 +1,209 @@
+"""RankVideo as a PyTerrier reranker: `first_stage % 100 >> RankVideoReranker(videos="/data/videos")`.
+
+A result-to-result `pt.Transformer` (as pyterrier_t5's MonoT5): it takes a result frame (`qid`, `query`,
+`docno`, `score`, `rank`) and returns the same rows rescored and re-ranked by the model, through the very code
+of `rankvideo rerank`: the same video resolution, frame sampling, video-major scheduling, score store (so a
+second `pt.Experiment` reuses the scores instead of computing them again) and missing/bad-video policies. Rows
+it could not score are kept after the scored rows of their query, in first-stage order, and counted on stderr;
+the scores it writes reproduce its order under trec_eval's tie rule, as the CLI's run file does.
+
+Only PyTerrier's transformer API is used: no Java, no index (`pip install -e '.[pyterrier]'`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+try:
+    import pyterrier as pt
+except ImportError as error:  # pragma: no cover - the message is the point
+    raise ImportError(
+        "rankvideo_cli.pyterrier needs PyTerrier: pip install 'rankvideo-cli[pyterrier]' (or -e '.[pyterrier]')"
+    ) from error
+import pandas as pd
+from rich.console import Console
+
+from rankvideo_cli.errors import UsageError
+from rankvideo_cli.io.runs import Run, run_from_scores
+from rankvideo_cli.preflight import check_ranking_options, check_writable_directory
+from rankvideo_cli.ranking import rerank
+from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.videos import VideoResolver
+from rankvideo_cli.workflow import (
+    MemoResolver,
+    NothingToScore,
+    PreparedInputs,
+    RerankRequest,
+    check_bad_video_policy,
+    drop_set,
+    print_summary,
+    report_missing_videos,
+    score_here,
+)
+
+if TYPE_CHECKING:
+    from rankvideo_cli.pipeline import PipelineResult
+    from rankvideo_cli.ranking import RankedDoc
+    from rankvideo_cli.scoring.base import Scorer
+
+SOURCE = "<pyterrier results>"
+POLICIES = ("keep", "drop", "error")
+
+
+class RankVideoReranker(pt.Transformer):
+    """Rescore and re-rank a result frame with RankVideo.
+
+    `videos`, `video_pattern`, `multivent`, `video_map`: where a docno's video is, as `rerank --videos ...`.
+    `model`, `revision`, `dtype`, `device`, `attn_implementation`, `score_mode`, `batch_size`: the model, as for
+    `rerank` (`"tiny-random"` is the meaningless test model, and says so). `depth`, `interpolate`,
+    `normalization`, `on_missing_video`, `on_bad_video`: the ranking, as for `rerank`. `cache`: the score store
+    directory (default `./rankvideo-scores`, as `rerank` to stdout). The model loads once, on the first frame
+    that has a video to score.
+    """
+
+    def __init__(
+        self,
+        videos: str | Path,
+        *,
+        model: str = "hltcoe/RankVideo",
+        revision: str | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+        attn_implementation: str | None = None,
+        score_mode: str = "full",
+        batch_size: int | None = None,
+        video_pattern: str = "{docid}.mp4",
+        multivent: bool = False,
+        video_map: str | Path | None = None,
+        depth: int = 100,
+        interpolate: float | None = None,
+        normalization: str = "minmax",
+        on_missing_video: str = "keep",
+        on_bad_video: str = "keep",
+        cache: str | Path = "rankvideo-scores",
+        decode_workers: int | None = None,
+        prefetch: int | None = None,
+        frames_cache: str | Path | None = None,
+        retry_bad_videos: bool = False,
+        verbose: bool = True,
+    ) -> None:
+        for name, policy in (("on_missing_video", on_missing_video), ("on_bad_video", on_bad_video)):
+            if policy not in POLICIES:
+                raise UsageError(f"{name} must be one of {', '.join(POLICIES)}, got {policy!r}")
+        check_ranking_options(depth, interpolate, normalization)
+        if not Path(videos).is_dir():
+            raise UsageError(f"videos {videos}: not a directory")
+        self.store_dir = check_writable_directory(cache, "cache")
+        self.request = RerankRequest(
+            run_path=Path(SOURCE),
+            queries_path=Path(SOURCE),
+            videos_root=Path(videos),
+            video_pattern=video_pattern,
+            multivent=multivent,
+            video_map=Path(video_map) if video_map is not None else None,
+            depth=depth,
+            interpolate=interpolate,
+            normalization=normalization,
+            on_missing_video=on_missing_video,
+            on_bad_video=on_bad_video,
+            decode_workers=decode_workers,
+            prefetch=prefetch,
+            retry_bad_videos=retry_bad_videos,
+            frames_cache=Path(frames_cache) if frames_cache is not None else None,
+            model=model,
+            batch_size=batch_size,
+        )
+        self.scorer_options = ScorerOptions(
+            model=model,
+            revision=revision,
+            dtype=dtype,
+            device=device,
+            attn_implementation=attn_implementation,
+            score_mode=score_mode,
+            batch_size=batch_size,
+        )
+        self.console = Console(stderr=True, highlight=False, quiet=not verbose)
+        self.last_result: PipelineResult | None = None  # counts and timings of the latest transform
+        self._scorer: Scorer | None = None
+
+    def __repr__(self) -> str:
+        return f"RankVideoReranker({self.scorer_options.model!r}, videos={str(self.request.videos_root)!r})"
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        run, queries = results_to_run(inp)
+        if not run:
+            return inp.iloc[0:0].copy()
+        resolver = MemoResolver(
+            VideoResolver(
+                self.request.videos_root,  # type: ignore[arg-type]
+                pattern=self.request.video_pattern,
+                video_map=self.request.video_map,
+                multivent=self.request.multivent,
+            )
+        )
+        inputs = PreparedInputs(run, queries, run, [], resolver)
+        missing_pairs = report_missing_videos(self.request, inputs, self.console)
+        within_depth = sum(min(self.request.depth, len(candidates)) for candidates in run.values())
+        scorer = self._load_scorer() if missing_pairs < within_depth else NothingToScore()
+        result = score_here(self.request, inputs, self.store_dir, None, scorer, self.console)
+        self.last_result = result
+        check_bad_video_policy(result, self.request.on_bad_video)
+        ranked = rerank(
+            run,
+            result.model_scores(),
+            depth=self.request.depth,
+            interpolate=self.request.interpolate,
+            normalization=self.request.normalization,
+            drop=drop_set(result, self.request.on_missing_video, self.request.on_bad_video),
+        )
+        print_summary(self.console, inputs, result, ranked, self.request)
+        return ranked_to_results(ranked, inp)
+
+    def _load_scorer(self) -> Scorer:
+        if self._scorer is None:
+            self._scorer = self.scorer_options.load()
+        return self._scorer
+
+
+def results_to_run(frame: pd.DataFrame) -> tuple[Run, dict[str, str]]:
+    """A result frame as rerank's inputs: the run (first-stage order: score descending, then docno descending,
+    as trec_eval) and the query texts. `UsageError` for what a run file could not hold either."""
+    missing = [column for column in ("qid", "query", "docno") if column not in frame.columns]
+    if "score" not in frame.columns and "rank" not in frame.columns:
+        missing.append("score (or rank)")
+    if missing:
+        raise UsageError(f"RankVideoReranker needs a result frame with {', '.join(missing)} (it has {list(frame)})")
+    qids = frame["qid"].astype(str).tolist()
+    docnos = frame["docno"].astype(str).tolist()
+    # no score column: the rank says the first-stage order (rank 0 first)
+    scores = frame["score"] if "score" in frame.columns else -frame["rank"]
+    rows: dict[str, dict[str, float]] = {}
+    for position, (qid, docno, score) in enumerate(zip(qids, docnos, scores.astype(float).tolist(), strict=True)):
+        if not math.isfinite(score):
+            raise UsageError(f"result row {position} ({qid}, {docno}): score must be finite, got {score!r}")
+        docs = rows.setdefault(qid, {})
+        if docno in docs:
+            raise UsageError(f"result row {position}: ({qid}, {docno}) appears twice")
+        docs[docno] = score
+    queries: dict[str, str] = {}
+    for qid, text in zip(qids, frame["query"].astype(str).tolist(), strict=True):
+        if queries.setdefault(qid, text) != text:
+            raise UsageError(f"query {qid!r} has two texts in the result frame: {queries[qid]!r} and {text!r}")
+    return run_from_scores(SOURCE, rows), queries
+
+
+def ranked_to_results(ranked: dict[str, list[RankedDoc]], frame: pd.DataFrame) -> pd.DataFrame:
+    """The final ranking as a result frame: every kept row of `frame` with its new `score` and `rank` (0-based,
+    PyTerrier's convention), each query's rows in the new order; the frame's other columns kept."""
+    order: list[tuple[str, str, float, int]] = [
+        (qid, doc.docid, doc.score, position) for qid in sorted(ranked) for position, doc in enumerate(ranked[qid])
+    ]
+    new = pd.DataFrame(order, columns=["qid", "docno", "score", "rank"])
+    others = frame.drop(columns=[column for column in ("score", "rank") if column in frame.columns])
+    others = others.assign(qid=others["qid"].astype(str), docno=others["docno"].astype(str))
+    merged = new.merge(others, on=["qid", "docno"], how="left", validate="one_to_one")
+    columns: Sequence[str] = [*frame.columns, *(c for c in ("score", "rank") if c not in frame.columns)]
+    return merged[list(columns)].reset_index(drop=True)

@@ -1,0 +1,156 @@
+"""`rankvideo_cli.pyterrier.RankVideoReranker` in PyTerrier pipelines (`%`, `>>`, `pt.Experiment`), without Java.
+
+Its results must be the run `rankvideo rerank` writes for the same first stage (same order, same scores), a
+second `pt.Experiment` must take every score from the store, and rows without a video stay in the results.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rankvideo_cli.cli import app
+from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.evaluate import evaluate
+from rankvideo_cli.io.qrels import read_qrels
+from rankvideo_cli.io.queries import read_queries
+from rankvideo_cli.io.runs import read_run_scores
+
+pt = pytest.importorskip("pyterrier", reason="the pyterrier extra is part of the dev install")
+
+from rankvideo_cli.pyterrier import RankVideoReranker, results_to_run  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
+CANDIDATES = 40  # 4 queries x 10 candidates, one of them (v404) without a video file
+SCORED = 36
+
+
+@pytest.fixture(scope="module")
+def topics() -> pd.DataFrame:
+    queries = read_queries(SAMPLE / "queries.tsv")
+    return pd.DataFrame({"qid": list(queries), "query": list(queries.values())})
+
+
+@pytest.fixture(scope="module")
+def first_stage(topics: pd.DataFrame):
+    """The sample's first-stage run as a PyTerrier retriever (a result frame with query texts and ranks)."""
+    run = read_run_scores(SAMPLE / "first_stage.trec")
+    rows = [(qid, docno, score) for qid, docs in run.items() for docno, score in docs.items()]
+    results = pd.DataFrame(rows, columns=["qid", "docno", "score"]).merge(topics, on="qid")
+    return pt.Transformer.from_df(pt.model.add_ranks(results))
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("cli") / "reranked.trec"
+    args = ["rerank", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--videos"]
+    args += [str(SAMPLE / "videos"), "--model", "tiny-random", "-o", str(output), "--decode-workers", "1"]
+    completed = CliRunner().invoke(app, args)
+    assert completed.exit_code == 0, completed.output
+    return output
+
+
+def trec_lines(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(qid, docno, score) in the frame's order, the score as the run file writes it (repr)."""
+    return [(row.qid, row.docno, repr(float(row.score))) for row in frame.itertuples()]
+
+
+def run_file_lines(path: Path) -> list[tuple[str, str, str]]:
+    return [(fields[0], fields[2], fields[4]) for fields in (line.split() for line in path.read_text().splitlines())]
+
+
+def test_the_pipeline_gives_the_run_of_rankvideo_rerank(first_stage, topics, cli_run, tmp_path, capsys) -> None:
+    reranker = RankVideoReranker(
+        videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store", decode_workers=1
+    )
+    results = (first_stage % 100 >> reranker)(topics)
+    assert len(results) == CANDIDATES  # the v404 rows (no video) are kept
+    assert trec_lines(results) == run_file_lines(cli_run)
+    for _qid, group in results.groupby("qid"):
+        assert group["rank"].tolist() == list(range(len(group)))
+        assert group["docno"].iloc[-1] == "v404"  # unscored: after the scored rows of its query
+    assert set(results.columns) == {"qid", "docno", "score", "rank", "query"}
+    assert reranker.last_result.counts.pairs_scored == SCORED
+    assert "4 pairs without a video file (keep)" in capsys.readouterr().err
+    assert not pt.java.started() and "jnius" not in sys.modules  # no Java: only the transformer API is used
+
+
+def test_experiment_compares_and_reuses_the_stored_scores(first_stage, topics, cli_run, tmp_path) -> None:
+    qrels = read_qrels(SAMPLE / "qrels.txt")
+    qrels_frame = qrels.rename(columns={"query_id": "qid", "doc_id": "docno", "relevance": "label"})
+    reranker = RankVideoReranker(
+        videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store", decode_workers=1, verbose=False
+    )
+    pipeline = first_stage % 100 >> reranker
+
+    def experiment() -> pd.DataFrame:
+        return pt.Experiment(
+            [first_stage, pipeline],
+            topics,
+            qrels_frame,
+            eval_metrics=["ndcg_cut_10", "map"],
+            names=["first stage", "rankvideo"],
+            baseline=0,
+        )
+
+    table = experiment()
+    assert reranker.last_result.counts.pairs_scored == SCORED
+    expected = evaluate(cli_run, qrels, ["nDCG@10", "AP"]).runs[0].aggregate  # `rankvideo eval` of the CLI's run
+    reranked = table.set_index("name").loc["rankvideo"]
+    assert reranked["ndcg_cut_10"] == pytest.approx(expected["nDCG@10"], abs=1e-12)
+    assert reranked["map"] == pytest.approx(expected["AP"], abs=1e-12)
+
+    again = experiment()  # the store answers: nothing is scored twice
+    assert reranker.last_result.counts.pairs_scored == 0
+    assert reranker.last_result.counts.pairs_cached == SCORED
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_the_missing_video_policy_applies(first_stage, topics, tmp_path) -> None:
+    dropping = RankVideoReranker(
+        videos=SAMPLE / "videos",
+        model="tiny-random",
+        cache=tmp_path / "store",
+        decode_workers=1,
+        on_missing_video="drop",
+        verbose=False,
+    )
+    results = (first_stage >> dropping)(topics)
+    assert len(results) == SCORED and "v404" not in set(results["docno"])
+    refusing = RankVideoReranker(
+        videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store", on_missing_video="error"
+    )
+    with pytest.raises(RankVideoError, match="candidate videos are missing"):
+        (first_stage >> refusing)(topics)
+
+
+def test_bad_frames_and_options_are_refused_plainly(tmp_path) -> None:
+    with pytest.raises(UsageError, match="needs a result frame with query, score \\(or rank\\)"):
+        results_to_run(pd.DataFrame({"qid": ["q1"], "docno": ["v001"]}))
+    with pytest.raises(UsageError, match=r"\(q1, v001\) appears twice"):
+        results_to_run(pd.DataFrame({"qid": ["q1", "q1"], "docno": ["v001"] * 2, "query": ["a"] * 2, "score": [1, 2]}))
+    with pytest.raises(UsageError, match="query 'q1' has two texts"):
+        results_to_run(pd.DataFrame({"qid": ["q1", "q1"], "docno": ["a", "b"], "query": ["x", "y"], "score": [1, 2]}))
+    with pytest.raises(UsageError, match="score must be finite"):
+        results_to_run(pd.DataFrame({"qid": ["q1"], "docno": ["a"], "query": ["x"], "score": [float("nan")]}))
+    with pytest.raises(UsageError, match="on_bad_video must be one of keep, drop, error"):
+        RankVideoReranker(videos=SAMPLE / "videos", on_bad_video="skip", cache=tmp_path / "store")
+    with pytest.raises(UsageError, match="not a directory"):
+        RankVideoReranker(videos=tmp_path / "nowhere", cache=tmp_path / "store")
+
+
+def test_a_rank_without_scores_gives_the_first_stage_order(topics) -> None:
+    frame = pd.DataFrame({"qid": ["q1"] * 3, "docno": ["b", "a", "c"], "query": ["x"] * 3, "rank": [0, 1, 2]})
+    run, queries = results_to_run(frame)
+    assert [candidate.docid for candidate in run["q1"]] == ["b", "a", "c"]
+    assert queries == {"q1": "x"}
+
+
+def test_an_empty_frame_gives_an_empty_frame(tmp_path) -> None:
+    reranker = RankVideoReranker(videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store")
+    empty = pd.DataFrame({"qid": [], "docno": [], "query": [], "score": [], "rank": []})
+    assert reranker(empty).empty
