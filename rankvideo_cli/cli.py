@@ -465,6 +465,42 @@ def score(
 
 @app.command()
 @user_errors
+def explain(
+    videos: Annotated[list[Path], typer.Argument(help="Video files to explain the query against.")],
+    query: Annotated[str, typer.Option("--query", "-q", help="Query text.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (with the score) instead of text.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 512,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sample at this temperature (default: greedy, the same text every time).")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling (with --temperature).")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Top-k sampling (with --temperature).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed for sampling (with --temperature).")] = None,
+    model: ModelOpt = "hltcoe/RankVideo",
+    revision: RevisionOpt = None,
+    cache_dir: CacheDirOpt = None,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    attn_implementation: AttnOpt = None,
+    batch_size: BatchOpt = None,
+) -> None:
+    """The model's full answer (its reasoning) and score for ad-hoc (query, video) pairs: the scoring prompt and
+    frames, greedy decoding unless --temperature, stopping at the end of its turn or --max-new-tokens."""
+    from rankvideo_cli.scoring.generate import GenerationSettings
+    from rankvideo_cli.workflow import check_score_request, run_explain
+
+    check_score_request(query, videos, batch_size, model)
+    settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
+    options = _scorer_options(
+        model, revision, cache_dir, dtype, device, attn_implementation, ScoreMode.full, batch_size
+    )
+    failures = run_explain(options.load(), query, videos, settings, as_json=as_json, console=stderr)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
 def sample(
     run: Annotated[Path, typer.Argument(help="The first-stage run the GPU jobs will rerank (- for stdin).")],
     frames_cache: Annotated[

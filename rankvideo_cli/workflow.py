@@ -901,6 +901,44 @@ def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bo
     return len(failures)
 
 
+def run_explain(
+    scorer: Scorer, query: str, videos: Sequence[Path], settings, *, as_json: bool, console: Console
+) -> int:
+    """`rankvideo explain`: the model's answer (its reasoning) and score for each video, as text blocks or JSON
+    lines on stdout; returns the number of videos that could not be decoded."""
+    from rankvideo_cli.frames import SamplingConfig, VideoError, sample_video
+    from rankvideo_cli.scoring.generate import explain_video
+
+    failures = 0
+    for path in videos:
+        try:
+            sampled = sample_video(path, SamplingConfig())
+        except VideoError as error:
+            failures += 1
+            console.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
+            if as_json:
+                write_stdout(json.dumps({"video": str(path), "error": str(error), "error_kind": error.kind}) + "\n")
+            continue
+        ((score, answer),) = explain_video(scorer, [query], sampled, settings)  # type: ignore[arg-type]
+        if as_json:
+            row = {
+                "video": str(path),
+                "query": query,
+                "text": answer.text,
+                "tokens": answer.tokens,
+                "finish_reason": answer.finish_reason,
+                "generation": settings.describe(),
+                **score.to_dict(),
+            }
+            write_stdout(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+        else:
+            write_stdout(
+                f"== {path}\nlogit_delta {score.logit_delta:.4f}  p_yes {score.p_yes:.4f}  "
+                f"({answer.finish_reason}, {answer.tokens} tokens)\n{answer.text}\n\n"
+            )
+    return failures
+
+
 def run_frames(
     video: Path, *, as_json: bool, save_dir: Path | None, console: Console, frames_cache: Path | None = None
 ) -> None:

@@ -186,12 +186,16 @@ class Qwen3VLScorer:
         then `batch_size` prompts per forward (halved on out-of-memory, no pair lost)."""
         if not queries:
             return []
-        distinct = list(dict.fromkeys(queries))
         with torch.inference_mode():
             video_inputs = encode_video(self.processor, video, device=self.preprocess_device)
-            features = self.vision_features(video_inputs)
-            scored: dict[str, PairScore] = {}
-            start = 0
+            return self.score_encoded(queries, video_inputs, self.vision_features(video_inputs))
+
+    def score_encoded(self, queries: list[str], video_inputs: VideoInputs, features: Any) -> list[PairScore]:
+        """`score_video` for a video already through the processor and the vision tower."""
+        distinct = list(dict.fromkeys(queries))
+        scored: dict[str, PairScore] = {}
+        start = 0
+        with torch.inference_mode():
             while start < len(distinct):
                 chunk = distinct[start : start + self.batch_size]
                 try:
@@ -260,15 +264,21 @@ class Qwen3VLScorer:
                 video_inputs.video_grid_thw.to(self.device),
             )
 
-    def answer_logprobs(self, batch: PromptBatch, video_inputs: VideoInputs, features: Any) -> torch.Tensor:
-        """(B, V) float32 log-softmax at the last prompt position, reusing `features` for every row."""
+    @staticmethod
+    def repeat_features(features: Any, rows: int) -> Any:
+        """One video's vision-tower output as the model takes it for `rows` prompts about that video (the
+        tensors are shared, not copied)."""
         from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
-        rows = batch.input_ids.shape[0]
-        repeated = BaseModelOutputWithDeepstackFeatures(
+        return BaseModelOutputWithDeepstackFeatures(
             pooler_output=tuple(features.pooler_output) * rows,
             deepstack_features=[tuple(layer) * rows for layer in features.deepstack_features],
         )
+
+    def answer_logprobs(self, batch: PromptBatch, video_inputs: VideoInputs, features: Any) -> torch.Tensor:
+        """(B, V) float32 log-softmax at the last prompt position, reusing `features` for every row."""
+        rows = batch.input_ids.shape[0]
+        repeated = self.repeat_features(features, rows)
         with torch.inference_mode():
             output = self.model(
                 input_ids=batch.input_ids.to(self.device),

@@ -54,16 +54,50 @@ class VLMReranker:
         scores = score_grouped(self.scorer, list(queries), [str(path) for path in video_paths], config)
         return [score.to_dict() for score in scores]
 
+    def generate_batch(
+        self,
+        queries: Sequence[str],
+        video_paths: Sequence[str | Path],
+        max_new_tokens: int = 512,
+        fps: float = 2.0,
+        max_frames: int = 32,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        """The model's full answer (its reasoning) to each (queries[i], video_paths[i]), from the scoring
+        prompt and frames; greedy unless a `temperature` is given. Pairs are grouped by video: one decode and
+        one vision-tower pass per video."""
+        from rankvideo_cli.scoring.generate import GenerationSettings, generate_for_video
+
+        if len(queries) != len(video_paths):
+            raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
+        settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
+        config = SamplingConfig(fps=fps, max_frames=max_frames)
+        texts: dict[int, str] = {}
+        for path, positions in _positions_by_video([str(path) for path in video_paths]).items():
+            answers = generate_for_video(
+                self.scorer, [queries[p] for p in positions], sample_video(path, config), settings
+            )  # type: ignore[arg-type]
+            texts.update((position, answer.text) for position, answer in zip(positions, answers, strict=True))
+        return [texts[position] for position in range(len(queries))]
+
+
+def _positions_by_video(video_paths: list[str]) -> dict[str, list[int]]:
+    by_video: dict[str, list[int]] = {}
+    for position, path in enumerate(video_paths):
+        by_video.setdefault(path, []).append(position)
+    return by_video
+
 
 def score_grouped(
     scorer: Scorer, queries: list[str], video_paths: list[str], config: SamplingConfig
 ) -> list[PairScore]:
     """Score pairs, decoding each distinct video path once and scoring all its queries in one call."""
-    by_video: dict[str, list[int]] = {}
-    for position, path in enumerate(video_paths):
-        by_video.setdefault(path, []).append(position)
     results: dict[int, PairScore] = {}
-    for path, positions in by_video.items():
+    for path, positions in _positions_by_video(video_paths).items():
         video = sample_video(path, config)
         scores = scorer.score_video([queries[p] for p in positions], video)
         results.update(zip(positions, scores, strict=True))
