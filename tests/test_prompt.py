@@ -242,3 +242,51 @@ def test_video_processing_device_keeps_the_values(tiny_loaded, make_sampled_vide
     assert torch.equal(default.pixel_values_videos, explicit.pixel_values_videos)
     assert torch.equal(default.video_grid_thw, explicit.video_grid_thw)
     assert default.placeholder == explicit.placeholder
+
+
+# --- fidelity guards on a loaded checkpoint ---------------------------------------------------------------
+
+
+def test_a_video_processor_that_resizes_the_frames_is_refused_naming_its_settings(tiny_loaded, make_sampled_video):
+    import copy
+
+    from rankvideo_cli.scoring.prompt import FidelityError, encode_video
+
+    video = make_sampled_video(frames=4, height=64, width=96)
+    assert encode_video(tiny_loaded.processor, video).video_grid_thw.tolist() == [[2, 4, 6]]
+    shrinking = copy.deepcopy(tiny_loaded.processor)
+    shrinking.video_processor.size = {"longest_edge": 2 * 32 * 32, "shortest_edge": 1024}
+    with pytest.raises(FidelityError, match=r"grid of \[2, 2, 2\] patches, not \[2, 4, 6\]: .*size=.*longest_edge"):
+        encode_video(shrinking, video)
+
+
+def test_scoring_with_such_a_checkpoint_fails_with_a_one_line_user_error(tiny_loaded, make_sampled_video):
+    import copy
+
+    from rankvideo_cli.errors import RankVideoError
+    from rankvideo_cli.scoring.prompt import FidelityError
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+
+    shrinking = copy.deepcopy(tiny_loaded.processor)
+    shrinking.video_processor.size = {"longest_edge": 2 * 32 * 32, "shortest_edge": 1024}
+    scorer = Qwen3VLScorer(tiny_loaded.model, shrinking, model_id="tiny-random")
+    with pytest.raises(FidelityError) as refused:
+        scorer.score_video(["a query"], make_sampled_video(frames=4, height=64, width=96))
+    assert "\n" not in str(refused.value)
+    assert isinstance(refused.value, RankVideoError)  # the CLI prints it as one line, exit 2, and stops
+
+
+def test_a_chat_template_that_changes_the_reference_text_is_refused(tiny_loaded):
+    import copy
+
+    from rankvideo_cli.scoring.prompt import FidelityError
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+
+    upper = copy.deepcopy(tiny_loaded.processor)
+    upper.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
+        "{% if c['type'] == 'text' %}{{ c['text'] | upper }}{% else %}<|vision_start|><|video_pad|><|vision_end|>"
+        "{% endif %}{% endfor %}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    )
+    with pytest.raises(FidelityError, match="does not render the reference's system text"):
+        Qwen3VLScorer(tiny_loaded.model, upper, model_id="odd-template")

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from rankvideo_cli.errors import RankVideoError
 from rankvideo_cli.frames import SampledVideo
 
 SYSTEM_PROMPT = (
@@ -105,6 +106,36 @@ def processor_videos_kwargs(video: SampledVideo) -> dict[str, Any]:
     }
 
 
+class FidelityError(RankVideoError):
+    """The loaded checkpoint would not see the inputs RankVideo was trained on; nothing is scored."""
+
+
+# Qwen3-VL's video patching (REFERENCE.md section 3): 2 frames x 16 x 16 pixels per patch.
+TEMPORAL_PATCH = 2
+PATCH = 16
+
+
+def check_video_grid(grid: torch.Tensor, frames_shape: tuple[int, ...], video_processor: Any) -> None:
+    """The processor must patch the frames we sampled as they are: grid (T/2, H/16, W/16). A checkpoint whose
+    video-processor settings resize or re-patch them would show the model other inputs than in training."""
+    frames, _channels, height, width = frames_shape
+    expected = [frames // TEMPORAL_PATCH, height // PATCH, width // PATCH]
+    found = [int(value) for value in grid.reshape(-1, 3)[0].tolist()]
+    if found == expected:
+        return
+    settings = {
+        name: getattr(video_processor, name, None)
+        for name in ("size", "patch_size", "temporal_patch_size", "merge_size", "do_resize")
+    }
+    shown = ", ".join(f"{name}={value}" for name, value in settings.items())
+    raise FidelityError(
+        f"the checkpoint's video processor turns {frames} sampled frames of {height}x{width} into a grid of "
+        f"{found} patches, not {expected}: its preprocessor settings ({shown}) differ from Qwen3-VL's "
+        "(patch_size=16, temporal_patch_size=2, size.longest_edge >= the frames' pixels), so RankVideo would not "
+        "see the frames it was trained on; fix the checkpoint's video_preprocessor_config.json"
+    )
+
+
 @dataclass
 class VideoInputs:
     """The processor's output for one video, shared by every query scored against it."""
@@ -133,6 +164,7 @@ def encode_video(processor: Any, video: SampledVideo, device: torch.device | str
     if device is not None:
         options["device"] = str(device)
     processed = processor.video_processor(videos=[frames], return_tensors="pt", **options)
+    check_video_grid(processed["video_grid_thw"], tuple(frames.shape), processor.video_processor)
     placeholder = processor.replace_video_token(processed, video_idx=0)
     return VideoInputs(
         pixel_values_videos=processed["pixel_values_videos"],

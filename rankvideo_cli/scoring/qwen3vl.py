@@ -22,6 +22,9 @@ from rankvideo_cli.scoring.base import PairScore
 from rankvideo_cli.scoring.memory import default_batch_size, is_out_of_memory, release_accelerator_memory
 from rankvideo_cli.scoring.prompt import (
     PROBE_QUERY,
+    SYSTEM_PROMPT,
+    USER_PROMPT,
+    FidelityError,
     PromptBatch,
     VideoInputs,
     build_prompt_text,
@@ -118,6 +121,17 @@ def reference_scores(
     return scores
 
 
+def check_prompt_text(rendered: str, model_id: str) -> None:
+    """The model's chat template must render the reference's system and user text exactly (another template
+    around them only warns: the reference used the model's own template too)."""
+    for name, text in (("system", SYSTEM_PROMPT), ("user", USER_PROMPT.format(query=PROBE_QUERY))):
+        if text not in rendered:
+            raise FidelityError(
+                f"{model_id}'s chat template does not render the reference's {name} text as it is "
+                f"({text[:60]!r}...): RankVideo would not see the prompt it was trained on"
+            )
+
+
 class Qwen3VLScorer:
     """Scores (query, video) pairs with a loaded Qwen3-VL model; implements the `Scorer` protocol."""
 
@@ -152,6 +166,7 @@ class Qwen3VLScorer:
         self.preprocess_device: torch.device | None = self.device if self.device.type == "cuda" else None
         self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
         rendered = render_prompt(processor, PROBE_QUERY)
+        check_prompt_text(rendered, model_id)
         if rendered != build_prompt_text(PROBE_QUERY):
             # The reference renders with the model's own template too, so it is used as it is; but it is
             # not the Qwen3-VL Instruct template RankVideo was trained with (REFERENCE.md section 4).
