@@ -34,6 +34,7 @@ from rankvideo_cli.preflight import Named, check_at_least, check_no_collisions, 
 from rankvideo_cli.progress import format_duration
 from rankvideo_cli.sampling_config import SamplingConfig
 from rankvideo_cli.shards import Shard, parse_shard
+from rankvideo_cli.versions import check_installed
 from rankvideo_cli.video_identity import VideoIdentities
 from rankvideo_cli.video_index import TarMember
 from rankvideo_cli.videos import VideoResolver
@@ -134,6 +135,7 @@ def run_sample(
     """Sample every video of the plan that the cache does not hold yet; returns what was done."""
     started = time.monotonic()
     shard = validate_sample(request)
+    check_installed("av")
     videos, missing = plan_videos(request, shard)
     cache = FrameCache(request.frames_cache, writable=True)
     sampling = SamplingConfig()

@@ -275,6 +275,9 @@ def load_model(
     `model` is a hub id (`revision` and `cache_dir` apply; HF_HOME and HF_HUB_OFFLINE are honoured), a
     local directory, or `tiny-random` (built on first use; prints a loud warning).
     """
+    from rankvideo_cli.versions import check_installed
+
+    check_installed("transformers", "torch", "torchvision", "qwen-vl-utils", "av")  # before they are used
     from transformers import AutoConfig, AutoProcessor, Qwen3VLForConditionalGeneration
 
     cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
