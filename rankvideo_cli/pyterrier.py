@@ -31,12 +31,12 @@ from rankvideo_cli.io.runs import Run, run_from_scores
 from rankvideo_cli.preflight import check_ranking_options, check_writable_directory
 from rankvideo_cli.ranking import rerank
 from rankvideo_cli.scoring.options import ScorerOptions
-from rankvideo_cli.videos import VideoResolver
 from rankvideo_cli.workflow import (
-    MemoResolver,
     NothingToScore,
     PreparedInputs,
     RerankRequest,
+    anything_to_score,
+    build_resolver,
     check_bad_video_policy,
     drop_set,
     print_summary,
@@ -136,18 +136,10 @@ class RankVideoReranker(pt.Transformer):
         run, queries = results_to_run(inp)
         if not run:
             return inp.iloc[0:0].copy()
-        resolver = MemoResolver(
-            VideoResolver(
-                self.request.videos_root,  # type: ignore[arg-type]
-                pattern=self.request.video_pattern,
-                video_map=self.request.video_map,
-                multivent=self.request.multivent,
-            )
-        )
-        inputs = PreparedInputs(run, queries, run, [], resolver)
+        inputs = PreparedInputs(run, queries, run, [], build_resolver(self.request))
         missing_pairs = report_missing_videos(self.request, inputs, self.console)
-        within_depth = sum(min(self.request.depth, len(candidates)) for candidates in run.values())
-        scorer = self._load_scorer() if missing_pairs < within_depth else NothingToScore()
+        needs_model = anything_to_score(self.request, inputs, missing_pairs)
+        scorer = self._load_scorer() if needs_model else NothingToScore()
         result = score_here(self.request, inputs, self.store_dir, None, scorer, self.console)
         self.last_result = result
         check_bad_video_policy(result, self.request.on_bad_video)

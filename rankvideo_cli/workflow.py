@@ -147,17 +147,29 @@ def prepare_inputs(request: RerankRequest) -> PreparedInputs:
             f"query {missing[0]!r} is not in {request.queries_path} ({len(missing)} run queries have no text; "
             "--missing-query skip keeps them in first-stage order)",
         )
-    resolver = MemoResolver(
+    resolver = build_resolver(request)
+    skipped = set(missing)
+    scored_run = {qid: candidates for qid, candidates in run.items() if qid not in skipped}
+    return PreparedInputs(run, queries, scored_run, missing, resolver)
+
+
+def build_resolver(request: RerankRequest) -> MemoResolver:
+    """The docid -> video lookup of `--videos`, `--video-pattern`, `--multivent` and `--video-map`."""
+    return MemoResolver(
         VideoResolver(
-            request.videos_root,
+            request.videos_root,  # type: ignore[arg-type]
             pattern=request.video_pattern,
             video_map=request.video_map,
             multivent=request.multivent,
         )
     )
-    skipped = set(missing)
-    scored_run = {qid: candidates for qid, candidates in run.items() if qid not in skipped}
-    return PreparedInputs(run, queries, scored_run, missing, resolver)
+
+
+def anything_to_score(request: RerankRequest, inputs: PreparedInputs, missing_pairs: int) -> bool:
+    """Whether some pair within depth has a video file: when none has, no model is loaded (seconds, not a GPU
+    start)."""
+    within_depth = sum(min(request.depth, len(candidates)) for candidates in inputs.scored_run.values())
+    return missing_pairs < within_depth
 
 
 def count_missing_videos(inputs: PreparedInputs, depth: int) -> tuple[int, int]:
@@ -392,11 +404,9 @@ def run_rerank(
 
         print_plan(request, inputs, outputs, shard, console)
         return
-    within_depth = sum(min(request.depth, len(candidates)) for candidates in inputs.scored_run.values())
-    # no candidate has a video: there is nothing to score, so no model is loaded (seconds, not a GPU start)
-    anything_to_score = missing_pairs < within_depth
-    on_devices = request.devices is not None and anything_to_score
-    scorer = NothingToScore() if not anything_to_score else None if on_devices else scorer_factory()
+    needs_model = anything_to_score(request, inputs, missing_pairs)
+    on_devices = request.devices is not None and needs_model
+    scorer = NothingToScore() if not needs_model else None if on_devices else scorer_factory()
     model_description = _describe_scorer(scorer) if scorer is not None else None
     result: PipelineResult | None = None
     status, reason = "failed", None
