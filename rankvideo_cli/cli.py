@@ -579,7 +579,7 @@ def videos(
 
     from rich.table import Table
 
-    from rankvideo_cli.video_index import build_index
+    from rankvideo_cli.video_index import SPARSE_MEMBER, build_index
 
     index = build_index(directory, use_cache=not rebuild)
     summary = {**index.summary(), "index": "built now" if index.built else "from the cache"}
@@ -593,7 +593,11 @@ def videos(
         table.add_row(key.replace("_", " "), str(summary[key]))
     for suffix, count in summary["by_extension"].items():
         table.add_row(f"  {suffix}", str(count))
+    if summary["unreadable_members"]:
+        table.add_row("unreadable members", str(len(summary["unreadable_members"])))
     Console(highlight=False).print(table)
+    for where in summary["unreadable_members"]:
+        stderr.print(f"rankvideo: {directory / where}: {SPARSE_MEMBER}", markup=False, soft_wrap=True)
 
 
 @app.command()

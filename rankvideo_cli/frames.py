@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -89,6 +90,7 @@ class VideoError(RankVideoError):
         "bad_frame_rate": "the container gives no usable average frame rate",
         "corrupt": "damaged data: a frame the sampler needs cannot be decoded",
         "bad_aspect_ratio": "width/height ratio above the 200 qwen-vl-utils accepts",
+        "unreadable_member": "a tar member whose bytes are not stored in place (a sparse member)",
     }
 
     def __init__(self, path: str | Path, kind: str, detail: str) -> None:
@@ -260,10 +262,17 @@ class VideoPlan:
         return self.total_frames / self.source_fps
 
 
-def _raise_unopenable(path: Path, error: Exception) -> None:
+def _raise_unopenable(path: Path | TarMember, error: Exception) -> None:
+    """Why FFmpeg cannot open `path`, told from its first bytes (a tar member's own, not the tar's)."""
     reason = getattr(error, "strerror", None) or str(error)
-    with open(path, "rb") as handle:
-        head = handle.read(16)
+    try:
+        if isinstance(path, TarMember):
+            head = path.read_head(16)
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+    except OSError as failure:
+        raise VideoError(path, "missing", f"cannot be read ({failure.strerror or failure})") from None
     if len(head) == 0:
         raise VideoError(path, "not_a_video", "the file is empty") from None
     signature = _container_signature(head)
@@ -297,8 +306,17 @@ class _OpenVideo:
             raise VideoError(self.path, "missing", "no such file")
         if isinstance(self.path, Path) and self.path.is_dir():
             raise VideoError(self.path, "not_a_video", "is a directory")
-        # a tar member is read in place, through FFmpeg's subfile protocol (bounded reads of its bytes)
-        source = self.path.ffmpeg_url() if isinstance(self.path, TarMember) else str(self.path)
+        if isinstance(self.path, TarMember):
+            if self.path.unreadable:
+                raise VideoError(self.path, "unreadable_member", self.path.unreadable)
+            changed = self.path.check()  # the bytes at the recorded offset must still be this member's
+            if changed is not None:
+                raise VideoError(self.path, "missing", f"the tar changed after it was indexed: {changed}")
+            # read in place, through FFmpeg's subfile protocol (bounded reads of the member's bytes)
+            source = self.path.ffmpeg_url()
+        else:
+            # an absolute path: FFmpeg reads a relative `a:b/v.mp4` as the URL of a protocol `a`
+            source = os.path.abspath(self.path)
         try:
             self.container = av.open(source, metadata_errors="ignore")
         except PermissionError:

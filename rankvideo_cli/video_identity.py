@@ -86,6 +86,8 @@ class VideoIdentities:
             return self._current[key]
         identity = None
         try:
+            if isinstance(path, TarMember) and path.check() is not None:
+                raise FileNotFoundError(path)  # the tar changed: not this member's bytes (the decoder says so)
             signature = StatSignature.of(path)
             identity = self._known.get((key, signature))
             if identity is None:
