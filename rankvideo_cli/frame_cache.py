@@ -8,14 +8,15 @@ the sampling settings' fingerprint:
 
     CACHE/frames-v1/<settings fingerprint>/<last 2 hex digits of the identity>/<identity>.rvf
 
-Lossless and compressed: the frames are stored as FFV1 (FFmpeg's lossless intra codec, bundled with PyAV) in
-`bgr0` pixels (a pure byte shuffle of RGB), about 2.5x smaller than the raw frames on natural video
-(benchmarks/README.md); a CRC-32 of the raw frames is checked on every read, so a damaged entry is decoded
-again, never trusted. Several writers may share one directory (SLURM array tasks): each entry is written to
-a temporary file in its final directory and renamed over it (atomic on POSIX file systems, NFS included), and
-two writers of one entry write the same frames. Stat signatures of the videos whose identity was hashed are
-appended to per-writer journals (`identities/*.jsonl`), so a resumed `rankvideo sample` only stats the
-videos it already did, as the score store does.
+Lossless and compressed: the frames are stored as FFV1 (FFmpeg's lossless intra codec, bundled with PyAV) in `bgr0`
+pixels (a pure byte shuffle of RGB), about 2.5x smaller than the raw frames on natural video (benchmarks/README.md);
+a CRC-32 of the raw frames and a CRC-32 of the header (fps, N, indices, sizes: what the processor is told) are
+checked on every read, so a damaged or edited entry is decoded again, never trusted. Entries of format 1 (before the
+header checksum) count as damaged: decoded again and rewritten by `sample`. Several writers may share one directory
+(SLURM array tasks): each entry is written to a temporary file in its final directory and renamed over it (atomic on
+POSIX file systems, NFS included), and two writers of one entry write the same frames. Stat signatures of the videos
+whose identity was hashed are appended to per-writer journals (`identities/*.jsonl`), so a resumed `rankvideo
+sample` only stats the videos it already did, as the score store does.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from rankvideo_cli.video_index import TarMember
 if TYPE_CHECKING:
     from rankvideo_cli.frames import SampledVideo
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the header carries `header_crc32`
+ROOT_VERSION = 1  # the directory name (`frames-v1`): format 1 entries there are found, and replaced
 MAGIC = b"RVFRAMES1\n"
 _HEADER_LENGTH = struct.Struct("<I")
 ENTRY_SUFFIX = ".rvf"
@@ -96,7 +98,7 @@ class FrameCache:
 
     @property
     def root(self) -> Path:
-        return self.directory / f"frames-v{FORMAT_VERSION}"
+        return self.directory / f"frames-v{ROOT_VERSION}"
 
     def entry_path(self, identity: str, sampling: SamplingConfig) -> Path:
         return self.root / sampling.fingerprint() / identity[-2:] / f"{identity}{ENTRY_SUFFIX}"
@@ -290,12 +292,23 @@ def _writer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _canonical(header: dict[str, Any]) -> bytes:
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _header_checksum(header: dict[str, Any]) -> str:
+    """CRC-32 of the header's canonical JSON without the checksum itself (8 hex digits: a fixed length)."""
+    return f"{zlib.crc32(_canonical({k: v for k, v in header.items() if k != 'header_crc32'})):08x}"
+
+
 def _join(header: dict[str, Any], payload: bytes) -> bytes:
-    """MAGIC, the header's length, the header (JSON, with the entry's total length), the payload."""
+    """MAGIC, the header's length, the header (JSON, with the entry's total length and its own checksum), the
+    payload."""
     fixed = len(MAGIC) + _HEADER_LENGTH.size + len(payload)
     total = 0
     while True:  # the header holds the total length, whose digits change the header's length
-        encoded = json.dumps({**header, "entry_bytes": total}, sort_keys=True, separators=(",", ":")).encode()
+        body = {**header, "entry_bytes": total}
+        encoded = _canonical({**body, "header_crc32": _header_checksum(body)})
         if total == fixed + len(encoded):
             return MAGIC + _HEADER_LENGTH.pack(len(encoded)) + encoded + payload
         total = fixed + len(encoded)
@@ -315,8 +328,12 @@ def _split(
         header = json.loads(data[start : start + length])
     except ValueError as error:
         raise CorruptEntry(f"damaged header: {error}") from None
+    if isinstance(header, dict) and header.get("format") == 1:
+        raise CorruptEntry("format 1 (written before headers had a checksum)")
     if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
         raise CorruptEntry("unknown entry format")
+    if header.get("header_crc32") != _header_checksum(header):
+        raise CorruptEntry("the header does not match its checksum")
     if header.get("identity") != identity or header.get("settings") != sampling.fingerprint():
         raise CorruptEntry("the entry was written for another video or other settings")
     if complete and header.get("entry_bytes") != len(data):

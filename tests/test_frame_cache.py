@@ -169,6 +169,69 @@ def test_a_damaged_entry_is_decoded_again_never_trusted(tiny_model_dir: Path, tm
     assert json.loads(invoke([*sample_args(cache_dir), "--json", "--verify"]).stdout)["sampled"] == 0
 
 
+def edit_header(entry: Path, old: bytes, new: bytes) -> None:
+    """Replace `old` by `new` (same length) inside the entry's JSON header, as an editor would."""
+    from rankvideo_cli.frame_cache import MAGIC
+
+    assert len(old) == len(new)
+    data = entry.read_bytes()
+    end = len(MAGIC) + 4 + int.from_bytes(data[len(MAGIC) : len(MAGIC) + 4], "little")
+    assert data.count(old, 0, end) == 1, data[:end]
+    entry.write_bytes(data.replace(old, new, 1))
+
+
+def test_an_edited_header_is_never_trusted(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """One digit of the fps the processor is told: every read, `sample`'s resume and `--verify` must notice."""
+    cache_dir = tmp_path / "cache"
+    invoke(sample_args(cache_dir))
+    invoke(rerank_args(tmp_path, "decoded"))
+    entry = next(path for path in entries(cache_dir) if b'"source_fps":24.0' in path.read_bytes()[:4096])
+    edit_header(entry, b'"source_fps":24.0', b'"source_fps":94.0')
+
+    (edited,) = [path for path in sorted((SAMPLE / "videos").glob("*.mp4")) if content_identity(path) == entry.stem]
+    shown = json.loads(invoke(["frames", str(edited), "--json", "--frames-cache", str(cache_dir)]).stdout)
+    assert shown["frame_cache"]["status"] == "corrupt" and "checksum" in shown["frame_cache"]["detail"]
+    result = invoke(rerank_args(tmp_path, "cached", "--frames-cache", str(cache_dir)))
+    assert "11 of them from the frame cache (1 damaged entries decoded instead)" in result.stderr
+    assert (tmp_path / "cached.scores.jsonl").read_bytes() == (tmp_path / "decoded.scores.jsonl").read_bytes()
+    assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
+
+    edit_header(entry, b'"source_fps":94.0', b'"source_fps":24.1')
+    verified = json.loads(invoke([*sample_args(cache_dir), "--json", "--verify"]).stdout)
+    assert verified["damaged_entries"] == 1 and verified["sampled"] == 1
+    edit_header(entry, b'"source_fps":24.0', b'"source_fps":94.0')
+    resumed = json.loads(invoke([*sample_args(cache_dir), "--json"]).stdout)  # header and length only
+    assert resumed["damaged_entries"] == 1 and resumed["sampled"] == 1
+    assert json.loads(invoke([*sample_args(cache_dir), "--json", "--verify"]).stdout)["damaged_entries"] == 0
+
+
+def test_an_entry_of_the_format_before_header_checksums_is_replaced(tmp_path: Path) -> None:
+    from rankvideo_cli.frame_cache import MAGIC
+
+    video = SAMPLE / "videos" / "v002.mp4"
+    cache_dir = tmp_path / "cache"
+    invoke(sample_args(cache_dir))
+    cache, identity = FrameCache(cache_dir), content_identity(video)
+    entry = cache.entry_path(identity, SamplingConfig())
+    data = entry.read_bytes()
+    start = len(MAGIC) + 4
+    length = int.from_bytes(data[len(MAGIC) : start], "little")
+    header = json.loads(data[start : start + length])
+    del header["header_crc32"]
+    header["format"] = 1
+    encoded = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    old_entry = MAGIC + len(encoded).to_bytes(4, "little") + encoded + data[start + length :]
+    header["entry_bytes"] = len(old_entry)
+    encoded = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    entry.write_bytes(MAGIC + len(encoded).to_bytes(4, "little") + encoded + data[start + length :])
+    state = cache.state(identity, SamplingConfig())
+    assert state.status == "corrupt" and "format 1" in (state.detail or "")
+    assert cache.load(video, identity, SamplingConfig()) is None
+    resumed = json.loads(invoke([*sample_args(cache_dir), "--json"]).stdout)
+    assert resumed["damaged_entries"] == 1 and resumed["sampled"] == 1
+    assert cache.state(identity, SamplingConfig()).status == "cached"
+
+
 def test_a_bad_video_is_remembered_with_its_reason(tmp_path: Path) -> None:
     videos = tmp_path / "videos"
     shutil.copytree(SAMPLE / "videos", videos)
