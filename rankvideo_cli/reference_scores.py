@@ -52,12 +52,7 @@ def read_reference_scores(directory: str | Path, model: str | None = None) -> di
         match = FILE_PATTERN.match(path.name)
         if not match or match["model"] != model:
             continue
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise InputError(path, error.lineno, f"invalid JSON: {error.msg}") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(path, None, f"cannot read: {error}") from None
+        payload = _read_json(path)
         if not isinstance(payload, dict) or len(payload) != 1:
             raise InputError(path, None, "expected {video_id: {query_id: scores}}")
         ((video, by_query),) = payload.items()
@@ -73,3 +68,55 @@ def read_reference_scores(directory: str | Path, model: str | None = None) -> di
                 raise InputError(path, None, f"query {qid!r}: logit_delta must be a finite number, got {value!r}")
             scores[(str(qid), video)] = float(value)
     return scores
+
+
+_LEVELS = ("video id", "query id", "score field")
+
+
+def _read_json(path: Path) -> object:
+    """The file's JSON; a key given twice in one object is an error naming it (json.loads would keep the last
+    one: a silently chosen score)."""
+    duplicated: dict[int, str] = {}  # id() of the object -> its first repeated key
+
+    def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+        result: dict = {}
+        for key, value in pairs:
+            if key in result:
+                duplicated.setdefault(id(result), key)
+            result[key] = value
+        return result
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        payload = json.loads(text, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as error:
+        raise InputError(path, error.lineno, f"invalid JSON: {error.msg}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, None, f"cannot read: {error}") from None
+    if duplicated:
+        level, key = _first_duplicate(payload, duplicated)
+        raise InputError(
+            path,
+            _line_of_second(text, key),
+            f"{_LEVELS[min(level, 2)]} {key!r} appears twice in one object; which of its scores is meant "
+            "cannot be told (the reference writes each once)",
+        )
+    return payload
+
+
+def _first_duplicate(payload: object, duplicated: dict[int, str]) -> tuple[int, str]:
+    """(depth, key) of the outermost object that repeated a key."""
+    level, current = 0, [payload]
+    while current:
+        for node in current:
+            if isinstance(node, dict) and id(node) in duplicated:
+                return level, duplicated[id(node)]
+        current = [child for node in current if isinstance(node, dict) for child in node.values()]
+        level += 1
+    return 0, next(iter(duplicated.values()))
+
+
+def _line_of_second(text: str, key: str) -> int | None:
+    """The line of the second `"key":` in the file (where the repeat most likely is)."""
+    found = [match.start() for match in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
+    return text.count("\n", 0, found[1]) + 1 if len(found) > 1 else None

@@ -96,3 +96,27 @@ def test_reference_directory_errors(reranked, tmp_path: Path) -> None:
     assert invoke("rank", SAMPLE / "first_stage.trec", "--scores", empty).exit_code == 2
     refused = invoke("rank", SAMPLE / "first_stage.trec", "--scores", directory, "-o", SAMPLE / "first_stage.trec")
     assert refused.exit_code == 2 and "never overwrite" in refused.stderr
+
+
+def test_a_key_given_twice_in_a_reference_file_is_refused_naming_it(reranked, tmp_path: Path) -> None:
+    """json.loads keeps the last of two equal keys: rank and tune would take one of two scores silently."""
+    _work, directory = reranked
+    for repeated, level, expected_line in (
+        ('{"v002": {\n "q1": {"logit_delta": 1.0},\n "q1": {"logit_delta": 9.0}}}', "query id 'q1'", 3),
+        ('{"v002": {"q1": {"logit_delta": 1.0}},\n "v002": {"q1": {"logit_delta": 9.0}}}', "video id 'v002'", 2),
+        ('{"v002": {"q1": {"logit_delta": 1.0,\n "logit_delta": 9.0}}}', "score field 'logit_delta'", 2),
+    ):
+        copied = tmp_path / f"copy-{expected_line}-{len(repeated)}"
+        copied.mkdir()
+        for path in directory.glob("*.json"):
+            (copied / path.name).write_text(path.read_text())
+        target = copied / "v002_reranking_RankVideo.json"
+        target.write_text(repeated)
+        for command in (
+            ["rank", SAMPLE / "first_stage.trec", "--scores", copied],
+            ["tune", SAMPLE / "first_stage.trec", SAMPLE / "qrels.txt", "--scores", copied, "--folds", "2"],
+        ):
+            result = invoke(*command)
+            assert result.exit_code == 2, result.output
+            assert f"{target}:{expected_line}: {level} appears twice in one object" in result.stderr
+            assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
