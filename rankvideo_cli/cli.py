@@ -579,8 +579,10 @@ def videos(
 
     from rich.table import Table
 
+    from rankvideo_cli.preflight import check_rankvideo_cache
     from rankvideo_cli.video_index import SPARSE_MEMBER, build_index
 
+    check_rankvideo_cache()
     index = build_index(directory, use_cache=not rebuild)
     summary = {**index.summary(), "index": "built now" if index.built else "from the cache"}
     if as_json:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rankvideo_cli.errors import UsageError
+from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.sampling_config import SamplingConfig
 from rankvideo_cli.video_identity import IdentityRecord, StatSignature
 from rankvideo_cli.video_index import TarMember
@@ -51,6 +51,19 @@ ENTRY_SUFFIX = ".rvf"
 _FFV1_OPTIONS = {"level": "3", "context": "1", "slicecrc": "1"}
 _PIXEL_FORMAT = "bgr0"  # FFV1's lossless RGB; rgb24 <-> bgr0 is a byte shuffle in swscale
 _HEAD_BYTES = 1 << 16  # a header is at most this long (32 indices and decode notes: about 1 KB)
+
+
+class FrameCacheWriteError(RankVideoError):
+    """The cache could not be written (no space, quota, read-only): the run stops; the video is not bad."""
+
+    exit_code = 1
+
+    def __init__(self, directory: Path, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"--frames-cache {directory}: cannot write to the frame cache: {reason}; the videos not written are "
+            "not marked bad: make room and run the same command again to go on"
+        )
 
 
 class CorruptEntry(Exception):
@@ -214,26 +227,32 @@ class FrameCache:
         if not lines:
             return
         with self._journal_lock:
-            if self._journal is None:
-                journals = self.root / "identities"
-                journals.mkdir(parents=True, exist_ok=True)
-                self._journal = journals / f"{_writer_name()}.jsonl"
-            with open(self._journal, "a", encoding="utf-8") as journal:
-                journal.write(lines)
+            try:
+                if self._journal is None:
+                    journals = self.root / "identities"
+                    journals.mkdir(parents=True, exist_ok=True)
+                    self._journal = journals / f"{_writer_name()}.jsonl"
+                with open(self._journal, "a", encoding="utf-8") as journal:
+                    journal.write(lines)
+            except OSError as error:
+                raise FrameCacheWriteError(self.directory, error) from None
 
     def _write(self, identity: str, sampling: SamplingConfig, header: dict[str, Any], payload: bytes) -> int:
         if not self.writable:
             raise RuntimeError("this frame cache was opened read-only")
         data = _join(header, payload)
         entry = self.entry_path(identity, sampling)
-        entry.parent.mkdir(parents=True, exist_ok=True)
         temporary = entry.with_name(f".{entry.name}.{_writer_name()}.{threading.get_ident()}.tmp")
         try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, entry)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise FrameCacheWriteError(self.directory, error) from None
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise

@@ -16,7 +16,6 @@ import os
 import platform
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from importlib import metadata
@@ -165,20 +164,11 @@ _SLURM_VARIABLES = frozenset(
 
 
 def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    """Atomically (temp file + rename), so a reader never sees half a manifest; a symlink is followed."""
-    path = Path(os.path.realpath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Atomically (temp file + rename), so a reader never sees half a manifest; a symlink is followed; the same
+    permissions as every other output (`io.atomic`: the umask's, or the replaced file's)."""
+    from rankvideo_cli.io.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
 
 
 def default_manifest_path(output: Path | None, store_dir: Path, shard: Shard | None) -> Path:

@@ -559,6 +559,10 @@ def _record_bad(
     Unexpected exceptions (not a RankVideoError) count as bad for this run only, so a transient problem
     (a flaky network filesystem) is retried next time, while a truly broken file is not retried forever.
     """
+    from rankvideo_cli.frame_cache import FrameCacheWriteError
+
+    if isinstance(failure, FrameCacheWriteError):  # the cache's disk, not the video: stop the run, say why
+        raise failure
     if failure is None:
         bad = BadVideo("unexpected", "the sampler returned nothing")
     elif isinstance(failure, RankVideoError):

@@ -137,6 +137,16 @@ def check_model_name(model: str) -> None:
         raise UsageError(f"unknown model {model!r}: did you mean {TINY_MODEL_NAME!r}?")
 
 
+def check_rankvideo_cache(model: str | None = None) -> None:
+    """`$RANKVIDEO_CACHE` (the video index, the tiny model) is a writable directory, when it is set or when the
+    tiny model will be built there; a file or a read-only place fails now, not seconds into the model load."""
+    from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, cache_root
+
+    explicit = bool(os.environ.get("RANKVIDEO_CACHE"))
+    if explicit or model == TINY_MODEL_NAME:
+        check_writable_directory(cache_root(), "$RANKVIDEO_CACHE" if explicit else "the rankvideo cache")
+
+
 def check_output_file(output: Path | None, inputs: Sequence[Named], option: str = "-o") -> None:
     """A run file to write (None or `-`: stdout, nothing to check): writable, and not one of `inputs`."""
     if is_stdout(output):

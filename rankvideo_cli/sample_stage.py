@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.frame_cache import FrameCache
+from rankvideo_cli.frame_cache import FrameCache, FrameCacheWriteError
 from rankvideo_cli.io.runs import read_run
 from rankvideo_cli.pipeline import (
     Sampler,
@@ -30,7 +30,13 @@ from rankvideo_cli.pipeline import (
     default_decode_workers,
     plan_pairs,
 )
-from rankvideo_cli.preflight import Named, check_at_least, check_no_collisions, check_writable_directory
+from rankvideo_cli.preflight import (
+    Named,
+    check_at_least,
+    check_no_collisions,
+    check_rankvideo_cache,
+    check_writable_directory,
+)
 from rankvideo_cli.progress import format_duration
 from rankvideo_cli.sampling_config import SamplingConfig
 from rankvideo_cli.shards import Shard, parse_shard
@@ -106,6 +112,7 @@ def validate_sample(request: SampleRequest) -> Shard | None:
     check_at_least(request.depth, "--depth")
     check_at_least(request.decode_workers, "--decode-workers")
     check_writable_directory(request.frames_cache, "--frames-cache")
+    check_rankvideo_cache()
     inputs = [Named("the run", request.run_path)]
     inputs += [Named("--video-map", request.video_map)] if request.video_map is not None else []
     check_no_collisions(inputs, [Named("--frames-cache", request.frames_cache)])
@@ -222,6 +229,8 @@ def _sample_all(
     try:
         for job, video, failure, seconds in decoded:
             result.decode_s += seconds
+            if isinstance(failure, FrameCacheWriteError):  # a full disk is not a bad video: stop, say why
+                raise failure
             if video is not None and identity_of[job.key] is not None:
                 result.sampled += 1
             elif isinstance(failure, RankVideoError):

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rankvideo_cli.errors import InputError, RankVideoError, UsageError
-from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks, write_stdout
+from rankvideo_cli.io.atomic import OutputWriteError, atomic_write_text, write_output_chunks, write_stdout
 from rankvideo_cli.io.queries import find_missing_queries, read_queries
 from rankvideo_cli.io.runs import Run, iter_trec_chunks, read_run, read_run_scores
 from rankvideo_cli.io.text import display_name
@@ -47,6 +47,7 @@ from rankvideo_cli.preflight import (
     check_model_name,
     check_output_file,
     check_ranking_options,
+    check_rankvideo_cache,
     check_regular_input,
     check_tag,
     is_stdout,
@@ -330,6 +331,7 @@ def validate_rerank(request: RerankRequest) -> tuple[Shard | None, OutputPlan]:
     """Every option and output location of a rerank, checked before any input is read or model loaded."""
     if request.model is not None:
         check_model_name(request.model)
+    check_rankvideo_cache(request.model)
     if str(request.run_path) == "-" and str(request.queries_path) == "-":
         raise UsageError("the run and the queries cannot both be read from stdin (-)")
     if request.videos_root is None:
@@ -414,19 +416,25 @@ def run_rerank(
     def manifest(final_status: str, why: str | None) -> None:
         if result is None:
             return
-        write_manifest(
-            outputs.manifest,
-            build_manifest(
-                result=result,
-                inputs={"run": request.run_path, "queries": request.queries_path},
-                settings=_job_settings(request),
-                scorer_fingerprint=model_description,
-                runtime={"device": ",".join(result.settings["devices"])} if on_devices else None,
-                status=final_status,
-                reason=why,
-                output=outputs.output,
-            ),
-        )
+        try:
+            write_manifest(
+                outputs.manifest,
+                build_manifest(
+                    result=result,
+                    inputs={"run": request.run_path, "queries": request.queries_path},
+                    settings=_job_settings(request),
+                    scorer_fingerprint=model_description,
+                    runtime={"device": ",".join(result.settings["devices"])} if on_devices else None,
+                    status=final_status,
+                    reason=why,
+                    output=outputs.output,
+                ),
+            )
+        except OutputWriteError as error:
+            if final_status == "complete":
+                raise
+            # the run's own failure is the error to show; this only says the manifest is not there either
+            console.print(f"rankvideo: no manifest: {error}", markup=False, soft_wrap=True)
 
     try:
         try:
@@ -861,6 +869,7 @@ def check_score_request(query: str, videos: Sequence[Path], batch_size: int | No
     """`rankvideo score`'s arguments, before the model loads."""
     if model is not None:
         check_model_name(model)
+    check_rankvideo_cache(model)
     if not query.strip():
         raise UsageError("--query is empty: give the text to score the videos against")
     check_at_least(batch_size, "--batch-size")

@@ -12,6 +12,21 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from rankvideo_cli.errors import RankVideoError
+
+
+class OutputWriteError(RankVideoError):
+    """An output could not be written (a full disk, a quota, a read-only remount): the file that was there before,
+    if any, is unchanged. Exit 1: the inputs were fine, the run is not written."""
+
+    exit_code = 1
+
+    def __init__(self, path: str | Path, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(f"{path}: cannot write: {reason} (any earlier file of that name is unchanged)")
+        self.path = str(path)
+        self.errno = error.errno
+
 
 def _read_umask() -> int:
     # os.umask can only be read by setting it; done once at import, before any worker thread exists.
@@ -30,14 +45,18 @@ def atomic_writer(path: str | Path) -> Iterator[TextIO]:
 
     The parent directory is created if needed; an existing target keeps its permission bits. A symlink is
     followed: the file it points to is replaced (atomically), the link itself stays.
+    A failure of the file system (no space, quota, read-only) is an `OutputWriteError` naming `path`.
     """
     target = Path(os.path.realpath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = _NEW_FILE_MODE
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = _NEW_FILE_MODE
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise OutputWriteError(path, error) from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             yield stream
@@ -45,6 +64,9 @@ def atomic_writer(path: str | Path) -> Iterator[TextIO]:
             os.fchmod(stream.fileno(), mode)
             os.fsync(stream.fileno())
         os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OutputWriteError(path, error) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
