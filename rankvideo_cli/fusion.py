@@ -18,7 +18,7 @@ import json
 import math
 import random
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,18 +122,40 @@ def grid(alphas: Sequence[float], normalizations: Sequence[str]) -> list[FusionC
     return list(dict.fromkeys(configs))
 
 
+MAX_ALPHAS = 1001  # 0:1:0.001; a finer grid only overfits the folds, and each value costs a pass over the run
+
+
 def parse_alphas(text: str) -> list[float]:
-    """`0,0.25,0.5` or `0:1:0.1` (start:stop:step, stop included) -> the ALPHA values."""
+    """`0,0.25,0.5` or `0:1:0.1` (start:stop:step, stop included) -> the ALPHA values (at most `MAX_ALPHAS`)."""
+    shape = f"--alphas must be a list (0,0.5,1) or a range (0:1:0.1), got {text!r}"
     try:
         if ":" in text:
             start, stop, step = (float(part) for part in text.split(":"))
-            if step <= 0:
+            if not all(map(math.isfinite, (start, stop, step))):
                 raise ValueError
+            if step <= 0:
+                raise UsageError(f"--alphas {text}: the step must be above 0, got {step:g}")
+            if stop < start:
+                raise UsageError(
+                    f"--alphas {text}: the range is reversed (START {start:g} > STOP {stop:g}): "
+                    f"write {stop:g}:{start:g}:{step:g}"
+                )
             count = math.floor((stop - start) / step + 1e-9) + 1
+            _check_count(text, count)
             return [round(start + index * step, 10) for index in range(count)]
-        return [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise UsageError(f"--alphas must be a list (0,0.5,1) or a range (0:1:0.1), got {text!r}") from None
+        raise UsageError(shape) from None
+    _check_count(text, len(values))
+    return values
+
+
+def _check_count(text: str, count: int) -> None:
+    if count > MAX_ALPHAS:
+        raise UsageError(
+            f"--alphas {text} gives {count:,} values; at most {MAX_ALPHAS:,} (e.g. 0:1:0.001): each is a full "
+            "evaluation of the run, and a finer grid only fits the folds' noise"
+        )
 
 
 def _truncation(spec: MeasureSpec, depth: int) -> int | None:
@@ -161,8 +183,11 @@ def sweep(
     depth: int = 100,
     folds: int = 5,
     seed: int = 0,
+    on_config: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
-    """The cross-validated sweep described in the module docstring (`qrels` as qid -> {docid: relevance})."""
+    """The cross-validated sweep described in the module docstring (`qrels` as qid -> {docid: relevance}).
+
+    `on_config(done, total)` is called after each configuration is evaluated (a progress display)."""
     specs = parse_measure_specs([measure])
     if len(specs) != 1:
         raise UsageError(f"--measure must name one measure, {measure!r} names {len(specs)}")
@@ -174,10 +199,12 @@ def sweep(
     keep = _truncation(spec, depth)
     window = {qid: candidates[:depth] for qid, candidates in run.items()} if keep is not None else run
     per_query: dict[FusionConfig, dict[str, float]] = {}
-    for config in configs:
+    for done, config in enumerate(configs, 1):
         ranked = rerank(window, model_scores, depth=depth, interpolate=config.alpha, normalization=config.normalization)
         evaluation = evaluate_run(config.label, _ranked_scores(ranked, keep), qrels, [spec])
         per_query[config] = {qid: float(evaluation.per_query.at[qid, spec.label]) for qid in judged}
+        if on_config is not None:
+            on_config(done, len(configs))
     order = list(judged)
     random.Random(seed).shuffle(order)
     fold_of = {qid: position % folds for position, qid in enumerate(order)}

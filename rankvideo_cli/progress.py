@@ -166,3 +166,48 @@ def make_progress(console: Console | None = None, *, interval_s: float = 30.0) -
     if console.is_terminal:
         return RichProgress(console)
     return LogProgress(console, interval_s=interval_s)
+
+
+class StepProgress:
+    """Progress of a loop of `total` like steps (`tune`'s sweep): a bar on a terminal, otherwise a line at most
+    every `interval_s` and one at the end. Call it with (done, total) after each step."""
+
+    def __init__(self, console: Console, what: str, *, interval_s: float = 30.0) -> None:
+        self.console = console
+        self.what = what
+        self.interval_s = interval_s
+        self.started = self.last_line = time.monotonic()
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.console.is_terminal:
+            if self.progress is None:
+                self.progress = Progress(
+                    TextColumn(f"[bold]{self.what}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TextColumn("ETA"),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self.progress.start()
+                self.task = self.progress.add_task(self.what, total=total)
+            self.progress.update(self.task, completed=done)  # type: ignore[arg-type]
+            if done >= total:
+                self.progress.stop()
+            return
+        now = time.monotonic()
+        if now - self.last_line >= self.interval_s or (done >= total and now - self.started >= self.interval_s):
+            self.last_line = now
+            elapsed = now - self.started
+            eta = elapsed / done * (total - done) if done else None
+            self.console.print(
+                f"rankvideo: {self.what}: {done}/{total}, elapsed {format_duration(elapsed)}, "
+                f"ETA {format_duration(eta)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )

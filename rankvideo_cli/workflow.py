@@ -54,7 +54,7 @@ from rankvideo_cli.preflight import (
     parse_devices,
     plan_outputs,
 )
-from rankvideo_cli.progress import make_progress
+from rankvideo_cli.progress import StepProgress, make_progress
 from rankvideo_cli.ranking import (
     BELOW_DEPTH,
     RERANKED,
@@ -771,6 +771,7 @@ def run_tune(
         depth=depth,
         folds=folds,
         seed=seed,
+        on_config=StepProgress(console, "tune: configurations evaluated"),
     )
     if output is not None:
         ranked = fusion.cross_validated_run(run, model_scores, result, depth=depth)
