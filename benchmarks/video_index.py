@@ -26,7 +26,9 @@ from pathlib import Path
 ALPHABET = string.ascii_letters + string.digits + "-_"
 PROBE = (
     "import sys, time; from rankvideo_cli.video_index import build_index; t = time.perf_counter(); "
-    "index = build_index(sys.argv[1]); print(len(index.entries), index.built, time.perf_counter() - t)"
+    "index = build_index(sys.argv[1]); built = time.perf_counter() - t; t = time.perf_counter(); "
+    "located = [index.locate(docid) for docid in list(index.entries)] if sys.argv[2] == '1' else []; "
+    "print(len(index.entries), index.built, built, time.perf_counter() - t, len(index.rebuilt_tars))"
 )
 
 
@@ -43,18 +45,20 @@ def make_shards(root: Path, shards: int, members: int, member_bytes: int) -> Non
                     archive.addfile(info, io.BytesIO(data))
 
 
-def timed(root: Path, cache: Path) -> tuple[int, bool, float, float]:
+def timed(root: Path, cache: Path, locate: bool = False) -> tuple[int, bool, float, float, float]:
+    """(videos, built now, seconds in build_index, seconds locating every docid, wall seconds)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(root)],
+        [sys.executable, "-c", PROBE, str(root), "1" if locate else "0"],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "RANKVIDEO_CACHE": str(cache)},
     )
     wall = time.perf_counter() - started
-    entries, built, inside = done.stdout.split()
-    return int(entries), built == "True", float(inside), wall
+    entries, built, inside, locating, rebuilt = done.stdout.split()
+    assert rebuilt == "0", "a shard's cached offsets were stale"
+    return int(entries), built == "True", float(inside), float(locating), wall
 
 
 def main() -> None:
@@ -70,12 +74,16 @@ def main() -> None:
         started = time.perf_counter()
         make_shards(root, args.shards, args.members, args.member_bytes)
         print(f"synthesized {args.shards} shards x {args.members} videos in {time.perf_counter() - started:.1f} s")
-        for label in ("build (no cache)", "from the cache", "rebuild after one shard changed"):
+        cases = ("build (no cache)", "from the cache", "from the cache, every docid located", "rebuild after a change")
+        for label in cases:
             if label.startswith("rebuild"):
                 make_shards_one = root / "000001.tar"
                 os.utime(make_shards_one)  # a new mtime: the signature no longer matches
-            entries, built, inside, wall = timed(root, cache)
-            print(f"{label:<34} {entries} videos, built={built}: {inside:.2f} s in build_index, {wall:.2f} s wall")
+            entries, built, inside, locating, wall = timed(root, cache, locate="located" in label)
+            print(
+                f"{label:<36} {entries} videos, built={built}: {inside:.2f} s in build_index, "
+                f"{locating:.2f} s locating (each cached member's tar header read back), {wall:.2f} s wall"
+            )
 
 
 if __name__ == "__main__":

@@ -296,8 +296,8 @@ def rerank(
     if devices is not None and device is not None:
         raise UsageError("--device and --devices: give one of them")
     options = _scorer_options(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
-    # the model loads lazily, after the inputs validate
-    run_rerank(request, options.load, console=stderr, scorer_options=options)
+    # the model loads after the inputs validate, and only when a pair is not in the score store
+    run_rerank(request, options.deferred, console=stderr, scorer_options=options)
 
 
 class Correction(str, Enum):

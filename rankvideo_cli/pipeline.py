@@ -171,6 +171,10 @@ class VideoJob:
     key: str
     path: Path
     pairs: list[tuple[Pair, str]]  # ((qid, docid), query text)
+    # the distinct query texts of every pair of this video in the run, stored or not, in that order: they are
+    # scored together, so each pair is scored in the batch it has in a run that scores the video whole (a pair's
+    # score depends on its batch in the 7th digit); None: those of `pairs`
+    batch_texts: list[str] | None = None
 
 
 @dataclass
@@ -457,6 +461,7 @@ def _triage(
     outcomes: dict[Pair, PairOutcome] = {}
     scores: dict[Pair, PairScore] = {}
     to_score: dict[str, list[tuple[Pair, str]]] = {}
+    in_run: dict[str, list[tuple[Pair, str]]] = {}  # every pair of a video in this shard, stored or not
     counts = PipelineCounts(pairs_in_run=len(plan.pairs), store_unreadable_lines=contents.unreadable_lines)
     bad_videos: dict[str, BadVideo] = {}
     missing_docids: set[str] = set()
@@ -478,6 +483,7 @@ def _triage(
             continue
         videos_in_shard.add(key)
         text = plan.queries[pair]
+        in_run.setdefault(key, []).append((pair, text))
         counts.pairs_total += 1
         identity = identities.current(key, plan.paths[key]) if key in contents.videos_with_records else None
         cached = contents.scores.get(PairKey(qid, query_sha256(text), docid, key, identity)) if identity else None
@@ -494,7 +500,10 @@ def _triage(
             continue
         videos_with_work.add(key)
         to_score.setdefault(key, []).append((pair, text))
-    jobs = [VideoJob(key, plan.paths[key], sorted(to_score[key])) for key in sorted(to_score)]
+    jobs = [
+        VideoJob(key, plan.paths[key], sorted(to_score[key]), _distinct_texts(sorted(in_run[key])))
+        for key in sorted(to_score)
+    ]
     counts.missing_videos = len(missing_docids)
     counts.videos_in_shard = len(videos_in_shard)
     counts.videos_known_bad = len(bad_videos)
@@ -581,9 +590,14 @@ def _record_bad(
     progress.note(f"bad video ({bad.kind}): {job.key}: {bad.message}")
 
 
+def _distinct_texts(pairs: list[tuple[Pair, str]]) -> list[str]:
+    return list(dict.fromkeys(text for _pair, text in pairs))
+
+
 def _score_video(scorer: Scorer, job: VideoJob, video: SampledVideo, counts: PipelineCounts) -> dict[str, PairScore]:
-    """Score the distinct query texts of a video in one call (several docids may share a video file)."""
-    texts = list(dict.fromkeys(text for _pair, text in job.pairs))
+    """Score the distinct query texts of a video in one call (several docids may share a video file): all of
+    the run's texts for it (`batch_texts`), so a resumed run scores a pair in the batch an uninterrupted one did."""
+    texts = job.batch_texts if job.batch_texts is not None else _distinct_texts(job.pairs)
     scored = _score_splitting_on_oom(scorer, texts, video, counts, job.key)
     return dict(zip(texts, scored, strict=True))
 

@@ -156,7 +156,7 @@ class RankVideoReranker(pt.Transformer):
 
     def _load_scorer(self) -> Scorer:
         if self._scorer is None:
-            self._scorer = self.scorer_options.load()
+            self._scorer = self.scorer_options.deferred()  # loads the weights only when a pair needs scoring
         return self._scorer
 
 

@@ -240,6 +240,35 @@ def model_fingerprints(directory: Path) -> dict[str, dict]:
     return found
 
 
+def _in_use_message(path: Path) -> str:
+    return (
+        f"{path}: another rankvideo process is writing this score store; "
+        "wait for it, or give each process its own --shard or --cache"
+    )
+
+
+def check_not_in_use(directory: Path, shard: Shard | None, *, every_file: bool = False) -> None:
+    """`UsageError` when another process holds the lock of the store file this process (shard) would write, or
+    with `every_file` of any of the store's files (a parent about to start its own shard workers): a rerank
+    still running into the same --cache is found before the model loads, not after the first video is scored.
+    Shards of one job writing their own files side by side are not in each other's way."""
+    if not directory.is_dir():
+        return
+    paths = sorted(directory.glob(STORE_GLOB)) if every_file else [directory / writer_file_name(shard)]
+    for path in paths:
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise UsageError(_in_use_message(path)) from None
+        finally:
+            os.close(descriptor)  # releases the probe's lock
+
+
 class StoreWriter:
     """The one append-only file this process writes. Holds an exclusive lock on it while open."""
 
@@ -268,10 +297,7 @@ class StoreWriter:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise UsageError(
-                    f"{self.path}: another rankvideo process is writing this score store; "
-                    "wait for it, or give each process its own --shard or --cache"
-                ) from None
+                raise UsageError(_in_use_message(self.path)) from None
             # ENOLCK and friends: no locks on this filesystem; one writer per shard file holds by design.
 
     def _drop_partial_tail(self) -> None:

@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ScorerOptions.from_dict(spec["scorer"])
     console = Console(stderr=True, highlight=False)
     try:
-        run_rerank(request, options.load, console)
+        run_rerank(request, options.deferred, console)
     except RankVideoError as error:
         console.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
         return error.exit_code

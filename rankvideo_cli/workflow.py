@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -64,7 +65,7 @@ from rankvideo_cli.ranking import (
 )
 from rankvideo_cli.scoring.base import Scorer
 from rankvideo_cli.shards import Shard, parse_shard
-from rankvideo_cli.store import ScoreStore
+from rankvideo_cli.store import ScoreStore, check_not_in_use
 from rankvideo_cli.videos import VideoResolver
 from rankvideo_cli.workers import WorkersInterrupted
 
@@ -398,6 +399,8 @@ def run_rerank(
 
         # fail on bad qrels now, not after hours of scoring
         report_tolerated(console, describe_tolerated(read_qrels(request.qrels_path)))
+    # a rerank still writing this store: now, not after the model loads
+    check_not_in_use(outputs.store_dir, shard, every_file=request.devices is not None)
     inputs = prepare_inputs(request)
     report_tolerated(console, inputs.run.tolerated.describe(inputs.run.source, 6))
     missing_pairs = report_missing_videos(request, inputs, console)
@@ -409,7 +412,7 @@ def run_rerank(
     needs_model = anything_to_score(request, inputs, missing_pairs)
     on_devices = request.devices is not None and needs_model
     scorer = NothingToScore() if not needs_model else None if on_devices else scorer_factory()
-    model_description = _describe_scorer(scorer) if scorer is not None else None
+    model_description: dict | None = None  # the workers' (--devices); else the scorer's, when the manifest is written
     result: PipelineResult | None = None
     status, reason = "failed", None
 
@@ -423,7 +426,7 @@ def run_rerank(
                     result=result,
                     inputs={"run": request.run_path, "queries": request.queries_path},
                     settings=_job_settings(request),
-                    scorer_fingerprint=model_description,
+                    scorer_fingerprint=model_description if on_devices else _describe_scorer(scorer),  # type: ignore[arg-type]
                     runtime={"device": ",".join(result.settings["devices"])} if on_devices else None,
                     status=final_status,
                     reason=why,
@@ -436,7 +439,11 @@ def run_rerank(
             # the run's own failure is the error to show; this only says the manifest is not there either
             console.print(f"rankvideo: no manifest: {error}", markup=False, soft_wrap=True)
 
+    # this process writes its own store file: its lock is taken now, before the model loads (--devices: the workers)
+    store = ScoreStore(outputs.store_dir, shard) if not on_devices else None
     try:
+        if store is not None:
+            store.writer  # noqa: B018 (opening the writer takes the lock)
         try:
             if on_devices:
                 from rankvideo_cli.workers import score_on_devices
@@ -449,7 +456,7 @@ def run_rerank(
                     console,  # type: ignore[arg-type]
                 )
             else:
-                result = score_here(request, inputs, outputs.store_dir, shard, scorer, console)  # type: ignore[arg-type]
+                result = score_here(request, inputs, outputs.store_dir, shard, scorer, console, store)  # type: ignore[arg-type]
         except BaseException as error:
             result = getattr(error, "result", None)
             raise
@@ -477,6 +484,8 @@ def run_rerank(
         raise
     finally:
         manifest(status, reason)
+        if store is not None:
+            store.close()
 
 
 def score_here(
@@ -486,12 +495,14 @@ def score_here(
     shard: Shard | None,
     scorer: Scorer,
     console: Console,
+    store: ScoreStore | None = None,
 ) -> PipelineResult:
-    """Score in this process, on the scorer's one device, into the score store `store_dir`."""
+    """Score in this process, on the scorer's one device, into the score store `store_dir` (`store`: already
+    opened by the caller, who closes it)."""
     from rankvideo_cli.pipeline import score_pairs
     from rankvideo_cli.sampling_config import SamplingConfig
 
-    with ScoreStore(store_dir, shard) as store:
+    with contextlib.nullcontext(store) if store is not None else ScoreStore(store_dir, shard) as store:
         return score_pairs(
             inputs.scored_run,
             inputs.queries,

@@ -172,7 +172,9 @@ def test_only_new_or_changed_pairs_are_scored(video_dir, tmp_path):
         [("q1", docid) for docid in ("v0", "v1", "v2", "v3")] + [("q4", "v0"), ("q4", "v7")]
     )
     queries_of = {os.path.basename(path): queries for path, queries in scorer.calls}
-    assert queries_of["v0.mp4"] == ("a red ball, edited", "a new query")
+    # v0 is scored with every query the run has for it (q3's is stored and not written again), so its new pairs
+    # are scored in the batch a run over an empty store gives them (a score depends on its batch, slightly)
+    assert queries_of["v0.mp4"] == ("a red ball, edited", "something moving right", "a new query")
     assert result.scores == reference_scores(video_dir, ranked, queries)
 
 

@@ -16,47 +16,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from helpers import score_records, stored_rerank_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
-
-
-def rerank_args(output: Path, store: Path) -> list[str]:
-    return [
-        "rerank",
-        str(SAMPLE / "first_stage.trec"),
-        str(SAMPLE / "queries.tsv"),
-        "--videos",
-        str(SAMPLE / "videos"),
-        "--model",
-        "tiny-random",
-        "--output",
-        str(output),
-        "--cache",
-        str(store),
-        "--decode-workers",
-        "1",
-    ]
-
 
 def start_rerank(output: Path, store: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "rankvideo_cli.cli", *rerank_args(output, store)]
+    command = [sys.executable, "-m", "rankvideo_cli.cli", *stored_rerank_args(output, store)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-
-
-def score_records(store: Path) -> list[tuple[str, str]]:
-    records = []
-    for path in sorted(store.glob("scores*.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a half-written tail
-            if record.get("kind") == "score":
-                records.append((record["qid"], record["docid"]))
-    return records
 
 
 def wait_for_records(job: subprocess.Popen, store: Path, at_least: int, timeout_s: float = 180.0) -> None:
@@ -70,7 +38,7 @@ def wait_for_records(job: subprocess.Popen, store: Path, at_least: int, timeout_
 
 def test_killed_and_resumed_runs_give_the_uninterrupted_run_and_score_each_pair_once(tiny_model_dir, tmp_path):
     reference = tmp_path / "uninterrupted.trec"
-    completed = CliRunner().invoke(app, rerank_args(reference, tmp_path / "reference-store"))
+    completed = CliRunner().invoke(app, stored_rerank_args(reference, tmp_path / "reference-store"))
     assert completed.exit_code == 0, completed.output
     expected = score_records(tmp_path / "reference-store")
     assert len(expected) == len(set(expected)) == 36  # 4 queries x 9 candidates with a video file

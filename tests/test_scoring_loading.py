@@ -179,3 +179,52 @@ def test_weights_go_straight_to_the_gpu_only_when_accelerate_is_installed(monkey
     installed["accelerate"] = True
     assert loading._device_map(torch.device("cuda", 0)) == "cuda:0"
     assert loading._device_map(torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize("kind", ["tiny-random", "local directory", "hub id offline", "hub id at a commit"])
+def test_the_fingerprint_read_before_loading_is_the_loaded_scorers(
+    kind: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun answered from the store loads no weights (`DeferredScorer`): only safe if the fingerprint it finds
+    its scores under is exactly the one the loaded model would write."""
+    from rankvideo_cli.scoring.options import ScorerOptions
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    options = {"tiny-random": ScorerOptions(model="tiny-random", device="cpu")}
+    if kind == "local directory":
+        shutil.copytree(tiny_model_dir, tmp_path / "model")
+        options[kind] = ScorerOptions(model=str(tmp_path / "model"), device="cpu", dtype="bfloat16")
+    elif kind.startswith("hub id"):
+        _fake_hub_cache(tmp_path, tiny_model_dir)
+        if kind == "hub id offline":
+            monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+            options[kind] = ScorerOptions(model="org/tiny", cache_dir=str(tmp_path), device="cpu")
+        else:
+            options[kind] = ScorerOptions(model="org/tiny", cache_dir=str(tmp_path), device="cpu", revision=COMMIT)
+    chosen = options[kind]
+    predicted = chosen.predicted_fingerprint()
+    assert predicted is not None
+    deferred = chosen.deferred()
+    assert deferred.fingerprint() == predicted and not deferred.loaded
+    assert deferred.describe()["batch_size"].startswith("not loaded")
+    assert deferred.scorer().fingerprint() == predicted and deferred.loaded
+
+
+def test_a_hub_id_that_could_update_online_is_not_predicted(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from rankvideo_cli.scoring.options import ScorerOptions
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    _fake_hub_cache(tmp_path, tiny_model_dir)
+    assert ScorerOptions(model="org/tiny", cache_dir=str(tmp_path), device="cpu").predicted_fingerprint() is None
+
+
+def test_a_loaded_model_unlike_its_prediction_scores_nothing(tiny_model_dir: Path, monkeypatch) -> None:
+    from rankvideo_cli.scoring.options import ScorerOptions
+
+    deferred = ScorerOptions(model="tiny-random", device="cpu").deferred()
+    deferred.fingerprint()
+    deferred._predicted = {**deferred._predicted, "prompt": "another"}  # as if the template changed in between
+    with pytest.raises(ModelLoadError, match="differs from the one read before loading"):
+        deferred.score_video(["q"], None)  # type: ignore[arg-type]

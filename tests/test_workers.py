@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import rerank_args, score_records
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -30,37 +31,9 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 PAIRS_WITH_VIDEO = 36  # 4 queries x 9 candidates with a video file
 
 
-def rerank_args(output: Path, *extra: str) -> list[str]:
-    return [
-        "rerank",
-        str(SAMPLE / "first_stage.trec"),
-        str(SAMPLE / "queries.tsv"),
-        "--videos",
-        str(SAMPLE / "videos"),
-        "--model",
-        "tiny-random",
-        "--output",
-        str(output),
-        *extra,
-    ]
-
-
 def start(args: list[str]) -> subprocess.Popen:
     command = [sys.executable, "-m", "rankvideo_cli.cli", *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-
-
-def score_records(store: Path) -> list[tuple[str, str]]:
-    records = []
-    for path in sorted(store.glob("scores*.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("kind") == "score":
-                records.append((record["qid"], record["docid"]))
-    return records
 
 
 def worker_pids(job: subprocess.Popen, count: int, seen: list[str]) -> dict[int, int]:

@@ -35,6 +35,25 @@ class PairScore(NamedTuple):
         }
 
 
+SCORER_VERSION = "qwen3vl-1"
+
+
+def scorer_fingerprint(
+    *, model_id: str, revision: str, dtype: str, attn_implementation: str, score_mode: str, prompt_hash: str
+) -> dict[str, str]:
+    """What a Qwen3-VL scorer's scores depend on for the same frames (the store's namespace): built here by the
+    loaded scorer and, before any weights load, by `loading.predict_fingerprint`, so the two cannot drift."""
+    return {
+        "scorer": SCORER_VERSION,
+        "model": model_id,
+        "revision": revision,
+        "dtype": dtype.removeprefix("torch."),
+        "attn_implementation": attn_implementation,
+        "score_mode": score_mode,
+        "prompt": prompt_hash,
+    }
+
+
 @runtime_checkable
 class Scorer(Protocol):
     """Scores every query against one sampled video (so a real scorer can run the vision tower once)."""

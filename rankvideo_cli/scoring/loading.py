@@ -24,6 +24,7 @@ from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_
 if TYPE_CHECKING:
     import torch
 
+    from rankvideo_cli.scoring.options import ScorerOptions
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
 DEFAULT_MODEL = "hltcoe/RankVideo"
@@ -302,7 +303,9 @@ def load_model(
     hub_kwargs: dict[str, Any] = {}
     if not local:
         _fail_fast_when_unreachable(model, revision, cache_path)
-        hub_kwargs = {"revision": revision, "cache_dir": cache_path, "local_files_only": _offline()}
+        # a cached commit cannot change: no network round trips (minutes of retries where the hub is unreachable)
+        local_only = _offline() or _pinned_in_cache(model, revision, cache_path)
+        hub_kwargs = {"revision": revision, "cache_dir": cache_path, "local_files_only": local_only}
         try:
             config = AutoConfig.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
         except (OSError, ValueError) as error:
@@ -353,6 +356,15 @@ def load_model(
     )
 
 
+def _pinned_in_cache(model: str, revision: str | None, cache_dir: Path | None) -> bool:
+    """Whether `revision` is a commit hash whose snapshot is in the Hugging Face cache."""
+    if revision is None or not _COMMIT.match(revision):
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model, "config.json", revision=revision, cache_dir=cache_dir), str)
+
+
 def _device_map(device: torch.device) -> str | None:
     """Load straight onto the GPU when transformers can (that needs accelerate); otherwise the weights load
     on the CPU and move afterwards."""
@@ -397,3 +409,52 @@ def load_scorer(
         attn_implementation=attn_implementation,
     )
     return Qwen3VLScorer.from_loaded(loaded, score_mode=score_mode, batch_size=batch_size)
+
+
+def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
+    """The fingerprint `options.load()` would give, from the processor alone (the tokenizer
+    and chat template: seconds, not the weights' minutes and gigabytes), so a run whose pairs are all in the
+    score store loads no model.
+
+    None when it cannot be known before loading: a hub id that is not cached, or one that `from_pretrained`
+    could update from the network (set HF_HUB_OFFLINE=1, or pin --revision to a commit).
+    """
+    from transformers import AutoProcessor
+
+    from rankvideo_cli.scoring.base import scorer_fingerprint
+    from rankvideo_cli.scoring.prompt import PROBE_QUERY, prompt_fingerprint, render_prompt
+
+    model, revision = options.model, options.revision
+    cache_path = Path(options.cache_dir).expanduser() if options.cache_dir is not None else None
+    resolved_device = resolve_device(options.device)
+    resolved_dtype = resolve_dtype(options.dtype, resolved_device)
+    attn = resolve_attn_implementation(options.attn_implementation, resolved_device, resolved_dtype)
+    hub_kwargs: dict[str, Any] = {}
+    if model == TINY_MODEL_NAME:
+        source = ensure_tiny_model()
+        model_id, model_revision = TINY_MODEL_NAME, source.name
+    elif not _is_hub_id(model):
+        source = Path(model).expanduser()
+        _check_local_dir(source)
+        model_id, model_revision = str(source.resolve()), local_revision(source)
+    else:
+        if not (_offline() or _pinned_in_cache(model, revision, cache_path)):
+            return None
+        commit = _hub_revision(model, revision, cache_path)
+        if commit is None:
+            return None
+        source, model_id, model_revision = model, model, commit  # type: ignore[assignment]
+        hub_kwargs = {"revision": commit, "cache_dir": cache_path, "local_files_only": True}
+    try:
+        processor = AutoProcessor.from_pretrained(str(source), trust_remote_code=False, **hub_kwargs)
+        rendered = render_prompt(processor, PROBE_QUERY)
+    except (OSError, ValueError, ImportError):
+        return None  # loading says why, in its own words
+    return scorer_fingerprint(
+        model_id=model_id,
+        revision=model_revision,
+        dtype=str(resolved_dtype),
+        attn_implementation=attn,
+        score_mode=options.score_mode,
+        prompt_hash=prompt_fingerprint(rendered),
+    )

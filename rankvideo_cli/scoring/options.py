@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rankvideo_cli.scoring.deferred import DeferredScorer
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
 
@@ -35,6 +36,18 @@ class ScorerOptions:
             score_mode=self.score_mode,
             batch_size=self.batch_size,
         )
+
+    def predicted_fingerprint(self) -> dict[str, str] | None:
+        """`load().fingerprint()` without loading the weights, or None when that cannot be known beforehand."""
+        from rankvideo_cli.scoring.loading import predict_fingerprint
+
+        return predict_fingerprint(self)
+
+    def deferred(self) -> DeferredScorer:
+        """A scorer that loads the model only when a video is to be scored (`scoring.deferred`)."""
+        from rankvideo_cli.scoring.deferred import DeferredScorer
+
+        return DeferredScorer(self)
 
     def on_device(self, device: str) -> ScorerOptions:
         return replace(self, device=device)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rankvideo_cli.frames import SampledVideo
-from rankvideo_cli.scoring.base import PairScore
+from rankvideo_cli.scoring.base import PairScore, scorer_fingerprint
 from rankvideo_cli.scoring.memory import default_batch_size, is_out_of_memory, release_accelerator_memory
 from rankvideo_cli.scoring.prompt import (
     PROBE_QUERY,
@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 SCORE_MODES = ("full", "reference")
 # vLLM returned this many log-probs to the reference code (`SamplingParams(logprobs=512)`).
 REFERENCE_TOP_LOGPROBS = 512
-SCORER_VERSION = "qwen3vl-1"
 
 
 _ANSWER_IDS: weakref.WeakKeyDictionary[Any, tuple[list[int], list[int]]] = weakref.WeakKeyDictionary()
@@ -245,15 +244,14 @@ class Qwen3VLScorer:
 
     def fingerprint(self) -> dict[str, str]:
         """Everything that changes the scores for the same frames: the cache key and manifest entry."""
-        return {
-            "scorer": SCORER_VERSION,
-            "model": self.model_id,
-            "revision": self.revision,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "attn_implementation": self.attn_implementation,
-            "score_mode": self.score_mode,
-            "prompt": self._prompt_hash,
-        }
+        return scorer_fingerprint(
+            model_id=self.model_id,
+            revision=self.revision,
+            dtype=str(self.dtype),
+            attn_implementation=self.attn_implementation,
+            score_mode=self.score_mode,
+            prompt_hash=self._prompt_hash,
+        )
 
     def describe(self) -> dict[str, str]:
         """The fingerprint plus what may shift bf16 scores slightly without being part of the cache key."""
