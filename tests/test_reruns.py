@@ -25,6 +25,14 @@ def reference(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return work / "run.trec", work / "store"
 
 
+@pytest.fixture
+def copied_store(reference, tmp_path: Path) -> Path:
+    """A copy of the reference run's store, for a test to rerun into (or damage)."""
+    copied = tmp_path / "store"
+    shutil.copytree(reference[1], copied)
+    return copied
+
+
 def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args, **_kwargs):
         raise AssertionError("the model was loaded")
@@ -36,10 +44,11 @@ def score_lines(store: Path) -> list[str]:
     return [line for line in (store / "scores.jsonl").read_text().splitlines() if '"kind":"score"' in line]
 
 
-def test_a_rerun_with_every_pair_stored_loads_no_model(reference, tmp_path: Path, monkeypatch) -> None:
-    run, store = reference
-    copied = tmp_path / "store"
-    shutil.copytree(store, copied)
+def test_a_rerun_with_every_pair_stored_loads_no_model(
+    reference, copied_store: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run, _store = reference
+    copied = copied_store
     no_model(monkeypatch)
     result = CliRunner().invoke(app, stored_rerank_args(tmp_path / "again.trec", copied))
     assert result.exit_code == 0, result.output
@@ -52,11 +61,9 @@ def test_a_rerun_with_every_pair_stored_loads_no_model(reference, tmp_path: Path
 
 
 def test_a_store_another_rerank_is_writing_is_refused_before_the_model_loads(
-    reference, tmp_path: Path, monkeypatch
+    copied_store: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    _run, store = reference
-    copied = tmp_path / "store"
-    shutil.copytree(store, copied)
+    copied = copied_store
     no_model(monkeypatch)
     with StoreWriter(copied):  # the lock a running rerank holds on scores.jsonl
         for extra in ((), ("--dry-run",), ("--retry-bad-videos",)):
@@ -67,12 +74,13 @@ def test_a_store_another_rerank_is_writing_is_refused_before_the_model_loads(
             assert not (tmp_path / "out.trec").exists()
 
 
-def test_a_run_resumed_after_a_torn_write_is_the_uninterrupted_run(reference, tmp_path: Path) -> None:
+def test_a_run_resumed_after_a_torn_write_is_the_uninterrupted_run(
+    reference, copied_store: Path, tmp_path: Path
+) -> None:
     """A crash in the middle of a video's write (a node lost, NFS) leaves some of its scores stored; the rest are
     scored again in the batch they had in the uninterrupted run, so the run is the same byte for byte."""
     run, store = reference
-    copied = tmp_path / "store"
-    shutil.copytree(store, copied)
+    copied = copied_store
     lines = (copied / "scores.jsonl").read_text().splitlines(keepends=True)
     videos = Counter(json.loads(line)["video"] for line in lines if '"kind":"score"' in line)
     torn_video = max(videos, key=lambda video: (videos[video], video))
@@ -91,13 +99,11 @@ def test_a_run_resumed_after_a_torn_write_is_the_uninterrupted_run(reference, tm
 
 
 def test_device_workers_are_not_started_over_a_store_another_job_is_writing(
-    reference, tmp_path: Path, monkeypatch
+    copied_store: Path, tmp_path: Path, monkeypatch
 ) -> None:
     from rankvideo_cli.shards import Shard
 
-    _run, store = reference
-    copied = tmp_path / "store"
-    shutil.copytree(store, copied)
+    copied = copied_store
     no_model(monkeypatch)
     with StoreWriter(copied, Shard(1, 2)):  # another --devices job's worker 1
         result = CliRunner().invoke(app, stored_rerank_args(tmp_path / "out.trec", copied, "--devices", "cpu,cpu"))
