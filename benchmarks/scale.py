@@ -39,13 +39,13 @@ started = time.perf_counter()
 from rankvideo_cli.io.queries import read_queries
 from rankvideo_cli.io.runs import iter_trec_chunks, read_run
 from rankvideo_cli.io.atomic import write_output_chunks
-from rankvideo_cli.pipeline import _triage, plan_pairs
-from rankvideo_cli.ranking import rerank
-from rankvideo_cli.sampling_config import SamplingConfig
-from rankvideo_cli.store import read_store, store_namespaces
-from rankvideo_cli.video_identity import VideoIdentities
-from rankvideo_cli.videos import VideoResolver
-from rankvideo_cli.workflow import MemoResolver
+from rankvideo_cli.pipeline.plan import triage_pairs, plan_pairs
+from rankvideo_cli.evaluation.ranking import rerank
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.pipeline.store import read_store, store_namespaces
+from rankvideo_cli.videos.identity import VideoIdentities
+from rankvideo_cli.videos.resolver import VideoResolver
+from rankvideo_cli.pipeline.request import MemoResolver
 timings["import_s"] = time.perf_counter() - started
 mark = time.perf_counter()
 run = read_run(run_path)
@@ -55,7 +55,7 @@ mark = time.perf_counter()
 resolver = MemoResolver(VideoResolver(Path(videos)))
 plan = plan_pairs(run, queries, resolver, 100)
 empty = read_store(Path(store) / "none", "m", SamplingConfig().fingerprint())
-triage = _triage(plan, empty, None, False, VideoIdentities())
+triage = triage_pairs(plan, empty, None, False, VideoIdentities())
 timings["plan_s"] = time.perf_counter() - mark
 mark = time.perf_counter()
 (model, settings), = store_namespaces(Path(store))
@@ -75,11 +75,11 @@ def write_store(store: Path, run_path: Path, videos: Path, pairs: int) -> None:
     """A score store of `pairs` scores of the run's first candidates, as `rankvideo rerank --shard` writes it,
     with a shard manifest, and an empty file per video so that merge resolves them."""
     from rankvideo_cli.io.runs import read_run
-    from rankvideo_cli.manifest import build_manifest, write_manifest
-    from rankvideo_cli.pipeline import PipelineCounts, PipelineResult, PipelineTimings
-    from rankvideo_cli.sampling_config import SamplingConfig
-    from rankvideo_cli.store import query_sha256
-    from rankvideo_cli.video_identity import StatSignature, content_identity
+    from rankvideo_cli.pipeline.manifest import build_manifest, write_manifest
+    from rankvideo_cli.pipeline.result import PipelineCounts, PipelineResult, PipelineTimings
+    from rankvideo_cli.pipeline.store import query_sha256
+    from rankvideo_cli.videos.config import SamplingConfig
+    from rankvideo_cli.videos.identity import StatSignature, content_identity
 
     run = read_run(run_path)
     texts = dict(line.rstrip("\n").split("\t", 1) for line in (run_path.parent / "queries.tsv").open())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
 PROBE = (
-    "import sys, time; from rankvideo_cli.video_index import build_index; t = time.perf_counter(); "
+    "import sys, time; from rankvideo_cli.videos.index import build_index; t = time.perf_counter(); "
     "index = build_index(sys.argv[1]); built = time.perf_counter() - t; t = time.perf_counter(); "
     "located = [index.locate(docid) for docid in list(index.entries)] if sys.argv[2] == '1' else []; "
     "print(len(index.entries), index.built, built, time.perf_counter() - t, len(index.rebuilt_tars))"

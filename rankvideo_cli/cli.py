@@ -261,7 +261,8 @@ def rerank(
     ] = None,
 ) -> None:
     """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
-    from rankvideo_cli.workflow import RerankRequest, run_rerank
+    from rankvideo_cli.commands.rerank import run_rerank
+    from rankvideo_cli.pipeline.request import RerankRequest
 
     request = RerankRequest(
         run_path=run,
@@ -330,7 +331,7 @@ def eval_(
 ) -> None:
     """Evaluate RUNs against QRELS with ir-measures (trec_eval -c: judged queries missing from a run count as
     zero)."""
-    from rankvideo_cli.workflow import run_eval
+    from rankvideo_cli.commands.eval import run_eval
 
     if len(runs_and_qrels) < 2:
         raise UsageError("eval needs at least one RUN and the QRELS: rankvideo eval RUN... QRELS")
@@ -376,7 +377,7 @@ def tune(
 ) -> None:
     """Choose --interpolate ALPHA (and its normalisation) by k-fold cross-validation over queries, from stored
     scores (no model is loaded); optionally write the cross-validated interpolated run."""
-    from rankvideo_cli.workflow import run_tune
+    from rankvideo_cli.commands.tune import run_tune
 
     run_tune(
         run,
@@ -420,7 +421,7 @@ def rank(
     measures: MeasureOpt = None,
 ) -> None:
     """Rerank RUN with stored scores, no model: ours, or the reference code's per-video JSON files."""
-    from rankvideo_cli.workflow import run_rank
+    from rankvideo_cli.commands.rank import run_rank
 
     run_rank(
         run,
@@ -453,7 +454,7 @@ def score(
     batch_size: BatchOpt = None,
 ) -> None:
     """Score ad-hoc (query, video) pairs."""
-    from rankvideo_cli.workflow import check_score_request, run_score
+    from rankvideo_cli.commands.score import check_score_request, run_score
 
     check_score_request(query, videos, batch_size, model)
     options = _scorer_options(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
@@ -486,8 +487,8 @@ def explain(
 ) -> None:
     """The model's full answer (its reasoning) and score for ad-hoc (query, video) pairs: the scoring prompt and
     frames, greedy decoding unless --temperature, stopping at the end of its turn or --max-new-tokens."""
+    from rankvideo_cli.commands.score import check_score_request, run_explain
     from rankvideo_cli.scoring.generate import GenerationSettings
-    from rankvideo_cli.workflow import check_score_request, run_explain
 
     check_score_request(query, videos, batch_size, model)
     settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
@@ -522,8 +523,8 @@ def sample(
     """Decode and sample, on CPU, every video a rerank of RUN needs, into a frame cache (no model)."""
     import json
 
+    from rankvideo_cli.commands.sample import SampleRequest, run_sample
     from rankvideo_cli.io.atomic import write_stdout
-    from rankvideo_cli.sample_stage import SampleRequest, run_sample
 
     request = SampleRequest(
         run_path=run,
@@ -554,16 +555,8 @@ def frames(
     ] = None,
 ) -> None:
     """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
-    from rankvideo_cli.preflight import check_regular_input, check_writable_directory
-    from rankvideo_cli.workflow import run_frames
+    from rankvideo_cli.commands.frames import run_frames
 
-    check_regular_input(video, "VIDEO")
-    if save is not None:
-        check_writable_directory(save, "--save")
-    if frames_cache is not None:
-        from rankvideo_cli.frame_cache import check_frame_cache
-
-        check_frame_cache(frames_cache)
     run_frames(video, as_json=as_json, save_dir=save, console=stderr, frames_cache=frames_cache)
 
 
@@ -575,31 +568,9 @@ def videos(
     rebuild: Annotated[bool, typer.Option(help="Ignore the cached index and read every tar again.")] = False,
 ) -> None:
     """What `--videos DIR` finds: videos by docid in folders and inside .tar shards (counts, extensions)."""
-    import json
+    from rankvideo_cli.commands.videos import run_videos
 
-    from rich.table import Table
-
-    from rankvideo_cli.preflight import check_rankvideo_cache
-    from rankvideo_cli.video_index import SPARSE_MEMBER, build_index
-
-    check_rankvideo_cache()
-    index = build_index(directory, use_cache=not rebuild)
-    summary = {**index.summary(), "index": "built now" if index.built else "from the cache"}
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2, sort_keys=True))
-        return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    for key in ("root", "videos", "files", "tar_members", "tars", "index"):
-        table.add_row(key.replace("_", " "), str(summary[key]))
-    for suffix, count in summary["by_extension"].items():
-        table.add_row(f"  {suffix}", str(count))
-    if summary["unreadable_members"]:
-        table.add_row("unreadable members", str(len(summary["unreadable_members"])))
-    Console(highlight=False).print(table)
-    for where in summary["unreadable_members"]:
-        stderr.print(f"rankvideo: {directory / where}: {SPARSE_MEMBER}", markup=False, soft_wrap=True)
+    run_videos(directory, as_json=as_json, rebuild=rebuild, console=stderr)
 
 
 @app.command()
@@ -620,7 +591,7 @@ def merge(
     ] = False,
 ) -> None:
     """Combine the score stores of SLURM array shards into the final reranked run."""
-    from rankvideo_cli.workflow import run_merge
+    from rankvideo_cli.commands.merge import run_merge
 
     run_merge(
         run,

@@ -26,27 +26,19 @@ except ImportError as error:  # pragma: no cover - the message is the point
 import pandas as pd
 from rich.console import Console
 
+from rankvideo_cli.commands.finish import check_bad_video_policy, drop_set, print_summary
+from rankvideo_cli.commands.inputs import report_missing_videos
+from rankvideo_cli.commands.preflight import check_ranking_options, check_writable_directory
+from rankvideo_cli.commands.rerank import NothingToScore, score_here
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.evaluation.ranking import rerank
 from rankvideo_cli.io.runs import Run, run_from_scores
-from rankvideo_cli.preflight import check_ranking_options, check_writable_directory
-from rankvideo_cli.ranking import rerank
+from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest, anything_to_score, build_resolver
 from rankvideo_cli.scoring.options import ScorerOptions
-from rankvideo_cli.workflow import (
-    NothingToScore,
-    PreparedInputs,
-    RerankRequest,
-    anything_to_score,
-    build_resolver,
-    check_bad_video_policy,
-    drop_set,
-    print_summary,
-    report_missing_videos,
-    score_here,
-)
 
 if TYPE_CHECKING:
-    from rankvideo_cli.pipeline import PipelineResult
-    from rankvideo_cli.ranking import RankedDoc
+    from rankvideo_cli.evaluation.ranking import RankedDoc
+    from rankvideo_cli.pipeline.result import PipelineResult
     from rankvideo_cli.scoring.base import Scorer
 
 SOURCE = "<pyterrier results>"

@@ -61,7 +61,7 @@ def make_sampled_video() -> Callable[..., object]:
     """
     import torch
 
-    from rankvideo_cli.frames import SampledVideo
+    from rankvideo_cli.videos.frames import SampledVideo
 
     def make(
         seed: int = 0,

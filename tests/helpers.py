@@ -1,27 +1,55 @@
-"""Helpers shared by the CLI tests that rerank the shipped sample (`sample_runs/`) and read its score store."""
+"""Helpers shared by the tests: input files with their one-line errors, and reranks of the shipped sample
+(`sample_runs/`) with the tiny model and their score stores."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+
+from rankvideo_cli.errors import InputError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 
 
-def rerank_args(output: Path, *extra: str) -> list[str]:
-    """`rankvideo rerank` of the flat sample with the tiny model, writing the run to `output`."""
+def write_input(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    """An input file `name` under `tmp_path` holding `content` (text is written as UTF-8)."""
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def input_error(read: Callable[[], object], path: Path | str) -> InputError:
+    """The `InputError` that `read()` raises for `path`: one line, `FILE:LINE: problem` (or `FILE: problem`)."""
+    with pytest.raises(InputError) as caught:
+        read()
+    error = caught.value
+    assert "\n" not in str(error)
+    assert error.path == str(path)
+    where = f"{error.path}:{error.line}" if error.line is not None else error.path
+    assert str(error) == f"{where}: {error.problem}"
+    return error
+
+
+def sample_rerank_args(videos: Path, *extra: str) -> list[str]:
+    """`rankvideo rerank` of the flat sample's run and queries with the tiny model, over the videos in `videos`."""
     return [
         "rerank",
         str(SAMPLE / "first_stage.trec"),
         str(SAMPLE / "queries.tsv"),
         "--videos",
-        str(SAMPLE / "videos"),
+        str(videos),
         "--model",
         "tiny-random",
-        "--output",
-        str(output),
         *extra,
     ]
+
+
+def rerank_args(output: Path, *extra: str) -> list[str]:
+    """`rankvideo rerank` of the flat sample with the tiny model, writing the run to `output`."""
+    return sample_rerank_args(SAMPLE / "videos", "--output", str(output), *extra)
 
 
 def score_records(store: Path) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ import torch
 from test_frames_decode import SYNTHETIC
 from video_factory import VideoCache
 
-from rankvideo_cli.frames import sample_video
+from rankvideo_cli.videos.frames import sample_video
 
 pytest.importorskip("decord", reason="decord 0.6.0 is part of the dev install")
 

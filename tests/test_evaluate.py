@@ -15,18 +15,17 @@ from rich.console import Console
 from scipy import stats
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.evaluate import (
+from rankvideo_cli.evaluation.measures import (
     DEFAULT_MEASURES,
     check_measures,
     correct_p_values,
     evaluate,
     evaluate_runs,
-    format_report,
     parse_measure_specs,
     parse_measures,
-    render_table,
     run_frame,
 )
+from rankvideo_cli.evaluation.tables import format_report, render_table
 from rankvideo_cli.io.qrels import read_qrels
 from rankvideo_cli.io.runs import format_trec_lines, read_run
 

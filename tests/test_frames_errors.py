@@ -15,7 +15,8 @@ from video_factory import (
 )
 
 from rankvideo_cli.errors import RankVideoError
-from rankvideo_cli.frames import VideoError, probe_video, sample_video
+from rankvideo_cli.videos.container import VideoError
+from rankvideo_cli.videos.frames import probe_video, sample_video
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rankvideo_cli.frames import (
-    SampledVideo,
-    SamplingConfig,
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.frames import SampledVideo
+from rankvideo_cli.videos.sampling import (
     output_size,
     pair_timestamps,
     resize_frames,

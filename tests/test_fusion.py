@@ -13,10 +13,17 @@ from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import InputError, UsageError
-from rankvideo_cli.evaluate import evaluate
-from rankvideo_cli.fusion import FusionConfig, cross_validated_run, grid, parse_alphas, read_model_scores, sweep
+from rankvideo_cli.evaluation.fusion import (
+    FusionConfig,
+    cross_validated_run,
+    grid,
+    parse_alphas,
+    read_model_scores,
+    sweep,
+)
+from rankvideo_cli.evaluation.measures import evaluate
+from rankvideo_cli.evaluation.ranking import as_scored_lists, rerank
 from rankvideo_cli.io.runs import format_trec_lines, read_run
-from rankvideo_cli.ranking import as_scored_lists, rerank
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 

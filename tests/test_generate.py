@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.frames import SamplingConfig, sample_video
 from rankvideo_cli.scoring.generate import (
     LENGTH,
     STOPPED,
@@ -27,6 +26,8 @@ from rankvideo_cli.scoring.generate import (
 from rankvideo_cli.scoring.prompt import encode_video, prepare_inputs, tokenize_prompts
 from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 from rankvideo_cli.scoring.reranker import VLMReranker
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.frames import sample_video
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 VIDEO = SAMPLE / "videos" / "v001.mp4"

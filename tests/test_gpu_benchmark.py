@@ -1,4 +1,4 @@
-"""benchmarks/gpu_throughput.py: shapes, FLOP accounting, memory model, and a CPU smoke run of it all."""
+"""benchmarks/gpu_plan.py and gpu_throughput.py: shapes, FLOP accounting, memory model, a CPU smoke run of it all."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from rankvideo_cli.scoring.memory import MAX_AUTO_BATCH, shape_from_config
+from rankvideo_cli.scoring.memory import GIB, MAX_AUTO_BATCH, QWEN3_VL_8B, auto_batch_size, shape_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO / "benchmarks" / "gpu_throughput.py"
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("gpu_throughput", BENCHMARK)
+def _load_benchmark(name: str = "gpu_throughput"):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARK.with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)
@@ -24,6 +24,7 @@ def _load_benchmark():
 
 
 gt = _load_benchmark()
+gp = _load_benchmark("gpu_plan")  # the shapes and FLOPs the throughput run measures against
 
 
 def _count_by_part(model: torch.nn.Module) -> dict[str, int]:
@@ -50,14 +51,14 @@ def _count_by_part(model: torch.nn.Module) -> dict[str, int]:
 def test_parameter_counts_match_a_model_built_from_the_shape(shape_name: str) -> None:
     from transformers import Qwen3VLForConditionalGeneration
 
-    shape = gt.SHAPES[shape_name]
+    shape = gp.SHAPES[shape_name]
     with torch.device("meta"):  # no memory: the 8B shape is only counted, never materialised
         model = Qwen3VLForConditionalGeneration._from_config(shape.config(), dtype=torch.bfloat16)
-    assert _count_by_part(model) == gt.parameter_counts(shape)
+    assert _count_by_part(model) == gp.parameter_counts(shape)
 
 
 def test_8b_shape_is_qwen3_vl_8b_instruct() -> None:
-    config = gt.QWEN3_VL_8B.config()
+    config = QWEN3_VL_8B.config()
     text, vision = config.text_config, config.vision_config
     assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads) == (
         4096,
@@ -86,13 +87,13 @@ def test_8b_shape_is_qwen3_vl_8b_instruct() -> None:
     assert list(vision.deepstack_visual_indexes) == [8, 16, 24]
     assert vision.hidden_act == "gelu_pytorch_tanh"
     # about 8.77e9 parameters, 6.95e9 of them in the language model's matmuls (REFERENCE.md section 7)
-    assert sum(gt.parameter_counts(gt.QWEN3_VL_8B).values()) == pytest.approx(8.77e9, rel=2e-3)
-    assert gt.lm_matmul_parameters(gt.QWEN3_VL_8B) == pytest.approx(6.95e9, rel=1e-3)
+    assert sum(gp.parameter_counts(QWEN3_VL_8B).values()) == pytest.approx(8.77e9, rel=2e-3)
+    assert gp.lm_matmul_parameters(QWEN3_VL_8B) == pytest.approx(6.95e9, rel=1e-3)
 
 
 @pytest.mark.parametrize("shape_name", ["8b", "tiny"])
 def test_shape_round_trips_through_a_config(shape_name: str) -> None:
-    shape = gt.SHAPES[shape_name]
+    shape = gp.SHAPES[shape_name]
     assert shape_from_config(shape.config(), name=shape.name) == shape
 
 
@@ -100,33 +101,33 @@ def test_tiny_shape_is_rankvideos_tiny_random(tiny_model_dir: Path) -> None:
     """The smoke run's model has the dimensions of the `tiny-random` model the rest of the suite uses."""
     from transformers import AutoConfig
 
-    assert shape_from_config(AutoConfig.from_pretrained(tiny_model_dir), name="tiny") == gt.TINY
+    assert shape_from_config(AutoConfig.from_pretrained(tiny_model_dir), name="tiny") == gp.TINY
 
 
 def test_flops_per_pair_reproduce_reference_md_figures() -> None:
-    shape = gt.QWEN3_VL_8B
-    grid = gt.grid_for(32, 256, 480, shape)
+    shape = QWEN3_VL_8B
+    grid = gp.grid_for(32, 256, 480, shape)
     assert (grid.temporal, grid.height, grid.width) == (
         16,
         16,
         30,
     )  # video_grid_thw of REFERENCE.md section 3
     assert grid.merged_tokens(shape.merge) == 1920
-    flops = gt.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=1, kept_logits=1)
+    flops = gp.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=1, kept_logits=1)
     # REFERENCE.md section 7: ~30 TFLOP LM, 1.4 attention, 6.3 vision blocks, ~38 in all
     assert flops["lm_matmul"] == pytest.approx(2 * 6.95e9 * 2168, rel=1e-3)
     assert flops["lm_attention"] == pytest.approx(1.4e12, rel=0.02)
-    assert gt.reference_md_flops(shape, 2168, grid) == pytest.approx(38e12, rel=0.01)
+    assert gp.reference_md_flops(shape, 2168, grid) == pytest.approx(38e12, rel=0.01)
     # the full count adds the mergers, the patch embedding and vision attention on top of the blocks
     assert 6.3e12 < flops["vision_matmul"] < 7.3e12
     assert flops["total"] == pytest.approx(sum(v for k, v in flops.items() if k != "total"))
 
 
 def test_flops_follow_the_fast_path_savings() -> None:
-    shape = gt.QWEN3_VL_8B
-    grid = gt.grid_for(32, 256, 480, shape)
-    reference = gt.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=1, kept_logits=2168)
-    fast = gt.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=20, kept_logits=1)
+    shape = QWEN3_VL_8B
+    grid = gp.grid_for(32, 256, 480, shape)
+    reference = gp.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=1, kept_logits=2168)
+    fast = gp.flops_per_pair(shape, 2168, grid, pairs_per_vision_pass=20, kept_logits=1)
     # the LM head over every position is 2 * 4096 * 151936 * 2168 = 2.7 TFLOP of waste
     assert reference["lm_head"] - fast["lm_head"] == pytest.approx(2 * 4096 * 151936 * 2167)
     assert fast["vision_matmul"] == pytest.approx(reference["vision_matmul"] / 20)
@@ -144,30 +145,30 @@ def _eager_worst_case_bytes(batch: int, tokens: int) -> int:
 
 
 def test_auto_batch_size_is_safe_on_an_80_gb_card() -> None:
-    shape, dtype, tokens = gt.QWEN3_VL_8B, torch.bfloat16, 2200
+    shape, dtype, tokens = QWEN3_VL_8B, torch.bfloat16, 2200
     card = 80 * 10**9
-    free_after_weights = card - gt.weight_bytes(shape, dtype) - 2**30  # minus a CUDA context
-    batch = gt.auto_batch_size(free_after_weights, tokens, shape, dtype)
+    free_after_weights = card - gp.weight_bytes(shape, dtype) - 2**30  # minus a CUDA context
+    batch = auto_batch_size(free_after_weights, tokens, shape, dtype)
     assert 4 <= batch <= MAX_AUTO_BATCH  # batching is worth it, and capped
     # even if attention fell back to materialised scores, with a KV cache on, it fits with room to spare
     assert _eager_worst_case_bytes(batch, tokens) < 0.9 * card
     # keeping logits at every position costs 3.3 GB per pair more: the rule must shrink the batch
-    full_logits = gt.auto_batch_size(free_after_weights, tokens, shape, dtype, logit_positions=tokens)
+    full_logits = auto_batch_size(free_after_weights, tokens, shape, dtype, logit_positions=tokens)
     assert 1 <= full_logits < batch
     assert full_logits * tokens * shape.vocab * (2 + 4) < free_after_weights * 0.85
 
 
 def test_auto_batch_size_is_monotone_and_never_zero() -> None:
-    shape, dtype = gt.QWEN3_VL_8B, torch.bfloat16
-    assert gt.auto_batch_size(0, 2200, shape, dtype) == 1
-    assert gt.auto_batch_size(4 * gt.GIB, 2200, shape, dtype) == 1
-    sizes = [gt.auto_batch_size(gib * gt.GIB, 2200, shape, dtype) for gib in (8, 16, 32, 64, 128)]
+    shape, dtype = QWEN3_VL_8B, torch.bfloat16
+    assert auto_batch_size(0, 2200, shape, dtype) == 1
+    assert auto_batch_size(4 * GIB, 2200, shape, dtype) == 1
+    sizes = [auto_batch_size(gib * GIB, 2200, shape, dtype) for gib in (8, 16, 32, 64, 128)]
     assert sizes == sorted(sizes)
     assert sizes[-1] == MAX_AUTO_BATCH
-    longer = [gt.auto_batch_size(40 * gt.GIB, tokens, shape, dtype) for tokens in (500, 1000, 2200, 4000)]
+    longer = [auto_batch_size(40 * GIB, tokens, shape, dtype) for tokens in (500, 1000, 2200, 4000)]
     assert longer == sorted(longer, reverse=True)
     with pytest.raises(ValueError):
-        gt.auto_batch_size(40 * gt.GIB, 0, shape, dtype)
+        auto_batch_size(40 * GIB, 0, shape, dtype)
 
 
 def test_queries_are_distinct_and_deterministic() -> None:
@@ -245,10 +246,10 @@ def test_smoke_report_has_every_run_and_figure(smoke: dict) -> None:
     ]
     assert report["matmul_tflops"] > 0
     inputs = report["inputs"]
-    grid = gt.VideoGrid(*inputs["video_grid_thw"])
+    grid = gp.VideoGrid(*inputs["video_grid_thw"])
     assert inputs["frames"] == 4 and inputs["videos"] == 2
     assert inputs["video_tokens_per_pair"] == grid.merged_tokens(2)
-    assert report["parameters"]["total"] == sum(gt.parameter_counts(gt.TINY).values())
+    assert report["parameters"]["total"] == sum(gp.parameter_counts(gp.TINY).values())
     for run in report["runs"]:
         assert "error" not in run, run
         assert {"decode", "preprocess_and_other", "vision", "language_model", "scoring"} <= set(run["seconds"])
@@ -266,7 +267,7 @@ def test_smoke_report_has_every_run_and_figure(smoke: dict) -> None:
 def test_smoke_paths_do_what_they_claim(smoke: dict) -> None:
     """The executed-FLOP accounting shows the structure of each path: vision passes and LM-head positions."""
     runs = _runs(smoke["report"])
-    head_per_position = 2.0 * gt.TINY.text_hidden * gt.TINY.vocab
+    head_per_position = 2.0 * gp.TINY.text_hidden * gp.TINY.vocab
     reference, fast = runs["reference q1"], runs["rankvideo q3"]
     # reference: the vision tower once per pair, logits at every prompt position
     assert reference["vision_calls"] == reference["pairs"]

@@ -8,6 +8,8 @@ from pathlib import Path
 import ir_measures
 import pandas as pd
 import pytest
+from helpers import input_error as shared_input_error
+from helpers import write_input as write
 
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.qrels import QRELS_COLUMNS, describe_tolerated, read_qrels
@@ -15,21 +17,8 @@ from rankvideo_cli.io.qrels import QRELS_COLUMNS, describe_tolerated, read_qrels
 SAMPLE_QRELS = Path(__file__).parent.parent / "sample_runs" / "qrels.txt"
 
 
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-    return path
-
-
 def input_error(path: Path) -> InputError:
-    with pytest.raises(InputError) as caught:
-        read_qrels(path)
-    error = caught.value
-    assert "\n" not in str(error)
-    assert error.path == str(path)
-    where = f"{error.path}:{error.line}" if error.line is not None else error.path
-    assert str(error) == f"{where}: {error.problem}"
-    return error
+    return shared_input_error(lambda: read_qrels(path), path)
 
 
 def as_tuples(frame: pd.DataFrame) -> list[tuple[str, str, int]]:

@@ -6,27 +6,16 @@ import gzip
 from pathlib import Path
 
 import pytest
+from helpers import input_error as shared_input_error
+from helpers import write_input as write
 
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.queries import check_queries_cover_run, find_missing_queries, read_queries
 from rankvideo_cli.io.runs import read_run
 
 
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-    return path
-
-
 def input_error(path: Path) -> InputError:
-    with pytest.raises(InputError) as caught:
-        read_queries(path)
-    error = caught.value
-    assert "\n" not in str(error)
-    where = f"{error.path}:{error.line}" if error.line is not None else error.path
-    assert str(error) == f"{where}: {error.problem}"
-    assert error.path == str(path)
-    return error
+    return shared_input_error(lambda: read_queries(path), path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,16 +14,11 @@ from pathlib import Path
 
 import ir_measures
 import pytest
+from helpers import write_input as write
 
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.atomic import atomic_write_text, write_output
 from rankvideo_cli.io.runs import Candidate, format_score, format_trec_lines, read_run, trec_order
-
-
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-    return path
 
 
 def input_error(path: Path | str, *, stdin: bytes | None = None) -> InputError:

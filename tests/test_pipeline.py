@@ -21,8 +21,8 @@ from test_pipeline_helpers import (
 from video_factory import make_video
 
 from rankvideo_cli.errors import RankVideoError
-from rankvideo_cli.frames import SamplingConfig, VideoError
-from rankvideo_cli.pipeline import (
+from rankvideo_cli.pipeline.merge import merge_scores
+from rankvideo_cli.pipeline.result import (
     BAD_VIDEO,
     CACHED,
     MISSING_VIDEO,
@@ -32,12 +32,13 @@ from rankvideo_cli.pipeline import (
     IncompleteScores,
     Interrupted,
     ScoringOutOfMemory,
-    merge_scores,
-    score_pairs,
 )
+from rankvideo_cli.pipeline.score import score_pairs
+from rankvideo_cli.pipeline.shards import Shard
+from rankvideo_cli.pipeline.store import ScoreStore, read_store
 from rankvideo_cli.progress import LogProgress, RichProgress, make_progress
-from rankvideo_cli.shards import Shard
-from rankvideo_cli.store import ScoreStore, read_store
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.container import VideoError
 
 SAMPLING = SamplingConfig()
 QUERIES = {"q1": "a red ball", "q2": "a blue square", "q3": "something moving right"}

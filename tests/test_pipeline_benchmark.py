@@ -20,7 +20,7 @@ BENCHMARK = REPO / "benchmarks" / "pipeline.py"
 
 
 def _load_benchmark() -> ModuleType:
-    # not named "pipeline": that would shadow nothing today, but reads like rankvideo_cli.pipeline
+    # not named "pipeline": that would shadow nothing today, but reads like rankvideo_cli.pipeline.score
     spec = importlib.util.spec_from_file_location("pipeline_benchmark", BENCHMARK)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

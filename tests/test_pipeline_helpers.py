@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from rankvideo_cli.frames import SampledVideo, SamplingConfig
 from rankvideo_cli.scoring.base import PairScore
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.frames import SampledVideo
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class CountingSampler:
 
 def real_sampler():
     """The product's sampler (frames.sample_video)."""
-    from rankvideo_cli.frames import sample_video
+    from rankvideo_cli.videos.frames import sample_video
 
     return sample_video
 
@@ -123,7 +124,7 @@ def real_sampler():
 def test_the_wait_for_decoding_is_reported_with_its_fix_only_when_large():
     from pathlib import Path
 
-    from rankvideo_cli.pipeline import (
+    from rankvideo_cli.pipeline.result import (
         PipelineCounts,
         PipelineResult,
         PipelineTimings,

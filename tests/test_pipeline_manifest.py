@@ -10,8 +10,7 @@ from test_pipeline_helpers import DirResolver, FakeScorer, make_run, real_sample
 from video_factory import make_video
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.frames import SamplingConfig
-from rankvideo_cli.manifest import (
+from rankvideo_cli.pipeline.manifest import (
     build_manifest,
     default_manifest_path,
     describe_input,
@@ -19,9 +18,10 @@ from rankvideo_cli.manifest import (
     shared_shard_settings,
     write_manifest,
 )
-from rankvideo_cli.pipeline import score_pairs
-from rankvideo_cli.shards import Shard
-from rankvideo_cli.store import ScoreStore
+from rankvideo_cli.pipeline.score import score_pairs
+from rankvideo_cli.pipeline.shards import Shard
+from rankvideo_cli.pipeline.store import ScoreStore
+from rankvideo_cli.videos.config import SamplingConfig
 
 
 @pytest.fixture(scope="module")

@@ -193,12 +193,12 @@ def test_dry_run_counts_what_the_store_already_holds(tiny_model_dir: Path, tmp_p
 def test_manifest_says_failed_with_the_reason_when_the_run_file_was_not_written(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rankvideo_cli.workflow as workflow
+    import rankvideo_cli.commands.rerank as rerank_command
 
     def broken_finish(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(workflow, "_finish", broken_finish)
+    monkeypatch.setattr(rerank_command, "finish_run", broken_finish)
     output = tmp_path / "out.trec"
     result = rerank("-o", output)
     assert result.exit_code != 0 and not output.exists()

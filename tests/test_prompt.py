@@ -11,7 +11,6 @@ import re
 import pytest
 import torch
 
-from rankvideo_cli.frames import SampledVideo
 from rankvideo_cli.scoring.prompt import (
     SYSTEM_PROMPT,
     TEMPLATE_VIDEO_BLOCK,
@@ -23,6 +22,7 @@ from rankvideo_cli.scoring.prompt import (
     render_prompt,
     tokenize_prompts,
 )
+from rankvideo_cli.videos.frames import SampledVideo
 
 EXPECTED_SYSTEM = (
     "You are a helpful assistant specialized in video and text understanding. Given a text query and a "

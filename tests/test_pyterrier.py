@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.evaluate import evaluate
+from rankvideo_cli.evaluation.measures import evaluate
 from rankvideo_cli.io.qrels import read_qrels
 from rankvideo_cli.io.queries import read_queries
 from rankvideo_cli.io.runs import read_run_scores

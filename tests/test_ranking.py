@@ -14,8 +14,8 @@ import ir_measures
 import pytest
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.evaluation.ranking import BELOW_DEPTH, RERANKED, UNSCORED, as_scored_lists, rerank
 from rankvideo_cli.io.runs import Candidate, Run, format_trec_lines, read_run
-from rankvideo_cli.ranking import BELOW_DEPTH, RERANKED, UNSCORED, as_scored_lists, rerank
 
 Pair = tuple[str, str]
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import InputError, UsageError
-from rankvideo_cli.reference_scores import read_reference_scores
+from rankvideo_cli.io.reference_scores import read_reference_scores
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 

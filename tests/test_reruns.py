@@ -13,7 +13,7 @@ from helpers import stored_rerank_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
-from rankvideo_cli.store import StoreWriter
+from rankvideo_cli.pipeline.store import StoreWriter
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_a_run_resumed_after_a_torn_write_is_the_uninterrupted_run(
 def test_device_workers_are_not_started_over_a_store_another_job_is_writing(
     copied_store: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from rankvideo_cli.shards import Shard
+    from rankvideo_cli.pipeline.shards import Shard
 
     copied = copied_store
     no_model(monkeypatch)

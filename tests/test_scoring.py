@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from rankvideo_cli.frames import SampledVideo
 from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.scoring.prompt import TEMPLATE_VIDEO_BLOCK, VIDEO_TOKEN, build_prompt_text, prepare_inputs
 from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer, answer_token_ids
+from rankvideo_cli.videos.frames import SampledVideo
 
 # REFERENCE.md section 5, from Qwen's vocabulary.
 YES_IDS = [7414, 9454, 9693, 9834, 14004, 14080]

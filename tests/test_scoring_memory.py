@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rankvideo_cli.frames import SamplingConfig
 from rankvideo_cli.scoring import memory
 from rankvideo_cli.scoring.memory import (
     CPU_BATCH_SIZE,
@@ -17,6 +16,7 @@ from rankvideo_cli.scoring.memory import (
     shape_from_config,
 )
 from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+from rankvideo_cli.videos.config import SamplingConfig
 
 PROMPT_8B = 2168  # REFERENCE.md section 4: 32 frames at 256x480, "a dog surfing"
 

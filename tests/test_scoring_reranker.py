@@ -8,9 +8,10 @@ import pytest
 from video_factory import make_video
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.frames import SamplingConfig, sample_video
 from rankvideo_cli.scoring import reranker as reranker_module
 from rankvideo_cli.scoring.reranker import VLMReranker, score_query_videos
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.frames import sample_video
 
 CARD_KEYS = {"logit_delta_yes_minus_no", "logit_delta", "p_yes", "logprob_yes", "logprob_no"}
 

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.shards import Shard, parse_shard, shard_of
+from rankvideo_cli.pipeline.shards import Shard, parse_shard, shard_of
 
 
 def test_no_spec_means_no_sharding():
@@ -91,7 +91,7 @@ def test_shard_of_is_sha256_based_not_python_hash():
 def test_split_is_identical_across_processes_with_different_hash_seeds():
     keys = [f"/videos/{index:06d}.mp4" for index in range(200)]
     program = (
-        "import sys, json; from rankvideo_cli.shards import shard_of; "
+        "import sys, json; from rankvideo_cli.pipeline.shards import shard_of; "
         "print(json.dumps([shard_of(k, 5) for k in json.loads(sys.argv[1])]))"
     )
     outputs = set()

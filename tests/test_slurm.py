@@ -25,7 +25,7 @@ from typing import NoReturn
 
 import pytest
 
-from rankvideo_cli.shards import shard_of
+from rankvideo_cli.pipeline.shards import shard_of
 
 pytestmark = pytest.mark.slurm
 

@@ -10,9 +10,8 @@ import sys
 import pytest
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.scoring.base import PairScore
-from rankvideo_cli.shards import Shard
-from rankvideo_cli.store import (
+from rankvideo_cli.pipeline.shards import Shard
+from rankvideo_cli.pipeline.store import (
     BadVideo,
     PairKey,
     ScoreStore,
@@ -25,6 +24,7 @@ from rankvideo_cli.store import (
     store_namespaces,
     writer_shard_count,
 )
+from rankvideo_cli.scoring.base import PairScore
 
 MODEL = fingerprint_hash({"model": "tiny", "revision": "abc"})
 SETTINGS = "s" * 16
@@ -155,7 +155,7 @@ def test_a_second_writer_of_the_same_file_is_refused(tmp_path):
 
 def test_the_lock_holds_across_processes(tmp_path):
     program = (
-        "import sys, pathlib; from rankvideo_cli.store import StoreWriter; "
+        "import sys, pathlib; from rankvideo_cli.pipeline.store import StoreWriter; "
         "w = StoreWriter(pathlib.Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()"
     )
     holder = subprocess.Popen(

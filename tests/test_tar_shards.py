@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
-from rankvideo_cli.video_index import build_index
+from rankvideo_cli.videos.index import build_index
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 VIDEOS = SAMPLE / "videos"

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import sample_rerank_args
 from typer.testing import CliRunner
 
-import rankvideo_cli.video_identity as video_identity
+import rankvideo_cli.videos.identity as video_identity
 from rankvideo_cli.cli import app
-from rankvideo_cli.video_identity import HASHED_BYTES, StatSignature, VideoIdentities, content_identity
+from rankvideo_cli.videos.identity import HASHED_BYTES, StatSignature, VideoIdentities, content_identity
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 
@@ -60,20 +61,7 @@ def test_a_recorded_identity_is_trusted_only_while_the_stat_signature_holds(tmp_
 
 
 def run_rerank(videos: Path, store: Path) -> str:
-    result = CliRunner().invoke(
-        app,
-        [
-            "rerank",
-            str(SAMPLE / "first_stage.trec"),
-            str(SAMPLE / "queries.tsv"),
-            "--videos",
-            str(videos),
-            "--model",
-            "tiny-random",
-            "--cache",
-            str(store),
-        ],
-    )
+    result = CliRunner().invoke(app, sample_rerank_args(videos, "--cache", str(store)))
     assert result.exit_code == 0, result.output
     return result.stderr
 

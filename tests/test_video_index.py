@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import sample_rerank_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.video_identity import content_identity
-from rankvideo_cli.video_index import TarMember, build_index
+from rankvideo_cli.videos.identity import content_identity
+from rankvideo_cli.videos.index import TarMember, build_index
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 VIDEOS = SAMPLE / "videos"
@@ -79,7 +80,7 @@ def test_the_cached_index_is_used_until_a_folder_or_tar_changes(multivent_dir: P
 
 
 def test_tar_member_frames_and_identity_equal_the_extracted_file(multivent_dir: Path, tmp_path: Path) -> None:
-    from rankvideo_cli.frames import sample_video
+    from rankvideo_cli.videos.frames import sample_video
 
     member = build_index(multivent_dir, use_cache=False).locate("-LAxzdxpDoE")
     extracted = tmp_path / "extracted.mp4"
@@ -100,20 +101,7 @@ def test_rerank_over_tar_shards_equals_rerank_over_the_flat_folder(tiny_model_di
     add_to_tar(packed / "000002.tar", {name: (VIDEOS / name).read_bytes() for name in names[1:]})
     outputs = {}
     for name, videos in (("flat", VIDEOS), ("packed", packed)):
-        result = CliRunner().invoke(
-            app,
-            [
-                "rerank",
-                str(SAMPLE / "first_stage.trec"),
-                str(SAMPLE / "queries.tsv"),
-                "--videos",
-                str(videos),
-                "--model",
-                "tiny-random",
-                "--cache",
-                str(tmp_path / f"{name}-store"),
-            ],
-        )
+        result = CliRunner().invoke(app, sample_rerank_args(videos, "--cache", str(tmp_path / f"{name}-store")))
         assert result.exit_code == 0, result.output
         outputs[name] = result.stdout
     assert outputs["packed"] == outputs["flat"] and len(outputs["flat"].splitlines()) == 40

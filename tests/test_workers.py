@@ -23,9 +23,8 @@ from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.preflight import parse_devices
-from rankvideo_cli.shards import Shard
-from rankvideo_cli.workers import expand_devices, plan_workers
+from rankvideo_cli.pipeline.devices import expand_devices, parse_devices, plan_workers
+from rankvideo_cli.pipeline.shards import Shard
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 PAIRS_WITH_VIDEO = 36  # 4 queries x 9 candidates with a video file

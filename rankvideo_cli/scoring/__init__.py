@@ -2,7 +2,11 @@
 
 - `base`: `PairScore` and the `Scorer` protocol the pipeline depends on.
 - `prompt`: the reference's exact prompt and model inputs (token ids equal to transformers 4.57 / vLLM).
-- `loading`: hub id / local directory / `tiny-random` -> model + processor, with one-line `ModelLoadError`s.
+- `loading`: hub id / local directory / `tiny-random` -> model + processor, with one-line `ModelLoadError`s;
+  `hf`: `LoadedModel` and quiet weight loading, shared by loading, the scorer and the tiny model.
+- `options`: `ScorerOptions` (how to load a scorer, as plain data for the device workers) and `DeferredScorer`
+  (the weights load only when a pair needs scoring).
+- `memory`: batch sizes from the model's shape and the free device memory; `generate`: `explain`'s answers.
 - `qwen3vl`: `Qwen3VLScorer` (one vision pass per video, left-padded batches, last-position log-softmax).
 - `tiny`: the offline random-weight Qwen3-VL with Qwen's real vocabulary.
 - `reranker`: `VLMReranker`, the model card's API, and `score_query_videos` for `rankvideo score`.

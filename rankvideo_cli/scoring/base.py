@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from rankvideo_cli.frames import SampledVideo
+    from rankvideo_cli.videos.frames import SampledVideo
 
 
 class PairScore(NamedTuple):

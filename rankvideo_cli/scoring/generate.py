@@ -22,9 +22,9 @@ from rankvideo_cli.errors import UsageError
 from rankvideo_cli.scoring.prompt import VideoInputs, encode_video, tokenize_prompts
 
 if TYPE_CHECKING:
-    from rankvideo_cli.frames import SampledVideo
     from rankvideo_cli.scoring.base import PairScore
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+    from rankvideo_cli.videos.frames import SampledVideo
 
 END_OF_TURN = "<|im_end|>"
 STOPPED = "stop"  # the model ended its answer

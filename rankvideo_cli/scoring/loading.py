@@ -7,24 +7,21 @@ a plain Qwen3-VL, which transformers implements itself.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError, UsageError
+from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
 
 if TYPE_CHECKING:
     import torch
 
-    from rankvideo_cli.scoring.options import ScorerOptions
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
 DEFAULT_MODEL = "hltcoe/RankVideo"
@@ -42,20 +39,6 @@ _DTYPES = {
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-@dataclass
-class LoadedModel:
-    """A loaded checkpoint and what identifies it (the scorer's fingerprint is built from these)."""
-
-    model: Any  # Qwen3VLForConditionalGeneration, eval mode, on `device`
-    processor: Any  # Qwen3VLProcessor
-    model_id: str  # hub id, `tiny-random`, or the local directory's absolute path
-    revision: str  # commit hash, `local:<hash of config and weight sizes>`, or `tiny-random-v<N>`
-    dtype: torch.dtype
-    device: torch.device
-    attn_implementation: str
-    is_tiny: bool = False
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -248,20 +231,6 @@ def local_revision(directory: Path) -> str:
     return f"local:{digest.hexdigest()[:16]}"
 
 
-@contextlib.contextmanager
-def quiet_progress_bars() -> Iterator[None]:
-    """No weight-loading progress bars: the CLI's stderr is for the user's progress, not ours."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
 def load_model(
     model: str = DEFAULT_MODEL,
     *,
@@ -411,8 +380,17 @@ def load_scorer(
     return Qwen3VLScorer.from_loaded(loaded, score_mode=score_mode, batch_size=batch_size)
 
 
-def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
-    """The fingerprint `options.load()` would give, from the processor alone (the tokenizer
+def predict_fingerprint(
+    model: str = DEFAULT_MODEL,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    score_mode: str = "full",
+) -> dict[str, str] | None:
+    """The fingerprint `load_scorer` with the same arguments would give, from the processor alone (the tokenizer
     and chat template: seconds, not the weights' minutes and gigabytes), so a run whose pairs are all in the
     score store loads no model.
 
@@ -424,11 +402,10 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
     from rankvideo_cli.scoring.base import scorer_fingerprint
     from rankvideo_cli.scoring.prompt import PROBE_QUERY, prompt_fingerprint, render_prompt
 
-    model, revision = options.model, options.revision
-    cache_path = Path(options.cache_dir).expanduser() if options.cache_dir is not None else None
-    resolved_device = resolve_device(options.device)
-    resolved_dtype = resolve_dtype(options.dtype, resolved_device)
-    attn = resolve_attn_implementation(options.attn_implementation, resolved_device, resolved_dtype)
+    cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
+    resolved_device = resolve_device(device)
+    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    attn = resolve_attn_implementation(attn_implementation, resolved_device, resolved_dtype)
     hub_kwargs: dict[str, Any] = {}
     if model == TINY_MODEL_NAME:
         source = ensure_tiny_model()
@@ -455,6 +432,6 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
         revision=model_revision,
         dtype=str(resolved_dtype),
         attn_implementation=attn,
-        score_mode=options.score_mode,
+        score_mode=score_mode,
         prompt_hash=prompt_fingerprint(rendered),
     )

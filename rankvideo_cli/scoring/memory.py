@@ -232,7 +232,7 @@ def default_batch_size(model: Any, device: torch.device, dtype: torch.dtype) -> 
     for the longest prompt the default sampling produces."""
     if device.type != "cuda":
         return CPU_BATCH_SIZE
-    from rankvideo_cli.frames import SamplingConfig
+    from rankvideo_cli.videos.config import SamplingConfig
 
     sampling = SamplingConfig()
     shape = shape_from_config(model.config)

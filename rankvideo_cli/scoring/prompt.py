@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from rankvideo_cli.errors import RankVideoError
-from rankvideo_cli.frames import SampledVideo
+from rankvideo_cli.videos.frames import SampledVideo
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant specialized in video and text understanding. "

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rankvideo_cli.frames import SampledVideo
 from rankvideo_cli.scoring.base import PairScore, scorer_fingerprint
 from rankvideo_cli.scoring.memory import default_batch_size, is_out_of_memory, release_accelerator_memory
 from rankvideo_cli.scoring.prompt import (
@@ -33,9 +32,10 @@ from rankvideo_cli.scoring.prompt import (
     render_prompt,
     tokenize_prompts,
 )
+from rankvideo_cli.videos.frames import SampledVideo
 
 if TYPE_CHECKING:
-    from rankvideo_cli.scoring.loading import LoadedModel
+    from rankvideo_cli.scoring.hf import LoadedModel
 
 logger = logging.getLogger(__name__)
 

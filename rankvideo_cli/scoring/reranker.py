@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.frames import SampledVideo, SamplingConfig, sample_video
 from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.scoring.loading import DEFAULT_MODEL, load_scorer
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.frames import SampledVideo, sample_video
 
 
 class VLMReranker:

@@ -335,7 +335,7 @@ def build_tiny_model(target: Path) -> None:
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
-    from rankvideo_cli.scoring.loading import quiet_progress_bars
+    from rankvideo_cli.scoring.hf import quiet_progress_bars
 
     target.mkdir(parents=True, exist_ok=True)
     config = tiny_config()

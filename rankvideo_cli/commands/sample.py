@@ -19,31 +19,25 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.frame_cache import FrameCache, FrameCacheWriteError
-from rankvideo_cli.io.runs import read_run
-from rankvideo_cli.pipeline import (
-    Sampler,
-    StopFlag,
-    VideoJob,
-    _decode_in_order,
-    default_decode_workers,
-    plan_pairs,
-)
-from rankvideo_cli.preflight import (
+from rankvideo_cli.commands.preflight import (
     Named,
     check_at_least,
     check_no_collisions,
     check_rankvideo_cache,
     check_writable_directory,
 )
+from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.io.runs import read_run
+from rankvideo_cli.pipeline.plan import VideoJob, plan_pairs
+from rankvideo_cli.pipeline.score import Sampler, StopFlag, _decode_in_order, default_decode_workers
+from rankvideo_cli.pipeline.shards import Shard, parse_shard
 from rankvideo_cli.progress import format_duration
-from rankvideo_cli.sampling_config import SamplingConfig
-from rankvideo_cli.shards import Shard, parse_shard
 from rankvideo_cli.versions import check_installed
-from rankvideo_cli.video_identity import VideoIdentities
-from rankvideo_cli.video_index import TarMember
-from rankvideo_cli.videos import VideoResolver
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.frame_cache import FrameCache, FrameCacheWriteError
+from rankvideo_cli.videos.identity import VideoIdentities
+from rankvideo_cli.videos.index import TarMember
+from rankvideo_cli.videos.resolver import VideoResolver
 
 PROGRESS_INTERVAL_S = 30.0
 
@@ -162,7 +156,7 @@ def run_sample(
         f"{request.frames_cache}, {result.known_bad} known bad, {len(todo)} to sample",
     )
     if sampler is None and todo:
-        from rankvideo_cli.frames import sample_video as sampler
+        from rankvideo_cli.videos.frames import sample_video as sampler
     stop = StopFlag()
     restore = stop.install() if handle_signals else None
     try:
@@ -214,7 +208,7 @@ def _sample_all(
     started: float,
 ) -> None:
     """Decode, in rerank's decode pool (bounded, in order, stopped by the flag), what the cache lacks."""
-    from rankvideo_cli.frame_cache import caching_sampler
+    from rankvideo_cli.videos.frame_cache import caching_sampler
 
     workers = request.decode_workers or default_decode_workers() + 1  # no scorer to leave a core for
     identity_of = {key: identity for key, _path, identity in todo}

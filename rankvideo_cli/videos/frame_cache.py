@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.sampling_config import SamplingConfig
-from rankvideo_cli.video_identity import IdentityRecord, StatSignature
-from rankvideo_cli.video_index import TarMember
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.identity import IdentityRecord, StatSignature
+from rankvideo_cli.videos.index import TarMember
 
 if TYPE_CHECKING:
-    from rankvideo_cli.frames import SampledVideo
+    from rankvideo_cli.videos.frames import SampledVideo
 
 FORMAT_VERSION = 2  # 2: the header carries `header_crc32`
 ROOT_VERSION = 1  # the directory name (`frames-v1`): format 1 entries there are found, and replaced
@@ -132,7 +132,7 @@ class FrameCache:
         try:
             header, payload = _split(data, identity, sampling)
             if "error" in header:
-                from rankvideo_cli.frames import VideoError
+                from rankvideo_cli.videos.container import VideoError
 
                 error = header["error"]
                 failure = VideoError(video_path, error["kind"], error["detail"])
@@ -277,7 +277,7 @@ def caching_sampler(
 ) -> Callable[[Any, SamplingConfig], SampledVideo]:
     """A sampler that answers from `cache` when it holds the video (`identity`), else decodes; a writable
     cache also stores what it decoded (frames, or the VideoError)."""
-    from rankvideo_cli.frames import VideoError
+    from rankvideo_cli.videos.container import VideoError
 
     def sample(path: Any, sampling: SamplingConfig) -> SampledVideo:
         if identity is None:  # unreadable file: the decoder says why
@@ -384,7 +384,7 @@ def _decode_entry(header: dict[str, Any], payload: bytes, video_path: Any) -> Sa
     import numpy as np
     import torch
 
-    from rankvideo_cli.frames import SampledVideo
+    from rankvideo_cli.videos.frames import SampledVideo
 
     try:
         count, channels, height, width = header["shape"]

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from rankvideo_cli.pipeline import _triage, plan_pairs
-from rankvideo_cli.sampling_config import SamplingConfig
-from rankvideo_cli.store import model_fingerprints, read_store, store_namespaces
-from rankvideo_cli.video_identity import VideoIdentities
+from rankvideo_cli.pipeline.plan import plan_pairs, triage_pairs
+from rankvideo_cli.pipeline.store import model_fingerprints, read_store, store_namespaces
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.identity import VideoIdentities
 
 if TYPE_CHECKING:
-    from rankvideo_cli.preflight import OutputPlan
-    from rankvideo_cli.shards import Shard
-    from rankvideo_cli.workflow import PreparedInputs, RerankRequest
+    from rankvideo_cli.commands.preflight import OutputPlan
+    from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest
+    from rankvideo_cli.pipeline.shards import Shard
 
 
 def dry_run_plan(request: RerankRequest, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None) -> dict:
@@ -35,7 +35,7 @@ def dry_run_plan(request: RerankRequest, inputs: PreparedInputs, outputs: Output
     by_model = []
     for model in namespaces or [None]:
         contents = read_store(outputs.store_dir, model or "", settings)
-        triage = _triage(plan, contents, shard, request.retry_bad_videos, VideoIdentities(contents.video_ids))
+        triage = triage_pairs(plan, contents, shard, request.retry_bad_videos, VideoIdentities(contents.video_ids))
         counts = triage.counts
         fingerprint = described.get(model or "", {})
         by_model.append(

@@ -11,7 +11,7 @@ Layout of a store directory:
 
     scores.jsonl                        the writer of an unsharded run
     scores.shard-0003-of-0008.jsonl     the writer of shard 3 of 8
-    shard-0003-of-0008.manifest.json    (manifest.py) settings and counts of each shard run
+    shard-0003-of-0008.manifest.json    (pipeline/manifest.py) settings and counts of each shard run
 
 Records (one JSON object per line):
 
@@ -25,7 +25,7 @@ Records (one JSON object per line):
 A score's key is (model fingerprint, sampling settings fingerprint, qid, sha256 of the query text, docid,
 video path, video content identity): changing the model, its revision, dtype or prompt, the sampling
 settings, a query's text, a video's path or the video file's content never reuses a stale score
-(`video_identity.py` says what counts as a change of content, and how it is checked cheaply). Score
+(`videos/identity.py` says what counts as a change of content, and how it is checked cheaply). Score
 and bad-video records carry `"video_id"`; records written before it had none and are never reused. Reading
 merges every `scores*.jsonl` of the directory in file-name order; the first record of a key wins, so the
 result never depends on directory listing order.
@@ -48,9 +48,9 @@ from typing import NamedTuple
 
 from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.io.bulk import collector_paused
+from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.scoring.base import PairScore
-from rankvideo_cli.shards import Shard
-from rankvideo_cli.video_identity import IdentityRecord, StatSignature
+from rankvideo_cli.videos.identity import IdentityRecord, StatSignature
 
 STORE_GLOB = "scores*.jsonl"
 _SHARD_FILE = re.compile(r"^scores\.shard-\d+-of-(\d+)\.jsonl$")
@@ -68,7 +68,7 @@ class PairKey(NamedTuple):
     query_sha256: str
     docid: str
     video: str
-    video_id: str = ""  # the video file's content identity (video_identity.py); "" in records written before it
+    video_id: str = ""  # the video file's content identity (videos/identity.py); "" in records written before it
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -17,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.evaluation.ranking import check_options
 from rankvideo_cli.io.text import STDIN
-from rankvideo_cli.manifest import default_manifest_path
-from rankvideo_cli.ranking import check_options
-from rankvideo_cli.shards import Shard
-from rankvideo_cli.store import default_store_dir
+from rankvideo_cli.pipeline.manifest import default_manifest_path
+from rankvideo_cli.pipeline.shards import Shard
+from rankvideo_cli.pipeline.store import default_store_dir
 
 
 def is_stdout(path: str | Path | None) -> bool:
@@ -220,30 +219,3 @@ def plan_outputs(
         if _identity(named.path).startswith(_identity(store_dir) + os.sep) and named.option != "--manifest":
             raise UsageError(f"{named.option} {named.path} is inside the score store {store_dir}; write it elsewhere")
     return OutputPlan(run_output, store_dir, manifest_path, Path(scores) if scores is not None else None)
-
-
-ALL_DEVICES = "all"
-_CUDA_DEVICE = re.compile(r"^cuda:(\d+)$")
-
-
-def parse_devices(spec: str | None) -> list[str] | None:
-    """`--devices`: None (one device, as `--device` says), `all` (every visible GPU, counted when the workers
-    start), or a comma-separated list of `cuda:N`, bare `N` (= `cuda:N`) and `cpu` (several `cpu` workers
-    run on the processor: how the tests exercise the machinery). A GPU named twice is refused: two workers
-    would compete for its memory and speed nothing up."""
-    if spec is None:
-        return None
-    text = spec.strip()
-    if text.lower() == ALL_DEVICES:
-        return [ALL_DEVICES]
-    devices: list[str] = []
-    for token in (part.strip() for part in text.split(",")):
-        device = f"cuda:{token}" if token.isdigit() else token.lower()
-        if device == "cuda":
-            raise UsageError(f"--devices {spec}: name the GPU's index (cuda:0, cuda:1...) or use 'all'")
-        if device != "cpu" and not _CUDA_DEVICE.match(device):
-            raise UsageError(f"--devices {spec}: {token!r} is not a device (cpu, cuda:N, N or 'all')")
-        if device != "cpu" and device in devices:
-            raise UsageError(f"--devices {spec}: {device} is named twice (one worker per GPU)")
-        devices.append(device)
-    return devices

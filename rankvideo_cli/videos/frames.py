@@ -21,26 +21,31 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 from qwen_vl_utils import vision_process as qwen_vision
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as tv_functional
 
-from rankvideo_cli.errors import RankVideoError
-from rankvideo_cli.sampling_config import SamplingConfig
-from rankvideo_cli.video_index import TarMember
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.container import FLUSH, OpenVideo, PacketIndex, VideoError, ffmpeg_reason, is_flush
+from rankvideo_cli.videos.sampling import (
+    output_size,
+    pair_timestamps,
+    resize_frames,
+    rotate_rgb,
+    rotation_turns,
+    sample_count,
+    sample_indices,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,163 +80,6 @@ class SampledVideo:
         }
 
 
-# ----------------------------------------------------------------------------------------------------
-# Failures
-# ----------------------------------------------------------------------------------------------------
-
-
-class VideoError(RankVideoError):
-    """A video that cannot be sampled faithfully; `kind` says why (one of `VideoError.KINDS`)."""
-
-    KINDS: ClassVar[dict[str, str]] = {
-        "missing": "the file does not exist or cannot be read",
-        "not_a_video": "no decodable video stream (audio-only, cover art only, not a media file)",
-        "too_few_frames": "fewer frames than the 2 the model needs",
-        "bad_frame_rate": "the container gives no usable average frame rate",
-        "corrupt": "damaged data: a frame the sampler needs cannot be decoded",
-        "bad_aspect_ratio": "width/height ratio above the 200 qwen-vl-utils accepts",
-        "unreadable_member": "a tar member whose bytes are not stored in place (a sparse member)",
-    }
-
-    def __init__(self, path: str | Path, kind: str, detail: str) -> None:
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown VideoError kind {kind!r}")
-        self.path = str(path)
-        self.kind = kind
-        self.detail = " ".join(str(detail).split())
-        super().__init__(f"{self.path}: {kind}: {self.detail}")
-
-
-# ----------------------------------------------------------------------------------------------------
-# The reference's arithmetic (qwen-vl-utils 0.0.14 is the source of truth; nothing is re-derived here)
-# ----------------------------------------------------------------------------------------------------
-
-
-class _DropNframesWarning(logging.Filter):
-    """qwen-vl-utils warns on stderr whenever a video is slower than the sampling fps; that is expected."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("smart_nframes: nframes[")
-
-
-logging.getLogger(qwen_vision.__name__).addFilter(_DropNframesWarning())
-
-
-def sample_count(total_frames: int, source_fps: float, config: SamplingConfig) -> int:
-    """n: how many frames the reference takes (`smart_nframes` with the config's fps/min/max)."""
-    element = config.qwen_element()
-    return int(qwen_vision.smart_nframes(element, total_frames=total_frames, video_fps=source_fps))
-
-
-def sample_indices(total_frames: int, count: int) -> list[int]:
-    """The reference's indices: `torch.linspace(0, N - 1, n).round().long()`."""
-    return torch.linspace(0, total_frames - 1, count).round().long().tolist()
-
-
-def output_size(height: int, width: int, count: int, config: SamplingConfig) -> tuple[int, int]:
-    """(height, width) after resizing, computed exactly as `fetch_video` does for `count` sampled frames."""
-    factor = config.patch_factor
-    frame_max_pixels = qwen_vision.VIDEO_MAX_TOKEN_NUM * factor * factor
-    max_pixels = max(
-        min(frame_max_pixels, config.total_pixels / count * qwen_vision.FRAME_FACTOR),
-        int(config.min_pixels * 1.05),
-    )
-    max_pixels = min(config.max_pixels, max_pixels)
-    resized = qwen_vision.smart_resize(
-        height, width, factor=factor, min_pixels=config.min_pixels, max_pixels=max_pixels
-    )
-    return int(resized[0]), int(resized[1])
-
-
-def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 (..., 3, H, W) -> uint8 (..., 3, h, w), the call `fetch_video` makes (a no-op at equal size).
-
-    torchvision runs float32 bicubic interpolation with antialiasing, clamps to [0, 255], rounds, casts.
-    """
-    return tv_functional.resize(frames, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
-
-
-def rotation_turns(rotation: float) -> int:
-    """Counter-clockwise quarter turns for a display rotation in degrees (PyAV `frame.rotation`)."""
-    return round(rotation / 90) % 4
-
-
-def rotate_rgb(rgb: np.ndarray, rotation: float) -> np.ndarray:
-    """Apply a display rotation (counter-clockwise degrees) to an HWC image, as decord does."""
-    turns = rotation_turns(rotation)
-    return np.rot90(rgb, k=turns) if turns else rgb
-
-
-def pair_timestamps(frame_indices: list[int] | tuple[int, ...], source_fps: float) -> list[float]:
-    """Seconds per temporal pair: the mean of the pair's two frame times (index / source fps)."""
-    times = [index / source_fps for index in frame_indices]
-    if len(times) % 2:
-        times.append(times[-1])
-    return [(times[i] + times[i + 1]) / 2 for i in range(0, len(times), 2)]
-
-
-# ----------------------------------------------------------------------------------------------------
-# Demux pass: N, packet timestamps and keyframes, without decoding pixels
-# ----------------------------------------------------------------------------------------------------
-
-
-class PacketIndex:
-    """The video stream's packets from one demux pass, in decode order.
-
-    decord counts these (N) and orders frames by their pts; a frame's index is its pts' rank. When every
-    packet has a distinct pts, decoded frames map back to indices by pts, which makes seeking safe.
-    """
-
-    def __init__(self, pts: list[int | None], keyframe: list[bool]) -> None:
-        self.count = len(pts)
-        self.keyframe = np.asarray(keyframe, dtype=bool)
-        self.mappable = self.count > 0 and all(value is not None for value in pts)
-        self.pts = np.asarray([value if value is not None else 0 for value in pts], dtype=np.int64)
-        self.sorted_pts = np.sort(self.pts)
-        if self.mappable and self.count > 1:
-            self.mappable = bool(np.all(np.diff(self.sorted_pts) > 0))
-        self._decode_position_by_rank = np.argsort(self.pts, kind="stable")
-        key_positions = np.flatnonzero(self.keyframe)
-        key_pts = self.pts[key_positions]
-        # Seeking needs keyframes in presentation order to match decode order, and a keyframe first.
-        self.seekable = (
-            self.mappable and len(key_positions) > 0 and key_positions[0] == 0 and bool(np.all(np.diff(key_pts) > 0))
-        )
-        self.key_positions = key_positions
-        self.key_pts = key_pts
-
-    def rank(self, pts: int | None) -> int | None:
-        """Frame index of a pts (its rank among all packet pts), None if no packet has it."""
-        if pts is None:
-            return None
-        rank = int(np.searchsorted(self.sorted_pts, pts))
-        return rank if rank < self.count and int(self.sorted_pts[rank]) == pts else None
-
-    def pts_of(self, rank: int) -> int:
-        return int(self.sorted_pts[rank])
-
-    def decode_position(self, rank: int) -> int:
-        return int(self._decode_position_by_rank[rank])
-
-    def keyframe_before(self, rank: int) -> tuple[int, int]:
-        """(decode position, pts) of the last keyframe shown at or before frame `rank`."""
-        slot = int(np.searchsorted(self.key_pts, self.pts_of(rank), side="right")) - 1
-        return int(self.key_positions[slot]), int(self.key_pts[slot])
-
-    def damaged_ranks(self, position: int) -> set[int]:
-        """Frame indices that may depend on the packet at decode `position` (up to the next keyframe)."""
-        later_keys = self.key_positions[self.key_positions > position]
-        end = int(later_keys[0]) if len(later_keys) else self.count
-        damaged = {self.rank(int(value)) for value in self.pts[position:end]}
-        if end < self.count:  # leading frames of the next GOP that are shown before its keyframe
-            key_pts = int(self.pts[end])
-            for value in self.pts[end + 1 :]:
-                if int(value) >= key_pts:
-                    break
-                damaged.add(self.rank(int(value)))
-        return {rank for rank in damaged if rank is not None}
-
-
 @dataclass(frozen=True)
 class VideoPlan:
     """What `sample_video` will take from a video, known after one demux pass and one decoded frame."""
@@ -262,132 +110,7 @@ class VideoPlan:
         return self.total_frames / self.source_fps
 
 
-def _raise_unopenable(path: Path | TarMember, error: Exception) -> None:
-    """Why FFmpeg cannot open `path`, told from its first bytes (a tar member's own, not the tar's)."""
-    reason = getattr(error, "strerror", None) or str(error)
-    try:
-        if isinstance(path, TarMember):
-            head = path.read_head(16)
-        else:
-            with open(path, "rb") as handle:
-                head = handle.read(16)
-    except OSError as failure:
-        raise VideoError(path, "missing", f"cannot be read ({failure.strerror or failure})") from None
-    if len(head) == 0:
-        raise VideoError(path, "not_a_video", "the file is empty") from None
-    signature = _container_signature(head)
-    if signature:
-        detail = f"looks like {signature} but FFmpeg cannot read it ({reason}); truncated?"
-        raise VideoError(path, "corrupt", detail) from None
-    raise VideoError(path, "not_a_video", f"FFmpeg cannot read it as a media file ({reason})") from None
-
-
-def _container_signature(head: bytes) -> str | None:
-    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide"):
-        return "an MP4/QuickTime file"
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return "a Matroska/WebM file"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "an AVI file"
-    return None
-
-
-# FFmpeg's tty demuxer accepts any .txt/.nfo/.asc file and renders its text as "video" frames: such a
-# candidate is a mis-resolved path, not footage the model should judge.
-TEXT_RENDERING_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
-
-
-class _OpenVideo:
-    """An opened input container and its video stream (what decord would pick), other streams discarded."""
-
-    def __init__(self, path: str | Path | TarMember) -> None:
-        self.path = path if isinstance(path, TarMember) else Path(path)
-        if not self.path.exists():
-            raise VideoError(self.path, "missing", "no such file")
-        if isinstance(self.path, Path) and self.path.is_dir():
-            raise VideoError(self.path, "not_a_video", "is a directory")
-        if isinstance(self.path, TarMember):
-            if self.path.unreadable:
-                raise VideoError(self.path, "unreadable_member", self.path.unreadable)
-            changed = self.path.check()  # the bytes at the recorded offset must still be this member's
-            if changed is not None:
-                raise VideoError(self.path, "missing", f"the tar changed after it was indexed: {changed}")
-            # read in place, through FFmpeg's subfile protocol (bounded reads of the member's bytes)
-            source = self.path.ffmpeg_url()
-        else:
-            # an absolute path: FFmpeg reads a relative `a:b/v.mp4` as the URL of a protocol `a`
-            source = os.path.abspath(self.path)
-        try:
-            self.container = av.open(source, metadata_errors="ignore")
-        except PermissionError:
-            raise VideoError(self.path, "missing", "permission denied") from None
-        except (av.error.FFmpegError, OSError, ValueError) as error:
-            _raise_unopenable(self.path, error)
-        try:
-            self.stream = self._video_stream()
-        except VideoError:
-            self.container.close()
-            raise
-        for other in self.container.streams:
-            if other.index != self.stream.index:
-                other.discard = av.stream.Discard.all
-        self.read_error: str | None = None
-
-    def _video_stream(self) -> av.video.stream.VideoStream:
-        stream = self.container.streams.best("video")
-        kinds = sorted({stream.type for stream in self.container.streams})
-        if stream is None:
-            found = ", ".join(kinds) if kinds else "none"
-            raise VideoError(self.path, "not_a_video", f"no video stream (streams: {found})")
-        if stream.disposition & av.stream.Disposition.attached_pic:
-            raise VideoError(self.path, "not_a_video", "the only picture is attached cover art")
-        if stream.codec_context is None:
-            raise VideoError(self.path, "not_a_video", f"no decoder for codec {stream.codec_tag!r}")
-        if stream.codec_context.name in TEXT_RENDERING_CODECS:
-            raise VideoError(
-                self.path, "not_a_video", f"a text file (FFmpeg renders it as {stream.codec_context.name} art)"
-            )
-        return stream
-
-    def packets(self) -> Iterator[av.Packet]:
-        """Demuxed packets of the video stream, then PyAV's flush packet; a read error ends the stream.
-
-        decord stops counting at the first read error too, so N and the packets decoded agree with it.
-        """
-        demuxer = self.container.demux(self.stream)
-        while True:
-            try:
-                packet = next(demuxer)
-            except StopIteration:
-                return
-            except av.error.FFmpegError as error:
-                self.read_error = getattr(error, "strerror", None) or str(error)
-                yield _FLUSH
-                return
-            yield packet
-
-    def close(self) -> None:
-        self.container.close()
-
-    def __enter__(self) -> _OpenVideo:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-_FLUSH = None  # stands for "end of stream: drain the decoder"
-
-
-def _is_flush(packet: av.Packet | None) -> bool:
-    return packet is None or (packet.size == 0 and packet.pts is None and packet.dts is None)
-
-
-def _ffmpeg_reason(error: Exception) -> str:
-    return getattr(error, "strerror", None) or str(error)
-
-
-def _make_plan(video: _OpenVideo, config: SamplingConfig) -> VideoPlan:
+def _make_plan(video: OpenVideo, config: SamplingConfig) -> VideoPlan:
     path, stream = video.path, video.stream
     started = time.perf_counter()
     rate = stream.average_rate
@@ -400,7 +123,7 @@ def _make_plan(video: _OpenVideo, config: SamplingConfig) -> VideoPlan:
     first_frame = None
     first_error: str | None = None
     for packet in video.packets():
-        if _is_flush(packet):
+        if is_flush(packet):
             if first_frame is None and first_error is None:
                 first_frame, first_error = _first_frame(context, None, first_error)
             continue
@@ -464,7 +187,7 @@ def _first_frame(
     try:
         frames = context.decode(packet)
     except av.error.FFmpegError as failure:
-        return None, _ffmpeg_reason(failure)
+        return None, ffmpeg_reason(failure)
     if not frames:
         return None, error
     frame = frames[0]
@@ -477,7 +200,7 @@ def probe_video(path: str | Path, config: SamplingConfig = SamplingConfig()) -> 
     Raises `VideoError` for every video the sampler would reject, except damage that only decoding the
     sampled frames can reveal (kind "corrupt").
     """
-    with _OpenVideo(path) as video:
+    with OpenVideo(path) as video:
         return _make_plan(video, config)
 
 
@@ -542,7 +265,7 @@ def _decode_seeking(
     pending = deque(sorted(set(plan.frame_indices)))
     wanted_pts = {index.pts_of(rank) for rank in pending}
     kept: dict[int, torch.Tensor] = {}
-    with _OpenVideo(path) as video:
+    with OpenVideo(path) as video:
         video.stream.thread_type = "AUTO"
         context = video.stream.codec_context
         context.thread_count = threads
@@ -553,8 +276,8 @@ def _decode_seeking(
         while pending:
             if ended:
                 raise _FastPathFailed(f"stream ended before frame {pending[0]}")
-            packet = next(packets, _FLUSH)
-            if _is_flush(packet):
+            packet = next(packets, FLUSH)
+            if is_flush(packet):
                 frames = _decode_or_fail(context, None)
                 ended = True
             else:
@@ -591,16 +314,16 @@ def _decode_seeking(
 
 
 def _seek_to_keyframe(
-    video: _OpenVideo, index: PacketIndex, key_pts: int, target: int
+    video: OpenVideo, index: PacketIndex, key_pts: int, target: int
 ) -> tuple[Iterator[av.Packet | None], int]:
     """Seek to a keyframe and check where the demuxer landed: a keyframe shown at or before `target`."""
     try:
         video.container.seek(key_pts, stream=video.stream, backward=True)
     except av.error.FFmpegError as error:
-        raise _FastPathFailed(f"seek failed ({_ffmpeg_reason(error)})") from None
+        raise _FastPathFailed(f"seek failed ({ffmpeg_reason(error)})") from None
     packets = video.packets()
-    first = next(packets, _FLUSH)
-    if _is_flush(first):
+    first = next(packets, FLUSH)
+    if is_flush(first):
         raise _FastPathFailed("seek landed at the end of the stream")
     landed = index.rank(first.pts)
     if not first.is_keyframe or landed is None or landed > target:
@@ -614,7 +337,7 @@ def _decode_or_fail(context: av.codec.context.CodecContext, packet: av.Packet | 
     try:
         return context.decode(packet)
     except av.error.FFmpegError as error:
-        raise _FastPathFailed(f"decode error ({_ffmpeg_reason(error)})") from None
+        raise _FastPathFailed(f"decode error ({ffmpeg_reason(error)})") from None
 
 
 def _decode_from_start(
@@ -634,12 +357,12 @@ def _decode_from_start(
     damaged: dict[int, str] = {}
     last_error: str | None = None
     counted = -1
-    with _OpenVideo(path) as video:
+    with OpenVideo(path) as video:
         context = video.stream.codec_context  # slice threads only: errors belong to the packet just sent
         context.thread_count = threads
         position = -1
         for packet in video.packets():
-            if _is_flush(packet):
+            if is_flush(packet):
                 payload = None
             else:
                 position += 1
@@ -651,7 +374,7 @@ def _decode_from_start(
             try:
                 frames = context.decode(payload)
             except av.error.FFmpegError as error:
-                last_error = _ffmpeg_reason(error)
+                last_error = ffmpeg_reason(error)
                 if not by_pts:
                     raise VideoError(
                         plan.path, "corrupt", f"decode error at packet {position} ({last_error})"

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from rankvideo_cli.errors import InputError, UsageError
-from rankvideo_cli.evaluate import MeasureSpec, evaluate_run, parse_measure_specs
+from rankvideo_cli.evaluation.measures import MeasureSpec, evaluate_run, parse_measure_specs
+from rankvideo_cli.evaluation.ranking import NORMALIZATIONS, RankedDoc, rerank
 from rankvideo_cli.io.runs import Candidate
 from rankvideo_cli.io.text import display_name, iter_lines
-from rankvideo_cli.ranking import NORMALIZATIONS, RankedDoc, rerank
 
 Pair = tuple[str, str]
 DEFAULT_ALPHAS = tuple(round(step / 10, 1) for step in range(11))
@@ -75,7 +75,7 @@ def read_model_scores(path: str | Path, reference_model: str | None = None) -> d
     """(qid, docid) -> logit_delta from a `rankvideo rerank --scores` JSONL file, or from a directory of the
     reference's per-video `*_reranking_<model>.json` files (`reference_scores`); errors name file and line."""
     if Path(path).is_dir():
-        from rankvideo_cli.reference_scores import read_reference_scores
+        from rankvideo_cli.io.reference_scores import read_reference_scores
 
         return read_reference_scores(path, reference_model)
     name = display_name(path)

@@ -17,26 +17,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.preflight import ALL_DEVICES
-from rankvideo_cli.shards import Shard
+from rankvideo_cli.pipeline.request import request_to_dict
+from rankvideo_cli.pipeline.shards import Shard
 
 if TYPE_CHECKING:
-    from rankvideo_cli.pipeline import PipelineResult
+    from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest
+    from rankvideo_cli.pipeline.result import PipelineResult
     from rankvideo_cli.scoring.options import ScorerOptions
-    from rankvideo_cli.workflow import PreparedInputs, RerankRequest
 
 _STDERR_TAIL = 5  # lines of a failed worker's stderr kept for the report
 
@@ -64,6 +65,33 @@ class WorkersInterrupted(WorkersStopped):
             f"interrupted by {signal.Signals(signum).name}: every worker stopped; all scores are saved in "
             f"{store_dir}: run the same command again to resume"
         )
+
+
+ALL_DEVICES = "all"
+_CUDA_DEVICE = re.compile(r"^cuda:(\d+)$")
+
+
+def parse_devices(spec: str | None) -> list[str] | None:
+    """`--devices`: None (one device, as `--device` says), `all` (every visible GPU, counted when the workers
+    start), or a comma-separated list of `cuda:N`, bare `N` (= `cuda:N`) and `cpu` (several `cpu` workers
+    run on the processor: how the tests exercise the machinery). A GPU named twice is refused: two workers
+    would compete for its memory and speed nothing up."""
+    if spec is None:
+        return None
+    text = spec.strip()
+    if text.lower() == ALL_DEVICES:
+        return [ALL_DEVICES]
+    devices: list[str] = []
+    for token in (part.strip() for part in text.split(",")):
+        device = f"cuda:{token}" if token.isdigit() else token.lower()
+        if device == "cuda":
+            raise UsageError(f"--devices {spec}: name the GPU's index (cuda:0, cuda:1...) or use 'all'")
+        if device != "cpu" and not _CUDA_DEVICE.match(device):
+            raise UsageError(f"--devices {spec}: {token!r} is not a device (cpu, cuda:N, N or 'all')")
+        if device != "cpu" and device in devices:
+            raise UsageError(f"--devices {spec}: {device} is named twice (one worker per GPU)")
+        devices.append(device)
+    return devices
 
 
 def expand_devices(devices: list[str]) -> list[str]:
@@ -103,23 +131,6 @@ def plan_workers(devices: list[str], decode_workers: int) -> list[WorkerPlan]:
     return [WorkerPlan(Shard(index, count), device, per_worker) for index, device in enumerate(devices)]
 
 
-def _request_to_dict(request: RerankRequest) -> dict[str, Any]:
-    return {
-        item.name: (str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value)
-        for item in fields(request)
-        for value in [getattr(request, item.name)]
-    }
-
-
-def _request_from_dict(data: dict[str, Any]) -> RerankRequest:
-    from rankvideo_cli.workflow import RerankRequest
-
-    paths = {item.name for item in fields(RerankRequest) if "Path" in str(item.type)}
-    return RerankRequest(
-        **{name: Path(value) if name in paths and value is not None else value for name, value in data.items()}
-    )
-
-
 def worker_request(request: RerankRequest, plan: WorkerPlan, store_dir: Path) -> RerankRequest:
     """The shard run a worker does: scores into the shared store only, its manifest in the store."""
     return replace(
@@ -141,7 +152,7 @@ def _worker_environment(plan: WorkerPlan, workers: int) -> dict[str, str]:
     environ = dict(os.environ)
     environ["PYTHONUNBUFFERED"] = "1"
     if plan.device == "cpu" and "OMP_NUM_THREADS" not in environ:
-        from rankvideo_cli.pipeline import usable_cores
+        from rankvideo_cli.pipeline.result import usable_cores
 
         # several CPU workers would each start a thread per core: share the cores instead
         environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
@@ -177,7 +188,7 @@ def _relay(worker: _Worker, console: Console, lock: threading.Lock) -> None:
 
 def _start(plan: WorkerPlan, spec: dict[str, Any], workers: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rankvideo_cli.workers", json.dumps(spec)],
+        [sys.executable, "-m", "rankvideo_cli.commands.worker", json.dumps(spec)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,  # a worker writes no run; the parent's stdout may be the run's pipe
         stderr=subprocess.PIPE,
@@ -224,8 +235,8 @@ def run_workers(
     Raises `WorkersInterrupted` after a signal, `WorkerFailed` when a worker did not finish (after the others
     finished theirs, so their scores are in the store).
     """
-    from rankvideo_cli.manifest import default_manifest_path
-    from rankvideo_cli.pipeline import default_decode_workers
+    from rankvideo_cli.pipeline.manifest import default_manifest_path
+    from rankvideo_cli.pipeline.score import default_decode_workers
 
     plans = plan_workers(devices, request.decode_workers or default_decode_workers())
     manifests = [default_manifest_path(None, store_dir, plan.shard) for plan in plans]
@@ -237,7 +248,7 @@ def run_workers(
     with _forwarding_signals(workers) as received:
         for plan in plans:
             spec = {
-                "request": _request_to_dict(worker_request(request, plan, store_dir)),
+                "request": request_to_dict(worker_request(request, plan, store_dir)),
                 "scorer": scorer_options.on_device(plan.device).to_dict(),
             }
             worker = _Worker(plan, _start(plan, spec, len(plans)))
@@ -303,8 +314,6 @@ def score_on_devices(
 ) -> tuple[PipelineResult, dict[str, Any]]:
     """Score on every device of `request.devices`, then answer every pair from the store (as `merge`): the
     result, and the model's description for the manifest."""
-    from rankvideo_cli.preflight import parse_devices
-
     started = time.monotonic()
     devices = expand_devices(parse_devices(request.devices) or [])
     try:
@@ -332,8 +341,8 @@ def _answer_from_store(
     *,
     partial: bool,
 ) -> PipelineResult:
-    from rankvideo_cli.pipeline import merge_scores
-    from rankvideo_cli.store import ScoreStore
+    from rankvideo_cli.pipeline.merge import merge_scores
+    from rankvideo_cli.pipeline.store import ScoreStore
 
     result = merge_scores(
         inputs.scored_run,
@@ -348,27 +357,3 @@ def _answer_from_store(
     combine_worker_counts(result, manifests)
     result.timings.wall_s = time.monotonic() - started
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """A worker: `python -m rankvideo_cli.workers SPEC` (SPEC: the shard's request and scorer options, JSON)."""
-    from rankvideo_cli.scoring.options import ScorerOptions
-    from rankvideo_cli.workflow import run_rerank
-
-    arguments = sys.argv[1:] if argv is None else argv
-    spec = json.loads(arguments[0])
-    request = _request_from_dict(spec["request"])
-    options = ScorerOptions.from_dict(spec["scorer"])
-    console = Console(stderr=True, highlight=False)
-    try:
-        run_rerank(request, options.deferred, console)
-    except RankVideoError as error:
-        console.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
-        return error.exit_code
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

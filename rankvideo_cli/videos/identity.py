@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rankvideo_cli.video_index import TarMember
+from rankvideo_cli.videos.index import TarMember
 
 HASHED_BYTES = 1 << 20  # from each end of the file
 

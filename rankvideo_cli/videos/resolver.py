@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.text import numbered_lines, read_text
-from rankvideo_cli.video_index import VIDEO_EXTENSIONS, TarMember, VideoIndex, build_index
+from rankvideo_cli.videos.index import VIDEO_EXTENSIONS, TarMember, VideoIndex, build_index
 
 DEFAULT_PATTERN = "{docid}.mp4"
 # `{multivent_dir}` is the MultiVENT 2.0 shard folder of an integer docid: int(docid) // 100 + 1, 6 digits.
@@ -107,7 +107,7 @@ class VideoResolver:
             self._fields = _pattern_fields(self.pattern)
         self.rejected: dict[str, str] = {}  # docid -> reason, for the UNSAFE and INVALID docids seen
         self._pattern_has_suffix = bool(PurePosixPath(self.pattern).suffix)
-        # the default layout also finds a docid's video in sub-folders and .tar shards (video_index.py)
+        # the default layout also finds a docid's video in sub-folders and .tar shards (videos/index.py)
         self._index_fallback = self._map is None and preset is None and self.pattern == DEFAULT_PATTERN
         self._built_index: VideoIndex | None = None
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from rankvideo_cli.errors import RankVideoError, UsageError
 
 if TYPE_CHECKING:
-    from rankvideo_cli.pipeline import PipelineResult
-    from rankvideo_cli.shards import Shard
+    from rankvideo_cli.pipeline.result import PipelineResult
+    from rankvideo_cli.pipeline.shards import Shard
 
 MANIFEST_VERSION = 1
 LIBRARIES = ("rankvideo-cli", "torch", "torchvision", "transformers", "av", "qwen-vl-utils", "numpy")
@@ -89,7 +89,7 @@ def build_manifest(
     layout, tag...): `merge` checks the shards agree on them. `runtime` overrides what the scorer
     fingerprint says about device, dtype, attention implementation and batch size.
     """
-    from rankvideo_cli.pipeline import decode_wait_advice, decode_wait_share
+    from rankvideo_cli.pipeline.result import decode_wait_advice, decode_wait_share
 
     fingerprint = dict(scorer_fingerprint or {})
     runtime_info = {key: fingerprint.get(key) for key in RUNTIME_KEYS}

@@ -1,0 +1,265 @@
+"""RankVideo's shape on paper (issue 6): parameter counts, analytic FLOPs per pair, weight bytes, and the
+analytic plan (the time floor at an assumed matmul rate, the memory model's batch sizes) that needs no device.
+
+`gpu_throughput.py` measures against these; `python benchmarks/gpu_throughput.py --plan` prints the plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rankvideo_cli.scoring.memory import (  # the memory model and batch rule the scorer itself uses
+    GIB,
+    QWEN3_VL_8B,
+    ModelShape,
+    auto_batch_size,
+    element_size,
+    pair_activation_bytes,
+)
+
+# ----------------------------------------------------------------------------------------------------
+# Model shapes, parameter counts and analytic FLOPs
+# ----------------------------------------------------------------------------------------------------
+
+
+# Qwen's real vocabulary (the prompt's token ids need it); everything else shrunk so a CPU run takes seconds.
+TINY = ModelShape(
+    name="tiny",
+    text_hidden=64,
+    text_layers=2,
+    text_heads=4,
+    text_kv_heads=2,
+    head_dim=16,
+    text_intermediate=128,
+    vocab=151936,
+    rms_eps=1e-6,
+    rope_theta=5_000_000.0,
+    mrope_section=(4, 2, 2),
+    vision_depth=2,
+    vision_hidden=32,
+    vision_intermediate=64,
+    vision_heads=2,
+    patch=16,
+    temporal_patch=2,
+    merge=2,
+    vision_position_embeddings=2304,
+    deepstack_layers=(0, 1),
+    # wider than the default so that a tiny random model's scores depend visibly on query and video,
+    # and the fast-vs-reference comparison compares something (as rankvideo's own tiny-random does)
+    init_std=0.1,
+)
+
+SHAPES = {shape.name: shape for shape in (QWEN3_VL_8B, TINY)}
+
+
+def parameter_counts(shape: ModelShape) -> dict[str, int]:
+    """Parameters per part of the model, from the shape alone (tests check this against a built model)."""
+    hidden, heads, kv_heads, head_dim = (
+        shape.text_hidden,
+        shape.text_heads,
+        shape.text_kv_heads,
+        shape.head_dim,
+    )
+    attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2  # q, o and k, v: no biases
+    mlp = 3 * hidden * shape.text_intermediate  # gate, up, down
+    layer_norms = 2 * hidden + 2 * head_dim  # input and post-attention RMSNorm, q_norm and k_norm
+
+    vision = shape.vision_hidden
+    block = (vision * 3 * vision + 3 * vision) + (vision * vision + vision)  # qkv and proj, with biases
+    block += (vision * shape.vision_intermediate + shape.vision_intermediate) + (
+        shape.vision_intermediate * vision + vision
+    )
+    block += 2 * 2 * vision  # two LayerNorms
+    merged = vision * shape.merge**2
+    merger_linears = (merged * merged + merged) + (merged * shape.text_hidden + shape.text_hidden)
+    mergers = (merger_linears + 2 * vision) + len(shape.deepstack_layers) * (merger_linears + 2 * merged)
+    patch_inputs = 3 * shape.temporal_patch * shape.patch**2
+    return {
+        "lm_layers": shape.text_layers * (attention + mlp + layer_norms),
+        "lm_final_norm": hidden,
+        "lm_embedding": shape.vocab * hidden,
+        "lm_head": shape.vocab * hidden,
+        "vision_patch_embed": patch_inputs * vision + vision,
+        "vision_position_embed": shape.vision_position_embeddings * vision,
+        "vision_blocks": shape.vision_depth * block,
+        "vision_mergers": mergers,
+    }
+
+
+def lm_matmul_parameters(shape: ModelShape) -> int:
+    """Weights of the language model's matmuls, embedding and head excluded (6.95e9 for the 8B shape)."""
+    hidden, head_dim = shape.text_hidden, shape.head_dim
+    per_layer = hidden * head_dim * (2 * shape.text_heads + 2 * shape.text_kv_heads)
+    per_layer += 3 * hidden * shape.text_intermediate
+    return shape.text_layers * per_layer
+
+
+@dataclass(frozen=True)
+class VideoGrid:
+    """The vision tower's grid for one video: temporal patches and spatial patches (before merging)."""
+
+    temporal: int
+    height: int
+    width: int
+
+    @property
+    def patches(self) -> int:
+        return self.temporal * self.height * self.width
+
+    def merged_tokens(self, merge: int) -> int:
+        return self.patches // merge**2
+
+
+def grid_for(frames: int, height: int, width: int, shape: ModelShape) -> VideoGrid:
+    """Grid of `frames` frames of height x width pixels (frame count padded up to the temporal patch)."""
+    temporal = math.ceil(frames / shape.temporal_patch)
+    return VideoGrid(temporal, height // shape.patch, width // shape.patch)
+
+
+def vision_flops(shape: ModelShape, grid: VideoGrid) -> dict[str, float]:
+    """FLOPs of one vision-tower pass over one video (2 per multiply-add)."""
+    vision, patches = shape.vision_hidden, grid.patches
+    block_matmul = 4 * vision * vision + 2 * vision * shape.vision_intermediate
+    merged = vision * shape.merge**2
+    merger_matmul = merged * merged + merged * shape.text_hidden
+    tokens = grid.merged_tokens(shape.merge)
+    per_slice = grid.height * grid.width  # attention runs within each temporal slice, not across the video
+    return {
+        "vision_matmul": 2.0
+        * patches
+        * (shape.vision_depth * block_matmul + 3 * shape.temporal_patch * shape.patch**2 * vision)
+        + 2.0 * tokens * merger_matmul * (1 + len(shape.deepstack_layers)),
+        # QK^T and AV over full (non-causal) slices
+        "vision_attention": 4.0 * per_slice**2 * vision * grid.temporal * shape.vision_depth,
+    }
+
+
+def lm_flops(shape: ModelShape, prompt_tokens: int, kept_logits: int) -> dict[str, float]:
+    """FLOPs of one language-model pass over one prompt, with the LM head on `kept_logits` positions."""
+    return {
+        "lm_matmul": 2.0 * lm_matmul_parameters(shape) * prompt_tokens,
+        # causal: QK^T and AV each cost T^2 * d (half of the full 2 * T^2 * d)
+        "lm_attention": 2.0 * prompt_tokens**2 * shape.text_heads * shape.head_dim * shape.text_layers,
+        "lm_head": 2.0 * shape.text_hidden * shape.vocab * kept_logits,
+    }
+
+
+def flops_per_pair(
+    shape: ModelShape, prompt_tokens: int, grid: VideoGrid, *, pairs_per_vision_pass: int, kept_logits: int
+) -> dict[str, float]:
+    """Analytic FLOPs one pair costs: its LM pass plus its share of a vision pass, with a total."""
+    parts = lm_flops(shape, prompt_tokens, kept_logits)
+    parts.update({name: value / pairs_per_vision_pass for name, value in vision_flops(shape, grid).items()})
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def reference_md_flops(shape: ModelShape, prompt_tokens: int, grid: VideoGrid) -> float:
+    """REFERENCE.md's ~38 TFLOP figure: LM matmuls + causal LM attention + vision-block matmuls only."""
+    lm = lm_flops(shape, prompt_tokens, kept_logits=0)
+    block_matmul = 4 * shape.vision_hidden**2 + 2 * shape.vision_hidden * shape.vision_intermediate
+    return lm["lm_matmul"] + lm["lm_attention"] + 2.0 * grid.patches * shape.vision_depth * block_matmul
+
+
+# ----------------------------------------------------------------------------------------------------
+# Memory model and automatic batch size
+# ----------------------------------------------------------------------------------------------------
+
+
+def weight_bytes(shape: ModelShape, dtype: torch.dtype) -> int:
+    return sum(parameter_counts(shape).values()) * element_size(dtype)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Device helpers: matmul ceiling, synchronised timing, peak memory
+# ----------------------------------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------------------------------
+# The analytic plan: what the hardware limit is before anything runs
+# ----------------------------------------------------------------------------------------------------
+
+# REFERENCE.md sections 3-4: 32 frames at 256x480, and the prompt for "a dog surfing" is 2168 tokens.
+NOMINAL_FRAMES, NOMINAL_HEIGHT, NOMINAL_WIDTH, NOMINAL_PROMPT_TOKENS = 32, 256, 480, 2168
+CARD_CONTEXT_BYTES = GIB  # CUDA context and library handles, before any tensor
+
+
+def plan(
+    shape: ModelShape,
+    dtype: torch.dtype,
+    queries_per_video: Sequence[int],
+    assumed_tflops: float,
+    cards_gb: Sequence[int] = (24, 40, 80, 141),
+) -> dict[str, Any]:
+    """FLOPs per pair, the time floor at an assumed matmul rate, and the memory model's batch sizes:
+    everything that needs no device (the GPU run measures the rate and replaces the assumption)."""
+    grid = grid_for(NOMINAL_FRAMES, NOMINAL_HEIGHT, NOMINAL_WIDTH, shape)
+    tokens = NOMINAL_PROMPT_TOKENS
+    paths = {"reference": flops_per_pair(shape, tokens, grid, pairs_per_vision_pass=1, kept_logits=tokens)}
+    for count in queries_per_video:
+        paths[f"rankvideo_q{count}"] = flops_per_pair(shape, tokens, grid, pairs_per_vision_pass=count, kept_logits=1)
+    weights = weight_bytes(shape, dtype)
+    return {
+        "shape": shape.name,
+        "dtype": str(dtype).removeprefix("torch."),
+        "frames": NOMINAL_FRAMES,
+        "frame_size": [NOMINAL_HEIGHT, NOMINAL_WIDTH],
+        "video_grid_thw": [grid.temporal, grid.height, grid.width],
+        "video_tokens": grid.merged_tokens(shape.merge),
+        "prompt_tokens": tokens,
+        "flops_per_pair": paths,
+        "reference_md_counting": reference_md_flops(shape, tokens, grid),
+        "assumed_tflops": assumed_tflops,
+        "floor_ms_per_pair": {name: parts["total"] / (assumed_tflops * 1e12) * 1e3 for name, parts in paths.items()},
+        "weights_bytes": weights,
+        "pair_activation_bytes": {
+            "last_position_logits": pair_activation_bytes(tokens, shape, dtype),
+            "all_position_logits": pair_activation_bytes(tokens, shape, dtype, logit_positions=tokens),
+        },
+        "auto_batch_size": {
+            f"{card}GB": auto_batch_size(card * 10**9 - weights - CARD_CONTEXT_BYTES, tokens, shape, dtype)
+            for card in cards_gb
+        },
+    }
+
+
+def format_plan(result: dict[str, Any]) -> str:
+    lines = [
+        f"analytic plan: {result['shape']} shape, {result['dtype']}, {result['frames']} frames at "
+        f"{result['frame_size'][0]}x{result['frame_size'][1]} (grid {result['video_grid_thw']}, "
+        f"{result['video_tokens']} video tokens), {result['prompt_tokens']}-token prompt",
+        "TFLOP per pair:",
+    ]
+    for name, parts in result["flops_per_pair"].items():
+        detail = ", ".join(f"{key} {_tera(value)}" for key, value in parts.items() if key != "total")
+        lines.append(f"  {name:<14} {_tera(parts['total']):>6}  ({detail})")
+    lines.append(
+        f"  REFERENCE.md's ~38 counts LM matmuls + LM attention + vision-block matmuls only: "
+        f"{_tera(result['reference_md_counting'])}"
+    )
+    lines.append(f"floor per pair at {result['assumed_tflops']:g} TFLOP/s (ASSUMED rate, not measured):")
+    for name, ms in result["floor_ms_per_pair"].items():
+        lines.append(f"  {name:<14} {ms:6.1f} ms/pair = {1000 / ms:5.1f} pairs/s")
+    activation = result["pair_activation_bytes"]
+    lines.append(
+        f"memory: weights {_gib(result['weights_bytes'])} GiB; bound per pair "
+        f"{activation['last_position_logits'] / 1e9:.2f} GB (logits at the last position), "
+        f"{activation['all_position_logits'] / 1e9:.2f} GB (at every position)"
+    )
+    lines.append(
+        "auto batch size: " + ", ".join(f"{card} card -> {size}" for card, size in result["auto_batch_size"].items())
+    )
+    return "\n".join(lines)
+
+
+def _tera(value: float) -> str:
+    return f"{value / 1e12:.3g}"
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / GIB:.1f}"

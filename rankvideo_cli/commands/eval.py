@@ -1,0 +1,80 @@
+"""`rankvideo eval`: ir-measures over runs against qrels, compared with a baseline; a table or tsv/csv/json."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from rankvideo_cli.commands.inputs import report_tolerated
+from rankvideo_cli.errors import UsageError
+from rankvideo_cli.io.atomic import write_stdout
+from rankvideo_cli.io.runs import read_run_scores
+from rankvideo_cli.io.text import display_name
+
+if TYPE_CHECKING:
+    from rankvideo_cli.evaluation.measures import EvalReport
+
+
+def run_eval(
+    runs: Sequence[Path] | Path,
+    qrels: Path,
+    *,
+    baseline: Path | None,
+    measures: Sequence[str] | None,
+    per_query: bool,
+    fmt: str,
+    correction: str = "holm",
+    console: Console | None = None,
+) -> EvalReport:
+    """`rankvideo eval`: ir-measures on each RUN (and BASELINE); table to the terminal, other formats to stdout."""
+    from rankvideo_cli.evaluation.measures import CORRECTIONS, evaluate_runs, parse_measure_specs
+    from rankvideo_cli.evaluation.tables import format_report, render_table
+    from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
+
+    console = console or Console(stderr=True, highlight=False)
+    paths = [runs] if isinstance(runs, Path) else list(runs)
+    if correction not in CORRECTIONS:
+        raise UsageError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    if sum(str(path) == "-" for path in [*paths, baseline]) > 1:
+        raise UsageError("only one run can be read from stdin (-)")
+    parse_measure_specs(measures)  # an unknown measure fails before any file is read
+    judged = read_qrels(qrels)
+    report_tolerated(console, describe_tolerated(judged))
+    names = _run_names(paths, baseline)
+    scores = []
+    for path in [*paths, *([baseline] if baseline is not None else [])]:
+        run = read_run_scores(path)
+        report_tolerated(console, run.tolerated.describe(run.source, 6))
+        scores.append(run)
+    compared = list(zip(names[: len(paths)], scores[: len(paths)], strict=True))
+    report = evaluate_runs(
+        compared,
+        judged,
+        measures,
+        baseline=(names[-1], scores[-1]) if baseline is not None else None,
+        correction=correction,
+    )
+    if fmt == "table":
+        render_table(report, Console(highlight=False), per_query=per_query)
+    else:
+        write_stdout(format_report(report, fmt, per_query=per_query))
+    return report
+
+
+def _run_names(paths: Sequence[Path], baseline: Path | None) -> list[str]:
+    """How the report names each run (then the baseline): its file name; the path as given where two different
+    paths share a file name; `#2`, `#3` for a path given again; `(baseline)` for a baseline that is also a run."""
+    short = {str(path): display_name(path) if str(path) == "-" else path.name for path in paths}
+    clashing = {name for name in short.values() if list(short.values()).count(name) > 1}
+    names: list[str] = []
+    for path in paths:
+        name = str(path) if short[str(path)] in clashing else short[str(path)]
+        repeats = [str(other) for other in paths[: len(names)]].count(str(path))
+        names.append(f"{name} #{repeats + 1}" if repeats else name)
+    if baseline is not None:
+        name = baseline.name if str(baseline) != "-" else display_name(baseline)
+        names.append(f"{name} (baseline)" if name in names else name)
+    return names

@@ -1,0 +1,160 @@
+"""The end of a rerank or merge: the bad-video policy, the ranked run and raw scores written, the summary and
+the evaluation against the first stage."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Sequence
+from operator import itemgetter
+from pathlib import Path
+
+from rich.console import Console
+
+from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.evaluation.ranking import (
+    BELOW_DEPTH,
+    RERANKED,
+    UNSCORED,
+    RankedDoc,
+    rerank,
+)
+from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks
+from rankvideo_cli.io.runs import Run, iter_trec_chunks
+from rankvideo_cli.pipeline.request import (
+    PreparedInputs,
+    RerankRequest,
+)
+from rankvideo_cli.pipeline.result import (
+    BAD_VIDEO,
+    MISSING_VIDEO,
+    PipelineResult,
+    decode_wait_advice,
+    decode_wait_share,
+    summarize_bad_videos,
+)
+
+
+def drop_set(result: PipelineResult, on_missing_video: str, on_bad_video: str) -> set[tuple[str, str]]:
+    statuses = [MISSING_VIDEO] * (on_missing_video == "drop") + [BAD_VIDEO] * (on_bad_video == "drop")
+    return result.pairs_with(*statuses) if statuses else set()
+
+
+def check_bad_video_policy(result: PipelineResult, on_bad_video: str) -> None:
+    if on_bad_video == "error" and result.bad_videos:
+        raise RankVideoError(
+            f"{summarize_bad_videos(result)}; scores of the good videos are saved in {result.store_dir} "
+            "(--on-bad-video keep or drop to write the run anyway)"
+        )
+
+
+def finish_run(
+    request: RerankRequest,
+    inputs: PreparedInputs,
+    result: PipelineResult,
+    console: Console,
+) -> dict[str, list[RankedDoc]]:
+    """Rank, write the run (atomically) and the raw scores, print the summary and the evaluation."""
+    ranked = rerank(
+        inputs.run,
+        result.model_scores(),
+        depth=request.depth,
+        interpolate=request.interpolate,
+        normalization=request.normalization,
+        drop=drop_set(result, request.on_missing_video, request.on_bad_video),
+    )
+    write_output_chunks(iter_trec_chunks(ranked, request.tag), request.output)
+    if request.scores_path is not None:
+        atomic_write_text(request.scores_path, scores_jsonl(result))
+    print_summary(console, inputs, result, ranked, request)
+    if request.qrels_path is not None:
+        evaluate_against_first_stage(ranked, inputs.run, request.qrels_path, request.measures, console)
+    return ranked
+
+
+def scores_jsonl(result: PipelineResult) -> str:
+    lines = []
+    for (qid, docid), score in sorted(result.scores.items()):
+        outcome = result.outcomes.get((qid, docid))
+        record = {"qid": qid, "docid": docid, "video": outcome.video if outcome else None, **score.to_dict()}
+        lines.append(json.dumps(record, sort_keys=True))
+    return "".join(line + "\n" for line in lines)
+
+
+def print_summary(
+    console: Console,
+    inputs: PreparedInputs,
+    result: PipelineResult,
+    ranked: dict[str, list[RankedDoc]],
+    request_like: RerankRequest,
+) -> None:
+    provenance = count_provenance(ranked)
+    written = sum(provenance.values())
+    dropped = inputs.run.pair_count - written
+    counts = result.counts
+    parts = [
+        f"{len(inputs.run)} queries, {inputs.run.pair_count} candidates in",
+        f"{written} written ({provenance[RERANKED]} reranked, {provenance[UNSCORED]} unscored kept in "
+        f"first-stage order, {provenance[BELOW_DEPTH]} below depth {request_like.depth})",
+        f"{counts.pairs_scored} pairs scored now, {counts.pairs_cached} from the score store",
+        f"{counts.pairs_missing_video} pairs without a video file ({request_like.on_missing_video})",
+        f"{counts.pairs_bad_video} pairs with a bad video ({request_like.on_bad_video})",
+    ]
+    if dropped:
+        parts.append(f"{dropped} candidates dropped as asked")
+    if inputs.skipped_queries:
+        parts.append(
+            f"{len(inputs.skipped_queries)} queries without text kept in first-stage order "
+            f"({', '.join(inputs.skipped_queries[:5])})"
+        )
+    console.print("rankvideo: " + "; ".join(parts), markup=False, soft_wrap=True)
+    if result.bad_videos:
+        console.print("rankvideo: " + summarize_bad_videos(result), markup=False, soft_wrap=True)
+    report_decoding(result, console)
+
+
+def report_decoding(result: PipelineResult, console: Console) -> None:
+    """Where the decoded videos came from, how long the model waited for them, and the fix when too long."""
+    counts, timings = result.counts, result.timings
+    if not counts.videos_decoded:
+        return
+    from_cache = (
+        f", {counts.videos_from_frame_cache} of them from the frame cache"
+        + (f" ({counts.frame_cache_corrupt} damaged entries decoded instead)" if counts.frame_cache_corrupt else "")
+        if result.settings.get("frame_cache")
+        else ""
+    )
+    console.print(
+        f"rankvideo: {counts.videos_decoded} videos sampled{from_cache}; the model waited "
+        f"{timings.wait_s:.1f} s for them ({decode_wait_share(timings):.0%} of its time)",
+        markup=False,
+        soft_wrap=True,
+    )
+    advice = decode_wait_advice(result)
+    if advice is not None:
+        console.print(f"rankvideo: {advice}", markup=False, soft_wrap=True)
+
+
+def evaluate_against_first_stage(
+    ranked: dict[str, list[RankedDoc]], run: Run, qrels: Path, measures: Sequence[str] | None, console: Console
+) -> None:
+    """The reranked run against the first stage it came from, as a table on stderr."""
+    from rankvideo_cli.evaluation.measures import evaluate
+    from rankvideo_cli.evaluation.tables import render_table
+    from rankvideo_cli.io.qrels import read_qrels
+
+    report = evaluate(
+        {qid: {doc.docid: doc.score for doc in docs} for qid, docs in ranked.items()},
+        read_qrels(qrels),
+        measures,
+        baseline={qid: {c.docid: c.score for c in candidates} for qid, candidates in run.items()},
+        run_name="reranked",
+        baseline_name="first stage",
+    )
+    render_table(report, console)
+
+
+def count_provenance(ranked: dict[str, list[RankedDoc]]) -> Counter[str]:
+    """How many written lines are RERANKED, UNSCORED and BELOW_DEPTH."""
+    return Counter(map(itemgetter(2), itertools.chain.from_iterable(ranked.values())))  # RankedDoc.provenance

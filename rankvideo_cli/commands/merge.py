@@ -1,0 +1,130 @@
+"""`rankvideo merge`: the shards' score stores -> the final run, with the options the shards ran with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from rankvideo_cli.commands.finish import (
+    check_bad_video_policy,
+    finish_run,
+)
+from rankvideo_cli.commands.inputs import prepare_inputs
+from rankvideo_cli.commands.preflight import (
+    Named,
+    is_stdout,
+    plan_outputs,
+)
+from rankvideo_cli.errors import UsageError
+from rankvideo_cli.pipeline.manifest import (
+    build_manifest,
+    describe_input,
+    read_shard_manifests,
+    shared_shard_settings,
+    write_manifest,
+)
+from rankvideo_cli.pipeline.request import (
+    RerankRequest,
+    job_settings,
+)
+from rankvideo_cli.pipeline.store import ScoreStore
+
+
+def run_merge(
+    run: Path,
+    queries: Path,
+    cache: Path,
+    *,
+    output: Path | None,
+    allow_missing: bool,
+    qrels: Path | None,
+    measures: Sequence[str] | None,
+    console: Console,
+    scores: Path | None = None,
+    force: bool = False,
+) -> None:
+    """`rankvideo merge`: the shards' stores -> the final run, with the options the shards ran with.
+
+    The run and queries must be the very files the shards read (their checksums are in the shard manifests):
+    merging another run's stores would write a run of scores for other candidates. `force` skips that check.
+    """
+    from rankvideo_cli.evaluation.measures import check_measures
+    from rankvideo_cli.pipeline.merge import merge_scores
+
+    if not cache.is_dir():
+        raise UsageError(f"--cache {cache}: not a directory")
+    if qrels is not None:
+        check_measures(measures)
+    sources = [Named("the run", run), Named("the queries", queries)]
+    sources += [Named("--qrels", qrels)] if qrels is not None else []
+    manifest_path = None if not is_stdout(output) else cache / "merge.manifest.json"
+    outputs = plan_outputs(
+        output=output, cache_dir=cache, manifest=manifest_path, scores=scores, shard=None, inputs=sources
+    )
+    shared = shared_shard_settings(read_shard_manifests(cache), cache)
+    settings = shared.get("settings") or {}
+    videos = settings.get("videos") or {}
+    if not videos.get("root"):
+        raise UsageError(f"{cache}: no shard manifest found; run the shards with `rankvideo rerank --shard`")
+    if shared.get("incomplete_shards") and not allow_missing:
+        console.print(f"rankvideo: shards {', '.join(shared['incomplete_shards'])} did not finish", markup=False)
+    request = RerankRequest(
+        run_path=run,
+        queries_path=queries,
+        videos_root=Path(videos["root"]),
+        video_pattern=videos.get("pattern") or "{docid}.mp4",
+        multivent=bool(videos.get("multivent")),
+        video_map=Path(videos["video_map"]) if videos.get("video_map") else None,
+        output=output,
+        tag=settings.get("tag", "rankvideo"),
+        depth=settings.get("depth", 100),
+        interpolate=settings.get("interpolate"),
+        normalization=settings.get("normalization", "minmax"),
+        on_missing_video=settings.get("on_missing_video", "keep"),
+        on_bad_video=settings.get("on_bad_video", "keep"),
+        missing_query=settings.get("missing_query", "error"),
+        qrels_path=qrels,
+        measures=measures,
+        cache_dir=cache,
+        scores_path=scores,
+    )
+    request.output = outputs.output
+    inputs = prepare_inputs(request)
+    if not force:
+        _check_same_inputs(shared.get("inputs") or {}, {"run": run, "queries": queries}, cache)
+    result = merge_scores(
+        inputs.scored_run,
+        inputs.queries,
+        inputs.resolver,
+        ScoreStore(cache),
+        depth=request.depth,
+        model_fingerprint=shared.get("model_fingerprint"),
+        settings_fingerprint=shared.get("sampling_fingerprint"),
+        allow_missing=allow_missing,
+    )
+    check_bad_video_policy(result, request.on_bad_video)
+    finish_run(request, inputs, result, console)
+    write_manifest(
+        outputs.manifest,
+        build_manifest(
+            result=result,
+            inputs={"run": run, "queries": queries},
+            settings=job_settings(request),
+            scorer_fingerprint=None,
+            output=outputs.output,
+        ),
+    )
+
+
+def _check_same_inputs(recorded: dict, given: dict[str, Path], cache: Path) -> None:
+    """`UsageError` when merge's run or queries differ from the files the shards read (by sha256)."""
+    for name, path in given.items():
+        theirs = (recorded.get(name) or {}).get("sha256")
+        ours = (describe_input(path) or {}).get("sha256")
+        if theirs and ours and theirs != ours:
+            raise UsageError(
+                f"{path} is not the {name} the shards in {cache} were run with (sha256 {ours[:12]}, the shard "
+                f"manifests say {theirs[:12]}): merge with the same {name} file, or --force to merge anyway"
+            )

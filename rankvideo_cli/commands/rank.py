@@ -1,0 +1,76 @@
+"""`rankvideo rank`: a run reranked with stored scores exactly as `rerank` ranks, with no model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from rankvideo_cli.commands.finish import (
+    count_provenance,
+    evaluate_against_first_stage,
+)
+from rankvideo_cli.commands.inputs import report_tolerated
+from rankvideo_cli.commands.preflight import (
+    Named,
+    check_output_file,
+    check_ranking_options,
+    check_tag,
+)
+from rankvideo_cli.evaluation.ranking import (
+    BELOW_DEPTH,
+    RERANKED,
+    UNSCORED,
+    RankedDoc,
+    rerank,
+)
+from rankvideo_cli.io.atomic import write_output_chunks
+from rankvideo_cli.io.runs import iter_trec_chunks, read_run
+
+
+def run_rank(
+    run_path: Path,
+    scores_path: Path,
+    *,
+    reference_model: str | None,
+    output: Path | None,
+    tag: str,
+    depth: int,
+    interpolate: float | None,
+    normalization: str,
+    qrels: Path | None,
+    measures: Sequence[str] | None,
+    console: Console,
+) -> dict[str, list[RankedDoc]]:
+    """`rankvideo rank`: a run reranked with stored scores (a `--scores` JSONL, or the reference's per-video
+    files), exactly as `rerank` ranks (depth, unscored tail, interpolation, tie-consistent scores); no model."""
+    from rankvideo_cli.evaluation import fusion
+
+    check_tag(tag)
+    check_ranking_options(depth, interpolate, normalization)
+    sources = [Named("the run", run_path), Named("--scores", scores_path)]
+    if qrels is not None:
+        from rankvideo_cli.evaluation.measures import check_measures
+
+        check_measures(measures)
+        sources.append(Named("--qrels", qrels))
+    check_output_file(output, sources)
+    run = read_run(run_path)
+    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    model_scores = fusion.read_model_scores(scores_path, reference_model)
+    ranked = rerank(run, model_scores, depth=depth, interpolate=interpolate, normalization=normalization)
+    write_output_chunks(iter_trec_chunks(ranked, tag), output)
+    provenance = count_provenance(ranked)
+    outside = sum(1 for qid, _docid in model_scores if qid not in run)
+    console.print(
+        f"rankvideo: {len(run)} queries, {run.pair_count} candidates; {provenance[RERANKED]} reranked with the "
+        f"stored scores, {provenance[UNSCORED]} within depth {depth} without a score kept in first-stage order, "
+        f"{provenance[BELOW_DEPTH]} below depth"
+        + (f"; {outside} stored scores are for queries not in the run (ignored)" if outside else ""),
+        markup=False,
+        soft_wrap=True,
+    )
+    if qrels is not None:
+        evaluate_against_first_stage(ranked, run, qrels, measures, console)
+    return ranked

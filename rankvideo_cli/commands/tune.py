@@ -1,0 +1,118 @@
+"""`rankvideo tune`: the cross-validated interpolation sweep over stored scores, a report, the interpolated run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from rankvideo_cli.commands.inputs import report_tolerated
+from rankvideo_cli.commands.preflight import (
+    Named,
+    check_output_file,
+    check_tag,
+)
+from rankvideo_cli.errors import InputError, UsageError
+from rankvideo_cli.io.atomic import write_output_chunks, write_stdout
+from rankvideo_cli.io.runs import iter_trec_chunks, read_run
+from rankvideo_cli.progress import StepProgress
+
+
+def run_tune(
+    run_path: Path,
+    qrels_path: Path,
+    scores_path: Path,
+    *,
+    measure: str,
+    alphas: str,
+    normalizations: str,
+    folds: int,
+    seed: int,
+    depth: int,
+    output: Path | None,
+    tag: str,
+    fmt: str,
+    console: Console,
+    reference_model: str | None = None,
+):
+    """`rankvideo tune`: the cross-validated interpolation sweep (`fusion`), a report, the interpolated run."""
+    from rankvideo_cli.evaluation import fusion
+    from rankvideo_cli.evaluation.measures import as_qrels_dict, parse_measure_specs
+    from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json for tune, got {fmt!r}")
+    check_tag(tag)
+    alpha_values = fusion.parse_alphas(alphas)
+    normalization_names = [name.strip() for name in normalizations.split(",")]
+    fusion.grid(alpha_values, normalization_names)  # a bad grid is refused before any file is read
+    parse_measure_specs([measure])
+    sources = [Named("the run", run_path), Named("the qrels", qrels_path), Named("--scores", scores_path)]
+    check_output_file(output, sources)
+    judged = read_qrels(qrels_path)
+    report_tolerated(console, describe_tolerated(judged))
+    run = read_run(run_path)
+    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    model_scores = fusion.read_model_scores(scores_path, reference_model)
+    unknown = [pair for pair in model_scores if pair[0] not in run]
+    if unknown:
+        raise InputError(scores_path, None, f"scores for query {unknown[0][0]!r}, which is not in {run.source}")
+    result = fusion.sweep(
+        run,
+        model_scores,
+        as_qrels_dict(judged),
+        measure=measure,
+        alphas=alpha_values,
+        normalizations=normalization_names,
+        depth=depth,
+        folds=folds,
+        seed=seed,
+        on_config=StepProgress(console, "tune: configurations evaluated"),
+    )
+    if output is not None:
+        ranked = fusion.cross_validated_run(run, model_scores, result, depth=depth)
+        write_output_chunks(iter_trec_chunks(ranked, tag), output)
+    if fmt == "json":
+        write_stdout(json.dumps(fusion.sweep_dict(result), indent=2, allow_nan=False) + "\n")
+    else:
+        _print_sweep(result, Console(highlight=False))
+    chosen = result.chosen_on_all
+    console.print(
+        f"rankvideo: cross-validated {result.measure} {result.cross_validated:.4f} over {len(result.fold_of)} "
+        f"judged queries in {folds} folds; on all queries: --interpolate {chosen.alpha:g} "
+        f"--normalization {chosen.normalization}" + (f"; interpolated run written to {output}" if output else ""),
+        markup=False,
+        soft_wrap=True,
+    )
+    return result
+
+
+def _print_sweep(result, console: Console) -> None:
+    table = Table(title=f"{result.measure} by fold (chosen on the other folds)", title_justify="left")
+    for column in ("fold", "queries", "ALPHA", "normalization", "train mean", "test mean"):
+        table.add_column(column, justify="right")
+    for fold in result.folds:
+        table.add_row(
+            str(fold.fold),
+            str(len(fold.test_queries)),
+            f"{fold.chosen.alpha:g}",
+            fold.chosen.normalization,
+            f"{fold.train_mean:.4f}",
+            f"{fold.test_mean:.4f}",
+        )
+    console.print(table)
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    summary.add_row(f"cross-validated {result.measure}", f"{result.cross_validated:.4f}")
+    chosen = result.chosen_on_all
+    summary.add_row("chosen on all queries", f"ALPHA {chosen.alpha:g}, {chosen.normalization}")
+    summary.add_row(f"  its {result.measure} (not held out)", f"{result.mean(chosen):.4f}")
+    if not math.isnan(result.model_only):
+        summary.add_row("model alone (ALPHA 1)", f"{result.model_only:.4f}")
+    if not math.isnan(result.first_stage_in_head):
+        summary.add_row("first-stage order, unscored last (ALPHA 0)", f"{result.first_stage_in_head:.4f}")
+    console.print(summary)
