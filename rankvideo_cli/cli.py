@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -604,6 +605,79 @@ def merge(
         console=stderr,
         scores=scores,
         force=force,
+    )
+
+
+@app.command()
+@user_errors
+def report(
+    run: Annotated[Path, typer.Argument(help="The reranked run to show (TREC or JSON; - for stdin).")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="The run it came from (the first stage): shown beside it, with moves.")
+    ] = None,
+    qrels: Annotated[Path | None, typer.Option(help="Judgments: measures, deltas, relevance of each row.")] = None,
+    queries: Annotated[Path | None, typer.Option(help="Query file (TSV, CSV, JSONL): the text of each query.")] = None,
+    videos: VideosOpt = None,
+    video_pattern: VideoPatternOpt = "{docid}.mp4",
+    multivent: MultiventOpt = False,
+    video_map: VideoMapOpt = None,
+    frames_cache: Annotated[
+        Path | None, typer.Option("--frames-cache", help="Sampled frames of `rankvideo sample`: used when present.")
+    ] = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="The model's scores (`rerank --scores` JSONL, or the reference's files).")
+    ] = None,
+    reference_model: ReferenceModelOpt = None,
+    explanations: Annotated[
+        Path | None, typer.Option(help="The model's answers: the output of `rankvideo explain --json`.")
+    ] = None,
+    measures: MeasureOpt = None,
+    correction: Annotated[
+        Correction, typer.Option(help="Multiple-testing correction of the p-values, as for eval.")
+    ] = Correction.holm,
+    top: Annotated[int, typer.Option(help="Candidates shown per query and run.")] = 10,
+    thumbnails: Annotated[int, typer.Option(help="Frames shown per video, chosen evenly among those sampled.")] = 4,
+    qid: Annotated[list[str] | None, typer.Option("--qid", help="Show this query (repeatable).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Show the N queries with the largest change (gains and losses).")
+    ] = None,
+    decode_workers: Annotated[int | None, typer.Option(help="Decode threads (default: one per core).")] = None,
+    output: Annotated[
+        str | None,  # text, not a Path: a trailing slash (a directory to write into) must survive
+        typer.Option(
+            "--output", "-o", help="report.html (one file), or DIR/ (index.html with the thumbnails beside it)."
+        ),
+    ] = None,
+) -> None:
+    """A web page of what the reranker did: measures, charts, and per query both rankings with the frames the
+    model saw (no model is loaded)."""
+    from rankvideo_cli.commands.report import ReportRequest, run_report
+
+    run_report(
+        ReportRequest(
+            run_path=run,
+            baseline_path=baseline,
+            qrels_path=qrels,
+            queries_path=queries,
+            videos_root=videos,
+            video_pattern=video_pattern,
+            multivent=multivent,
+            video_map=video_map,
+            frames_cache=frames_cache,
+            scores_path=scores,
+            reference_model=reference_model,
+            explanations_path=explanations,
+            measures=measures,
+            correction=correction.value,
+            top=top,
+            thumbnails=thumbnails,
+            qids=qid or (),
+            limit=limit,
+            decode_workers=decode_workers,
+            output=Path(output) if output is not None else None,
+            into_directory=output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir()),
+        ),
+        stderr,
     )
 
 

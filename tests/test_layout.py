@@ -2,7 +2,7 @@
 circle (imports inside functions and under TYPE_CHECKING count: a lazy import is still an arrow).
 
 Stages, top to bottom (a module may import its own package and any stage below its own):
-cli and pyterrier > commands > pipeline > scoring, evaluation > videos > io > progress, versions > errors.
+cli and pyterrier > commands > pipeline, report > scoring, evaluation > videos > io > progress, versions > errors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "rankvideo_cli"
 STAGES = [
     {"cli", "pyterrier"},
     {"commands"},
-    {"pipeline"},
+    {"pipeline", "report"},
     {"scoring", "evaluation"},
     {"videos"},
     {"io"},

@@ -131,3 +131,33 @@ def test_the_parent_of_device_workers_loads_no_model(tiny_model_dir: Path, tmp_p
     )
     assert outcome == {"code": 0, "heavy": []}
     assert (tmp_path / "run.trec").stat().st_size > 0
+
+
+def test_report_imports_pyav_only(tmp_path: Path) -> None:
+    """`report` decodes thumbnails with PyAV (and reads the frame cache) but never imports torch or the model."""
+    multivent = SAMPLE / "multivent"
+    args = [
+        "report",
+        str(multivent / "first_stage.trec"),
+        "--baseline",
+        str(multivent / "first_stage.trec"),
+        "--qrels",
+        str(multivent / "judgments.jsonl"),
+        "--queries",
+        str(multivent / "queries.csv"),
+        "--videos",
+        str(multivent / "videos"),
+    ]
+    decoded = run_probe([*args, "-o", str(tmp_path / "decoded.html")], tmp_path)
+    assert decoded == {"code": 0, "heavy": ["av"]}
+    sampled = run_probe(["sample", *args[1:2], *args[-2:], "--frames-cache", str(tmp_path / "frames")], tmp_path)
+    assert sampled["code"] == 0
+    cached = run_probe(
+        [*args, "--frames-cache", str(tmp_path / "frames"), "-o", str(tmp_path / "cached.html")], tmp_path
+    )
+    assert cached == {"code": 0, "heavy": ["av"]}
+    assert run_probe(["report", "no-such-run.trec", "-o", str(tmp_path / "x.html")], tmp_path) == {
+        "code": 2,
+        "heavy": [],
+    }
+    assert run_probe(["report", "--help"], tmp_path) == {"code": 0, "heavy": []}

@@ -43,7 +43,7 @@ def run_eval(
     parse_measure_specs(measures)  # an unknown measure fails before any file is read
     judged = read_qrels(qrels)
     report_tolerated(console, describe_tolerated(judged))
-    names = _run_names(paths, baseline)
+    names = run_names(paths, baseline)
     scores = []
     for path in [*paths, *([baseline] if baseline is not None else [])]:
         run = read_run_scores(path)
@@ -64,7 +64,7 @@ def run_eval(
     return report
 
 
-def _run_names(paths: Sequence[Path], baseline: Path | None) -> list[str]:
+def run_names(paths: Sequence[Path], baseline: Path | None) -> list[str]:
     """How the report names each run (then the baseline): its file name; the path as given where two different
     paths share a file name; `#2`, `#3` for a path given again; `(baseline)` for a baseline that is also a run."""
     short = {str(path): display_name(path) if str(path) == "-" else path.name for path in paths}

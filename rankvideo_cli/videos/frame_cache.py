@@ -121,6 +121,15 @@ class FrameCache:
     def load(self, video_path: str | Path | TarMember, identity: str, sampling: SamplingConfig) -> SampledVideo | None:
         """The cached frames of the video at `video_path` with `identity`, or None (absent or damaged: decode
         it). A cached bad video raises its `VideoError` again."""
+        return self._load(video_path, identity, sampling, _decode_entry)
+
+    def load_arrays(
+        self, video_path: str | Path | TarMember, identity: str, sampling: SamplingConfig
+    ) -> CachedFrames | None:
+        """`load` without torch: the frames as a numpy array (the report's thumbnails), same rules."""
+        return self._load(video_path, identity, sampling, _decode_arrays)
+
+    def _load(self, video_path: Any, identity: str, sampling: SamplingConfig, decode: Callable[..., Any]) -> Any:
         entry = self.entry_path(identity, sampling)
         try:
             data = entry.read_bytes()
@@ -138,7 +147,7 @@ class FrameCache:
                 failure = VideoError(video_path, error["kind"], error["detail"])
                 self.stats.add(bad_hits=1, bytes_read=len(data))
                 raise failure
-            video = _decode_entry(header, payload, video_path)
+            video = decode(header, payload, video_path)
         except CorruptEntry:
             self.stats.add(corrupt=1)
             return None
@@ -379,12 +388,21 @@ def _encode_frames(frames: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _decode_entry(header: dict[str, Any], payload: bytes, video_path: Any) -> SampledVideo:
+@dataclass
+class CachedFrames:
+    """An entry's frames as stored: uint8 (T, 3, H, W), RGB, at the size the model sees, and where they came from."""
+
+    frames: Any  # numpy.ndarray
+    frame_indices: list[int]
+    source_fps: float
+    total_frames: int
+    source_size: tuple[int, int]
+    extra: dict[str, Any]
+
+
+def _decode_arrays(header: dict[str, Any], payload: bytes, video_path: Any = None) -> CachedFrames:
     import av
     import numpy as np
-    import torch
-
-    from rankvideo_cli.videos.frames import SampledVideo
 
     try:
         count, channels, height, width = header["shape"]
@@ -400,12 +418,11 @@ def _decode_entry(header: dict[str, Any], payload: bytes, video_path: Any) -> Sa
             raise CorruptEntry(f"frames of shape {list(frames.shape)}, expected {header['shape']}")
         if zlib.crc32(frames.tobytes()) != header["crc32"]:
             raise CorruptEntry("the frames do not match their checksum")
-        return SampledVideo(
-            path=str(video_path),
-            frames=torch.from_numpy(frames),
+        return CachedFrames(
+            frames=frames,
+            frame_indices=[int(index) for index in header["frame_indices"]],
             source_fps=float(header["source_fps"]),
             total_frames=int(header["total_frames"]),
-            frame_indices=[int(index) for index in header["frame_indices"]],
             source_size=(int(header["source_size"][0]), int(header["source_size"][1])),
             extra={**header.get("extra", {}), "frame_cache": True},
         )
@@ -413,6 +430,23 @@ def _decode_entry(header: dict[str, Any], payload: bytes, video_path: Any) -> Sa
         raise
     except (av.error.FFmpegError, EOFError, OSError, KeyError, ValueError, TypeError, IndexError) as error:
         raise CorruptEntry(f"{type(error).__name__}: {error}") from None
+
+
+def _decode_entry(header: dict[str, Any], payload: bytes, video_path: Any) -> SampledVideo:
+    import torch
+
+    from rankvideo_cli.videos.frames import SampledVideo
+
+    cached = _decode_arrays(header, payload)
+    return SampledVideo(
+        path=str(video_path),
+        frames=torch.from_numpy(cached.frames),
+        source_fps=cached.source_fps,
+        total_frames=cached.total_frames,
+        frame_indices=cached.frame_indices,
+        source_size=cached.source_size,
+        extra=cached.extra,
+    )
 
 
 def _jsonable(value: Any) -> Any:

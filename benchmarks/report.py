@@ -1,0 +1,120 @@
+"""`rankvideo report` over 100 queries x top 10 (issue 23): the time to make the page and its size, with the
+thumbnails decoded from the videos against read from a frame cache, measured in the same run.
+
+The inputs: 200 distinct synthesized clips (h264, about 480-880 x 272, 25 fps, 12 s, a keyframe every 2 s: the
+same bytes on every run, made once into --work-dir), a first-stage run of 100 queries x 30 candidates drawn from them, a
+reranked run (the same candidates, other scores), stored scores and qrels. The frame cache is filled by
+`rankvideo sample` beforehand (its time is reported apart: CPU nodes do it once, before the GPU jobs).
+
+    python benchmarks/report.py [--work-dir DIR] [--decode-workers N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from video_factory import VideoCache  # noqa: E402
+
+QUERIES, CANDIDATES, TOP, VIDEOS = 100, 30, 10, 200
+
+
+def make_inputs(work: Path) -> dict[str, Path]:
+    clips = VideoCache(work / "clips")
+    videos = work / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    for number in range(VIDEOS):
+        # distinct content per clip: the painted texture follows the frame size
+        source = clips.get(width=480 + 2 * number, height=272, fps=25, seconds=12.0, gop=50)
+        target = videos / f"v{number:04d}.mp4"
+        if not target.exists():
+            os.link(source, target)
+    rng = random.Random(20261203)
+    first, reranked, scores, qrels, queries = [], [], [], [], ["qid\ttext"]
+    for q in range(QUERIES):
+        qid = f"q{q:03d}"
+        queries.append(f"{qid}\tquery number {q}")
+        docids = rng.sample(range(VIDEOS), CANDIDATES)
+        for rank, doc in enumerate(docids, start=1):
+            docid = f"v{doc:04d}"
+            first.append(f"{qid} Q0 {docid} {rank} {100 - rank} first-stage")
+            delta = rng.uniform(-8, 3)
+            scores.append(json.dumps({"qid": qid, "docid": docid, "logit_delta": delta}))
+            reranked.append(f"{qid} Q0 {docid} {rank} {delta:.6f} rankvideo")
+            qrels.append(f"{qid} 0 {docid} {int(rng.random() < 0.15)}")
+    paths = {name: work / file for name, file in [("run", "first_stage.trec"), ("reranked", "reranked.trec"),
+             ("scores", "scores.jsonl"), ("qrels", "qrels.txt"), ("queries", "queries.tsv")]}  # fmt: skip
+    for name, lines in [("run", first), ("reranked", reranked), ("scores", scores), ("qrels", qrels),
+                        ("queries", queries)]:  # fmt: skip
+        paths[name].write_text("\n".join(lines) + "\n")
+    paths["videos"] = videos
+    return paths
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if completed.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr}")
+    return elapsed, completed.stderr.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "rankvideo-report-bench")
+    parser.add_argument("--decode-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path)
+    options = parser.parse_args()
+    work = options.work_dir
+    paths = make_inputs(work)
+    rankvideo = [sys.executable, "-m", "rankvideo_cli.cli"]
+    workers = ["--decode-workers", str(options.decode_workers)]
+    cache = work / "frames"
+    sample_s, _ = timed([*rankvideo, "sample", str(paths["reranked"]), "--videos", str(paths["videos"]),
+                         "--frames-cache", str(cache), "--depth", str(TOP), *workers])  # fmt: skip
+    common = [*rankvideo, "report", str(paths["reranked"]), "--baseline", str(paths["run"]), "--qrels",
+              str(paths["qrels"]), "--queries", str(paths["queries"]), "--videos", str(paths["videos"]),
+              "--scores", str(paths["scores"]), "--top", str(TOP), *workers]  # fmt: skip
+    results = {}
+    for name, extra in [("decoded", []), ("frame_cache", ["--frames-cache", str(cache)])]:
+        single = work / f"report-{name}.html"
+        seconds, summary = timed([*common, *extra, "-o", str(single)])
+        directory = work / f"site-{name}"
+        dir_seconds, _ = timed([*common, *extra, "-o", f"{directory}/"])
+        site_bytes = sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
+        results[name] = {
+            "seconds": round(seconds, 2),
+            "bytes": single.stat().st_size,
+            "directory_seconds": round(dir_seconds, 2),
+            "directory_index_bytes": (directory / "index.html").stat().st_size,
+            "directory_bytes": site_bytes,
+            "summary": summary,
+        }
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "queries": QUERIES,
+        "top": TOP,
+        "decode_workers": options.decode_workers,
+        "sample_seconds": round(sample_s, 2),
+        **results,
+        "decoded_over_cache": round(results["decoded"]["seconds"] / results["frame_cache"]["seconds"], 2),
+    }
+    print(json.dumps(report, indent=2))
+    if options.json:
+        options.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

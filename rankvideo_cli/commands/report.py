@@ -1,0 +1,355 @@
+"""`rankvideo report`: a web page of what the reranker did, query by query, with the frames the model saw.
+
+Steps: check every option and the output location; read the run, the baseline, the qrels, the queries, the
+scores and the explanations (any of them bad: one line, exit 2, nothing written); evaluate as `rankvideo eval`
+does; choose the queries; make the thumbnails (frame cache, else PyAV, in threads); draw the charts; write the
+page atomically. No model is loaded and torch is never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rankvideo_cli.commands.eval import run_names
+from rankvideo_cli.commands.inputs import report_tolerated
+from rankvideo_cli.commands.preflight import (
+    Named,
+    check_at_least,
+    check_no_collisions,
+    check_output_file,
+    check_writable_directory,
+)
+from rankvideo_cli.errors import InputError, UsageError
+from rankvideo_cli.io.atomic import atomic_write_text, write_stdout
+from rankvideo_cli.io.runs import Run, read_run
+from rankvideo_cli.pipeline.request import MemoResolver
+from rankvideo_cli.progress import StepProgress
+from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
+from rankvideo_cli.videos.resolver import VideoResolver
+
+INDEX = "index.html"
+
+
+@dataclass
+class ReportRequest:
+    run_path: Path
+    baseline_path: Path | None = None
+    qrels_path: Path | None = None
+    queries_path: Path | None = None
+    videos_root: Path | None = None
+    video_pattern: str = "{docid}.mp4"
+    multivent: bool = False
+    video_map: Path | None = None
+    frames_cache: Path | None = None
+    scores_path: Path | None = None
+    reference_model: str | None = None
+    explanations_path: Path | None = None
+    measures: Sequence[str] | None = None
+    correction: str = "holm"
+    top: int = 10
+    thumbnails: int = 4
+    qids: Sequence[str] = ()
+    limit: int | None = None
+    decode_workers: int | None = None
+    output: Path | None = None  # a file, `-`/None (stdout), or with `into_directory` the directory of index.html
+    into_directory: bool = False  # `-o DIR/` (or an existing directory): index.html and thumbs/ in it
+
+
+@dataclass
+class ReportResult:
+    queries: int
+    videos: int
+    from_frame_cache: int = 0
+    decoded: int = 0
+    problems: dict[str, int] = field(default_factory=dict)
+    written: Path | None = None
+    bytes: int = 0
+
+
+def output_directory(request: ReportRequest) -> Path | None:
+    """The directory a report goes into with its thumbnails beside it, or None for one self-contained file."""
+    if request.output is None or str(request.output) == "-":
+        return None
+    return Path(request.output) if request.into_directory or Path(request.output).is_dir() else None
+
+
+def validate_report(request: ReportRequest) -> None:
+    """Every option and the output location, before any input is read."""
+    missing = [name for name in ("jinja2", "matplotlib") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(
+            f"rankvideo report needs {' and '.join(missing)}: pip install 'rankvideo-cli[report]' (or -e '.[report]')"
+        )
+    check_at_least(request.top, "--top")
+    check_at_least(request.thumbnails, "--thumbnails", minimum=0)
+    check_at_least(request.limit, "--limit")
+    check_at_least(request.decode_workers, "--decode-workers")
+    if request.qids and request.limit is not None:
+        raise UsageError("--qid and --limit both choose the queries: give one of them")
+    if request.measures and request.qrels_path is None:
+        raise UsageError("--measure needs --qrels (the judgments the measures are computed from)")
+    if request.qrels_path is not None:
+        from rankvideo_cli.evaluation.measures import CORRECTIONS, check_measures
+
+        check_measures(request.measures)
+        if request.correction not in CORRECTIONS:
+            raise UsageError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {request.correction!r}")
+    if request.videos_root is not None and not Path(request.videos_root).is_dir():
+        raise UsageError(f"--videos {request.videos_root}: not a directory")
+    if request.frames_cache is not None:
+        from rankvideo_cli.videos.frame_cache import check_frame_cache
+
+        if request.videos_root is None:
+            raise UsageError("--frames-cache needs --videos (the cache is keyed by each video file's content)")
+        check_frame_cache(request.frames_cache)
+    paths = [
+        ("the run", request.run_path),
+        ("--baseline", request.baseline_path),
+        ("--qrels", request.qrels_path),
+        ("--queries", request.queries_path),
+        ("--scores", request.scores_path),
+        ("--explanations", request.explanations_path),
+        ("--video-map", request.video_map),
+    ]
+    inputs = [Named(option, Path(path)) for option, path in paths if path is not None]
+    if sum(str(named.path) == "-" for named in inputs) > 1:
+        raise UsageError("only one input can be read from stdin (-)")
+    directory = output_directory(request)
+    if directory is not None:
+        check_writable_directory(directory, "-o")
+        check_no_collisions(inputs, [Named("-o", directory / INDEX)])
+    else:
+        check_output_file(request.output, inputs)
+
+
+def _read_run(path: Path, console: Console) -> Run:
+    run = read_run(path)
+    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    return run
+
+
+def _scores(run: Run) -> dict[str, dict[str, float]]:
+    return {qid: {candidate.docid: candidate.score for candidate in candidates} for qid, candidates in run.items()}
+
+
+def run_report(request: ReportRequest, console: Console) -> ReportResult:
+    """`rankvideo report` (see the module docstring); the counts for the summary line."""
+    validate_report(request)
+    run = _read_run(request.run_path, console)
+    baseline = _read_run(request.baseline_path, console) if request.baseline_path is not None else None
+    qrels = None
+    if request.qrels_path is not None:
+        from rankvideo_cli.evaluation.measures import as_qrels_dict
+        from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
+
+        judged = read_qrels(request.qrels_path)
+        report_tolerated(console, describe_tolerated(judged))
+        qrels = as_qrels_dict(judged)
+    queries = None
+    if request.queries_path is not None:
+        from rankvideo_cli.io.queries import read_queries
+
+        queries = read_queries(request.queries_path)
+    model_scores = None
+    if request.scores_path is not None:
+        from rankvideo_cli.evaluation.fusion import read_model_scores
+
+        model_scores = read_model_scores(request.scores_path, request.reference_model)
+    names = run_names([request.run_path], request.baseline_path)
+    evaluation = evaluation_json = None
+    if qrels is not None:
+        from rankvideo_cli.evaluation.measures import evaluate_runs
+        from rankvideo_cli.evaluation.tables import report_dict
+
+        evaluation = evaluate_runs(
+            [(names[0], _scores(run))],
+            qrels,
+            request.measures,
+            baseline=(names[1], _scores(baseline)) if baseline is not None else None,
+            correction=request.correction,
+        )
+        evaluation_json = report_dict(evaluation)
+    deltas = _deltas(evaluation)
+    known = set(run) | set(baseline or {})
+    unknown = [qid for qid in request.qids if qid not in known]
+    if unknown:
+        raise UsageError(
+            f"--qid {unknown[0]}: no such query in {run.source}" + (" or the baseline" if baseline else "")
+        )
+    qids = select_queries(run, baseline, deltas, qids=request.qids, limit=request.limit)
+    if queries is not None:
+        missing = [qid for qid in qids if qid not in queries]
+        if missing:
+            source = run if missing[0] in run else baseline
+            raise InputError(
+                source.source,  # type: ignore[union-attr]
+                source.first_line.get(missing[0]),  # type: ignore[union-attr]
+                f"query {missing[0]!r} is not in {request.queries_path} ({len(missing)} shown queries have no text)",
+            )
+    sections = build_sections(
+        qids,
+        run,
+        baseline,
+        top=request.top,
+        queries=queries,
+        qrels=qrels,
+        evaluation=evaluation,
+        model_scores=model_scores,
+    )
+    docids = sorted({row.docid for section in sections for row in (*section.run_rows, *section.baseline_rows)})
+    resolver = _resolver(request)
+    videos = {docid: resolver.resolve(docid) if resolver is not None else None for docid in docids}
+    if request.explanations_path is not None:
+        pairs = {
+            (section.qid, row.docid): str(videos[row.docid]) if videos[row.docid] is not None else None
+            for section in sections
+            for row in (*section.run_rows, *section.baseline_rows)
+        }
+        answers = read_explanations(request.explanations_path, queries or {}, pairs)
+        for section in sections:
+            for row in (*section.run_rows, *section.baseline_rows):
+                row.explanation = answers.get((section.qid, row.docid))
+    result = ReportResult(queries=len(sections), videos=len(docids))
+    strips = _thumbnails(request, videos, console, result) if resolver is not None and request.thumbnails else {}
+    if resolver is None:
+        console.print("rankvideo: no --videos: the report shows no frames", markup=False, soft_wrap=True)
+    charts = _charts(run, baseline, qrels, model_scores, deltas, evaluation, request.top)
+    from rankvideo_cli.report.page import render_page, thumbnail_sources
+
+    directory = output_directory(request)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    page = render_page(
+        run_name=names[0],
+        baseline_name=names[1] if baseline is not None else None,
+        sections=sections,
+        total_queries=len(known),
+        top=request.top,
+        evaluation=evaluation,
+        evaluation_json=evaluation_json,
+        charts=charts,
+        thumbnails=thumbnail_sources(strips, directory),
+        has_model_scores=model_scores is not None,
+    )
+    result.bytes = len(page.encode("utf-8"))
+    if directory is not None:
+        result.written = directory / INDEX
+        atomic_write_text(result.written, page)
+    elif request.output is not None and str(request.output) != "-":
+        result.written = Path(request.output)
+        atomic_write_text(result.written, page)
+    else:
+        write_stdout(page)
+    console.print(f"rankvideo: {_summary(result)}", markup=False, soft_wrap=True)
+    return result
+
+
+def _deltas(evaluation: Any) -> dict[str, float]:
+    """qid -> the change of the first measure (run - baseline), for the judged queries of both."""
+    if evaluation is None or evaluation.baseline is None:
+        return {}
+    measure = evaluation.measures[0]
+    ours, theirs = evaluation.runs[0].per_query[measure], evaluation.baseline.per_query[measure]
+    return {str(qid): float(ours[qid] - theirs[qid]) for qid in ours.index if qid in theirs.index}
+
+
+def _resolver(request: ReportRequest) -> MemoResolver | None:
+    if request.videos_root is None:
+        return None
+    return MemoResolver(
+        VideoResolver(
+            request.videos_root, pattern=request.video_pattern, video_map=request.video_map, multivent=request.multivent
+        )
+    )
+
+
+def _thumbnails(request: ReportRequest, videos: dict, console: Console, result: ReportResult) -> dict:
+    from rankvideo_cli.pipeline.score import default_decode_workers
+    from rankvideo_cli.report.thumbnails import make_thumbnails
+    from rankvideo_cli.videos.config import SamplingConfig
+    from rankvideo_cli.videos.frame_cache import FrameCache
+
+    progress = StepProgress(console, "report: videos")
+    lock = threading.Lock()
+    done = [0]
+
+    def advance() -> None:
+        with lock:
+            done[0] += 1
+            progress(done[0], len(videos))
+
+    strips = make_thumbnails(
+        videos,
+        count=request.thumbnails,
+        config=SamplingConfig(),
+        frame_cache=FrameCache(request.frames_cache) if request.frames_cache is not None else None,
+        workers=request.decode_workers or default_decode_workers(),
+        on_done=advance,
+    )
+    for strip in strips.values():
+        if strip.ok:
+            result.from_frame_cache += strip.source == "frame cache"
+            result.decoded += strip.source == "decoded"
+        else:
+            kind = str(strip.problem).split(":")[0]
+            result.problems[kind] = result.problems.get(kind, 0) + 1
+    return strips
+
+
+def _charts(run, baseline, qrels, model_scores, deltas, evaluation, top):  # type: ignore[no-untyped-def]
+    from rankvideo_cli.report import charts
+    from rankvideo_cli.report.page import Chart
+
+    drawn = []
+    if deltas:
+        measure = evaluation.measures[0]
+        drawn.append(Chart("delta", f"Change in {measure} per judged query", charts.delta_chart(deltas, measure)))
+    if qrels is not None:
+        relevant, not_relevant = [], []
+        name = "logit_delta (--scores)" if model_scores is not None else "the run's score"
+        for qid, candidates in run.items():
+            judged = qrels.get(qid, {})
+            for candidate in candidates:
+                if candidate.docid not in judged:
+                    continue
+                value = model_scores.get((qid, candidate.docid)) if model_scores is not None else candidate.score
+                if value is None or not math.isfinite(value):
+                    continue
+                (relevant if judged[candidate.docid] > 0 else not_relevant).append(value)
+        drawn.append(
+            Chart(
+                "scores",
+                f"{name} of judged candidates: relevant and not",
+                charts.score_distribution_chart(relevant, not_relevant, name),
+            )
+        )
+        if baseline is not None:
+            moved = []
+            for qid, candidates in run.items():
+                first_stage = {c.docid: c.first_stage_rank for c in baseline.get(qid, [])}
+                judged = qrels.get(qid, {})
+                for candidate in candidates:
+                    if judged.get(candidate.docid, 0) > 0 and candidate.docid in first_stage:
+                        moved.append((first_stage[candidate.docid], candidate.first_stage_rank))
+            drawn.append(
+                Chart("ranks", "Where the judged-relevant candidates moved", charts.rank_change_chart(moved, top))
+            )
+    return drawn
+
+
+def _summary(result: ReportResult) -> str:
+    problems = ", ".join(f"{count} {kind}" for kind, count in sorted(result.problems.items()))
+    where = f"written to {result.written}" if result.written is not None else "written to stdout"
+    return (
+        f"report of {result.queries} queries, {result.videos} videos ({result.from_frame_cache} from the frame "
+        f"cache, {result.decoded} decoded" + (f", {problems}" if problems else "") + f"); {result.bytes:,} bytes "
+        f"{where}"
+    )

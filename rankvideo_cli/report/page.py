@@ -1,0 +1,136 @@
+"""The report as one HTML page (Jinja2 templates in `templates/`): the overview table and charts, one section per
+query whose rows are rendered when it scrolls near (a `<template>` each, so a 2,500-query page opens at once),
+thumbnails embedded as data URIs, or written beside an `index.html` for large reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rankvideo_cli.evaluation.measures import EvalReport
+from rankvideo_cli.report.data import QuerySection
+from rankvideo_cli.report.thumbnails import Thumbnails
+
+
+@dataclass
+class Chart:
+    name: str
+    caption: str
+    svg: str
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3g}"
+
+
+def overview_rows(report: EvalReport) -> list[dict[str, Any]]:
+    """One row per measure: the run's and the baseline's aggregate, the delta, W/T/L and the p-values, the same
+    numbers `rankvideo eval RUN QRELS --baseline B` prints."""
+    run, baseline = report.runs[0], report.baseline
+    comparisons = {c.measure: c for c in report.comparisons if c.run == run.name}
+    rows = []
+    for measure in report.measures:
+        value = run.aggregate[measure]
+        counted = measure in report.counts
+        row: dict[str, Any] = {
+            "measure": measure,
+            "run_value": value,
+            "run_text": f"{value:.0f}" if counted else f"{value:.4f}",
+        }
+        if baseline is not None:
+            theirs = baseline.aggregate[measure]
+            comparison = comparisons[measure]
+            row.update(
+                baseline_value=theirs,
+                baseline_text=f"{theirs:.0f}" if counted else f"{theirs:.4f}",
+                delta=comparison.delta,
+                delta_text=f"{comparison.delta:+.0f}" if counted else f"{comparison.delta:+.4f}",
+                delta_class="gain" if comparison.delta > 0 else "loss" if comparison.delta < 0 else "tie",
+                wins=comparison.wins,
+                ties=comparison.ties,
+                losses=comparison.losses,
+                p_text=_p(comparison.p_value),
+                p_corrected_text=_p(comparison.p_value_corrected),
+            )
+        rows.append(row)
+    return rows
+
+
+def thumbnail_sources(strips: Mapping[str, Thumbnails], directory: Path | None) -> dict[str, dict[str, Any]]:
+    """docid -> what the page's script shows: image sources (data URIs, or files written under
+    `directory/thumbs/`), the frame indices, where they came from, or the problem."""
+    shown: dict[str, dict[str, Any]] = {}
+    for docid in sorted(strips):
+        strip = strips[docid]
+        if not strip.ok:
+            shown[docid] = {"problem": strip.problem}
+            continue
+        sources = []
+        for image, frame in zip(strip.images, strip.frame_indices, strict=True):
+            if directory is None:
+                sources.append("data:image/jpeg;base64," + base64.b64encode(image).decode("ascii"))
+            else:
+                name = f"{hashlib.sha256(docid.encode()).hexdigest()[:20]}-{frame}.jpg"
+                (directory / "thumbs").mkdir(parents=True, exist_ok=True)
+                (directory / "thumbs" / name).write_bytes(image)
+                sources.append(f"thumbs/{name}")
+        shown[docid] = {"images": sources, "frames": strip.frame_indices, "source": strip.source}
+    return shown
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a `<script>` element (no `</script>` can end it early)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+
+
+def render_page(
+    *,
+    run_name: str,
+    baseline_name: str | None,
+    sections: Sequence[QuerySection],
+    total_queries: int,
+    top: int,
+    evaluation: EvalReport | None,
+    evaluation_json: dict[str, Any] | None,
+    charts: Sequence[Chart],
+    thumbnails: Mapping[str, dict[str, Any]],
+    has_model_scores: bool,
+) -> str:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("rankvideo_cli.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+    )
+    template = environment.get_template("report.html.j2")
+    return template.render(
+        run_name=run_name,
+        baseline_name=baseline_name,
+        sections=sections,
+        total_queries=total_queries,
+        top=top,
+        measure=evaluation.measures[0] if evaluation is not None else None,
+        measures=evaluation.measures if evaluation is not None else [],
+        overview=overview_rows(evaluation) if evaluation is not None else [],
+        judged_queries=len(evaluation.runs[0].per_query) if evaluation is not None else 0,
+        correction=evaluation.correction if evaluation is not None else "",
+        charts=charts,
+        thumbnails_json=_script_json(thumbnails),
+        evaluation_json=_script_json(evaluation_json),
+        has_model_scores=has_model_scores,
+        fmt=_fmt,
+    )

@@ -1,0 +1,342 @@
+"""`rankvideo report`: the page's content, its inputs' errors, its thumbnails' frames, and its reproducibility.
+
+The browser's view of the page (sorting, search, decoded thumbnails, no console errors) is tests/test_report_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import SAMPLE
+from typer.testing import CliRunner
+
+from rankvideo_cli.cli import app
+from rankvideo_cli.errors import InputError
+from rankvideo_cli.report.data import read_explanations, select_queries
+from rankvideo_cli.report.thumbnails import evenly_chosen, reference_frame_count, reference_indices
+from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.sampling import sample_count, sample_indices
+
+MULTIVENT = SAMPLE / "multivent"
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def embedded_json(page: str, element_id: str):
+    match = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S)
+    assert match, element_id
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+def write_scores(run: Path, path: Path) -> Path:
+    """A `--scores` JSONL for every candidate of `run`: a made-up logit_delta per (query, video)."""
+    lines = []
+    for line in run.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        qid, _q0, docid, *_ = line.split()
+        delta = (sum(map(ord, qid + docid)) % 97) / 10 - 4.85
+        lines.append(json.dumps({"qid": qid, "docid": docid, "logit_delta": delta}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def multivent_rerank(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A reranked run of the MultiVENT-shaped sample, from made-up stored scores (`rankvideo rank`: no model)."""
+    directory = tmp_path_factory.mktemp("multivent-rank")
+    scores = write_scores(MULTIVENT / "first_stage.trec", directory / "scores.jsonl")
+    reranked = directory / "reranked.trec"
+    result = invoke("rank", MULTIVENT / "first_stage.trec", "--scores", scores, "-o", reranked)
+    assert result.exit_code == 0, result.output
+    return reranked, scores
+
+
+def multivent_report(reranked: Path, scores: Path, output: Path, *extra: object):
+    return invoke(
+        "report",
+        reranked,
+        "--baseline",
+        MULTIVENT / "first_stage.trec",
+        "--qrels",
+        MULTIVENT / "judgments.jsonl",
+        "--queries",
+        MULTIVENT / "queries.csv",
+        "--videos",
+        MULTIVENT / "videos",
+        "--scores",
+        scores,
+        "-o",
+        output,
+        *extra,
+    )
+
+
+# --- the reference's sampling, without torch ----------------------------------------------------------------
+
+
+def test_the_torch_free_sampling_equals_qwen_vl_utils_and_torch() -> None:
+    config = SamplingConfig()
+    for fps in (1.0, 2.0, 5.0, 12.5, 23.976023976023978, 24.0, 25.0, 29.97002997002997, 30.0, 50.0, 60.0, 120.0):
+        for total in range(1, 5001):
+            try:
+                expected = sample_count(total, fps, config)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    reference_frame_count(total, fps, config)
+                continue
+            assert reference_frame_count(total, fps, config) == expected, (total, fps)
+            assert reference_indices(total, expected) == sample_indices(total, expected), (total, fps)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"codec": "h264", "fps": 25, "seconds": 12.0, "bframes": True, "gop": 25},
+        {"codec": "h264", "fps": "30000/1001", "seconds": 7.0, "rotation": 90},
+        {"codec": "mpeg4", "container": "avi", "fps": 24, "seconds": 6.0},
+        {"codec": "vp9", "container": "webm", "fps": 30, "seconds": 5.0},
+    ],
+    ids=["h264-bframes", "h264-ntsc-rot90", "mpeg4-avi", "vp9-webm"],
+)
+@pytest.mark.parametrize("seek", [True, False], ids=["seeking", "from-the-start"])
+def test_thumbnails_show_the_frames_the_sampler_takes(
+    spec: dict, seek: bool, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from video_factory import VideoCache, read_frame_number
+
+    from rankvideo_cli.report import thumbnails
+    from rankvideo_cli.videos.frames import sample_video
+
+    path = VideoCache.for_session(tmp_path_factory).get(width=320, height=240, **spec)
+    # each thumbnail "image" is the barcoded frame number of the full-size frame it was made from
+    # (read through the display rotation the thumbnail was turned by)
+    rotation = spec.get("rotation", 0)
+    monkeypatch.setattr(
+        thumbnails, "jpeg_thumbnail", lambda rgb: str(read_frame_number(rgb, rotation=rotation)).encode()
+    )
+    if not seek:
+
+        class Unseekable(thumbnails.PacketIndex):
+            def __init__(self, *args: object) -> None:
+                super().__init__(*args)
+                self.seekable = False
+
+        monkeypatch.setattr(thumbnails, "PacketIndex", Unseekable)
+    seeks = []
+    real_seek = thumbnails._decode_after_seek
+    monkeypatch.setattr(thumbnails, "_decode_after_seek", lambda *args: seeks.append(args[2]) or real_seek(*args))
+    strip = thumbnails.decode_thumbnails(path, SamplingConfig(), 4)
+    if seek and spec["codec"] == "h264":
+        assert len(seeks) == 4  # one seek per thumbnail: a long video is not decoded whole
+    if not seek:
+        assert seeks == []
+    expected = evenly_chosen(sample_video(path, SamplingConfig()).frame_indices, 4)
+    assert strip.frame_indices == expected
+    assert [int(image) for image in strip.images] == expected
+
+
+def test_thumbnails_are_chosen_evenly_first_and_last_included() -> None:
+    assert evenly_chosen(list(range(32)), 4) == [0, 10, 21, 31]
+    assert evenly_chosen([3, 9], 4) == [3, 9]
+    assert evenly_chosen([1, 2, 3], 1) == [2]
+
+
+def test_limit_keeps_the_largest_gains_and_losses() -> None:
+    run = {qid: [] for qid in ("a", "b", "c", "d", "e")}
+    deltas = {"a": 0.5, "b": -0.4, "c": 0.1, "d": -0.05, "e": 0.0}
+    assert select_queries(run, run, deltas, qids=None, limit=2) == ["a", "b"]
+    assert select_queries(run, run, deltas, qids=None, limit=4) == ["a", "c", "d", "b"]
+    assert select_queries(run, run, {}, qids=None, limit=2) == ["a", "b"]  # no measures: by qid
+    assert select_queries(run, run, deltas, qids=["e", "a", "e"], limit=None) == ["e", "a"]
+
+
+def test_explanations_are_matched_by_query_text_and_video_file(tmp_path: Path) -> None:
+    video = SAMPLE / "videos" / "v001.mp4"
+    answers = tmp_path / "explain.jsonl"
+    answers.write_text(
+        json.dumps({"video": str(video), "query": "a red ball", "text": "Yes, a red ball rolls."})
+        + "\n"
+        + json.dumps({"video": "gone.mp4", "error": "missing", "error_kind": "missing"})
+        + "\n"
+    )
+    queries = {"q1": "a red ball", "q2": "a blue square"}
+    pairs = {("q1", "v001"): str(video), ("q2", "v001"): str(video), ("q1", "v404"): None}
+    assert read_explanations(answers, queries, pairs) == {("q1", "v001"): "Yes, a red ball rolls."}
+    answers.write_text(answers.read_text().splitlines()[0] + "\n" + answers.read_text().splitlines()[0] + "\n")
+    with pytest.raises(InputError, match=r"explain.jsonl:2: a second answer for this query and video"):
+        read_explanations(answers, queries, pairs)
+
+
+# --- the command ------------------------------------------------------------------------------------------------
+
+
+def test_report_of_the_multivent_sample(multivent_rerank: tuple[Path, Path], tmp_path: Path) -> None:
+    reranked, scores = multivent_rerank
+    output = tmp_path / "report.html"
+    result = multivent_report(reranked, scores, output)
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    assert page.count('<section class="query"') == 4  # every query of the sample
+    assert "rankvideo: report of 4 queries, 13 videos (0 from the frame cache, 12 decoded, 1 missing video)" in (
+        result.stderr
+    )
+    thumbnails = embedded_json(page, "rankvideo-thumbnails")
+    assert len(thumbnails) == 13
+    shown = [strip for strip in thumbnails.values() if "images" in strip]
+    assert len(shown) == 12 and all(len(strip["images"]) == 4 for strip in shown)
+    assert all(source.startswith("data:image/jpeg;base64,") for strip in shown for source in strip["images"])
+    (missing,) = [strip for strip in thumbnails.values() if "problem" in strip]
+    assert missing["problem"].startswith("missing video")
+    assert page.count('id="chart-') == 3 and page.count("<svg") == 3
+    assert "logit_delta" in page and "unjudged" in page
+    # the overview is `rankvideo eval`'s report of the same files
+    evaluated = invoke(
+        "eval",
+        reranked,
+        MULTIVENT / "judgments.jsonl",
+        "--baseline",
+        MULTIVENT / "first_stage.trec",
+        "--format",
+        "json",
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert embedded_json(page, "rankvideo-evaluation") == json.loads(evaluated.stdout)
+
+
+def test_the_same_inputs_give_the_same_page(multivent_rerank: tuple[Path, Path], tmp_path: Path) -> None:
+    reranked, scores = multivent_rerank
+    first, second = tmp_path / "first.html", tmp_path / "second.html"
+    assert multivent_report(reranked, scores, first, "--decode-workers", "1").exit_code == 0
+    assert multivent_report(reranked, scores, second, "--decode-workers", "2").exit_code == 0
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_report_reads_frames_from_the_frame_cache(multivent_rerank: tuple[Path, Path], tmp_path: Path) -> None:
+    reranked, scores = multivent_rerank
+    cache = tmp_path / "frames"
+    sampled = invoke(
+        "sample", MULTIVENT / "first_stage.trec", "--videos", MULTIVENT / "videos", "--frames-cache", cache
+    )
+    assert sampled.exit_code == 0, sampled.output
+    output = tmp_path / "report.html"
+    result = multivent_report(reranked, scores, output, "--frames-cache", cache)
+    assert result.exit_code == 0, result.output
+    assert "(12 from the frame cache, 0 decoded, 1 missing video)" in result.stderr
+    strips = embedded_json(output.read_text(), "rankvideo-thumbnails")
+    assert {strip.get("source") for strip in strips.values()} == {"frame cache", None}
+
+
+def test_report_into_a_directory_writes_the_thumbnails_beside_it(
+    multivent_rerank: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reranked, scores = multivent_rerank
+    result = multivent_report(reranked, scores, f"{tmp_path / 'site'}/", "--qid", "q1", "--thumbnails", "2")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert page.count('<section class="query"') == 1
+    sources = [
+        source for strip in embedded_json(page, "rankvideo-thumbnails").values() for source in strip.get("images", [])
+    ]
+    assert sources and all(source.startswith("thumbs/") for source in sources)
+    assert all((tmp_path / "site" / source).read_bytes()[:2] == b"\xff\xd8" for source in sources)  # JPEG
+
+
+def test_report_of_the_flat_sample_without_baseline_or_scores(tmp_path: Path) -> None:
+    output = tmp_path / "flat.html"
+    result = invoke(
+        "report",
+        SAMPLE / "first_stage.trec",
+        "--qrels",
+        SAMPLE / "qrels.txt",
+        "--queries",
+        SAMPLE / "queries.tsv",
+        "--videos",
+        SAMPLE / "videos",
+        "--limit",
+        "2",
+        "-o",
+        output,
+    )
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    assert page.count('<section class="query"') == 2
+    assert "logit_delta" not in page.split('id="sections"')[1].split("<script")[0]  # no --scores: no column
+    assert page.count('id="chart-') == 1  # the scores of judged candidates; no baseline, no delta or moves
+
+
+def test_a_run_without_qrels_still_renders(tmp_path: Path) -> None:
+    output = tmp_path / "plain.html"
+    result = invoke("report", SAMPLE / "first_stage.trec", "--thumbnails", "0", "-o", output)
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    assert "No qrels were given" in page and page.count('<section class="query"') == 4
+    assert "no --videos: the report shows no frames" in result.stderr
+
+
+def test_explanations_appear_beside_their_candidate(tmp_path: Path) -> None:
+    answers = tmp_path / "explain.jsonl"
+    row = {"video": str(SAMPLE / "videos" / "v001.mp4"), "query": "a red ball", "text": "Because <b>."}  # q1's
+    answers.write_text(json.dumps(row) + "\n")
+    output = tmp_path / "explained.html"
+    result = invoke(
+        "report",
+        SAMPLE / "first_stage.trec",
+        "--queries",
+        SAMPLE / "queries.tsv",
+        "--videos",
+        SAMPLE / "videos",
+        "--thumbnails",
+        "0",
+        "--explanations",
+        answers,
+        "-o",
+        output,
+    )
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    assert page.count("the model's answer") >= 1 and "Because &lt;b&gt;." in page  # escaped, never markup
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-run.trec"], "no-such-run.trec"),
+        ([SAMPLE / "first_stage.trec", "--qrels", SAMPLE / "queries.tsv"], "queries.tsv:1:"),
+        ([SAMPLE / "first_stage.trec", "--qid", "q404"], "--qid q404: no such query"),
+        ([SAMPLE / "first_stage.trec", "--top", "0"], "--top must be at least 1"),
+        ([SAMPLE / "first_stage.trec", "--frames-cache", SAMPLE], "--frames-cache needs --videos"),
+        ([SAMPLE / "first_stage.trec", "-m", "nDCG@10"], "--measure needs --qrels"),
+        ([SAMPLE / "first_stage.trec", "--qrels", SAMPLE / "qrels.txt", "-m", "nDGC@10"], "nDGC@10"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(args: list[object], message: str, tmp_path: Path) -> None:
+    output = tmp_path / "report.html"
+    result = invoke("report", *args, "-o", output)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not output.exists()
+
+
+def test_a_query_missing_from_the_query_file_is_named(tmp_path: Path) -> None:
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("q1\ta red ball\nq2\ta blue square moving\n")
+    output = tmp_path / "report.html"
+    result = invoke("report", SAMPLE / "first_stage.trec", "--queries", queries, "-o", output)
+    assert result.exit_code == 2 and not output.exists()
+    assert f"{SAMPLE / 'first_stage.trec'}:" in result.stderr
+    assert f"query 'q3' is not in {queries} (2 shown queries have no text)" in result.stderr
+
+
+def test_the_report_never_overwrites_an_input(tmp_path: Path) -> None:
+    run = tmp_path / "run.trec"
+    shutil.copy(SAMPLE / "first_stage.trec", run)
+    result = invoke("report", run, "-o", run)
+    assert result.exit_code == 2 and "is the same file as the run" in result.stderr
+    assert run.read_bytes() == (SAMPLE / "first_stage.trec").read_bytes()
