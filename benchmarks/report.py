@@ -6,6 +6,9 @@ same bytes on every run, made once into --work-dir), a first-stage run of 100 qu
 reranked run (the same candidates, other scores), stored scores and qrels. The frame cache is filled by
 `rankvideo sample` beforehand (its time is reported apart: CPU nodes do it once, before the GPU jobs).
 
+A second, smaller case stands for MultiVENT's long videos: 20 queries x 30 candidates over 30 docids that all
+hold benchmarks/frame_cache.py's realistic clip (158 s of 1280x720 at 30 fps, a keyframe every 5 s).
+
     python benchmarks/report.py [--work-dir DIR] [--decode-workers N] [--json out.json]
 """
 
@@ -24,28 +27,38 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from video_factory import VideoCache  # noqa: E402
 
 QUERIES, CANDIDATES, TOP, VIDEOS = 100, 30, 10, 200
 
 
-def make_inputs(work: Path) -> dict[str, Path]:
-    clips = VideoCache(work / "clips")
+def synthetic_videos(work: Path, count: int) -> list[Path]:
+    clips = VideoCache(work.parent / "clips")
+    # distinct content per clip: the painted texture follows the frame size
+    return [clips.get(width=480 + 2 * number, height=272, fps=25, seconds=12.0, gop=50) for number in range(count)]
+
+
+def long_videos(work: Path, count: int) -> list[Path]:
+    from frame_cache import realistic_clip
+
+    return [realistic_clip(work.parent)] * count
+
+
+def make_inputs(work: Path, sources: list[Path], queries_count: int, candidates: int) -> dict[str, Path]:
     videos = work / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    for number in range(VIDEOS):
-        # distinct content per clip: the painted texture follows the frame size
-        source = clips.get(width=480 + 2 * number, height=272, fps=25, seconds=12.0, gop=50)
+    for number, source in enumerate(sources):
         target = videos / f"v{number:04d}.mp4"
         if not target.exists():
             os.link(source, target)
     rng = random.Random(20261203)
     first, reranked, scores, qrels, queries = [], [], [], [], ["qid\ttext"]
-    for q in range(QUERIES):
+    for q in range(queries_count):
         qid = f"q{q:03d}"
         queries.append(f"{qid}\tquery number {q}")
-        docids = rng.sample(range(VIDEOS), CANDIDATES)
+        docids = rng.sample(range(len(sources)), candidates)
         for rank, doc in enumerate(docids, start=1):
             docid = f"v{doc:04d}"
             first.append(f"{qid} Q0 {docid} {rank} {100 - rank} first-stage")
@@ -71,23 +84,15 @@ def timed(command: list[str]) -> tuple[float, str]:
     return elapsed, completed.stderr.strip().splitlines()[-1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "rankvideo-report-bench")
-    parser.add_argument("--decode-workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--json", type=Path)
-    options = parser.parse_args()
-    work = options.work_dir
-    paths = make_inputs(work)
+def measure(paths: dict[str, Path], work: Path, workers: list[str]) -> dict:
     rankvideo = [sys.executable, "-m", "rankvideo_cli.cli"]
-    workers = ["--decode-workers", str(options.decode_workers)]
     cache = work / "frames"
     sample_s, _ = timed([*rankvideo, "sample", str(paths["reranked"]), "--videos", str(paths["videos"]),
                          "--frames-cache", str(cache), "--depth", str(TOP), *workers])  # fmt: skip
     common = [*rankvideo, "report", str(paths["reranked"]), "--baseline", str(paths["run"]), "--qrels",
               str(paths["qrels"]), "--queries", str(paths["queries"]), "--videos", str(paths["videos"]),
               "--scores", str(paths["scores"]), "--top", str(TOP), *workers]  # fmt: skip
-    results = {}
+    results: dict = {"sample_seconds": round(sample_s, 2)}
     for name, extra in [("decoded", []), ("frame_cache", ["--frames-cache", str(cache)])]:
         single = work / f"report-{name}.html"
         seconds, summary = timed([*common, *extra, "-o", str(single)])
@@ -102,15 +107,28 @@ def main() -> None:
             "directory_bytes": site_bytes,
             "summary": summary,
         }
+    results["decoded_over_cache"] = round(results["decoded"]["seconds"] / results["frame_cache"]["seconds"], 2)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "rankvideo-report-bench")
+    parser.add_argument("--decode-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path)
+    options = parser.parse_args()
+    workers = ["--decode-workers", str(options.decode_workers)]
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "queries": QUERIES,
-        "top": TOP,
         "decode_workers": options.decode_workers,
-        "sample_seconds": round(sample_s, 2),
-        **results,
-        "decoded_over_cache": round(results["decoded"]["seconds"] / results["frame_cache"]["seconds"], 2),
+        "top": TOP,
     }
+    short = options.work_dir / "short"
+    paths = make_inputs(short, synthetic_videos(short, VIDEOS), QUERIES, CANDIDATES)
+    report["short_clips"] = {"queries": QUERIES, "videos": VIDEOS, **measure(paths, short, workers)}
+    long = options.work_dir / "long"
+    paths = make_inputs(long, long_videos(long, 30), 20, CANDIDATES)
+    report["long_720p"] = {"queries": 20, "videos": 30, **measure(paths, long, workers)}
     print(json.dumps(report, indent=2))
     if options.json:
         options.json.write_text(json.dumps(report, indent=2) + "\n")

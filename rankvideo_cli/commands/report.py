@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -33,7 +33,13 @@ from rankvideo_cli.io.runs import Run, read_run
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
 from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
+from rankvideo_cli.videos.index import TarMember
 from rankvideo_cli.videos.resolver import VideoResolver
+
+if TYPE_CHECKING:
+    from rankvideo_cli.evaluation.measures import EvalReport
+    from rankvideo_cli.report.page import Chart
+    from rankvideo_cli.report.thumbnails import Thumbnails
 
 INDEX = "index.html"
 
@@ -252,7 +258,7 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
     return result
 
 
-def _deltas(evaluation: Any) -> dict[str, float]:
+def _deltas(evaluation: EvalReport | None) -> dict[str, float]:
     """qid -> the change of the first measure (run - baseline), for the judged queries of both."""
     if evaluation is None or evaluation.baseline is None:
         return {}
@@ -271,7 +277,9 @@ def _resolver(request: ReportRequest) -> MemoResolver | None:
     )
 
 
-def _thumbnails(request: ReportRequest, videos: dict, console: Console, result: ReportResult) -> dict:
+def _thumbnails(
+    request: ReportRequest, videos: dict[str, Path | TarMember | None], console: Console, result: ReportResult
+) -> dict[str, Thumbnails]:
     from rankvideo_cli.pipeline.score import default_decode_workers
     from rankvideo_cli.report.thumbnails import make_thumbnails
     from rankvideo_cli.videos.config import SamplingConfig
@@ -304,12 +312,21 @@ def _thumbnails(request: ReportRequest, videos: dict, console: Console, result: 
     return strips
 
 
-def _charts(run, baseline, qrels, model_scores, deltas, evaluation, top):  # type: ignore[no-untyped-def]
+def _charts(
+    run: Run,
+    baseline: Run | None,
+    qrels: Mapping[str, Mapping[str, int]] | None,
+    model_scores: Mapping[tuple[str, str], float] | None,
+    deltas: Mapping[str, float],
+    evaluation: EvalReport | None,
+    top: int,
+) -> list[Chart]:
+    """The overview's charts: what the inputs allow (the change per query needs a baseline and qrels)."""
     from rankvideo_cli.report import charts
     from rankvideo_cli.report.page import Chart
 
     drawn = []
-    if deltas:
+    if deltas and evaluation is not None:
         measure = evaluation.measures[0]
         drawn.append(Chart("delta", f"Change in {measure} per judged query", charts.delta_chart(deltas, measure)))
     if qrels is not None:
