@@ -106,3 +106,15 @@ def test_sample_outputs_are_byte_identical(
     manifest = run.with_name(run.name + ".manifest.json")
     got = (sha256(run.read_bytes()), sha256(scores.read_bytes()), sha256(stable_manifest(manifest)))
     assert got == EXPECTED[sample]
+
+
+def test_a_store_written_before_the_move_is_read_back(sample_copy: Path, tiny_model_dir: Path) -> None:
+    """The score store's fingerprints hold no module names: the flat sample's store as main at b5ff30e wrote it
+    (tests/data/store-before-layout) answers every pair of a rerun, whose run is the one recorded above."""
+    store = sample_copy / "store"
+    shutil.copytree(Path(__file__).parent / "data" / "store-before-layout", store)
+    args = [*FLAT_ARGS[: FLAT_ARGS.index("--scores")], "--cache", str(store)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "0 pairs scored now, 36 from the score store" in result.stderr
+    assert sha256(Path("sample_runs/out/flat.trec").read_bytes()) == EXPECTED["flat"][0]
