@@ -148,6 +148,32 @@ def test_thumbnails_are_chosen_evenly_first_and_last_included() -> None:
     assert evenly_chosen([1, 2, 3], 1) == [2]
 
 
+def test_each_row_says_how_it_moved(tmp_path: Path) -> None:
+    from rankvideo_cli.io.runs import read_run
+    from rankvideo_cli.report.data import build_sections
+
+    baseline = tmp_path / "baseline.trec"
+    baseline.write_text("".join(f"q1 Q0 d{n} {n} {10 - n} b\n" for n in range(1, 6)))  # d1 > d2 > ... > d5
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d4 1 9 r\nq1 Q0 d1 2 8 r\nq1 Q0 d9 3 7 r\nq1 Q0 d3 4 6 r\nq1 Q0 d2 5 5 r\n")
+    (section,) = build_sections(
+        ["q1"], read_run(run), read_run(baseline), top=3, queries=None, qrels={"q1": {"d4": 1, "d1": 0}},
+        evaluation=None, model_scores={("q1", "d4"): 2.0},
+    )  # fmt: skip
+    assert [(row.docid, row.move) for row in section.run_rows] == [
+        ("d4", "new in top 3 (was 4)"),
+        ("d1", "down 1"),
+        ("d9", "not in the baseline"),
+    ]
+    assert [(row.docid, row.move) for row in section.baseline_rows] == [
+        ("d1", "to 2"),
+        ("d2", "out of top 3 (to 5)"),
+        ("d3", "out of top 3 (to 4)"),
+    ]
+    assert [row.judgment for row in section.run_rows] == [1, 0, None]  # None: unjudged
+    assert section.run_rows[0].logit_delta == 2.0 and section.run_rows[0].p_yes == pytest.approx(0.8807970779778823)
+
+
 def test_limit_keeps_the_largest_gains_and_losses() -> None:
     run = {qid: [] for qid in ("a", "b", "c", "d", "e")}
     deltas = {"a": 0.5, "b": -0.4, "c": 0.1, "d": -0.05, "e": 0.0}
