@@ -36,33 +36,28 @@ class ScorerOptions:
     score_mode: str = "full"
     batch_size: int | None = None
 
+    def _model_arguments(self) -> dict[str, Any]:
+        """Which model, and how it loads: the arguments `load_scorer` and `predict_fingerprint` share."""
+        return {
+            "model": self.model,
+            "revision": self.revision,
+            "cache_dir": Path(self.cache_dir) if self.cache_dir is not None else None,
+            "dtype": self.dtype,
+            "device": self.device,
+            "attn_implementation": self.attn_implementation,
+            "score_mode": self.score_mode,
+        }
+
     def load(self) -> Qwen3VLScorer:
         from rankvideo_cli.scoring.loading import load_scorer
 
-        return load_scorer(
-            self.model,
-            revision=self.revision,
-            cache_dir=Path(self.cache_dir) if self.cache_dir is not None else None,
-            dtype=self.dtype,
-            device=self.device,
-            attn_implementation=self.attn_implementation,
-            score_mode=self.score_mode,
-            batch_size=self.batch_size,
-        )
+        return load_scorer(**self._model_arguments(), batch_size=self.batch_size)
 
     def predicted_fingerprint(self) -> dict[str, str] | None:
         """`load().fingerprint()` without loading the weights, or None when that cannot be known beforehand."""
         from rankvideo_cli.scoring.loading import predict_fingerprint
 
-        return predict_fingerprint(
-            self.model,
-            revision=self.revision,
-            cache_dir=self.cache_dir,
-            dtype=self.dtype,
-            device=self.device,
-            attn_implementation=self.attn_implementation,
-            score_mode=self.score_mode,
-        )
+        return predict_fingerprint(**self._model_arguments())
 
     def deferred(self) -> DeferredScorer:
         """A scorer that loads the model only when a video is to be scored (`DeferredScorer`)."""
