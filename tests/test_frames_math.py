@@ -13,16 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.container import rotate_rgb, rotation_turns
 from rankvideo_cli.videos.frames import SampledVideo
-from rankvideo_cli.videos.sampling import (
-    output_size,
-    pair_timestamps,
-    resize_frames,
-    rotate_rgb,
-    rotation_turns,
-    sample_count,
-    sample_indices,
-)
+from rankvideo_cli.videos.sampling import output_size, pair_timestamps, resize_frames, sample_count, sample_indices
 
 CONFIG = SamplingConfig()
 

@@ -8,7 +8,7 @@ frame rates. From those n frames, `count` are taken evenly (first and last inclu
 
 Where the pixels come from: a frame cache entry when it holds the video (the very frames the model saw, at its
 size), else the video itself, decoded from the start (a thumbnail needs a handful of frames, not the seeking
-fast path of `videos/frames.py`), with the display rotation applied as the sampler does.
+fast path of `videos/frames.py`), with the display rotation applied as the sampler does (`container.rotate_rgb`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from rankvideo_cli.videos.config import SamplingConfig
-from rankvideo_cli.videos.container import OpenVideo, PacketIndex, VideoError, is_flush
+from rankvideo_cli.videos.container import OpenVideo, PacketIndex, VideoError, is_flush, rotate_rgb
 from rankvideo_cli.videos.frame_cache import FrameCache
 from rankvideo_cli.videos.identity import content_identity
 from rankvideo_cli.videos.index import TarMember
@@ -144,9 +144,7 @@ def decode_thumbnails(path: Path | TarMember, config: SamplingConfig, count: int
 
 def _keep(frame: av.VideoFrame, index: int | None, wanted: set[int], found: dict[int, bytes]) -> None:
     if index is not None and index in wanted and index not in found:
-        rgb = frame.to_ndarray(format="rgb24")
-        turns = round((frame.rotation or 0) / 90) % 4  # the display rotation, as the sampler applies it
-        found[index] = jpeg_thumbnail(np.rot90(rgb, k=turns) if turns else rgb)
+        found[index] = jpeg_thumbnail(rotate_rgb(frame.to_ndarray(format="rgb24"), frame.rotation))
 
 
 def _decode_after_seek(

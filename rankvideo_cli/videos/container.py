@@ -107,6 +107,20 @@ class PacketIndex:
         return {rank for rank in damaged if rank is not None}
 
 
+# The display rotation, as decord applies it: the sampler's frames and the report's thumbnails alike.
+
+
+def rotation_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns for a display rotation in degrees (PyAV `frame.rotation`)."""
+    return round(rotation / 90) % 4
+
+
+def rotate_rgb(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a display rotation (counter-clockwise degrees) to an HWC image, as decord does."""
+    turns = rotation_turns(rotation)
+    return np.rot90(rgb, k=turns) if turns else rgb
+
+
 def _raise_unopenable(path: Path | TarMember, error: Exception) -> None:
     """Why FFmpeg cannot open `path`, told from its first bytes (a tar member's own, not the tar's)."""
     reason = getattr(error, "strerror", None) or str(error)

@@ -36,16 +36,17 @@ from av.video.reformatter import VideoReformatter
 from qwen_vl_utils import vision_process as qwen_vision
 
 from rankvideo_cli.videos.config import SamplingConfig
-from rankvideo_cli.videos.container import FLUSH, OpenVideo, PacketIndex, VideoError, ffmpeg_reason, is_flush
-from rankvideo_cli.videos.sampling import (
-    output_size,
-    pair_timestamps,
-    resize_frames,
+from rankvideo_cli.videos.container import (
+    FLUSH,
+    OpenVideo,
+    PacketIndex,
+    VideoError,
+    ffmpeg_reason,
+    is_flush,
     rotate_rgb,
     rotation_turns,
-    sample_count,
-    sample_indices,
 )
+from rankvideo_cli.videos.sampling import output_size, pair_timestamps, resize_frames, sample_count, sample_indices
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 from qwen_vl_utils import vision_process as qwen_vision
 from torchvision.transforms import InterpolationMode
@@ -57,17 +56,6 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     torchvision runs float32 bicubic interpolation with antialiasing, clamps to [0, 255], rounds, casts.
     """
     return tv_functional.resize(frames, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
-
-
-def rotation_turns(rotation: float) -> int:
-    """Counter-clockwise quarter turns for a display rotation in degrees (PyAV `frame.rotation`)."""
-    return round(rotation / 90) % 4
-
-
-def rotate_rgb(rgb: np.ndarray, rotation: float) -> np.ndarray:
-    """Apply a display rotation (counter-clockwise degrees) to an HWC image, as decord does."""
-    turns = rotation_turns(rotation)
-    return np.rot90(rgb, k=turns) if turns else rgb
 
 
 def pair_timestamps(frame_indices: list[int] | tuple[int, ...], source_fps: float) -> list[float]:
