@@ -148,7 +148,7 @@ def evaluate_against_first_stage(
         {qid: {doc.docid: doc.score for doc in docs} for qid, docs in ranked.items()},
         read_qrels(qrels),
         measures,
-        baseline={qid: {c.docid: c.score for c in candidates} for qid, candidates in run.items()},
+        baseline=run.scores(),
         run_name="reranked",
         baseline_name="first stage",
     )

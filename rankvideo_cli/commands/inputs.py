@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
 from rankvideo_cli.commands.preflight import (
@@ -9,7 +11,7 @@ from rankvideo_cli.commands.preflight import (
 )
 from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.io.queries import find_missing_queries, read_queries
-from rankvideo_cli.io.runs import read_run
+from rankvideo_cli.io.runs import Run, read_run
 from rankvideo_cli.pipeline.request import (
     PreparedInputs,
     RerankRequest,
@@ -37,6 +39,13 @@ def prepare_inputs(request: RerankRequest) -> PreparedInputs:
     skipped = set(missing)
     scored_run = {qid: candidates for qid, candidates in run.items() if qid not in skipped}
     return PreparedInputs(run, queries, scored_run, missing, resolver)
+
+
+def read_run_reporting(path: Path, console: Console) -> Run:
+    """`read_run`, with the stderr line about what trec_eval 10.0 tolerated in it."""
+    run = read_run(path)
+    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    return run
 
 
 def report_tolerated(console: Console, *lines: str | None) -> None:

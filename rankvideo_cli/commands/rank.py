@@ -11,7 +11,7 @@ from rankvideo_cli.commands.finish import (
     count_provenance,
     evaluate_against_first_stage,
 )
-from rankvideo_cli.commands.inputs import report_tolerated
+from rankvideo_cli.commands.inputs import read_run_reporting
 from rankvideo_cli.commands.preflight import (
     Named,
     check_output_file,
@@ -26,7 +26,7 @@ from rankvideo_cli.evaluation.ranking import (
     rerank,
 )
 from rankvideo_cli.io.atomic import write_output_chunks
-from rankvideo_cli.io.runs import iter_trec_chunks, read_run
+from rankvideo_cli.io.runs import iter_trec_chunks
 
 
 def run_rank(
@@ -56,8 +56,7 @@ def run_rank(
         check_measures(measures)
         sources.append(Named("--qrels", qrels))
     check_output_file(output, sources)
-    run = read_run(run_path)
-    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    run = read_run_reporting(run_path, console)
     model_scores = fusion.read_model_scores(scores_path, reference_model)
     ranked = rerank(run, model_scores, depth=depth, interpolate=interpolate, normalization=normalization)
     write_output_chunks(iter_trec_chunks(ranked, tag), output)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from rankvideo_cli.commands.eval import run_names
-from rankvideo_cli.commands.inputs import report_tolerated
+from rankvideo_cli.commands.inputs import read_run_reporting, report_tolerated
 from rankvideo_cli.commands.preflight import (
     Named,
     check_at_least,
@@ -29,7 +29,7 @@ from rankvideo_cli.commands.preflight import (
 )
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.atomic import atomic_write_text, write_stdout
-from rankvideo_cli.io.runs import Run, read_run
+from rankvideo_cli.io.runs import Run
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
 from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
@@ -136,21 +136,11 @@ def validate_report(request: ReportRequest) -> None:
         check_output_file(request.output, inputs)
 
 
-def _read_run(path: Path, console: Console) -> Run:
-    run = read_run(path)
-    report_tolerated(console, run.tolerated.describe(run.source, 6))
-    return run
-
-
-def _scores(run: Run) -> dict[str, dict[str, float]]:
-    return {qid: {candidate.docid: candidate.score for candidate in candidates} for qid, candidates in run.items()}
-
-
 def run_report(request: ReportRequest, console: Console) -> ReportResult:
     """`rankvideo report` (see the module docstring); the counts for the summary line."""
     validate_report(request)
-    run = _read_run(request.run_path, console)
-    baseline = _read_run(request.baseline_path, console) if request.baseline_path is not None else None
+    run = read_run_reporting(request.run_path, console)
+    baseline = read_run_reporting(request.baseline_path, console) if request.baseline_path is not None else None
     qrels = None
     if request.qrels_path is not None:
         from rankvideo_cli.evaluation.measures import as_qrels_dict
@@ -176,10 +166,10 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         from rankvideo_cli.evaluation.tables import report_dict
 
         evaluation = evaluate_runs(
-            [(names[0], _scores(run))],
+            [(names[0], run.scores())],
             qrels,
             request.measures,
-            baseline=(names[1], _scores(baseline)) if baseline is not None else None,
+            baseline=(names[1], baseline.scores()) if baseline is not None else None,
             correction=request.correction,
         )
         evaluation_json = report_dict(evaluation)

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from rankvideo_cli.commands.inputs import report_tolerated
+from rankvideo_cli.commands.inputs import read_run_reporting, report_tolerated
 from rankvideo_cli.commands.preflight import (
     Named,
     check_output_file,
@@ -17,7 +17,7 @@ from rankvideo_cli.commands.preflight import (
 )
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.atomic import write_output_chunks, write_stdout
-from rankvideo_cli.io.runs import iter_trec_chunks, read_run
+from rankvideo_cli.io.runs import iter_trec_chunks
 from rankvideo_cli.progress import StepProgress
 
 
@@ -54,8 +54,7 @@ def run_tune(
     check_output_file(output, sources)
     judged = read_qrels(qrels_path)
     report_tolerated(console, describe_tolerated(judged))
-    run = read_run(run_path)
-    report_tolerated(console, run.tolerated.describe(run.source, 6))
+    run = read_run_reporting(run_path, console)
     model_scores = fusion.read_model_scores(scores_path, reference_model)
     unknown = [pair for pair in model_scores if pair[0] not in run]
     if unknown:

@@ -125,15 +125,16 @@ def format_report(report: EvalReport, fmt: str, *, per_query: bool = False) -> s
     return FORMATTERS[fmt](report, per_query)
 
 
-def _value(report: EvalReport, measure: str, value: float) -> str:
+def format_value(report: EvalReport, measure: str, value: float) -> str:
+    """An aggregate as the tables print it: counts as integers, other measures to 4 decimals."""
     return f"{value:.0f}" if measure in report.counts else f"{value:.4f}"
 
 
-def _delta(report: EvalReport, measure: str, value: float) -> str:
+def format_delta(report: EvalReport, measure: str, value: float) -> str:
     return f"{value:+.0f}" if measure in report.counts else f"{value:+.4f}"
 
 
-def _p(value: float) -> str:
+def format_p(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.3g}"
 
 
@@ -150,7 +151,9 @@ def _values_table(report: EvalReport) -> Table:
     for evaluation in report.runs:
         table.add_column(evaluation.name, justify="right", overflow="fold")
     for measure in report.measures:
-        table.add_row(measure, *(_value(report, measure, evaluation.aggregate[measure]) for evaluation in report.runs))
+        table.add_row(
+            measure, *(format_value(report, measure, evaluation.aggregate[measure]) for evaluation in report.runs)
+        )
     return table
 
 
@@ -175,17 +178,17 @@ def _comparison_table(report: EvalReport) -> Table:
     values = {evaluation.name: evaluation.aggregate for evaluation in report.runs}
     for number, measure in enumerate(report.measures):
         label = baseline.name if baseline.name.endswith("(baseline)") else f"{baseline.name} (baseline)"
-        table.add_row(measure, label, _value(report, measure, baseline.aggregate[measure]), "", "", "", "")
+        table.add_row(measure, label, format_value(report, measure, baseline.aggregate[measure]), "", "", "", "")
         family = by_measure.get(measure, [])
         for position, comparison in enumerate(family):
             table.add_row(
                 "",
                 comparison.run,
-                _value(report, measure, values[comparison.run][measure]),
-                _delta(report, measure, comparison.delta),
+                format_value(report, measure, values[comparison.run][measure]),
+                format_delta(report, measure, comparison.delta),
                 f"{comparison.wins}/{comparison.ties}/{comparison.losses}",
-                _p(comparison.p_value),
-                _p(comparison.p_value_corrected),
+                format_p(comparison.p_value),
+                format_p(comparison.p_value_corrected),
                 end_section=position == len(family) - 1 and number < len(report.measures) - 1,
             )
     return table
@@ -202,7 +205,9 @@ def render_table(report: EvalReport, console: Console, *, per_query: bool = Fals
             for measure in report.measures:
                 detail.add_column(measure, justify="right")
             for qid, values in evaluation.per_query.iterrows():
-                detail.add_row(str(qid), *(_value(report, measure, values[measure]) for measure in report.measures))
+                detail.add_row(
+                    str(qid), *(format_value(report, measure, values[measure]) for measure in report.measures)
+                )
             console.print(detail)
     for evaluation in report.runs:
         if evaluation.missing_queries:

@@ -51,6 +51,10 @@ class Run(dict[str, list[Candidate]]):
     def pair_count(self) -> int:
         return sum(len(candidates) for candidates in self.values())
 
+    def scores(self) -> dict[str, dict[str, float]]:
+        """qid -> {docid: score}: the shape ir-measures evaluates."""
+        return {qid: {candidate.docid: candidate.score for candidate in candidates} for qid, candidates in self.items()}
+
 
 def trec_order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     """trec_eval's ranking of (docid, score) pairs: score descending, ties broken by docid descending."""

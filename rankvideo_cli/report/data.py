@@ -7,7 +7,6 @@ Nothing here renders or decodes: `page.py` turns this into HTML, `thumbnails.py`
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from rankvideo_cli.errors import InputError
 from rankvideo_cli.evaluation.measures import EvalReport
 from rankvideo_cli.io.runs import Candidate, Run
 from rankvideo_cli.io.text import display_name, iter_lines
+from rankvideo_cli.scoring.base import p_yes_of
 
 Pair = tuple[str, str]
 
@@ -132,12 +132,8 @@ def _row(
         move_kind=move[1],
         judgment=judged.get(candidate.docid),
         logit_delta=delta,
-        p_yes=_sigmoid(delta) if delta is not None else None,
+        p_yes=p_yes_of(delta) if delta is not None else None,
     )
-
-
-def _sigmoid(delta: float) -> float:
-    return 1.0 / (1.0 + math.exp(-delta)) if delta >= 0 else math.exp(delta) / (1.0 + math.exp(delta))
 
 
 def select_queries(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rankvideo_cli.evaluation.measures import EvalReport
+from rankvideo_cli.evaluation.tables import format_delta, format_p, format_value
 from rankvideo_cli.report.data import QuerySection
 from rankvideo_cli.report.thumbnails import Thumbnails
 
@@ -30,10 +31,6 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
-def _p(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.3g}"
-
-
 def overview_rows(report: EvalReport) -> list[dict[str, Any]]:
     """One row per measure: the run's and the baseline's aggregate, the delta, W/T/L and the p-values, the same
     numbers `rankvideo eval RUN QRELS --baseline B` prints."""
@@ -42,26 +39,25 @@ def overview_rows(report: EvalReport) -> list[dict[str, Any]]:
     rows = []
     for measure in report.measures:
         value = run.aggregate[measure]
-        counted = measure in report.counts
         row: dict[str, Any] = {
             "measure": measure,
             "run_value": value,
-            "run_text": f"{value:.0f}" if counted else f"{value:.4f}",
+            "run_text": format_value(report, measure, value),
         }
         if baseline is not None:
             theirs = baseline.aggregate[measure]
             comparison = comparisons[measure]
             row.update(
                 baseline_value=theirs,
-                baseline_text=f"{theirs:.0f}" if counted else f"{theirs:.4f}",
+                baseline_text=format_value(report, measure, theirs),
                 delta=comparison.delta,
-                delta_text=f"{comparison.delta:+.0f}" if counted else f"{comparison.delta:+.4f}",
+                delta_text=format_delta(report, measure, comparison.delta),
                 delta_class="gain" if comparison.delta > 0 else "loss" if comparison.delta < 0 else "tie",
                 wins=comparison.wins,
                 ties=comparison.ties,
                 losses=comparison.losses,
-                p_text=_p(comparison.p_value),
-                p_corrected_text=_p(comparison.p_value_corrected),
+                p_text=format_p(comparison.p_value),
+                p_corrected_text=format_p(comparison.p_value_corrected),
             )
         rows.append(row)
     return rows

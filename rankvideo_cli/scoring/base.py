@@ -9,6 +9,13 @@ if TYPE_CHECKING:
     from rankvideo_cli.videos.frames import SampledVideo
 
 
+def p_yes_of(logit_delta: float) -> float:
+    """p_yes = sigmoid(logit_delta), in the stable form (exp never overflows)."""
+    if logit_delta >= 0:
+        return 1.0 / (1.0 + math.exp(-logit_delta))
+    return math.exp(logit_delta) / (1.0 + math.exp(logit_delta))
+
+
 class PairScore(NamedTuple):
     """RankVideo's relevance score for one (query, video) pair (a named tuple: stores hold many)."""
 
@@ -20,9 +27,7 @@ class PairScore(NamedTuple):
     @classmethod
     def from_logprobs(cls, logprob_yes: float, logprob_no: float) -> PairScore:
         delta = logprob_yes - logprob_no
-        # stable sigmoid: exp never overflows
-        p_yes = 1.0 / (1.0 + math.exp(-delta)) if delta >= 0 else math.exp(delta) / (1.0 + math.exp(delta))
-        return cls(logit_delta=delta, p_yes=p_yes, logprob_yes=logprob_yes, logprob_no=logprob_no)
+        return cls(logit_delta=delta, p_yes=p_yes_of(delta), logprob_yes=logprob_yes, logprob_no=logprob_no)
 
     def to_dict(self) -> dict[str, float]:
         """The model card's field names (`logit_delta_yes_minus_no` is the card's name for `logit_delta`)."""
