@@ -101,6 +101,11 @@ class ScoreMode(str, Enum):
     reference = "reference"
 
 
+class PromptFormat(str, Enum):
+    inference = "inference"
+    training = "training"
+
+
 class OutputFormat(str, Enum):
     table = "table"
     tsv = "tsv"
@@ -144,6 +149,22 @@ ScoreModeOpt = Annotated[
     ScoreMode,
     typer.Option(help="full: log-softmax over the whole vocabulary; reference: mimic vLLM's top-512 logprobs."),
 ]
+PromptOpt = Annotated[
+    PromptFormat,
+    typer.Option(
+        "--prompt",
+        help="inference: the reference's prompt (query first; the published results). training: EXPERIMENTAL, "
+        "the authors' training prompt (video first) and objective, each video's prefix computed once for all "
+        "its queries; its retrieval quality with the released weights is unmeasured.",
+    ),
+]
+PrefixCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prefix-cache/--no-prefix-cache",
+        help="With --prompt training: reuse each video's prefix across its queries (off: one full pass per pair).",
+    ),
+]
 BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")]
 ReferenceModelOpt = Annotated[
     str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
@@ -174,10 +195,13 @@ def _scorer_options(
     attn_implementation: str | None,
     score_mode: ScoreMode,
     batch_size: int | None,
+    prompt: PromptFormat = PromptFormat.inference,
+    prefix_cache: bool = True,
 ):
+    """The scorer's options, refused here when they cannot work (before any input is read or model loads)."""
     from rankvideo_cli.scoring.options import ScorerOptions
 
-    return ScorerOptions(
+    options = ScorerOptions(
         model=model,
         revision=revision,
         cache_dir=str(cache_dir) if cache_dir is not None else None,
@@ -186,7 +210,11 @@ def _scorer_options(
         attn_implementation=attn_implementation,
         score_mode=score_mode.value,
         batch_size=batch_size,
+        prompt=prompt.value,
+        prefix_cache=prefix_cache,
     )
+    options.check()
+    return options
 
 
 @app.command()
@@ -232,6 +260,8 @@ def rerank(
     device: DeviceOpt = None,
     attn_implementation: AttnOpt = None,
     score_mode: ScoreModeOpt = ScoreMode.full,
+    prompt: PromptOpt = PromptFormat.inference,
+    prefix_cache: PrefixCacheOpt = True,
     batch_size: BatchOpt = None,
     decode_workers: Annotated[
         int | None, typer.Option(help="Background decode threads (default: from CPU count).")
@@ -265,6 +295,10 @@ def rerank(
     from rankvideo_cli.commands.rerank import run_rerank
     from rankvideo_cli.pipeline.request import RerankRequest
 
+    options = _scorer_options(
+        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size, prompt, prefix_cache
+    )
+
     request = RerankRequest(
         run_path=run,
         queries_path=queries,
@@ -297,7 +331,6 @@ def rerank(
     )
     if devices is not None and device is not None:
         raise UsageError("--device and --devices: give one of them")
-    options = _scorer_options(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
     # the model loads after the inputs validate, and only when a pair is not in the score store
     run_rerank(request, options.deferred, console=stderr, scorer_options=options)
 
@@ -452,13 +485,17 @@ def score(
     device: DeviceOpt = None,
     attn_implementation: AttnOpt = None,
     score_mode: ScoreModeOpt = ScoreMode.full,
+    prompt: PromptOpt = PromptFormat.inference,
+    prefix_cache: PrefixCacheOpt = True,
     batch_size: BatchOpt = None,
 ) -> None:
     """Score ad-hoc (query, video) pairs."""
     from rankvideo_cli.commands.score import check_score_request, run_score
 
     check_score_request(query, videos, batch_size, model)
-    options = _scorer_options(model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size)
+    options = _scorer_options(
+        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size, prompt, prefix_cache
+    )
     scorer = options.load()
     failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
     if failures:
@@ -484,6 +521,8 @@ def explain(
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
     attn_implementation: AttnOpt = None,
+    prompt: PromptOpt = PromptFormat.inference,
+    prefix_cache: PrefixCacheOpt = True,
     batch_size: BatchOpt = None,
 ) -> None:
     """The model's full answer (its reasoning) and score for ad-hoc (query, video) pairs: the scoring prompt and
@@ -494,7 +533,7 @@ def explain(
     check_score_request(query, videos, batch_size, model)
     settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
     options = _scorer_options(
-        model, revision, cache_dir, dtype, device, attn_implementation, ScoreMode.full, batch_size
+        model, revision, cache_dir, dtype, device, attn_implementation, ScoreMode.full, batch_size, prompt, prefix_cache
     )
     failures = run_explain(options.load(), query, videos, settings, as_json=as_json, console=stderr)
     if failures:

@@ -49,8 +49,9 @@ class RankVideoReranker(pt.Transformer):
     """Rescore and re-rank a result frame with RankVideo.
 
     `videos`, `video_pattern`, `multivent`, `video_map`: where a docno's video is, as `rerank --videos ...`.
-    `model`, `revision`, `dtype`, `device`, `attn_implementation`, `score_mode`, `batch_size`: the model, as for
-    `rerank` (`"tiny-random"` is the meaningless test model, and says so). `depth`, `interpolate`,
+    `model`, `revision`, `dtype`, `device`, `attn_implementation`, `score_mode`, `batch_size`, `prompt`,
+    `prefix_cache`: the model, as for `rerank` (`"tiny-random"` is the meaningless test model, and says so;
+    `prompt="training"` is experimental). `depth`, `interpolate`,
     `normalization`, `on_missing_video`, `on_bad_video`: the ranking, as for `rerank`. `cache`: the score store
     directory (default `./rankvideo-scores`, as `rerank` to stdout). The model loads once, on the first frame
     that has a video to score.
@@ -67,6 +68,8 @@ class RankVideoReranker(pt.Transformer):
         attn_implementation: str | None = None,
         score_mode: str = "full",
         batch_size: int | None = None,
+        prompt: str = "inference",
+        prefix_cache: bool = True,
         video_pattern: str = "{docid}.mp4",
         multivent: bool = False,
         video_map: str | Path | None = None,
@@ -116,7 +119,10 @@ class RankVideoReranker(pt.Transformer):
             attn_implementation=attn_implementation,
             score_mode=score_mode,
             batch_size=batch_size,
+            prompt=prompt,
+            prefix_cache=prefix_cache,
         )
+        self.scorer_options.check()
         self.console = Console(stderr=True, highlight=False, quiet=not verbose)
         self.last_result: PipelineResult | None = None  # counts and timings of the latest transform
         self._scorer: Scorer | None = None

@@ -69,3 +69,20 @@ def score_records(store: Path) -> list[tuple[str, str]]:
 def stored_rerank_args(output: Path, store: Path, *extra: str) -> list[str]:
     """`rerank_args` into the score store `store`, with one decode thread (a deterministic pace)."""
     return rerank_args(output, "--cache", str(store), "--decode-workers", "1", *extra)
+
+
+def golden_size_video(seed: int = 11):
+    """Seeded random frames at the golden size (32 frames at 256x480 from a 1280x720, 25 fps, 61 s source)."""
+    import torch
+
+    from rankvideo_cli.videos.frames import SampledVideo
+
+    generator = torch.Generator().manual_seed(seed)
+    return SampledVideo(
+        path="golden.mp4",
+        frames=torch.randint(0, 256, (32, 3, 256, 480), generator=generator, dtype=torch.uint8),
+        source_fps=25.0,
+        total_frames=1525,
+        frame_indices=torch.linspace(0, 1524, 32).round().long().tolist(),
+        source_size=(720, 1280),
+    )

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import golden_size_video
 
 from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.scoring.prompt import TEMPLATE_VIDEO_BLOCK, VIDEO_TOKEN, build_prompt_text, prepare_inputs
@@ -48,15 +49,7 @@ def test_scorer_is_a_scorer(tiny_scorer) -> None:
 
 
 def test_score_equals_an_independent_computation_at_the_golden_size(tiny_loaded, tiny_scorer) -> None:
-    generator = torch.Generator().manual_seed(11)
-    video = SampledVideo(
-        path="golden.mp4",
-        frames=torch.randint(0, 256, (32, 3, 256, 480), generator=generator, dtype=torch.uint8),
-        source_fps=25.0,
-        total_frames=1525,
-        frame_indices=torch.linspace(0, 1524, 32).round().long().tolist(),
-        source_size=(720, 1280),
-    )
+    video = golden_size_video(11)
     (score,) = tiny_scorer.score_video(["a dog surfing"], video)
     logprob_yes, logprob_no = independent_score(tiny_loaded, "a dog surfing", video)
     assert score.logprob_yes == pytest.approx(logprob_yes, abs=1e-5)

@@ -42,13 +42,33 @@ class PairScore(NamedTuple):
 
 SCORER_VERSION = "qwen3vl-1"
 
+# The prompt around the video: the reference's inference prompt (query first; the published results), or the
+# authors' training prompt (video first; experimental, `scoring.training_prompt`).
+INFERENCE_PROMPT = "inference"
+TRAINING_PROMPT = "training"
+PROMPT_FORMATS = (INFERENCE_PROMPT, TRAINING_PROMPT)
+# The training prompt's prefix cache masks packed suffixes with an explicit 4D mask, which these take.
+PREFIX_CACHE_ATTENTION = ("sdpa", "eager")
+
 
 def scorer_fingerprint(
-    *, model_id: str, revision: str, dtype: str, attn_implementation: str, score_mode: str, prompt_hash: str
+    *,
+    model_id: str,
+    revision: str,
+    dtype: str,
+    attn_implementation: str,
+    score_mode: str,
+    prompt_hash: str,
+    prompt_format: str = INFERENCE_PROMPT,
 ) -> dict[str, str]:
     """What a Qwen3-VL scorer's scores depend on for the same frames (the store's namespace): built here by the
-    loaded scorer and, before any weights load, by `loading.predict_fingerprint`, so the two cannot drift."""
-    return {
+    loaded scorer and, before any weights load, by `loading.predict_fingerprint`, so the two cannot drift.
+
+    The training prompt adds `prompt_format` (its `prompt` hash differs too), so its scores never answer for
+    the inference prompt's in a store or a merge; the inference prompt's fingerprint is as it always was, so
+    existing stores keep answering.
+    """
+    fingerprint = {
         "scorer": SCORER_VERSION,
         "model": model_id,
         "revision": revision,
@@ -57,6 +77,9 @@ def scorer_fingerprint(
         "score_mode": score_mode,
         "prompt": prompt_hash,
     }
+    if prompt_format != INFERENCE_PROMPT:
+        fingerprint["prompt_format"] = prompt_format
+    return fingerprint
 
 
 @runtime_checkable

@@ -1,7 +1,8 @@
 """The model's full answer (its reasoning) for (query, video) pairs: the reference's `generate_batch`.
 
 RankVideo is a reasoning reranker; a researcher looking at a surprising score wants to read why. The answer is
-generated from exactly the scoring inputs: the same frames, the same prompt ids (`prompt.tokenize_prompts`) and
+generated from exactly the scoring inputs: the same frames, the same prompt ids (`scorer.prompt_batch`: the
+inference prompt, or with `--prompt training` the training prompt, whose answer begins after `<answer>`) and
 one vision-tower pass per video shared by every query of the video, by its score too (`explain_video`).
 
 Greedy decoding by default, so the same inputs give the same text. The reference leaves vLLM's defaults
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.scoring.prompt import VideoInputs, encode_video, tokenize_prompts
+from rankvideo_cli.scoring.prompt import VideoInputs, encode_video
 
 if TYPE_CHECKING:
     from rankvideo_cli.scoring.base import PairScore
@@ -121,7 +122,7 @@ def explain_video(
 def _generate_chunk(
     scorer: Qwen3VLScorer, queries: list[str], video_inputs: VideoInputs, features: Any, settings: GenerationSettings
 ) -> list[Generation]:
-    batch = tokenize_prompts(scorer.processor, queries, video_inputs)
+    batch = scorer.prompt_batch(queries, video_inputs)
     rows = batch.input_ids.shape[0]
     stops = stop_token_ids(scorer)
     tokenizer = scorer.processor.tokenizer

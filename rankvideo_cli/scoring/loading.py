@@ -363,8 +363,14 @@ def load_scorer(
     attn_implementation: str | None = None,
     score_mode: str = "full",
     batch_size: int | None = None,
+    prompt: str = "inference",
+    prefix_cache: bool = True,
 ) -> Qwen3VLScorer:
-    """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer`."""
+    """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer`.
+
+    `prompt`: "inference" (the reference's, the default) or "training" (experimental; `prefix_cache` reuses each
+    video's prefix across its queries, off for one full pass per pair)."""
+    attn_implementation = check_prompt_options(prompt, score_mode, attn_implementation, prefix_cache)
     if _is_hub_id(model):  # before torch and transformers are imported: seconds, when the hub is out of reach
         _fail_fast_when_unreachable(model, revision, Path(cache_dir).expanduser() if cache_dir else None)
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
@@ -377,7 +383,37 @@ def load_scorer(
         device=device,
         attn_implementation=attn_implementation,
     )
-    return Qwen3VLScorer.from_loaded(loaded, score_mode=score_mode, batch_size=batch_size)
+    return Qwen3VLScorer.from_loaded(
+        loaded, score_mode=score_mode, batch_size=batch_size, prompt=prompt, prefix_cache=prefix_cache
+    )
+
+
+def check_prompt_options(
+    prompt: str, score_mode: str, attn_implementation: str | None, prefix_cache: bool
+) -> str | None:
+    """Refuse a prompt option that cannot work, before anything loads (torch-free); return the attention
+    implementation to load with (the prefix cache picks sdpa where the default could be flash attention)."""
+    from rankvideo_cli.scoring.base import PREFIX_CACHE_ATTENTION, PROMPT_FORMATS, TRAINING_PROMPT
+
+    if prompt not in PROMPT_FORMATS:
+        raise UsageError(f"--prompt must be one of {', '.join(PROMPT_FORMATS)}, got {prompt!r}")
+    if prompt != TRAINING_PROMPT:
+        return attn_implementation
+    if score_mode != "full":
+        raise UsageError(
+            "--score-mode reference mimics the inference prompt's vLLM top-512 log-probs; the training prompt has "
+            "one score (its training objective): leave --score-mode at full"
+        )
+    if not prefix_cache:
+        return attn_implementation
+    if attn_implementation is None:
+        return "sdpa"
+    if attn_implementation not in PREFIX_CACHE_ATTENTION:
+        raise UsageError(
+            f"--prompt training's prefix cache needs --attn-implementation sdpa or eager (it masks packed "
+            f"suffixes), not {attn_implementation}; or add --no-prefix-cache"
+        )
+    return attn_implementation
 
 
 def predict_fingerprint(
@@ -389,6 +425,8 @@ def predict_fingerprint(
     device: str | None = None,
     attn_implementation: str | None = None,
     score_mode: str = "full",
+    prompt: str = "inference",
+    prefix_cache: bool = True,
 ) -> dict[str, str] | None:
     """The fingerprint `load_scorer` with the same arguments would give, from the processor alone (the tokenizer
     and chat template: seconds, not the weights' minutes and gigabytes), so a run whose pairs are all in the
@@ -400,8 +438,9 @@ def predict_fingerprint(
     from transformers import AutoProcessor
 
     from rankvideo_cli.scoring.base import scorer_fingerprint
-    from rankvideo_cli.scoring.prompt import PROBE_QUERY, prompt_fingerprint, render_prompt
+    from rankvideo_cli.scoring.training_prompt import prompt_hash
 
+    attn_implementation = check_prompt_options(prompt, score_mode, attn_implementation, prefix_cache)
     cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
     resolved_device = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, resolved_device)
@@ -424,7 +463,7 @@ def predict_fingerprint(
         hub_kwargs = {"revision": commit, "cache_dir": cache_path, "local_files_only": True}
     try:
         processor = AutoProcessor.from_pretrained(str(source), trust_remote_code=False, **hub_kwargs)
-        rendered = render_prompt(processor, PROBE_QUERY)
+        hashed = prompt_hash(processor, prompt)
     except (OSError, ValueError, ImportError):
         return None  # loading says why, in its own words
     return scorer_fingerprint(
@@ -433,5 +472,6 @@ def predict_fingerprint(
         dtype=str(resolved_dtype),
         attn_implementation=attn,
         score_mode=score_mode,
-        prompt_hash=prompt_fingerprint(rendered),
+        prompt_hash=hashed,
+        prompt_format=prompt,
     )

@@ -25,6 +25,12 @@ CPU_BATCH_SIZE = 8
 # Text around the video in the RankVideo prompt: the system prompt, the template and a long query
 # (248 tokens for "a dog surfing"; REFERENCE.md section 4), with room for queries of ~130 more tokens.
 PROMPT_TEXT_TOKENS = 384
+# With the training prompt's prefix cache (`prefix_cache.py`) a forward holds only the queries' suffixes
+# (`Query: ...` to `<answer>`: 27 template tokens and the query; 192 leaves room for ~165-token queries), so many
+# more of them fit in one forward than whole prompts.
+SUFFIX_TEXT_TOKENS = 192
+CPU_SUFFIX_BATCH_SIZE = 32
+MAX_AUTO_SUFFIX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -221,23 +227,83 @@ def auto_batch_size(
     return int(max(1, min(max_batch, usable // per_pair)))
 
 
+def prefix_cache_bytes(prefix_tokens: int, shape: ModelShape, dtype: torch.dtype) -> int:
+    """One video's cached prefix: keys and values of every layer (2 L kv d P e); ~310 MB for Qwen3-VL-8B in
+    bf16 at 2.1k tokens."""
+    return 2 * shape.text_layers * shape.text_kv_heads * shape.head_dim * prefix_tokens * element_size(dtype)
+
+
+def suffix_forward_bytes(
+    batch: int, suffix_tokens: int, prefix_tokens: int, shape: ModelShape, dtype: torch.dtype
+) -> int:
+    """Upper bound on one packed forward of `batch` suffixes against a cached prefix (T = batch x suffix
+    tokens, K = prefix + T keys), all terms added as in `pair_activation_bytes`:
+    - resident: the packed tokens' embeddings and residual stream (2 T H e), rotary cos/sin (2 T d e), the
+      4D mask (T K e);
+    - one layer's transients: the prefix's keys and values concatenated with the suffixes' (2 K kv d e) and
+      repeated to every head (2 K heads d e) -- the prefix is copied once per layer here, not once per query --
+      q/k/v, norms and projections (8 T H e + 3 T H 4), the MLP (4 T I e);
+    - attention scores over all K keys (heads T K (2e + 4));
+    - logits at each suffix's last token with fp32 copies (batch V (e + 8)).
+    """
+    e = element_size(dtype)
+    tokens = batch * suffix_tokens
+    keys = prefix_tokens + tokens
+    hidden = shape.text_hidden
+    resident = 2 * tokens * hidden * e + 2 * tokens * shape.head_dim * e + tokens * keys * e
+    concatenated = 2 * keys * shape.head_dim * (shape.text_kv_heads + shape.text_heads) * e
+    layer = 8 * tokens * hidden * e + 3 * tokens * hidden * 4 + 4 * tokens * shape.text_intermediate * e
+    scores = shape.text_heads * tokens * keys * (2 * e + 4)
+    logits = batch * shape.vocab * (e + 8)
+    return resident + concatenated + layer + scores + logits
+
+
+def auto_suffix_batch_size(
+    free_bytes: int,
+    prefix_tokens: int,
+    shape: ModelShape,
+    dtype: torch.dtype,
+    *,
+    suffix_tokens: int = SUFFIX_TEXT_TOKENS,
+    max_batch: int = MAX_AUTO_SUFFIX_BATCH,
+) -> int:
+    """Suffixes per forward with the prefix cache: the largest batch whose packed forward fits in what is left
+    of `free_bytes` once the reserve, one vision pass and the cached prefix are counted. The prefix's own
+    forward (one whole prompt, `pair_activation_bytes`) must fit as well, or the batch is 1."""
+    if prefix_tokens <= 0 or suffix_tokens <= 0:
+        raise ValueError(f"token counts must be positive, got prefix {prefix_tokens}, suffix {suffix_tokens}")
+    patches = prefix_tokens * shape.merge**2
+    usable = BATCH_FREE_FRACTION * free_bytes - BATCH_RESERVE_BYTES
+    usable -= vision_activation_bytes(patches, shape, dtype) + prefix_cache_bytes(prefix_tokens, shape, dtype)
+    if pair_activation_bytes(prefix_tokens, shape, dtype) > usable:
+        return 1
+    batch = 1
+    while batch < max_batch and suffix_forward_bytes(batch + 1, suffix_tokens, prefix_tokens, shape, dtype) <= usable:
+        batch += 1
+    return batch
+
+
 def max_prompt_tokens(max_frames: int, max_pixels: int, shape: ModelShape) -> int:
     """The longest prompt the sampler can produce: every frame pair at the pixel budget, plus the text."""
     pixels_per_token = (shape.patch * shape.merge) ** 2
     return (max_frames // shape.temporal_patch) * (max_pixels // pixels_per_token) + PROMPT_TEXT_TOKENS
 
 
-def default_batch_size(model: Any, device: torch.device, dtype: torch.dtype) -> int:
+def default_batch_size(model: Any, device: torch.device, dtype: torch.dtype, *, prefix_cache: bool = False) -> int:
     """`CPU_BATCH_SIZE` off CUDA; on CUDA, `auto_batch_size` from the device's free memory now (weights loaded)
-    for the longest prompt the default sampling produces."""
+    for the longest prompt the default sampling produces. With the prefix cache, suffixes per forward
+    (`CPU_SUFFIX_BATCH_SIZE`, or `auto_suffix_batch_size` with that longest prompt as the prefix)."""
     if device.type != "cuda":
-        return CPU_BATCH_SIZE
+        return CPU_SUFFIX_BATCH_SIZE if prefix_cache else CPU_BATCH_SIZE
     from rankvideo_cli.videos.config import SamplingConfig
 
     sampling = SamplingConfig()
     shape = shape_from_config(model.config)
     free_bytes, _total = torch.cuda.mem_get_info(device)
-    return auto_batch_size(free_bytes, max_prompt_tokens(sampling.max_frames, sampling.max_pixels, shape), shape, dtype)
+    longest = max_prompt_tokens(sampling.max_frames, sampling.max_pixels, shape)
+    if prefix_cache:
+        return auto_suffix_batch_size(free_bytes, longest, shape, dtype)
+    return auto_batch_size(free_bytes, longest, shape, dtype)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -35,6 +35,8 @@ class ScorerOptions:
     attn_implementation: str | None = None
     score_mode: str = "full"
     batch_size: int | None = None
+    prompt: str = "inference"  # or "training" (experimental: scoring.training_prompt)
+    prefix_cache: bool = True  # the training prompt's per-video prefix reuse (off: one full pass per pair)
 
     def _model_arguments(self) -> dict[str, Any]:
         """Which model, and how it loads: the arguments `load_scorer` and `predict_fingerprint` share."""
@@ -46,6 +48,8 @@ class ScorerOptions:
             "device": self.device,
             "attn_implementation": self.attn_implementation,
             "score_mode": self.score_mode,
+            "prompt": self.prompt,
+            "prefix_cache": self.prefix_cache,
         }
 
     def load(self) -> Qwen3VLScorer:
@@ -58,6 +62,12 @@ class ScorerOptions:
         from rankvideo_cli.scoring.loading import predict_fingerprint
 
         return predict_fingerprint(**self._model_arguments())
+
+    def check(self) -> None:
+        """Refuse prompt options that cannot work, before anything loads (no torch)."""
+        from rankvideo_cli.scoring.loading import check_prompt_options
+
+        check_prompt_options(self.prompt, self.score_mode, self.attn_implementation, self.prefix_cache)
 
     def deferred(self) -> DeferredScorer:
         """A scorer that loads the model only when a video is to be scored (`DeferredScorer`)."""

@@ -17,8 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from rankvideo_cli.scoring.base import PairScore, scorer_fingerprint
+from rankvideo_cli.scoring.base import (
+    INFERENCE_PROMPT,
+    PREFIX_CACHE_ATTENTION,
+    PROMPT_FORMATS,
+    TRAINING_PROMPT,
+    PairScore,
+    scorer_fingerprint,
+)
 from rankvideo_cli.scoring.memory import default_batch_size, is_out_of_memory, release_accelerator_memory
+from rankvideo_cli.scoring.prefix_cache import (
+    CachedPrefix,
+    compute_prefix,
+    suffix_logprobs,
+)
 from rankvideo_cli.scoring.prompt import (
     PROBE_QUERY,
     SYSTEM_PROMPT,
@@ -28,9 +40,17 @@ from rankvideo_cli.scoring.prompt import (
     VideoInputs,
     build_prompt_text,
     encode_video,
-    prompt_fingerprint,
-    render_prompt,
     tokenize_prompts,
+)
+from rankvideo_cli.scoring.training_prompt import (
+    TRAINING_SYSTEM_PROMPT,
+    TRAINING_USER_PROMPT,
+    build_training_prompt_text,
+    prompt_hash,
+    rendered_probe,
+    split_training_prompts,
+    tokenize_training_prompts,
+    training_answer_ids,
 )
 from rankvideo_cli.videos.frames import SampledVideo
 
@@ -120,10 +140,23 @@ def reference_scores(
     return scores
 
 
-def check_prompt_text(rendered: str, model_id: str) -> None:
+def training_scores(logprobs: torch.Tensor, yes_id: int, no_id: int) -> list[PairScore]:
+    """The training objective's score from (B, V) float32 log-probabilities: `logprob_yes` and `logprob_no` are
+    the log-probabilities of the single ids `encode("yes")[0]` and `encode("no")[0]`, so `logit_delta` equals
+    the training code's `logit[yes] - logit[no]` (the log-softmax's normaliser cancels)."""
+    yes = logprobs[:, yes_id].tolist()
+    no = logprobs[:, no_id].tolist()
+    return [PairScore.from_logprobs(float(y), float(n)) for y, n in zip(yes, no, strict=True)]
+
+
+def check_prompt_text(rendered: str, model_id: str, prompt_format: str = INFERENCE_PROMPT) -> None:
     """The model's chat template must render the reference's system and user text exactly (another template
     around them only warns: the reference used the model's own template too)."""
-    for name, text in (("system", SYSTEM_PROMPT), ("user", USER_PROMPT.format(query=PROBE_QUERY))):
+    if prompt_format == TRAINING_PROMPT:
+        texts = (("system", TRAINING_SYSTEM_PROMPT), ("user", TRAINING_USER_PROMPT.format(query=PROBE_QUERY)))
+    else:
+        texts = (("system", SYSTEM_PROMPT), ("user", USER_PROMPT.format(query=PROBE_QUERY)))
+    for name, text in texts:
         if text not in rendered:
             raise FidelityError(
                 f"{model_id}'s chat template does not render the reference's {name} text as it is "
@@ -144,11 +177,20 @@ class Qwen3VLScorer:
         score_mode: str = "full",
         batch_size: int | None = None,
         attn_implementation: str | None = None,
+        prompt: str = INFERENCE_PROMPT,
+        prefix_cache: bool = True,
     ) -> None:
         if score_mode not in SCORE_MODES:
             raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if prompt not in PROMPT_FORMATS:
+            raise ValueError(f"prompt must be one of {', '.join(PROMPT_FORMATS)}, got {prompt!r}")
+        if prompt == TRAINING_PROMPT and score_mode != "full":
+            raise ValueError("the training prompt has one score (its training objective): score_mode must be 'full'")
+        self.prompt = prompt
+        # the prefix cache is the training prompt's (the inference prompt's video comes after the query)
+        self.prefix_cache = prefix_cache and prompt == TRAINING_PROMPT
         self.model = model
         self.processor = processor
         self.model_id = model_id
@@ -159,14 +201,25 @@ class Qwen3VLScorer:
         )
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
+        if self.prefix_cache and self.attn_implementation not in PREFIX_CACHE_ATTENTION:
+            raise ValueError(
+                f"the prefix cache needs sdpa or eager attention, not {self.attn_implementation} (or no prefix cache)"
+            )
         # None: from the GPU's free memory once the weights are in (scoring.memory), 8 on the CPU
-        self.batch_size = batch_size or default_batch_size(model, self.device, self.dtype)
+        self.batch_size = batch_size or default_batch_size(
+            model, self.device, self.dtype, prefix_cache=self.prefix_cache
+        )
         # the video processor's arithmetic runs where the model is when that is a GPU
         self.preprocess_device: torch.device | None = self.device if self.device.type == "cuda" else None
-        self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
-        rendered = render_prompt(processor, PROBE_QUERY)
-        check_prompt_text(rendered, model_id)
-        if rendered != build_prompt_text(PROBE_QUERY):
+        if prompt == TRAINING_PROMPT:
+            yes_id, no_id = training_answer_ids(processor.tokenizer)
+            self.yes_ids, self.no_ids = [yes_id], [no_id]
+        else:
+            self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
+        rendered = rendered_probe(processor, prompt)
+        check_prompt_text(rendered, model_id, prompt)
+        expected = build_training_prompt_text if prompt == TRAINING_PROMPT else build_prompt_text
+        if rendered != expected(PROBE_QUERY):
             # The reference renders with the model's own template too, so it is used as it is; but it is
             # not the Qwen3-VL Instruct template RankVideo was trained with (REFERENCE.md section 4).
             print(
@@ -174,12 +227,18 @@ class Qwen3VLScorer:
                 "Qwen3-VL-Instruct's; using the model's own template",
                 file=sys.stderr,
             )
-        self._prompt_hash = prompt_fingerprint(rendered)
+        self._prompt_hash = prompt_hash(processor, prompt)
         self.oom_halvings = 0
 
     @classmethod
     def from_loaded(
-        cls, loaded: LoadedModel, *, score_mode: str = "full", batch_size: int | None = None
+        cls,
+        loaded: LoadedModel,
+        *,
+        score_mode: str = "full",
+        batch_size: int | None = None,
+        prompt: str = INFERENCE_PROMPT,
+        prefix_cache: bool = True,
     ) -> Qwen3VLScorer:
         return cls(
             loaded.model,
@@ -189,6 +248,8 @@ class Qwen3VLScorer:
             score_mode=score_mode,
             batch_size=batch_size,
             attn_implementation=loaded.attn_implementation,
+            prompt=prompt,
+            prefix_cache=prefix_cache,
         )
 
     # ---------------------------------------------------------------------------------------------
@@ -210,10 +271,12 @@ class Qwen3VLScorer:
         scored: dict[str, PairScore] = {}
         start = 0
         with torch.inference_mode():
+            # the training prompt's system turn and video, once for all the video's queries (None otherwise)
+            prefix = self.video_prefix(distinct, video_inputs, features) if self.prefix_cache else None
             while start < len(distinct):
                 chunk = distinct[start : start + self.batch_size]
                 try:
-                    chunk_scores = self._score_chunk(chunk, video_inputs, features)
+                    chunk_scores = self._score_chunk(chunk, video_inputs, features, prefix)
                 except Exception as error:
                     if not is_out_of_memory(error) or len(chunk) == 1:
                         raise
@@ -251,19 +314,24 @@ class Qwen3VLScorer:
             attn_implementation=self.attn_implementation,
             score_mode=self.score_mode,
             prompt_hash=self._prompt_hash,
+            prompt_format=self.prompt,
         )
 
     def describe(self) -> dict[str, str]:
         """The fingerprint plus what may shift bf16 scores slightly without being part of the cache key."""
         import transformers
 
-        return {
+        described = {
             **self.fingerprint(),
             "device": str(self.device),
             "batch_size": str(self.batch_size),
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         }
+        if self.prompt == TRAINING_PROMPT:
+            # like the batch size, it shifts bf16 scores slightly without being part of the key
+            described["prefix_cache"] = "on" if self.prefix_cache else "off"
+        return described
 
     # ---------------------------------------------------------------------------------------------
     # Steps (public so that tests and benchmarks can drive and time them)
@@ -304,11 +372,37 @@ class Qwen3VLScorer:
             )
             return torch.log_softmax(output.logits[:, -1, :].float(), dim=-1)
 
+    def prompt_batch(self, queries: list[str], video_inputs: VideoInputs) -> PromptBatch:
+        """The whole prompts of this scorer's prompt format, left-padded (the full pass, and `explain`)."""
+        if self.prompt == TRAINING_PROMPT:
+            return tokenize_training_prompts(self.processor, queries, video_inputs)
+        return tokenize_prompts(self.processor, queries, video_inputs)
+
+    def video_prefix(self, queries: list[str], video_inputs: VideoInputs, features: Any) -> CachedPrefix:
+        """The training prompt's prefix (system turn and video) through the language model, once per video."""
+        split = split_training_prompts(self.processor, queries[:1], video_inputs)
+        return compute_prefix(
+            self.model,
+            split.prefix_ids,
+            split.prefix_mm_token_type_ids,
+            video_inputs.video_grid_thw,
+            features,
+            self.device,
+        )
+
     def scores_from_logprobs(self, logprobs: torch.Tensor) -> list[PairScore]:
+        if self.prompt == TRAINING_PROMPT:
+            return training_scores(logprobs, self.yes_ids[0], self.no_ids[0])
         if self.score_mode == "reference":
             return reference_scores(logprobs, self.yes_ids, self.no_ids)
         return full_scores(logprobs, self.yes_ids, self.no_ids)
 
-    def _score_chunk(self, queries: list[str], video_inputs: VideoInputs, features: Any) -> list[PairScore]:
-        batch = tokenize_prompts(self.processor, queries, video_inputs)
+    def _score_chunk(
+        self, queries: list[str], video_inputs: VideoInputs, features: Any, prefix: CachedPrefix | None = None
+    ) -> list[PairScore]:
+        if prefix is not None:
+            suffixes = split_training_prompts(self.processor, queries, video_inputs).suffix_ids
+            logprobs = suffix_logprobs(self.model, suffixes, prefix, self.attn_implementation, self.device)
+            return self.scores_from_logprobs(logprobs)
+        batch = self.prompt_batch(queries, video_inputs)
         return self.scores_from_logprobs(self.answer_logprobs(batch, video_inputs, features))

@@ -27,7 +27,9 @@ class VLMReranker:
 
     `model_path`: hub id (default `hltcoe/RankVideo`), local directory or `tiny-random`. Other keyword
     options go to `load_scorer`: `revision`, `cache_dir`, `dtype`, `device`, `attn_implementation`,
-    `score_mode` ("full" or "reference"), `batch_size`.
+    `score_mode` ("full" or "reference"), `batch_size`, `prompt` ("inference", the default and the published
+    setting, or "training": experimental, the authors' training prompt and objective) and `prefix_cache` (with
+    the training prompt: each video's prefix computed once for all its queries; False for one full pass each).
     """
 
     def __init__(self, model_path: str = DEFAULT_MODEL, **options: Any) -> None:
