@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE, rerank_args, score_records, stored_rerank_args
+from helpers import SAMPLE, rerank_args, sample_rerank_args, score_records, stored_rerank_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -116,3 +116,32 @@ def test_the_pyterrier_reranker_takes_the_prompt(tmp_path: Path) -> None:
         RankVideoReranker(
             SAMPLE / "videos", model="tiny-random", prompt="training", score_mode="reference", cache=tmp_path / "s"
         )
+
+
+def test_a_merge_takes_the_prompt_its_shards_scored_with(training_run: Path, tmp_path: Path) -> None:
+    """Shards of both prompts in one store: each merge gives the run of the prompt its shards' manifests name."""
+    store = tmp_path / "store"
+    base = ["--cache", str(store), "--decode-workers", "1"]
+    for prompt in ("training", "inference"):
+        for shard in ("0/2", "1/2"):
+            _rerank(*sample_rerank_args(SAMPLE / "videos", "--prompt", prompt, "--shard", shard, *base))
+        merged = tmp_path / f"merged-{prompt}.trec"
+        args = ["merge", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--cache", str(store)]
+        result = CliRunner().invoke(app, [*args, "-o", str(merged)])
+        assert result.exit_code == 0, result.output
+        assert "0 pairs scored now, 36 from the score store" in result.stderr
+        if prompt == "training":
+            assert merged.read_bytes() == (training_run / "run.trec").read_bytes()
+    inference = tmp_path / "inference.trec"
+    _rerank(*rerank_args(inference))
+    assert (tmp_path / "merged-inference.trec").read_bytes() == inference.read_bytes()
+
+
+def test_the_frame_cache_serves_both_prompts(training_run: Path, tmp_path: Path) -> None:
+    """Sampled frames do not depend on the prompt: a frame cache gives the training prompt the run decoding does."""
+    frames = tmp_path / "frames"
+    sample = ["sample", str(SAMPLE / "first_stage.trec"), "--videos", str(SAMPLE / "videos"), "--frames-cache"]
+    assert CliRunner().invoke(app, [*sample, str(frames)]).exit_code == 0
+    out = tmp_path / "cached.trec"
+    _rerank(*rerank_args(out, *TRAINING, "--frames-cache", str(frames)))
+    assert out.read_bytes() == (training_run / "run.trec").read_bytes()
