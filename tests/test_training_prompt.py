@@ -242,9 +242,7 @@ def test_a_query_scores_the_same_alone_and_packed_beside_very_different_ones(tin
     _assert_scores_close([packed[1]], [alone])
 
 
-def test_out_of_memory_halves_the_suffix_batch_and_loses_no_pair(
-    tiny_loaded, make_sampled_video, monkeypatch
-) -> None:
+def test_out_of_memory_halves_the_suffix_batch_and_loses_no_pair(tiny_loaded, make_sampled_video, monkeypatch) -> None:
     video = make_sampled_video(seed=13)
     queries = [f"query number {i} " + "word " * i for i in range(8)]
     expected = _training_scorer(tiny_loaded, prefix_cache=False, batch_size=1).score_video(queries, video)

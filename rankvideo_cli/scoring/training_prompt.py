@@ -52,6 +52,7 @@ RENDER_LABEL = "yes"
 # Bump when anything below changes what the model sees for the same frames (it is part of every cache key).
 TRAINING_PROMPT_VERSION = 1
 
+
 def build_training_messages(query: str, answer: str = RENDER_LABEL) -> list[dict[str, Any]]:
     """The training collator's conversation: the video item before the text, and the assistant's answer."""
     return [
@@ -96,8 +97,7 @@ def render_training_prompt(processor: Any, query: str) -> str:
 def training_prompt_fingerprint(rendered_probe: str) -> str:
     """Short hash of everything textual the model sees with the training prompt."""
     payload = (
-        f"training-v{TRAINING_PROMPT_VERSION}\x00{TRAINING_SYSTEM_PROMPT}\x00{TRAINING_USER_PROMPT}\x00"
-        f"{rendered_probe}"
+        f"training-v{TRAINING_PROMPT_VERSION}\x00{TRAINING_SYSTEM_PROMPT}\x00{TRAINING_USER_PROMPT}\x00{rendered_probe}"
     ).encode()
     return hashlib.sha256(payload).hexdigest()[:16]
 
