@@ -18,8 +18,10 @@ from rankvideo_cli.scoring.memory import (  # the memory model and batch rule th
     QWEN3_VL_8B,
     ModelShape,
     auto_batch_size,
+    auto_suffix_batch_size,
     element_size,
     pair_activation_bytes,
+    prefix_cache_bytes,
 )
 
 # ----------------------------------------------------------------------------------------------------
@@ -226,6 +228,103 @@ def plan(
             for card in cards_gb
         },
     }
+
+
+# The training prompt for "a dog surfing" at the nominal size (tests/test_training_prompt.py pins both counts):
+# a 2096-token prefix (system turn, user header, video) and a 25-token suffix (`Query: ...` to `<answer>`).
+TRAINING_PREFIX_TOKENS, TRAINING_SUFFIX_TOKENS = 2096, 25
+PROMPT_PLAN_QUERIES_PER_VIDEO = (1.0, 2.3, 10.0, 23.0)  # MultiVENT at depth 100 averages ~2.3; depth 1000 ~23
+
+
+def suffix_lm_flops(shape: ModelShape, prefix_tokens: int, suffix_tokens: int) -> dict[str, float]:
+    """FLOPs of one query's suffix against a cached prefix: its matmuls, attention of each suffix token to the
+    prefix and to the suffix's earlier tokens, and the LM head at its last token."""
+    attended = suffix_tokens * prefix_tokens + suffix_tokens * (suffix_tokens + 1) / 2
+    return {
+        "lm_matmul": 2.0 * lm_matmul_parameters(shape) * suffix_tokens,
+        "lm_attention": 4.0 * attended * shape.text_heads * shape.head_dim * shape.text_layers,
+        "lm_head": 2.0 * shape.text_hidden * shape.vocab,
+    }
+
+
+def prompt_flops_per_pair(
+    shape: ModelShape,
+    grid: VideoGrid,
+    queries_per_video: float,
+    *,
+    prompt: str,
+    prefix_cache: bool,
+    prompt_tokens: int = NOMINAL_PROMPT_TOKENS,
+    prefix_tokens: int = TRAINING_PREFIX_TOKENS,
+    suffix_tokens: int = TRAINING_SUFFIX_TOKENS,
+) -> float:
+    """One pair's FLOPs on rankvideo's path (one vision pass per video, logits at one position), for the
+    inference prompt or the training prompt with or without the prefix cache; per-video work is shared by the
+    video's `queries_per_video` queries (an average: 2.3 is a mix of 2 and 3)."""
+    vision = sum(vision_flops(shape, grid).values()) / queries_per_video
+    if prompt == "inference":
+        return vision + sum(lm_flops(shape, prompt_tokens, kept_logits=1).values())
+    if not prefix_cache:
+        return vision + sum(lm_flops(shape, prefix_tokens + suffix_tokens, kept_logits=1).values())
+    prefix = sum(lm_flops(shape, prefix_tokens, kept_logits=1).values()) / queries_per_video
+    return vision + prefix + sum(suffix_lm_flops(shape, prefix_tokens, suffix_tokens).values())
+
+
+def prompt_plan(
+    shape: ModelShape,
+    dtype: torch.dtype,
+    assumed_tflops: float,
+    queries_per_video: Sequence[float] = PROMPT_PLAN_QUERIES_PER_VIDEO,
+    card_gb: int = 141,
+) -> dict[str, Any]:
+    """Predicted pairs/s (the FLOP floor at `assumed_tflops`) of the inference prompt and of the training
+    prompt with and without the prefix cache, at each queries-per-video; and the prefix cache's memory."""
+    grid = grid_for(NOMINAL_FRAMES, NOMINAL_HEIGHT, NOMINAL_WIDTH, shape)
+    rows = []
+    for count in queries_per_video:
+        for prompt, reuse in (("inference", False), ("training", False), ("training", True)):
+            flops = prompt_flops_per_pair(shape, grid, count, prompt=prompt, prefix_cache=reuse)
+            rows.append(
+                {
+                    "queries_per_video": count,
+                    "prompt": prompt,
+                    "prefix_cache": reuse,
+                    "tflop_per_pair": flops / 1e12,
+                    "pairs_per_s": assumed_tflops * 1e12 / flops,
+                }
+            )
+    free = card_gb * 10**9 - weight_bytes(shape, dtype) - CARD_CONTEXT_BYTES
+    return {
+        "assumed_tflops": assumed_tflops,
+        "prefix_tokens": TRAINING_PREFIX_TOKENS,
+        "suffix_tokens": TRAINING_SUFFIX_TOKENS,
+        "rows": rows,
+        "prefix_cache_bytes": prefix_cache_bytes(TRAINING_PREFIX_TOKENS, shape, dtype),
+        "card_gb": card_gb,
+        "auto_suffix_batch_size": auto_suffix_batch_size(free, TRAINING_PREFIX_TOKENS, shape, dtype),
+    }
+
+
+def format_prompt_plan(result: dict[str, Any]) -> str:
+    lines = [
+        f"prompts at {result['assumed_tflops']:g} TFLOP/s (ASSUMED rate; training prompt: "
+        f"{result['prefix_tokens']}-token prefix + {result['suffix_tokens']}-token suffix):",
+        "  q/video  prompt     prefix cache  TFLOP/pair  pairs/s  vs inference",
+    ]
+    inference_rate: dict[float, float] = {}
+    for row in result["rows"]:
+        if row["prompt"] == "inference":
+            inference_rate[row["queries_per_video"]] = row["pairs_per_s"]
+        ratio = row["pairs_per_s"] / inference_rate[row["queries_per_video"]]
+        lines.append(
+            f"  {row['queries_per_video']:>7g}  {row['prompt']:<9}  {'on' if row['prefix_cache'] else 'off':<12}  "
+            f"{row['tflop_per_pair']:>10.2f}  {row['pairs_per_s']:>7.1f}  {ratio:>11.2f}x"
+        )
+    lines.append(
+        f"prefix cache: {result['prefix_cache_bytes'] / 1e6:.0f} MB per video; suffixes per forward on a "
+        f"{result['card_gb']} GB card: {result['auto_suffix_batch_size']}"
+    )
+    return "\n".join(lines)
 
 
 def format_plan(result: dict[str, Any]) -> str:

@@ -54,9 +54,11 @@ from gpu_plan import (
     _tera,
     flops_per_pair,
     format_plan,
+    format_prompt_plan,
     lm_flops,
     parameter_counts,
     plan,
+    prompt_plan,
     reference_md_flops,
     vision_flops,
 )
@@ -1089,9 +1091,11 @@ def main(argv: list[str] | None = None) -> int:
 
         dtype = resolve_dtype(options.dtype or "bfloat16", torch.device("cpu"))
         result = plan(SHAPES[options.shape], dtype, options.queries_per_video, args.assume_tflops)
+        result["prompts"] = prompt_plan(SHAPES[options.shape], dtype, args.assume_tflops)
         if json_path:
             Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(format_plan(result))
+        print(format_prompt_plan(result["prompts"]))
         return 0
 
     def save(report: dict[str, Any]) -> None:

@@ -326,6 +326,22 @@ def test_plan_needs_no_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert totals == sorted(totals, reverse=True)  # each saving shows
     # floor = FLOPs / assumed rate
     assert result["floor_ms_per_pair"]["reference"] == pytest.approx(flops["reference"]["total"] / 790e12 * 1e3)
+    prompts = result["prompts"]
+    rows = {(row["queries_per_video"], row["prompt"], row["prefix_cache"]): row for row in prompts["rows"]}
+    assert {count for count, _, _ in rows} == {1.0, 2.3, 10.0, 23.0} and len(rows) == 12
+    for count in (1.0, 2.3, 10.0, 23.0):
+        inference = rows[(count, "inference", False)]["tflop_per_pair"]
+        # the training prompt is 47 tokens shorter; without reuse it costs what the inference prompt costs
+        assert rows[(count, "training", False)]["tflop_per_pair"] == pytest.approx(inference, rel=0.03)
+    reused = [rows[(count, "training", True)]["pairs_per_s"] for count in (1.0, 2.3, 10.0, 23.0)]
+    assert reused == sorted(reused)
+    # one query per video: nothing to share; 2.3 halves the work; 23 cuts it more than tenfold
+    assert rows[(1.0, "training", True)]["tflop_per_pair"] == pytest.approx(
+        rows[(1.0, "training", False)]["tflop_per_pair"], rel=0.01
+    )
+    assert 1.8 < rows[(2.3, "training", False)]["tflop_per_pair"] / rows[(2.3, "training", True)]["tflop_per_pair"]
+    assert rows[(23.0, "training", False)]["tflop_per_pair"] / rows[(23.0, "training", True)]["tflop_per_pair"] > 10
+    assert 300e6 < prompts["prefix_cache_bytes"] < 320e6
     assert result["auto_batch_size"]["24GB"] == 1  # 16.3 GiB of weights leave room for one pair only
     out = capsys.readouterr().out
     assert "ASSUMED rate, not measured" in out

@@ -2,6 +2,8 @@
 
 - `base`: `PairScore` and the `Scorer` protocol the pipeline depends on.
 - `prompt`: the reference's exact prompt and model inputs (token ids equal to transformers 4.57 / vLLM).
+- `training_prompt`: the authors' training prompt and objective (`--prompt training`, experimental);
+  `prefix_cache`: its per-video prefix computed once, every query's suffix packed against it.
 - `loading`: hub id / local directory / `tiny-random` -> model + processor, with one-line `ModelLoadError`s;
   `hf`: `LoadedModel` and quiet weight loading, shared by loading, the scorer and the tiny model.
 - `options`: `ScorerOptions` (how to load a scorer, as plain data for the device workers) and `DeferredScorer`

@@ -3,6 +3,10 @@
 Per video, the processor's video part and the vision tower run once; the B prompts of a batch then reuse
 the vision tower's output (`mm_encoder_outputs`), are left-padded into one forward, and only the last
 position goes through the LM head (`logits_to_keep=1`).
+
+With `prompt="training"` (experimental) the prompt and the score are the training code's (`training_prompt`),
+and by default the video's prefix goes through the language model once, every query's suffix packed against it
+(`prefix_cache`); `prefix_cache=False` scores each pair in one full pass as above.
 """
 
 from __future__ import annotations

@@ -1,0 +1,204 @@
+"""The training prompt's prefix cache on the CPU (issue 24): pairs/s with and without reuse at 1, 2.3, 10 and
+23 queries per video, next to what the FLOP model (`gpu_plan.prompt_flops_per_pair`) predicts for the same shape
+and token counts.
+
+A mid-size random Qwen3-VL (Qwen's vocabulary, 8 layers of width 512, GQA 4:1, a 4-block vision tower) scores
+random frames at 256x480 through the real `Qwen3VLScorer`: processor, one vision pass per video, then either
+one full pass per pair (`prefix_cache=False`) or the video's prefix once and every query's suffix packed against
+it. Both modes run alternately, `--repeats` times; the fastest of each is reported. The scores of the two modes
+are compared too (they must agree within 1e-5 in float32).
+
+    python benchmarks/prefix_cache.py [--frames 16] [--repeats 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_plan import grid_for, prompt_flops_per_pair  # noqa: E402
+
+from rankvideo_cli.scoring.memory import QWEN3_VL_8B  # noqa: E402
+
+MID = dataclasses.replace(
+    QWEN3_VL_8B,
+    name="mid",
+    text_hidden=512,
+    text_layers=8,
+    text_heads=8,
+    text_kv_heads=2,
+    head_dim=64,
+    text_intermediate=1536,
+    mrope_section=(16, 8, 8),
+    vision_depth=4,
+    vision_hidden=256,
+    vision_intermediate=512,
+    vision_heads=4,
+    deepstack_layers=(1, 2, 3),
+)
+
+# (queries per video, the videos' query counts): 2.3 is seven videos of 2 and three of 3
+WORKLOADS: list[tuple[float, list[int]]] = [
+    (1.0, [1, 1, 1, 1]),
+    (2.3, [2] * 7 + [3] * 3),
+    (10.0, [10, 10]),
+    (23.0, [23]),
+]
+_WORDS = "a person rides a bicycle through a crowded market at night while it rains near the river".split()
+
+
+def queries_for(video: int, count: int) -> list[str]:
+    """`count` distinct queries of 3 to 16 words."""
+    return [" ".join(_WORDS[: 3 + (video * 7 + index * 5) % 14]) + f" {video}-{index}" for index in range(count)]
+
+
+def random_video(seed: int, frames: int) -> Any:
+    from rankvideo_cli.videos.frames import SampledVideo
+
+    generator = torch.Generator().manual_seed(seed)
+    return SampledVideo(
+        path=f"random-{seed}.mp4",
+        frames=torch.randint(0, 256, (frames, 3, 256, 480), generator=generator, dtype=torch.uint8),
+        source_fps=25.0,
+        total_frames=frames * 12,
+        frame_indices=torch.linspace(0, frames * 12 - 1, frames).round().long().tolist(),
+        source_size=(720, 1280),
+    )
+
+
+def build_scorers(seed: int) -> tuple[Any, Any]:
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+    from rankvideo_cli.scoring.tiny import ensure_tiny_model
+
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration._from_config(
+        MID.config(), dtype=torch.float32, attn_implementation="sdpa"
+    ).eval()
+    processor = AutoProcessor.from_pretrained(str(ensure_tiny_model()))
+    common = {"model_id": "mid-random", "prompt": "training"}
+    return (
+        Qwen3VLScorer(model, processor, prefix_cache=True, **common),
+        Qwen3VLScorer(model, processor, prefix_cache=False, **common),
+    )
+
+
+def time_workload(scorer: Any, videos: list[Any], counts: list[int]) -> tuple[float, list[float]]:
+    deltas: list[float] = []
+    start = time.perf_counter()
+    for number, (video, count) in enumerate(zip(videos, counts, strict=True)):
+        deltas += [score.logit_delta for score in scorer.score_video(queries_for(number, count), video)]
+    return time.perf_counter() - start, deltas
+
+
+def token_counts(scorer: Any, video: Any) -> tuple[int, float]:
+    """The prefix's tokens and the workload queries' mean suffix tokens."""
+    from rankvideo_cli.scoring.prompt import encode_video
+    from rankvideo_cli.scoring.training_prompt import split_training_prompts
+
+    queries = [query for number, (_, counts) in enumerate(WORKLOADS) for query in queries_for(number, max(counts))]
+    split = split_training_prompts(scorer.processor, queries, encode_video(scorer.processor, video))
+    return len(split.prefix_ids), sum(map(len, split.suffix_ids)) / len(split.suffix_ids)
+
+
+def run(frames: int, repeats: int, seed: int) -> dict[str, Any]:
+    torch.set_grad_enabled(False)
+    reused_scorer, full_scorer = build_scorers(seed)
+    prefix_tokens, suffix_tokens = token_counts(reused_scorer, random_video(0, frames))
+    grid = grid_for(frames, 256, 480, MID)
+    rows = []
+    for queries_per_video, counts in WORKLOADS:
+        videos = [random_video(100 + number, frames) for number in range(len(counts))]
+        best = {"on": float("inf"), "off": float("inf")}
+        scores: dict[str, list[float]] = {}
+        for _ in range(repeats):
+            for mode, scorer in (("off", full_scorer), ("on", reused_scorer)):
+                seconds, scores[mode] = time_workload(scorer, videos, counts)
+                best[mode] = min(best[mode], seconds)
+        pairs = sum(counts)
+        predicted = {
+            mode: prompt_flops_per_pair(
+                MID,
+                grid,
+                queries_per_video,
+                prompt="training",
+                prefix_cache=mode == "on",
+                prefix_tokens=prefix_tokens,
+                suffix_tokens=round(suffix_tokens),
+            )
+            for mode in ("on", "off")
+        }
+        rows.append(
+            {
+                "queries_per_video": queries_per_video,
+                "videos": len(counts),
+                "pairs": pairs,
+                "pairs_per_s_without_reuse": pairs / best["off"],
+                "pairs_per_s_with_reuse": pairs / best["on"],
+                "measured_speedup": best["off"] / best["on"],
+                "predicted_speedup": predicted["off"] / predicted["on"],
+                "gflop_per_s_without_reuse": predicted["off"] * pairs / best["off"] / 1e9,
+                "gflop_per_s_with_reuse": predicted["on"] * pairs / best["on"] / 1e9,
+                "max_abs_score_difference": max(abs(a - b) for a, b in zip(scores["on"], scores["off"], strict=True)),
+            }
+        )
+    return {
+        "shape": dataclasses.asdict(MID),
+        "frames": frames,
+        "frame_size": [256, 480],
+        "prefix_tokens": prefix_tokens,
+        "mean_suffix_tokens": suffix_tokens,
+        "suffix_batch_size": reused_scorer.batch_size,
+        "full_pass_batch_size": full_scorer.batch_size,
+        "repeats": repeats,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "rows": rows,
+    }
+
+
+def format_result(result: dict[str, Any]) -> str:
+    lines = [
+        f"mid shape (8 x 512, GQA 8:2, vocab 151936), float32 on {result['torch_threads']} CPU threads; "
+        f"{result['frames']} frames at 256x480: {result['prefix_tokens']}-token prefix, "
+        f"{result['mean_suffix_tokens']:.1f}-token suffixes on average; batches: "
+        f"{result['suffix_batch_size']} suffixes / {result['full_pass_batch_size']} full prompts per forward",
+        "",
+        "| queries per video | pairs | pairs/s full pass | pairs/s prefix cache | measured speedup | FLOP model "
+        "| max abs score difference |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['queries_per_video']:g} | {row['pairs']} | {row['pairs_per_s_without_reuse']:.2f} | "
+            f"{row['pairs_per_s_with_reuse']:.2f} | {row['measured_speedup']:.2f}x | "
+            f"{row['predicted_speedup']:.2f}x | {row['max_abs_score_difference']:.1e} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=16, help="frames per video (even; default 16)")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each mode (the fastest counts)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args(argv)
+    result = run(args.frames, args.repeats, args.seed)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(format_result(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
