@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_plan import grid_for, prompt_flops_per_pair  # noqa: E402
+from gpu_plan import grid_for, prompt_flops_per_pair
 
-from rankvideo_cli.scoring.memory import QWEN3_VL_8B  # noqa: E402
+from rankvideo_cli.scoring.memory import QWEN3_VL_8B
 
 MID = dataclasses.replace(
     QWEN3_VL_8B,
@@ -52,7 +52,25 @@ WORKLOADS: list[tuple[float, list[int]]] = [
     (10.0, [10, 10]),
     (23.0, [23]),
 ]
-_WORDS = "a person rides a bicycle through a crowded market at night while it rains near the river".split()
+_WORDS = [
+    "a",
+    "person",
+    "rides",
+    "a",
+    "bicycle",
+    "through",
+    "a",
+    "crowded",
+    "market",
+    "at",
+    "night",
+    "while",
+    "it",
+    "rains",
+    "near",
+    "the",
+    "river",
+]
 
 
 def queries_for(video: int, count: int) -> list[str]:

@@ -339,7 +339,7 @@ def test_plan_needs_no_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert rows[(1.0, "training", True)]["tflop_per_pair"] == pytest.approx(
         rows[(1.0, "training", False)]["tflop_per_pair"], rel=0.01
     )
-    assert 1.8 < rows[(2.3, "training", False)]["tflop_per_pair"] / rows[(2.3, "training", True)]["tflop_per_pair"]
+    assert rows[(2.3, "training", False)]["tflop_per_pair"] / rows[(2.3, "training", True)]["tflop_per_pair"] > 1.8
     assert rows[(23.0, "training", False)]["tflop_per_pair"] / rows[(23.0, "training", True)]["tflop_per_pair"] > 10
     assert 300e6 < prompts["prefix_cache_bytes"] < 320e6
     assert result["auto_batch_size"]["24GB"] == 1  # 16.3 GiB of weights leave room for one pair only
