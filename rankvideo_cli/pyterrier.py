@@ -34,6 +34,7 @@ from rankvideo_cli.errors import UsageError
 from rankvideo_cli.evaluation.ranking import rerank
 from rankvideo_cli.io.runs import Run, run_from_scores
 from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest, anything_to_score, build_resolver
+from rankvideo_cli.scoring.base import INFERENCE_PROMPT
 from rankvideo_cli.scoring.options import ScorerOptions
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class RankVideoReranker(pt.Transformer):
         attn_implementation: str | None = None,
         score_mode: str = "full",
         batch_size: int | None = None,
-        prompt: str = "inference",
+        prompt: str = INFERENCE_PROMPT,
         prefix_cache: bool = True,
         video_pattern: str = "{docid}.mp4",
         multivent: bool = False,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError, UsageError
+from rankvideo_cli.scoring.base import INFERENCE_PROMPT, PREFIX_CACHE_ATTENTION, PROMPT_FORMATS, TRAINING_PROMPT
 from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
 
@@ -363,7 +364,7 @@ def load_scorer(
     attn_implementation: str | None = None,
     score_mode: str = "full",
     batch_size: int | None = None,
-    prompt: str = "inference",
+    prompt: str = INFERENCE_PROMPT,
     prefix_cache: bool = True,
 ) -> Qwen3VLScorer:
     """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer`.
@@ -393,8 +394,6 @@ def check_prompt_options(
 ) -> str | None:
     """Refuse a prompt option that cannot work, before anything loads (torch-free); return the attention
     implementation to load with (the prefix cache picks sdpa where the default could be flash attention)."""
-    from rankvideo_cli.scoring.base import PREFIX_CACHE_ATTENTION, PROMPT_FORMATS, TRAINING_PROMPT
-
     if prompt not in PROMPT_FORMATS:
         raise UsageError(f"--prompt must be one of {', '.join(PROMPT_FORMATS)}, got {prompt!r}")
     if prompt != TRAINING_PROMPT:
@@ -425,7 +424,7 @@ def predict_fingerprint(
     device: str | None = None,
     attn_implementation: str | None = None,
     score_mode: str = "full",
-    prompt: str = "inference",
+    prompt: str = INFERENCE_PROMPT,
     prefix_cache: bool = True,
 ) -> dict[str, str] | None:
     """The fingerprint `load_scorer` with the same arguments would give, from the processor alone (the tokenizer

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError
+from rankvideo_cli.scoring.base import INFERENCE_PROMPT
 
 if TYPE_CHECKING:
     from rankvideo_cli.scoring.base import PairScore
@@ -35,7 +36,7 @@ class ScorerOptions:
     attn_implementation: str | None = None
     score_mode: str = "full"
     batch_size: int | None = None
-    prompt: str = "inference"  # or "training" (experimental: scoring.training_prompt)
+    prompt: str = INFERENCE_PROMPT  # or TRAINING_PROMPT (experimental: scoring.training_prompt)
     prefix_cache: bool = True  # the training prompt's per-video prefix reuse (off: one full pass per pair)
 
     def _model_arguments(self) -> dict[str, Any]:

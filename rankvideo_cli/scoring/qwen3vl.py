@@ -231,7 +231,7 @@ class Qwen3VLScorer:
                 "Qwen3-VL-Instruct's; using the model's own template",
                 file=sys.stderr,
             )
-        self._prompt_hash = prompt_hash(processor, prompt)
+        self._prompt_hash = prompt_hash(processor, prompt, rendered)
         self.oom_halvings = 0
 
     @classmethod

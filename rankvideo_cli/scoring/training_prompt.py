@@ -111,9 +111,11 @@ def rendered_probe(processor: Any, prompt_format: str) -> str:
     raise ValueError(f"prompt must be one of {', '.join(PROMPT_FORMATS)}, got {prompt_format!r}")
 
 
-def prompt_hash(processor: Any, prompt_format: str) -> str:
-    """The fingerprint's `prompt` field: what the loaded scorer and `loading.predict_fingerprint` both use."""
-    rendered = rendered_probe(processor, prompt_format)
+def prompt_hash(processor: Any, prompt_format: str, rendered: str | None = None) -> str:
+    """The fingerprint's `prompt` field: what the loaded scorer and `loading.predict_fingerprint` both use.
+    `rendered`: `rendered_probe(processor, prompt_format)` where the caller has it already."""
+    if rendered is None:
+        rendered = rendered_probe(processor, prompt_format)
     if prompt_format == TRAINING_PROMPT:
         return training_prompt_fingerprint(rendered)
     return prompt_fingerprint(rendered)
