@@ -234,7 +234,7 @@ def test_batch_splits_do_not_change_the_scores(tiny_loaded, make_sampled_video, 
 
 
 def test_a_query_scores_the_same_alone_and_packed_beside_very_different_ones(tiny_loaded, make_sampled_video) -> None:
-    """No padding: the short query's score does not move when a 200-token query shares its forward."""
+    """No padding: the short query's score does not move when a 168-word (180-token) query shares its forward."""
     video = make_sampled_video(seed=8)
     scorer = _training_scorer(tiny_loaded, batch_size=8)
     (alone,) = scorer.score_video([SHORT], video)
