@@ -109,25 +109,21 @@ def main() -> None:
 
     rng = random.Random(20261125)
     run_lines, qrels_lines = [], []
-    for qid, (text, is_relevant) in QUERIES.items():
+    for qid, (_text, is_relevant) in QUERIES.items():
         candidates = [*rng.sample(SCENES, 9)]
         docids = [scene.docid for scene in candidates] + [MISSING_DOCID]
         # a first-stage retriever that is only loosely right: noisy scores
         scores = sorted((round(rng.uniform(0.2, 0.9), 4) for _ in docids), reverse=True)
         rng.shuffle(docids)
-        for rank, (docid, score) in enumerate(zip(docids, scores), start=1):
+        for rank, (docid, score) in enumerate(zip(docids, scores, strict=True), start=1):
             run_lines.append(f"{qid} Q0 {docid} {rank} {score} first-stage")
         for scene in SCENES:
             qrels_lines.append(f"{qid} 0 {scene.docid} {int(is_relevant(scene))}")
 
     (HERE / "first_stage.trec").write_text("\n".join(run_lines) + "\n")
     (HERE / "qrels.txt").write_text("\n".join(qrels_lines) + "\n")
-    (HERE / "queries.tsv").write_text(
-        "qid\ttext\n" + "".join(f"{qid}\t{text}\n" for qid, (text, _) in QUERIES.items())
-    )
-    (HERE / "scenes.tsv").write_text(
-        "docid\tdescription\n" + "".join(f"{s.docid}\t{s.describe()}\n" for s in SCENES)
-    )
+    (HERE / "queries.tsv").write_text("qid\ttext\n" + "".join(f"{qid}\t{text}\n" for qid, (text, _) in QUERIES.items()))
+    (HERE / "scenes.tsv").write_text("docid\tdescription\n" + "".join(f"{s.docid}\t{s.describe()}\n" for s in SCENES))
 
 
 if __name__ == "__main__":
