@@ -28,3 +28,8 @@ class ModelLoadError(RankVideoError):
 
 class UsageError(RankVideoError):
     """Inconsistent options or arguments."""
+
+
+class PromptOptionError(UsageError, ValueError):
+    """A prompt option that cannot work: a one-line `UsageError` on the command line, a `ValueError` (the
+    convention for a bad argument) to a library caller constructing a scorer."""

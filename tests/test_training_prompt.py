@@ -16,7 +16,8 @@ from helpers import golden_size_video
 
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.scoring import prefix_cache as prefix_module
-from rankvideo_cli.scoring.loading import check_prompt_options, predict_fingerprint
+from rankvideo_cli.scoring.base import check_prompt_options
+from rankvideo_cli.scoring.loading import predict_fingerprint
 from rankvideo_cli.scoring.memory import (
     CPU_SUFFIX_BATCH_SIZE,
     GIB,
@@ -388,9 +389,16 @@ def test_options_that_cannot_work_are_refused_before_loading() -> None:
     assert check_prompt_options("inference", "reference", None, True) is None
 
 
-def test_the_scorer_refuses_reference_mode_with_the_training_prompt(tiny_loaded) -> None:
-    with pytest.raises(ValueError, match="score_mode"):
+def test_the_scorer_refuses_what_loading_refuses(tiny_loaded) -> None:
+    """One check serves both: a ValueError to a library caller, a one-line UsageError on the command line."""
+    with pytest.raises(ValueError, match="score-mode") as refused:
         _training_scorer(tiny_loaded, score_mode="reference")
+    assert isinstance(refused.value, UsageError)
+    with pytest.raises(ValueError, match="--prompt"):
+        Qwen3VLScorer.from_loaded(tiny_loaded, prompt="pretraining")
+    flash = dataclasses.replace(tiny_loaded, attn_implementation="flash_attention_2")
+    with pytest.raises(ValueError, match="no-prefix-cache"):
+        _training_scorer(flash)
 
 
 # ------------------------------------------------------------------------------------------------------

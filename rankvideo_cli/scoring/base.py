@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
+from rankvideo_cli.errors import PromptOptionError
+
 if TYPE_CHECKING:
     from rankvideo_cli.videos.frames import SampledVideo
 
@@ -49,6 +51,33 @@ TRAINING_PROMPT = "training"
 PROMPT_FORMATS = (INFERENCE_PROMPT, TRAINING_PROMPT)
 # The training prompt's prefix cache masks packed suffixes with an explicit 4D mask, which these take.
 PREFIX_CACHE_ATTENTION = ("sdpa", "eager")
+
+
+def check_prompt_options(
+    prompt: str, score_mode: str, attn_implementation: str | None, prefix_cache: bool
+) -> str | None:
+    """Refuse a prompt option that cannot work (`PromptOptionError`), before anything loads and again in the
+    scorer; return the attention implementation to load with (the prefix cache picks sdpa where the default
+    could be flash attention)."""
+    if prompt not in PROMPT_FORMATS:
+        raise PromptOptionError(f"--prompt must be one of {', '.join(PROMPT_FORMATS)}, got {prompt!r}")
+    if prompt != TRAINING_PROMPT:
+        return attn_implementation
+    if score_mode != "full":
+        raise PromptOptionError(
+            "--score-mode reference mimics the inference prompt's vLLM top-512 log-probs; the training prompt has "
+            "one score (its training objective): leave --score-mode at full"
+        )
+    if not prefix_cache:
+        return attn_implementation
+    if attn_implementation is None:
+        return "sdpa"
+    if attn_implementation not in PREFIX_CACHE_ATTENTION:
+        raise PromptOptionError(
+            f"--prompt training's prefix cache needs --attn-implementation sdpa or eager (it masks packed "
+            f"suffixes), not {attn_implementation}; or add --no-prefix-cache"
+        )
+    return attn_implementation
 
 
 def scorer_fingerprint(

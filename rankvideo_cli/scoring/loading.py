@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError, UsageError
-from rankvideo_cli.scoring.base import INFERENCE_PROMPT, PREFIX_CACHE_ATTENTION, PROMPT_FORMATS, TRAINING_PROMPT
+from rankvideo_cli.scoring.base import INFERENCE_PROMPT, check_prompt_options
 from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
 
@@ -387,32 +387,6 @@ def load_scorer(
     return Qwen3VLScorer.from_loaded(
         loaded, score_mode=score_mode, batch_size=batch_size, prompt=prompt, prefix_cache=prefix_cache
     )
-
-
-def check_prompt_options(
-    prompt: str, score_mode: str, attn_implementation: str | None, prefix_cache: bool
-) -> str | None:
-    """Refuse a prompt option that cannot work, before anything loads (torch-free); return the attention
-    implementation to load with (the prefix cache picks sdpa where the default could be flash attention)."""
-    if prompt not in PROMPT_FORMATS:
-        raise UsageError(f"--prompt must be one of {', '.join(PROMPT_FORMATS)}, got {prompt!r}")
-    if prompt != TRAINING_PROMPT:
-        return attn_implementation
-    if score_mode != "full":
-        raise UsageError(
-            "--score-mode reference mimics the inference prompt's vLLM top-512 log-probs; the training prompt has "
-            "one score (its training objective): leave --score-mode at full"
-        )
-    if not prefix_cache:
-        return attn_implementation
-    if attn_implementation is None:
-        return "sdpa"
-    if attn_implementation not in PREFIX_CACHE_ATTENTION:
-        raise UsageError(
-            f"--prompt training's prefix cache needs --attn-implementation sdpa or eager (it masks packed "
-            f"suffixes), not {attn_implementation}; or add --no-prefix-cache"
-        )
-    return attn_implementation
 
 
 def predict_fingerprint(

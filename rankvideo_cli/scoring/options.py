@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError
-from rankvideo_cli.scoring.base import INFERENCE_PROMPT
+from rankvideo_cli.scoring.base import INFERENCE_PROMPT, check_prompt_options
 
 if TYPE_CHECKING:
     from rankvideo_cli.scoring.base import PairScore
@@ -66,8 +66,6 @@ class ScorerOptions:
 
     def check(self) -> None:
         """Refuse prompt options that cannot work, before anything loads (no torch)."""
-        from rankvideo_cli.scoring.loading import check_prompt_options
-
         check_prompt_options(self.prompt, self.score_mode, self.attn_implementation, self.prefix_cache)
 
     def deferred(self) -> DeferredScorer:

@@ -23,10 +23,9 @@ import torch
 
 from rankvideo_cli.scoring.base import (
     INFERENCE_PROMPT,
-    PREFIX_CACHE_ATTENTION,
-    PROMPT_FORMATS,
     TRAINING_PROMPT,
     PairScore,
+    check_prompt_options,
     scorer_fingerprint,
 )
 from rankvideo_cli.scoring.memory import default_batch_size, is_out_of_memory, release_accelerator_memory
@@ -188,10 +187,11 @@ class Qwen3VLScorer:
             raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if prompt not in PROMPT_FORMATS:
-            raise ValueError(f"prompt must be one of {', '.join(PROMPT_FORMATS)}, got {prompt!r}")
-        if prompt == TRAINING_PROMPT and score_mode != "full":
-            raise ValueError("the training prompt has one score (its training objective): score_mode must be 'full'")
+        self.attn_implementation = attn_implementation or str(
+            getattr(model.config, "_attn_implementation", None) or "sdpa"
+        )
+        # the rules `loading` applies before the weights load, here for a scorer built around a loaded model
+        check_prompt_options(prompt, score_mode, self.attn_implementation, prefix_cache)
         self.prompt = prompt
         # the prefix cache is the training prompt's (the inference prompt's video comes after the query)
         self.prefix_cache = prefix_cache and prompt == TRAINING_PROMPT
@@ -200,15 +200,8 @@ class Qwen3VLScorer:
         self.model_id = model_id
         self.revision = revision
         self.score_mode = score_mode
-        self.attn_implementation = attn_implementation or str(
-            getattr(model.config, "_attn_implementation", None) or "sdpa"
-        )
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
-        if self.prefix_cache and self.attn_implementation not in PREFIX_CACHE_ATTENTION:
-            raise ValueError(
-                f"the prefix cache needs sdpa or eager attention, not {self.attn_implementation} (or no prefix cache)"
-            )
         # None: from the GPU's free memory once the weights are in (scoring.memory), 8 on the CPU
         self.batch_size = batch_size or default_batch_size(
             model, self.device, self.dtype, prefix_cache=self.prefix_cache
