@@ -8,7 +8,12 @@ one full pass per pair (`prefix_cache=False`) or the video's prefix once and eve
 it. Both modes run alternately, `--repeats` times; the fastest of each is reported. The scores of the two modes
 are compared too (they must agree within 1e-5 in float32).
 
-    python benchmarks/prefix_cache.py [--frames 16] [--repeats 2] [--json out.json]
+`--profile` adds, after the timed runs, one more run of each mode with the time spent inside torch's attention
+(split by how it was called: with an explicit mask, `is_causal`, or neither, which is the vision tower) and
+linear layers, and times attention at the full pass's shape with a mask and with `is_causal`: the FLOP model
+counts causal attention at half the square, which only `is_causal` gets.
+
+    python benchmarks/prefix_cache.py [--frames 16] [--repeats 2] [--profile] [--json out.json]
 """
 
 from __future__ import annotations
@@ -18,15 +23,19 @@ import dataclasses
 import json
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_plan import grid_for, prompt_flops_per_pair
+from gpu_plan import TRAINING_PREFIX_TOKENS, TRAINING_SUFFIX_TOKENS, grid_for, lm_flops, prompt_flops_per_pair
 
-from rankvideo_cli.scoring.memory import QWEN3_VL_8B
+from rankvideo_cli.scoring.memory import QWEN3_VL_8B, ModelShape
 
 MID = dataclasses.replace(
     QWEN3_VL_8B,
@@ -118,6 +127,65 @@ def time_workload(scorer: Any, videos: list[Any], counts: list[int]) -> tuple[fl
     return time.perf_counter() - start, deltas
 
 
+@contextmanager
+def op_seconds() -> Iterator[Counter[str]]:
+    """Wall seconds spent inside `F.scaled_dot_product_attention` (keyed by how it was called) and `F.linear`
+    while the block runs; transformers calls both through `torch.nn.functional`, so wrapping them there counts
+    every call. The CPU runs them synchronously, so wall time is their time."""
+    seconds: Counter[str] = Counter()
+    attention, linear = F.scaled_dot_product_attention, F.linear
+
+    def timed_attention(*args: Any, **kwargs: Any) -> Any:
+        kind = "masked" if kwargs.get("attn_mask") is not None else "causal" if kwargs.get("is_causal") else "plain"
+        start = time.perf_counter()
+        try:
+            return attention(*args, **kwargs)
+        finally:
+            seconds[f"attention_{kind}"] += time.perf_counter() - start
+
+    def timed_linear(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return linear(*args, **kwargs)
+        finally:
+            seconds["linear"] += time.perf_counter() - start
+
+    F.scaled_dot_product_attention, F.linear = timed_attention, timed_linear
+    try:
+        yield seconds
+    finally:
+        F.scaled_dot_product_attention, F.linear = attention, linear
+
+
+def profile_workload(scorer: Any, videos: list[Any], counts: list[int]) -> dict[str, float]:
+    with op_seconds() as seconds:
+        total, _ = time_workload(scorer, videos, counts)
+    return {"total": total, **seconds, "rest": total - sum(seconds.values())}
+
+
+def masked_vs_causal_attention(batch: int, heads: int, tokens: int, head_dim: int, repeats: int = 10) -> dict:
+    """Seconds of one causal attention call at this shape given as an explicit boolean mask (as a padded batch
+    gets it) and as `is_causal` (what the FLOP model's half square assumes)."""
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(batch, heads, tokens, head_dim, generator=generator) for _ in range(3))
+    mask = torch.ones(tokens, tokens, dtype=torch.bool).tril().expand(batch, 1, tokens, tokens)
+    calls = {
+        "masked_s": lambda: F.scaled_dot_product_attention(query, key, value, attn_mask=mask),
+        "causal_s": lambda: F.scaled_dot_product_attention(query, key, value, is_causal=True),
+    }
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(repeats + 1):  # alternately, so both see the same moments of a noisy machine
+        for name, call in calls.items():
+            best[name] = min(best[name], _seconds(call))
+    return {"shape": [batch, heads, tokens, head_dim], **best, "ratio": best["masked_s"] / best["causal_s"]}
+
+
+def _seconds(call: Any) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
 def token_counts(scorer: Any, video: Any) -> tuple[int, float]:
     """The prefix's tokens and the workload queries' mean suffix tokens."""
     from rankvideo_cli.scoring.prompt import encode_video
@@ -128,7 +196,7 @@ def token_counts(scorer: Any, video: Any) -> tuple[int, float]:
     return len(split.prefix_ids), sum(map(len, split.suffix_ids)) / len(split.suffix_ids)
 
 
-def run(frames: int, repeats: int, seed: int) -> dict[str, Any]:
+def run(frames: int, repeats: int, seed: int, profile: bool = False) -> dict[str, Any]:
     torch.set_grad_enabled(False)
     reused_scorer, full_scorer = build_scorers(seed)
     prefix_tokens, suffix_tokens = token_counts(reused_scorer, random_video(0, frames))
@@ -155,6 +223,8 @@ def run(frames: int, repeats: int, seed: int) -> dict[str, Any]:
             )
             for mode in ("on", "off")
         }
+        # a video's prompts batched together differ in length, so the batch is padded and its attention masked
+        padded_square = lm_flops(MID, prefix_tokens + round(suffix_tokens), 1)["lm_attention"] if max(counts) > 1 else 0
         rows.append(
             {
                 "queries_per_video": queries_per_video,
@@ -164,12 +234,18 @@ def run(frames: int, repeats: int, seed: int) -> dict[str, Any]:
                 "pairs_per_s_with_reuse": pairs / best["on"],
                 "measured_speedup": best["off"] / best["on"],
                 "predicted_speedup": predicted["off"] / predicted["on"],
+                "predicted_speedup_padded_square": (predicted["off"] + padded_square) / predicted["on"],
                 "gflop_per_s_without_reuse": predicted["off"] * pairs / best["off"] / 1e9,
                 "gflop_per_s_with_reuse": predicted["on"] * pairs / best["on"] / 1e9,
                 "max_abs_score_difference": max(abs(a - b) for a, b in zip(scores["on"], scores["off"], strict=True)),
             }
         )
-    return {
+        if profile:
+            rows[-1]["profile"] = {
+                mode: profile_workload(scorer, videos, counts)
+                for mode, scorer in (("off", full_scorer), ("on", reused_scorer))
+            }
+    result = {
         "shape": dataclasses.asdict(MID),
         "frames": frames,
         "frame_size": [256, 480],
@@ -182,6 +258,20 @@ def run(frames: int, repeats: int, seed: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "rows": rows,
     }
+    if profile:
+        shape = (full_scorer.batch_size, MID.text_heads, prefix_tokens + round(suffix_tokens), MID.head_dim)
+        result["masked_vs_causal_attention"] = masked_vs_causal_attention(*shape)
+        result["attention_share_of_full_pass"] = {
+            MID.name: attention_share(MID, prefix_tokens + round(suffix_tokens)),
+            QWEN3_VL_8B.name: attention_share(QWEN3_VL_8B, TRAINING_PREFIX_TOKENS + TRAINING_SUFFIX_TOKENS),
+        }
+    return result
+
+
+def attention_share(shape: ModelShape, prompt_tokens: int) -> float:
+    """The FLOP model's (causal) attention as a share of one full pass's language-model FLOPs."""
+    flops = lm_flops(shape, prompt_tokens, kept_logits=1)
+    return flops["lm_attention"] / sum(flops.values())
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -201,7 +291,38 @@ def format_result(result: dict[str, Any]) -> str:
             f"{row['pairs_per_s_with_reuse']:.2f} | {row['measured_speedup']:.2f}x | "
             f"{row['predicted_speedup']:.2f}x | {row['max_abs_score_difference']:.1e} |"
         )
+    if "masked_vs_causal_attention" in result:
+        lines += ["", *format_profile(result)]
     return "\n".join(lines)
+
+
+def format_profile(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "seconds of one run, by where they went (attention masked: an explicit mask; causal: is_causal; plain: "
+        "neither, the vision tower)",
+        "",
+        "| queries per video | mode | total | attention, masked | attention, causal | attention, plain | linear "
+        "| rest |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in result["rows"]:
+        for mode, label in (("off", "full pass"), ("on", "prefix cache")):
+            seconds = row["profile"][mode]
+            parts = ("total", "attention_masked", "attention_causal", "attention_plain", "linear", "rest")
+            cells = " | ".join(f"{seconds.get(part, 0.0):.2f}" for part in parts)
+            lines.append(f"| {row['queries_per_video']:g} | {label} | {cells} |")
+    attention = result["masked_vs_causal_attention"]
+    shares = ", ".join(f"{name} {share:.1%}" for name, share in result["attention_share_of_full_pass"].items())
+    square = ", ".join(f"{row['predicted_speedup_padded_square']:.2f}x" for row in result["rows"])
+    lines += [
+        "",
+        f"attention at {'x'.join(map(str, attention['shape']))} (the full pass's batch): "
+        f"{attention['masked_s'] * 1e3:.1f} ms with an explicit causal mask, {attention['causal_s'] * 1e3:.1f} ms "
+        f"with is_causal ({attention['ratio']:.2f}x)",
+        f"FLOP model counting a padded full pass's attention as the whole square: {square}",
+        f"causal attention's share of a full pass's language-model FLOPs: {shares}",
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,9 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=16, help="frames per video (even; default 16)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each mode (the fastest counts)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="also: where each mode's seconds go")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
-    result = run(args.frames, args.repeats, args.seed)
+    result = run(args.frames, args.repeats, args.seed, profile=args.profile)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(format_result(result))
