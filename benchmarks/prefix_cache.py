@@ -200,6 +200,7 @@ def run(frames: int, repeats: int, seed: int, profile: bool = False) -> dict[str
     torch.set_grad_enabled(False)
     reused_scorer, full_scorer = build_scorers(seed)
     prefix_tokens, suffix_tokens = token_counts(reused_scorer, random_video(0, frames))
+    full_prompt_tokens = prefix_tokens + round(suffix_tokens)  # one full pass's prompt, as the FLOP model sees it
     grid = grid_for(frames, 256, 480, MID)
     rows = []
     for queries_per_video, counts in WORKLOADS:
@@ -224,7 +225,7 @@ def run(frames: int, repeats: int, seed: int, profile: bool = False) -> dict[str
             for mode in ("on", "off")
         }
         # a video's prompts batched together differ in length, so the batch is padded and its attention masked
-        padded_square = lm_flops(MID, prefix_tokens + round(suffix_tokens), 1)["lm_attention"] if max(counts) > 1 else 0
+        padded_square = lm_flops(MID, full_prompt_tokens, 1)["lm_attention"] if max(counts) > 1 else 0
         rows.append(
             {
                 "queries_per_video": queries_per_video,
@@ -259,10 +260,10 @@ def run(frames: int, repeats: int, seed: int, profile: bool = False) -> dict[str
         "rows": rows,
     }
     if profile:
-        shape = (full_scorer.batch_size, MID.text_heads, prefix_tokens + round(suffix_tokens), MID.head_dim)
+        shape = (full_scorer.batch_size, MID.text_heads, full_prompt_tokens, MID.head_dim)
         result["masked_vs_causal_attention"] = masked_vs_causal_attention(*shape)
         result["attention_share_of_full_pass"] = {
-            MID.name: attention_share(MID, prefix_tokens + round(suffix_tokens)),
+            MID.name: attention_share(MID, full_prompt_tokens),
             QWEN3_VL_8B.name: attention_share(QWEN3_VL_8B, TRAINING_PREFIX_TOKENS + TRAINING_SUFFIX_TOKENS),
         }
     return result
