@@ -31,7 +31,7 @@ def invoke(*args: object):
 def embedded_json(page: str, element_id: str):
     match = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S)
     assert match, element_id
-    return json.loads(match.group(1).replace("<\\/", "</"))
+    return json.loads(match.group(1))
 
 
 def write_scores(run: Path, path: Path) -> Path:
@@ -366,3 +366,48 @@ def test_the_report_never_overwrites_an_input(tmp_path: Path) -> None:
     result = invoke("report", run, "-o", run)
     assert result.exit_code == 2 and "is the same file as the run" in result.stderr
     assert run.read_bytes() == (SAMPLE / "first_stage.trec").read_bytes()
+
+
+# --- the audit's cases: scores of another run, hostile ids, full disks, runs with no common query ---------------
+
+
+HOSTILE_IDS = ["<!--<script>", "constructor", "__proto__", "toString", "hasOwnProperty", "</script><b>x", "a&b"]
+
+
+def write_hostile_run(directory: Path) -> Path:
+    """A run whose qids and docids are valid TREC identifiers that are also HTML or JavaScript syntax."""
+    run = directory / "hostile.trec"
+    run.write_text(
+        "".join(
+            f"{qid} Q0 {docid} {rank} {10 - rank} hostile\n"
+            for qid in ("<!--<script>", "constructor", "__proto__")
+            for rank, docid in enumerate(HOSTILE_IDS, start=1)
+        )
+    )
+    return run
+
+
+def test_embedded_json_cannot_open_a_comment_or_end_the_script() -> None:
+    from rankvideo_cli.report.page import _script_json
+
+    value = {"<!--<script>": "</script><b>&amp;\u2028\u2029-->"}
+    text = _script_json(value)
+    assert not set(text) & {"<", ">", "&", "\u2028", "\u2029"}
+    assert json.loads(text) == value
+
+
+def test_hostile_ids_reach_the_page_only_escaped(tmp_path: Path) -> None:
+    run = write_hostile_run(tmp_path)
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("<!--<script> 0 constructor 1\nq-judged-only 0 x 1\n")
+    output = tmp_path / "hostile.html"
+    result = invoke("report", run, "--qrels", qrels, "--videos", SAMPLE / "videos", "-o", output)
+    assert result.exit_code == 0, result.output
+    page = output.read_text()
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", page, re.S)
+    assert len(scripts) == 3  # the two JSON blocks and the page's own script: none swallowed or ended early
+    assert "<!--" not in page and "<b>x" not in page  # in the markup escaped by Jinja2, in the JSON by \u003c
+    assert set(embedded_json(page, "rankvideo-thumbnails")) == set(HOSTILE_IDS)  # each docid, missing its video
+    assert embedded_json(page, "rankvideo-evaluation")["runs"][0]["missing_queries_counted_as_zero"] == [
+        "q-judged-only"
+    ]

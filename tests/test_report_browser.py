@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from report_browser import MULTIVENT, browser_page, chromium_path, load_every_image, sample_report
+from test_report import HOSTILE_IDS, invoke, write_hostile_run
 
 try:
     import playwright  # noqa: F401
@@ -109,3 +111,68 @@ def test_the_search_box_filters_by_qid_and_text(page) -> None:  # type: ignore[n
     assert visible_qids(page) == ["q3"]
     page.fill("#search", "")
     assert sorted(visible_qids(page)) == ["q1", "q2", "q3", "q4"]
+
+
+HOSTILE_TEXT = "</script><!--<script> __proto__ & constructor \u2028 {{ 1 }}"
+
+
+def hostile_reports(directory: Path) -> list[Path]:
+    """Reports whose qids, docids, query texts and explanations are all HTML or JavaScript syntax: one with
+    thumbnails (each docid a key of the page's JSON) and one without (no docid found there)."""
+    run = write_hostile_run(directory)
+    qids = sorted({line.split()[0] for line in run.read_text().splitlines()})
+    queries = directory / "queries.tsv"
+    queries.write_text("qid\ttext\n" + "".join(f"{qid}\t{qid} {HOSTILE_TEXT}\n" for qid in qids))
+    qrels = directory / "qrels.txt"
+    qrels.write_text("".join(f"{qid} 0 {docid} {n % 2}\n" for qid in qids for n, docid in enumerate(HOSTILE_IDS)))
+    videos = directory / "videos"
+    videos.mkdir()
+    for docid in HOSTILE_IDS:
+        if "/" not in docid:  # `</script><b>x` cannot be a file name: a missing video
+            shutil.copy(MULTIVENT.parent / "videos" / "v001.mp4", videos / f"{docid}.mp4")
+    explanations = directory / "explain.jsonl"
+    explanations.write_text(
+        "".join(
+            json.dumps({"video": str(videos / f"{docid}.mp4"), "query": f"{qid} {HOSTILE_TEXT}", "text": HOSTILE_TEXT})
+            + "\n"
+            for qid in qids
+            for docid in HOSTILE_IDS
+            if "/" not in docid
+        )
+    )
+    reports = []
+    for thumbnails in (1, 0):
+        report = directory / f"hostile-{thumbnails}.html"
+        result = invoke(
+            "report", run, "--baseline", run, "--qrels", qrels, "--queries", queries, "--videos", videos,
+            "--explanations", explanations, "--thumbnails", thumbnails, "-o", report,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        reports.append(report)
+    return reports
+
+
+def test_hostile_ids_and_texts_render_as_text(tmp_path: Path) -> None:
+    """HTML and JavaScript syntax in every field the page shows: every section renders, each id and text shows
+    as itself, and the page logs no error (ids like `<!--<script>` and `constructor` once stopped its script)."""
+    qids = ["<!--<script>", "__proto__", "constructor"]
+    shown_videos = len(HOSTILE_IDS) - 1  # `</script><b>x` has no file
+    with browser_page() as (page, errors):
+        for report, thumbnails in zip(hostile_reports(tmp_path), (1, 0), strict=True):
+            page.goto(report.as_uri())
+            page.evaluate("window.rankvideoReport.renderAll()")
+            headings = page.eval_on_selector_all("section.query h3", "headings => headings.map(h => h.textContent)")
+            assert sorted(headings) == [f"{qid}: {qid} {HOSTILE_TEXT}" for qid in qids]
+            docids = page.eval_on_selector_all("td.docid", "cells => cells.map(cell => cell.textContent)")
+            assert sorted(docids) == sorted(HOSTILE_IDS * len(qids) * 2)  # the baseline's column and the run's
+            answers = page.eval_on_selector_all(
+                "details.explanation", "answers => answers.map(answer => answer.lastChild.textContent)"
+            )
+            assert answers == [HOSTILE_TEXT] * shown_videos * len(qids) * 2
+            assert page.locator("td.thumbs img").count() == thumbnails * shown_videos * len(qids) * 2
+            assert page.locator("td.thumbs .problem").count() == thumbnails * len(qids) * 2
+            page.fill("#search", "hasOwnProperty")  # a docid, in no qid or query text
+            assert page.text_content("#shown") == f"0 of {len(qids)} queries"
+            page.fill("#search", "")
+            assert page.text_content("#shown") == f"{len(qids)} of {len(qids)} queries"
+        assert errors == []

@@ -85,9 +85,17 @@ def thumbnail_sources(strips: Mapping[str, Thumbnails], directory: Path | None) 
     return shown
 
 
+# Inside a <script>, `</script` ends the element and `<!--` followed by `<script` makes the parser skip past the
+# page's own script; JSON's \u escapes keep every such character out of the markup and mean the same to
+# JSON.parse. U+2028/U+2029 are line ends to pre-2019 JavaScript, should the JSON ever be read as a literal.
+_SCRIPT_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def _script_json(value: Any) -> str:
-    """JSON safe inside a `<script>` element (no `</script>` can end it early)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    """JSON safe inside a `<script>` element: no `<`, `>` or `&` (the only places they can be are strings)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False).translate(_SCRIPT_ESCAPES)
 
 
 def render_page(

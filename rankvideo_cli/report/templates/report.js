@@ -1,13 +1,15 @@
 (function () {
   "use strict";
-  const thumbs = JSON.parse(document.getElementById("rankvideo-thumbnails").textContent);
+  // A Map, not the parsed object: a docid such as "constructor" or "__proto__" must find its own strip or none,
+  // never a member every object inherits.
+  const thumbs = new Map(Object.entries(JSON.parse(document.getElementById("rankvideo-thumbnails").textContent)));
   const container = document.getElementById("sections");
   const sections = Array.from(container.querySelectorAll("section.query"));
   const shownCount = document.getElementById("shown");
 
   function fillThumbnails(root) {
     for (const cell of root.querySelectorAll("td.thumbs[data-video]")) {
-      const strip = thumbs[cell.dataset.video];
+      const strip = thumbs.get(cell.dataset.video);
       if (!strip) continue;
       if (strip.problem) {
         const note = document.createElement("span");
