@@ -371,6 +371,27 @@ def test_the_report_never_overwrites_an_input(tmp_path: Path) -> None:
 # --- the audit's cases: scores of another run, hostile ids, full disks, runs with no common query ---------------
 
 
+def test_scores_missing_for_some_pairs_are_counted_and_named(tmp_path: Path) -> None:
+    scores = write_scores(SAMPLE / "first_stage.trec", tmp_path / "scores.jsonl")
+    kept = [line for line in scores.read_text().splitlines() if '"v009"' not in line]  # v009: in every query
+    scores.write_text("\n".join(kept) + "\n")
+    output = tmp_path / "report.html"
+    result = invoke("report", SAMPLE / "first_stage.trec", "--scores", scores, "--thumbnails", "0", "-o", output)
+    assert result.exit_code == 0, result.output
+    missing = f"rankvideo: 4 of 40 pairs of {SAMPLE / 'first_stage.trec'} have no score in {scores} (e.g. q1 v009, "
+    assert missing in result.stderr
+
+
+def test_scores_of_another_run_are_refused(tmp_path: Path) -> None:
+    scores = write_scores(MULTIVENT / "first_stage.trec", tmp_path / "scores.jsonl")  # the other sample's docids
+    output = tmp_path / "report.html"
+    result = invoke("report", SAMPLE / "first_stage.trec", "--scores", scores, "--thumbnails", "0", "-o", output)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"rankvideo: {scores}: no score for any of the 40 pairs of {SAMPLE / 'first_stage.trec'}")
+    assert not output.exists()
+
+
 HOSTILE_IDS = ["<!--<script>", "constructor", "__proto__", "toString", "hasOwnProperty", "</script><b>x", "a&b"]
 
 

@@ -30,6 +30,7 @@ from rankvideo_cli.commands.preflight import (
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.atomic import atomic_write_text, write_stdout
 from rankvideo_cli.io.runs import Run
+from rankvideo_cli.io.text import display_name
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
 from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
@@ -159,6 +160,7 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         from rankvideo_cli.evaluation.fusion import read_model_scores
 
         model_scores = read_model_scores(request.scores_path, request.reference_model)
+        check_scores_cover_the_run(run, model_scores, request.scores_path, console)
     names = run_names([request.run_path], request.baseline_path)
     evaluation = evaluation_json = None
     if qrels is not None:
@@ -246,6 +248,30 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         write_stdout(page)
     console.print(f"rankvideo: {_summary(result)}", markup=False, soft_wrap=True)
     return result
+
+
+def check_scores_cover_the_run(
+    run: Run, model_scores: Mapping[tuple[str, str], float], scores_path: Path, console: Console, shown: int = 5
+) -> None:
+    """A `--scores` file that scores none of the run's pairs (another run's) is refused; pairs without a score
+    are counted and named on stderr, as their empty cells on the page would not say why."""
+    pairs = [(qid, candidate.docid) for qid, candidates in run.items() for candidate in candidates]
+    unscored = [pair for pair in pairs if pair not in model_scores]
+    if not unscored:
+        return
+    source = display_name(scores_path)
+    if len(unscored) == len(pairs):
+        raise InputError(
+            source, None, f"no score for any of the {len(pairs)} pairs of {run.source} (the scores of another run?)"
+        )
+    examples = ", ".join(f"{qid} {docid}" for qid, docid in unscored[:shown]) + (
+        ", ..." if len(unscored) > shown else ""
+    )
+    console.print(
+        f"rankvideo: {len(unscored)} of {len(pairs)} pairs of {run.source} have no score in {source} (e.g. {examples})",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _deltas(evaluation: EvalReport | None) -> dict[str, float]:
