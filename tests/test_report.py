@@ -17,9 +17,8 @@ from typer.testing import CliRunner
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.report.data import read_explanations, select_queries
-from rankvideo_cli.report.thumbnails import evenly_chosen, reference_frame_count, reference_indices
+from rankvideo_cli.report.thumbnails import evenly_chosen
 from rankvideo_cli.videos.config import SamplingConfig
-from rankvideo_cli.videos.sampling import sample_count, sample_indices
 
 MULTIVENT = SAMPLE / "multivent"
 
@@ -78,21 +77,7 @@ def multivent_report(reranked: Path, scores: Path, output: Path, *extra: object)
     )
 
 
-# --- the reference's sampling, without torch ----------------------------------------------------------------
-
-
-def test_the_torch_free_sampling_equals_qwen_vl_utils_and_torch() -> None:
-    config = SamplingConfig()
-    for fps in (1.0, 2.0, 5.0, 12.5, 23.976023976023978, 24.0, 25.0, 29.97002997002997, 30.0, 50.0, 60.0, 120.0):
-        for total in range(1, 5001):
-            try:
-                expected = sample_count(total, fps, config)
-            except ValueError:
-                with pytest.raises(ValueError):
-                    reference_frame_count(total, fps, config)
-                continue
-            assert reference_frame_count(total, fps, config) == expected, (total, fps)
-            assert reference_indices(total, expected) == sample_indices(total, expected), (total, fps)
+# --- thumbnails: the frames the model saw ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -122,13 +107,14 @@ def test_thumbnails_show_the_frames_the_sampler_takes(
         thumbnails, "jpeg_thumbnail", lambda rgb: str(read_frame_number(rgb, rotation=rotation)).encode()
     )
     if not seek:
+        from rankvideo_cli.videos import plan
 
-        class Unseekable(thumbnails.PacketIndex):
+        class Unseekable(plan.PacketIndex):
             def __init__(self, *args: object) -> None:
                 super().__init__(*args)
                 self.seekable = False
 
-        monkeypatch.setattr(thumbnails, "PacketIndex", Unseekable)
+        monkeypatch.setattr(plan, "PacketIndex", Unseekable)
     seeks = []
     real_seek = thumbnails._decode_after_seek
     monkeypatch.setattr(thumbnails, "_decode_after_seek", lambda *args: seeks.append(args[2]) or real_seek(*args))
@@ -432,3 +418,22 @@ def test_hostile_ids_reach_the_page_only_escaped(tmp_path: Path) -> None:
     assert embedded_json(page, "rankvideo-evaluation")["runs"][0]["missing_queries_counted_as_zero"] == [
         "q-judged-only"
     ]
+
+
+def test_a_baseline_sharing_no_query_with_the_run_is_refused_as_eval_refuses_it(tmp_path: Path) -> None:
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 v001 1 9 reranked\nq1 Q0 v002 2 8 reranked\n")
+    baseline = tmp_path / "baseline.trec"
+    baseline.write_text("q9 Q0 v001 1 9 first-stage\n")
+    qrels = tmp_path / "qrels.txt"
+    qrels.write_text("q1 0 v001 1\nq9 0 v001 1\n")
+    evaluated = invoke("eval", run, qrels, "--baseline", baseline)
+    output = tmp_path / "report.html"
+    for extra in ([], ["--qrels", qrels]):
+        reported = invoke("report", run, "--baseline", baseline, *extra, "-o", output)
+        assert (reported.exit_code, reported.stderr) == (evaluated.exit_code, evaluated.stderr)
+        assert reported.exit_code == 2 and not output.exists()
+        (line,) = reported.stderr.strip().splitlines()
+        assert (
+            line == f"rankvideo: {run} and the baseline {baseline} share no query (e.g. q1 and q9): nothing to compare"
+        )

@@ -24,9 +24,9 @@ def run_frames(
         from rankvideo_cli.videos.frame_cache import check_frame_cache
 
         check_frame_cache(frames_cache)
-    # PyAV and torch load only once the arguments are known to be good
+    # PyAV loads only once the arguments are known to be good; torch only to decode frames for --save
     from rankvideo_cli.videos.config import SamplingConfig
-    from rankvideo_cli.videos.frames import describe, probe_video, sample_video, save_frames_png
+    from rankvideo_cli.videos.plan import describe, probe_video
 
     config = SamplingConfig()
     plan = probe_video(video, config)
@@ -43,6 +43,8 @@ def run_frames(
             "detail": state.detail,
         }
     if save_dir is not None:
+        from rankvideo_cli.videos.frames import sample_video, save_frames_png
+
         written = save_frames_png(sample_video(video, config, plan=plan), save_dir)
         summary["saved_frames"] = [str(path) for path in written]
     if as_json:

@@ -1,10 +1,8 @@
 """Thumbnails of the frames the model saw, with PyAV, numpy and Pillow only (no torch: the report loads no model).
 
-Which frames: the reference's sampling (`videos/sampling.py`: `smart_nframes`, then
-`torch.linspace(0, N - 1, n).round()` over the N demuxed packets in pts order). qwen-vl-utils and torch are
-what the scorer uses for that arithmetic; both import torch, so this module carries a copy of the two
-functions, and tests/test_report.py holds it equal to them over every frame count up to 5,000 and a grid of
-frame rates. From those n frames, `count` are taken evenly (first and last included).
+Which frames: the scorer's own plan (`videos/plan.py`'s `probe_video`, torch-free): the same N, the same
+indices, and the same refusals, so a video the model refuses shows why instead of frames it never saw. From the
+n sampled frames, `count` are taken evenly (first and last included).
 
 Where the pixels come from: a frame cache entry when it holds the video (the very frames the model saw, at its
 size), else the video itself, decoded from the start (a thumbnail needs a handful of frames, not the seeking
@@ -14,7 +12,6 @@ fast path of `videos/frames.py`), with the display rotation applied as the sampl
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,41 +21,14 @@ import av
 import numpy as np
 
 from rankvideo_cli.videos.config import SamplingConfig
-from rankvideo_cli.videos.container import OpenVideo, PacketIndex, VideoError, is_flush, rotate_rgb
+from rankvideo_cli.videos.container import OpenVideo, PacketIndex, VideoError, rotate_rgb
 from rankvideo_cli.videos.frame_cache import FrameCache
 from rankvideo_cli.videos.identity import content_identity
 from rankvideo_cli.videos.index import TarMember
+from rankvideo_cli.videos.plan import probe_video
 
-FRAME_FACTOR = 2  # qwen-vl-utils 0.0.14 vision_process.FRAME_FACTOR
 THUMBNAIL_WIDTH = 160
 JPEG_QUALITY = 80
-
-
-def reference_frame_count(total_frames: int, source_fps: float, config: SamplingConfig) -> int:
-    """qwen-vl-utils 0.0.14 `smart_nframes(config.qwen_element(), total_frames, source_fps)`, operation for
-    operation; ValueError when the video has fewer frames than the model needs."""
-    min_frames = math.ceil(config.min_frames / FRAME_FACTOR) * FRAME_FACTOR
-    max_frames = math.floor(config.max_frames / FRAME_FACTOR) * FRAME_FACTOR
-    nframes = total_frames / source_fps * config.fps
-    nframes = min(min(max(nframes, min_frames), max_frames), total_frames)
-    nframes = math.floor(nframes / FRAME_FACTOR) * FRAME_FACTOR
-    if not (nframes >= FRAME_FACTOR and nframes <= total_frames):
-        raise ValueError(f"nframes should in interval [{FRAME_FACTOR}, {total_frames}], but got {nframes}.")
-    return int(nframes)
-
-
-def reference_indices(total_frames: int, count: int) -> list[int]:
-    """`torch.linspace(0, N - 1, n).round().long()` in float32 as torch's CPU kernel computes it: the first half
-    counted up from 0, the second half down from N - 1, then rounded half to even."""
-    if count == 1:
-        return [0]
-    start, end = np.float32(0), np.float32(total_frames - 1)
-    step = np.float32((end - start) / np.float32(count - 1))
-    position = np.arange(count, dtype=np.int64)
-    rising = start + step * position.astype(np.float32)
-    falling = end - step * (count - 1 - position).astype(np.float32)
-    values = np.where(position < count // 2, rising, falling).astype(np.float32)
-    return np.rint(values).astype(np.int64).tolist()
 
 
 def evenly_chosen(items: Sequence[int], count: int) -> list[int]:
@@ -105,27 +75,17 @@ def from_frame_cache(frames: np.ndarray, frame_indices: Sequence[int], count: in
 
 def decode_thumbnails(path: Path | TarMember, config: SamplingConfig, count: int) -> Thumbnails:
     """Thumbnails of `count` of the frames the reference samples from the video at `path`, decoded with PyAV;
-    raises `VideoError` as the sampler would for a video it cannot sample.
+    raises the scorer's own `VideoError` (its plan is `probe_video`'s) for a video the model refuses.
 
     A frame is recognised by its pts (its index is the pts' rank, as the sampler counts): where the stream's
     keyframes allow it, the decoder seeks to the keyframe before each wanted frame and decodes up to it, so a
     long video costs a few GOPs, not a full decode; any wanted frame not reached that way is then looked for
     by decoding from the start.
     """
-    with OpenVideo(path) as video:
-        rate = video.stream.average_rate
-        if rate is None or rate <= 0:
-            raise VideoError(path, "bad_frame_rate", f"average frame rate is {rate or '0/0'}")
-        pts, keyframes = [], []
-        for packet in video.packets():
-            if not is_flush(packet):
-                pts.append(packet.pts)
-                keyframes.append(packet.is_keyframe)
-    packets = PacketIndex(pts, keyframes)
-    try:
-        sampled = reference_indices(packets.count, reference_frame_count(packets.count, float(rate), config))
-    except ValueError:
-        raise VideoError(path, "too_few_frames", f"{packets.count} frame(s); the model needs at least 2") from None
+    plan = probe_video(path, config)
+    packets = plan.packets
+    assert packets is not None
+    sampled = list(plan.frame_indices)
     wanted = sorted(set(evenly_chosen(sampled, count)))
     found: dict[int, bytes] = {}
     if packets.seekable:

@@ -1,14 +1,12 @@
-"""Reference-faithful frame sampling for RankVideo (REFERENCE.md sections 1-3).
-
-Data types live at the top of this module; the PyAV decoder below them.
+"""Reference-faithful frame decoding for RankVideo (REFERENCE.md sections 1-3).
 
 The reference (qwen-vl-utils 0.0.14 with decord) counts a video's frames as its demuxed packets (N), takes
 `n = smart_nframes(...)` of them at `torch.linspace(0, N - 1, n).round()`, applies the display rotation
-and resizes with `smart_resize` + torchvision bicubic/antialias. This module reproduces that with PyAV,
-decoding only what the sampled indices need:
+and resizes with `smart_resize` + torchvision bicubic/antialias. The plan (N, the indices, the sizes, the
+refusals) comes from `videos/plan.py` without torch; this module decodes what the plan's indices need:
 
-- one demux pass reads every packet's pts and keyframe flag (no pixels): N, the indices, and a map from a
-  decoded frame's pts to its index (decord orders frames by pts too);
+- the plan's demux pass read every packet's pts and keyframe flag (no pixels): a decoded frame's pts maps to
+  its index (decord orders frames by pts too);
 - decoding seeks over GOPs that hold no sampled frame, skips unsampled non-reference frames, and converts
   and resizes only sampled frames, one at a time, so memory stays at the sampled frames plus one GOP;
 - anything it cannot vouch for (a decode error, a seek landing elsewhere, a frame missing) makes it decode
@@ -20,12 +18,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +29,8 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
-from qwen_vl_utils import vision_process as qwen_vision
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as tv_functional
 
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.container import (
@@ -44,9 +41,9 @@ from rankvideo_cli.videos.container import (
     ffmpeg_reason,
     is_flush,
     rotate_rgb,
-    rotation_turns,
 )
-from rankvideo_cli.videos.sampling import output_size, pair_timestamps, resize_frames, sample_count, sample_indices
+from rankvideo_cli.videos.plan import VideoPlan, probe_video
+from rankvideo_cli.videos.sampling import pair_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -81,130 +78,6 @@ class SampledVideo:
         }
 
 
-@dataclass(frozen=True)
-class VideoPlan:
-    """What `sample_video` will take from a video, known after one demux pass and one decoded frame."""
-
-    path: str
-    container: str
-    codec: str
-    total_frames: int  # N
-    average_rate: Fraction
-    source_fps: float  # F = float(average_rate)
-    frame_indices: tuple[int, ...]
-    coded_size: tuple[int, int]  # (height, width) as stored
-    rotation: int  # display rotation, counter-clockwise degrees
-    source_size: tuple[int, int]  # (height, width) after rotation
-    output_size: tuple[int, int]  # (height, width) the model sees
-    keyframes: int
-    config_fingerprint: str
-    notes: tuple[str, ...] = ()
-    demux_seconds: float = field(default=0.0, compare=False)
-    packets: PacketIndex | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def pair_timestamps(self) -> list[float]:
-        return pair_timestamps(self.frame_indices, self.source_fps)
-
-    @property
-    def duration_seconds(self) -> float:
-        return self.total_frames / self.source_fps
-
-
-def _make_plan(video: OpenVideo, config: SamplingConfig) -> VideoPlan:
-    path, stream = video.path, video.stream
-    started = time.perf_counter()
-    rate = stream.average_rate
-    if rate is None or rate <= 0:
-        shown = "0/0" if rate is None else str(rate)
-        raise VideoError(path, "bad_frame_rate", f"average frame rate is {shown}; frame times are unknown")
-    context = stream.codec_context
-    pts: list[int | None] = []
-    keyframe: list[bool] = []
-    first_frame = None
-    first_error: str | None = None
-    for packet in video.packets():
-        if is_flush(packet):
-            if first_frame is None and first_error is None:
-                first_frame, first_error = _first_frame(context, None, first_error)
-            continue
-        pts.append(packet.pts)
-        keyframe.append(packet.is_keyframe)
-        if first_frame is None and first_error is None and packet.size > 0:
-            first_frame, first_error = _first_frame(context, packet, first_error)
-    demux_seconds = time.perf_counter() - started
-    index = PacketIndex(pts, keyframe)
-    source_fps = float(rate)
-    try:
-        count = sample_count(index.count, source_fps, config)
-    except ValueError:
-        needed = qwen_vision.FRAME_FACTOR
-        raise VideoError(path, "too_few_frames", f"{index.count} frame(s); the model needs at least {needed}") from None
-    if first_frame is None:
-        reason = first_error or "the decoder returned no frame"
-        raise VideoError(path, "corrupt", f"no frame could be decoded ({reason})")
-    rotation, coded_size = first_frame
-    turns = rotation_turns(rotation)
-    source_size = coded_size[::-1] if turns % 2 else coded_size
-    try:
-        resized = output_size(source_size[0], source_size[1], count, config)
-    except ValueError:
-        ratio = max(source_size) / min(source_size)
-        raise VideoError(
-            path,
-            "bad_aspect_ratio",
-            f"{source_size[1]}x{source_size[0]} has aspect ratio {ratio:.1f}; qwen-vl-utils allows at most "
-            f"{qwen_vision.MAX_RATIO}",
-        ) from None
-    notes = []
-    if video.read_error:
-        notes.append(f"demuxing stopped at a read error after {index.count} packets ({video.read_error})")
-    if not index.mappable:
-        notes.append("packet timestamps are missing or repeated: frames are counted in decode order")
-    return VideoPlan(
-        path=str(path),
-        container=video.container.format.name,
-        codec=context.name,
-        total_frames=index.count,
-        average_rate=Fraction(rate),
-        source_fps=source_fps,
-        frame_indices=tuple(sample_indices(index.count, count)),
-        coded_size=coded_size,
-        rotation=int(rotation),
-        source_size=(int(source_size[0]), int(source_size[1])),
-        output_size=resized,
-        keyframes=int(index.keyframe.sum()),
-        config_fingerprint=config.fingerprint(),
-        notes=tuple(notes),
-        demux_seconds=demux_seconds,
-        packets=index,
-    )
-
-
-def _first_frame(
-    context: av.codec.context.CodecContext, packet: av.Packet | None, error: str | None
-) -> tuple[tuple[int, tuple[int, int]] | None, str | None]:
-    """Decode until the first frame appears: its rotation and coded (height, width)."""
-    try:
-        frames = context.decode(packet)
-    except av.error.FFmpegError as failure:
-        return None, ffmpeg_reason(failure)
-    if not frames:
-        return None, error
-    frame = frames[0]
-    return (frame.rotation, (int(frame.height), int(frame.width))), None
-
-
-def probe_video(path: str | Path, config: SamplingConfig = SamplingConfig()) -> VideoPlan:
-    """N, F, indices, timestamps and sizes of a video, from one demux pass (only the first frame decoded).
-
-    Raises `VideoError` for every video the sampler would reject, except damage that only decoding the
-    sampled frames can reveal (kind "corrupt").
-    """
-    with OpenVideo(path) as video:
-        return _make_plan(video, config)
-
-
 # ----------------------------------------------------------------------------------------------------
 # Decoding the sampled frames
 # ----------------------------------------------------------------------------------------------------
@@ -227,6 +100,14 @@ class _DecodeLog:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> uint8 (..., 3, h, w), the call `fetch_video` makes (a no-op at equal size).
+
+    torchvision runs float32 bicubic interpolation with antialiasing, clamps to [0, 255], rounds, casts.
+    """
+    return tv_functional.resize(frames, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
 
 
 class _FrameConverter:
@@ -485,59 +366,6 @@ def sample_video(
 # ----------------------------------------------------------------------------------------------------
 # Reporting
 # ----------------------------------------------------------------------------------------------------
-
-
-def describe(item: VideoPlan | SampledVideo, *, timings: bool = False) -> dict[str, Any]:
-    """A JSON-able summary (deterministic unless `timings`): counts, indices, timestamps, sizes, tokens."""
-    if isinstance(item, VideoPlan):
-        height, width = item.output_size
-        summary: dict[str, Any] = {
-            "path": item.path,
-            "container": item.container,
-            "codec": item.codec,
-            "total_frames": item.total_frames,
-            "average_rate": str(item.average_rate),
-            "source_fps": item.source_fps,
-            "duration_seconds": item.duration_seconds,
-            "keyframes": item.keyframes,
-            "rotation": item.rotation,
-            "coded_size": list(item.coded_size),
-        }
-        indices, source_size, timestamps = list(item.frame_indices), item.source_size, item.pair_timestamps
-        notes = list(item.notes)
-        seconds = {"demux": round(item.demux_seconds, 6)}
-    else:
-        height, width = item.size
-        summary = {
-            "path": item.path,
-            "container": item.extra.get("container"),
-            "codec": item.extra.get("codec"),
-            "total_frames": item.total_frames,
-            "average_rate": item.extra.get("average_rate"),
-            "source_fps": item.source_fps,
-            "duration_seconds": item.total_frames / item.source_fps,
-            "rotation": item.extra.get("rotation"),
-            "coded_size": item.extra.get("coded_size"),
-        }
-        indices, source_size, timestamps = item.frame_indices, item.source_size, item.pair_timestamps
-        notes = list(item.extra.get("notes", []))
-        seconds = item.extra.get("seconds", {})
-        summary["decode"] = {key: value for key, value in item.extra.get("decode", {}).items()}
-    tokens_per_pair = height * width // 1024
-    summary |= {
-        "sampled_frames": len(indices),
-        "frame_indices": list(indices),
-        "pair_timestamps": [round(value, 6) for value in timestamps],
-        "pair_labels": [f"<{value:.1f} seconds>" for value in timestamps],
-        "source_size": list(source_size),
-        "output_size": [height, width],
-        "tokens_per_pair": tokens_per_pair,
-        "video_tokens": tokens_per_pair * math.ceil(len(indices) / 2),
-        "notes": notes,
-    }
-    if timings:
-        summary["seconds"] = seconds
-    return summary
 
 
 def save_frames_png(video: SampledVideo, directory: str | Path) -> list[Path]:

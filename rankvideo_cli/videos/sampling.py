@@ -1,61 +1,92 @@
-"""The reference's arithmetic for sampling a video (REFERENCE.md sections 1-3): how many frames, which
-indices, the resized size, the display rotation and the pair timestamps. qwen-vl-utils 0.0.14 is the source of
-truth; nothing is re-derived here."""
+"""The reference's rules for sampling a video (REFERENCE.md sections 1-3), without torch: how many frames, which
+indices, the resized size, the pair timestamps, and which videos the model refuses.
+
+qwen-vl-utils 0.0.14 (`smart_nframes`, `smart_resize`, `fetch_video`) and `torch.linspace` are the source of
+truth; both import torch, which the scorer has but `frames`, `sample`'s plan, the report and a fully stored
+rerun must not pay for. So this module carries a copy of their arithmetic, operation for operation, and
+tests/test_frames_math.py holds it equal to them over every frame count up to 5,000, a grid of frame rates and a
+grid of sizes. Every consumer (the scorer's decoder, `frames`, `sample`, the report's thumbnails) plans a video
+through `videos/plan.py`, which applies these rules, so a video the model refuses is refused everywhere alike.
+"""
 
 from __future__ import annotations
 
-import logging
+import math
 
-import torch
-from qwen_vl_utils import vision_process as qwen_vision
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as tv_functional
+import numpy as np
 
 from rankvideo_cli.videos.config import SamplingConfig
 
-
-class _DropNframesWarning(logging.Filter):
-    """qwen-vl-utils warns on stderr whenever a video is slower than the sampling fps; that is expected."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("smart_nframes: nframes[")
+# qwen-vl-utils 0.0.14 vision_process constants
+FRAME_FACTOR = 2
+MAX_RATIO = 200
+VIDEO_MAX_TOKEN_NUM = 768
 
 
-logging.getLogger(qwen_vision.__name__).addFilter(_DropNframesWarning())
+class SamplingRefused(ValueError):
+    """The reference cannot sample this video; `kind` is the VideoError kind the scorer reports."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind = kind
+        self.detail = detail
+        super().__init__(detail)
 
 
 def sample_count(total_frames: int, source_fps: float, config: SamplingConfig) -> int:
-    """n: how many frames the reference takes (`smart_nframes` with the config's fps/min/max)."""
-    element = config.qwen_element()
-    return int(qwen_vision.smart_nframes(element, total_frames=total_frames, video_fps=source_fps))
+    """n: how many frames the reference takes (`smart_nframes` with the config's fps/min/max); `SamplingRefused`
+    ("too_few_frames") when the video has fewer frames than the model needs."""
+    min_frames = math.ceil(config.min_frames / FRAME_FACTOR) * FRAME_FACTOR
+    max_frames = math.floor(config.max_frames / FRAME_FACTOR) * FRAME_FACTOR
+    nframes = total_frames / source_fps * config.fps
+    nframes = min(min(max(nframes, min_frames), max_frames), total_frames)
+    nframes = math.floor(nframes / FRAME_FACTOR) * FRAME_FACTOR
+    if not (FRAME_FACTOR <= nframes <= total_frames):
+        raise SamplingRefused("too_few_frames", f"{total_frames} frame(s); the model needs at least {FRAME_FACTOR}")
+    return int(nframes)
 
 
 def sample_indices(total_frames: int, count: int) -> list[int]:
-    """The reference's indices: `torch.linspace(0, N - 1, n).round().long()`."""
-    return torch.linspace(0, total_frames - 1, count).round().long().tolist()
+    """`torch.linspace(0, N - 1, n).round().long()` in float32 as torch's CPU kernel computes it: the first half
+    counted up from 0, the second half down from N - 1, then rounded half to even."""
+    if count == 1:
+        return [0]
+    start, end = np.float32(0), np.float32(total_frames - 1)
+    step = np.float32((end - start) / np.float32(count - 1))
+    position = np.arange(count, dtype=np.int64)
+    rising = start + step * position.astype(np.float32)
+    falling = end - step * (count - 1 - position).astype(np.float32)
+    values = np.where(position < count // 2, rising, falling).astype(np.float32)
+    return [int(index) for index in np.rint(values).astype(np.int64)]
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: float, max_pixels: float) -> tuple[int, int]:
+    """qwen-vl-utils 0.0.14 `smart_resize`; `SamplingRefused` ("bad_aspect_ratio") past `MAX_RATIO`."""
+    ratio = max(height, width) / min(height, width)
+    if ratio > MAX_RATIO:
+        raise SamplingRefused(
+            "bad_aspect_ratio",
+            f"{width}x{height} has aspect ratio {ratio:.1f}; qwen-vl-utils allows at most {MAX_RATIO}",
+        )
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
 
 
 def output_size(height: int, width: int, count: int, config: SamplingConfig) -> tuple[int, int]:
     """(height, width) after resizing, computed exactly as `fetch_video` does for `count` sampled frames."""
     factor = config.patch_factor
-    frame_max_pixels = qwen_vision.VIDEO_MAX_TOKEN_NUM * factor * factor
-    max_pixels = max(
-        min(frame_max_pixels, config.total_pixels / count * qwen_vision.FRAME_FACTOR),
-        int(config.min_pixels * 1.05),
-    )
+    frame_max_pixels = VIDEO_MAX_TOKEN_NUM * factor * factor
+    max_pixels = max(min(frame_max_pixels, config.total_pixels / count * FRAME_FACTOR), int(config.min_pixels * 1.05))
     max_pixels = min(config.max_pixels, max_pixels)
-    resized = qwen_vision.smart_resize(
-        height, width, factor=factor, min_pixels=config.min_pixels, max_pixels=max_pixels
-    )
-    return int(resized[0]), int(resized[1])
-
-
-def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 (..., 3, H, W) -> uint8 (..., 3, h, w), the call `fetch_video` makes (a no-op at equal size).
-
-    torchvision runs float32 bicubic interpolation with antialiasing, clamps to [0, 255], rounds, casts.
-    """
-    return tv_functional.resize(frames, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return smart_resize(height, width, factor, config.min_pixels, max_pixels)
 
 
 def pair_timestamps(frame_indices: list[int] | tuple[int, ...], source_fps: float) -> list[float]:
