@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,9 @@ def run_eval(
         run = read_run_scores(path)
         report_tolerated(console, run.tolerated.describe(run.source, 6))
         scores.append(run)
+    if baseline is not None:
+        for run in scores[: len(paths)]:
+            check_shared_queries(run.source, run, scores[-1].source, scores[-1])
     compared = list(zip(names[: len(paths)], scores[: len(paths)], strict=True))
     report = evaluate_runs(
         compared,
@@ -62,6 +65,19 @@ def run_eval(
     else:
         write_stdout(format_report(report, fmt, per_query=per_query))
     return report
+
+
+def check_shared_queries(
+    run_source: str, run_qids: Iterable[str], baseline_source: str, baseline_qids: Iterable[str]
+) -> None:
+    """A run and a baseline without a query in common compare nothing (every judged query would be missing from
+    one side): a `UsageError` naming both files, for `eval` and `report` alike."""
+    ours, theirs = sorted(run_qids), sorted(baseline_qids)
+    if ours and theirs and set(ours).isdisjoint(theirs):
+        raise UsageError(
+            f"{run_source} and the baseline {baseline_source} share no query (e.g. {ours[0]} and {theirs[0]}): "
+            "nothing to compare"
+        )
 
 
 def run_names(paths: Sequence[Path], baseline: Path | None) -> list[str]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from rankvideo_cli.commands.eval import run_names
+from rankvideo_cli.commands.eval import check_shared_queries, run_names
 from rankvideo_cli.commands.inputs import read_run_reporting, report_tolerated
 from rankvideo_cli.commands.preflight import (
     Named,
@@ -142,6 +142,8 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
     validate_report(request)
     run = read_run_reporting(request.run_path, console)
     baseline = read_run_reporting(request.baseline_path, console) if request.baseline_path is not None else None
+    if baseline is not None:
+        check_shared_queries(run.source, run, baseline.source, baseline)
     qrels = None
     if request.qrels_path is not None:
         from rankvideo_cli.evaluation.measures import as_qrels_dict
