@@ -99,6 +99,8 @@ def test_grid_and_alpha_parsing() -> None:
         ('{"qid": "q1", "docid": "a"}', "logit_delta"),
         ('{"qid": "q1", "docid": "a", "logit_delta": "x"}', "finite number"),
         ('{"qid": "q1", "docid": "b", "logit_delta": 1.0}', "duplicate"),
+        ('{"qid": "q1", "docid": "a", "logit_delta": 1.0, "logit_delta": 9.0}', "key 'logit_delta' appears twice"),
+        ('{"qid": "q1", "docid": "a", "docid": "c", "logit_delta": 1.0}', "key 'docid' appears twice"),
         ("not json", "invalid JSON"),
     ],
 )

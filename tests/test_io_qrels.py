@@ -10,11 +10,14 @@ import pandas as pd
 import pytest
 from helpers import input_error as shared_input_error
 from helpers import write_input as write
+from typer.testing import CliRunner
 
+from rankvideo_cli.cli import app
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.qrels import QRELS_COLUMNS, describe_tolerated, read_qrels
 
 SAMPLE_QRELS = Path(__file__).parent.parent / "sample_runs" / "qrels.txt"
+SAMPLE_RUN = SAMPLE_QRELS.parent / "first_stage.trec"
 
 
 def input_error(path: Path) -> InputError:
@@ -96,6 +99,8 @@ def test_qrels_of_comments_only_is_an_error(tmp_path: Path) -> None:
         ('{"query_id": null, "doc_id": "b", "relevance": 1}', ["query_id"]),
         ('{"query_id": "1", "doc_id": "a b", "relevance": 1}', ["doc_id", "whitespace"]),
         ('{"query_id": "1", "doc_id": "a", "relevance": 0}', ["duplicate", "line 1"]),
+        ('{"query_id": "1", "doc_id": "b", "relevance": 1, "relevance": 0}', ["key 'relevance' appears twice"]),
+        ('{"query_id": "1", "doc_id": "b", "doc_id": "c", "relevance": 1}', ["key 'doc_id' appears twice"]),
     ],
 )
 def test_jsonl_qrels_errors(tmp_path: Path, bad_line: str, words: list[str]) -> None:
@@ -104,6 +109,22 @@ def test_jsonl_qrels_errors(tmp_path: Path, bad_line: str, words: list[str]) -> 
     assert error.line == 3
     for word in words:
         assert word in error.problem
+
+
+def test_eval_refuses_a_qrels_line_with_a_repeated_key_in_one_line(tmp_path: Path) -> None:
+    """json.loads would read the line as relevance 0 (the last of the two) without a word."""
+    qrels = write(
+        tmp_path,
+        "qrels.jsonl",
+        '{"query_id": "q1", "doc_id": "v001", "relevance": 1}\n'
+        '{"query_id": "q1", "doc_id": "v009", "relevance": 1, "relevance": 0}\n',
+    )
+    result = CliRunner().invoke(app, ["eval", str(SAMPLE_RUN), str(qrels)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"rankvideo: {qrels}:2: key 'relevance' appears twice in one object; which value is meant cannot be told\n"
+    )
 
 
 @pytest.mark.parametrize("content", [b"", b"\n \n"])

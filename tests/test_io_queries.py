@@ -158,6 +158,8 @@ def test_jsonl_detected_by_content_and_json_suffix(tmp_path: Path) -> None:
         ('{"qid": "q3", "text": 3}', ["must be a string"]),
         ('{"qid": "q3", "text": "  "}', ["empty text", "'q3'"]),
         ('{"qid": "q1", "text": "again"}', ["duplicate query id 'q1'", "line 1"]),
+        ('{"qid": "q3", "text": "three", "text": "trois"}', ["key 'text' appears twice in one object"]),
+        ('{"qid": "q3", "qid": "q4", "text": "three"}', ["key 'qid' appears twice in one object"]),
     ],
 )
 def test_jsonl_errors(tmp_path: Path, bad_line: str, words: list[str]) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.evaluation.measures import MeasureSpec, evaluate_run, parse_measure_specs
 from rankvideo_cli.evaluation.ranking import NORMALIZATIONS, RankedDoc, rerank
+from rankvideo_cli.io.json_input import parse_json_line
 from rankvideo_cli.io.runs import Candidate
 from rankvideo_cli.io.text import display_name, iter_lines
 
@@ -84,10 +85,7 @@ def read_model_scores(path: str | Path, reference_model: str | None = None) -> d
     for number, line in iter_lines(path):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(name, number, f"invalid JSON: {error.msg} (column {error.colno})") from None
+        record = parse_json_line(name, number, line)
         if not isinstance(record, dict):
             raise InputError(name, number, "expected one JSON object per line")
         missing = [key for key in ("qid", "docid", "logit_delta") if key not in record]

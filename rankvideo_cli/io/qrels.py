@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from rankvideo_cli.errors import InputError
+from rankvideo_cli.io.json_input import parse_json_line
 from rankvideo_cli.io.runs import COMMENTS, EXTRA_COLUMNS, Tolerated
 from rankvideo_cli.io.text import display_name, iter_lines
 
@@ -46,10 +47,7 @@ def _identifier(path: str, line: int, kind: str, raw: object) -> str:
 
 
 def _json_record(path: str, line: int, text: str) -> tuple[str, str, object]:
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(path, line, f"invalid JSON: {error.msg} (column {error.colno})") from None
+    record = parse_json_line(path, line, text)
     if not isinstance(record, dict):
         raise InputError(path, line, "expected one JSON object per line")
     values = {}

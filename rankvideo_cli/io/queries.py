@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from rankvideo_cli.errors import InputError
+from rankvideo_cli.io.json_input import parse_json_line
 from rankvideo_cli.io.runs import Run
 from rankvideo_cli.io.text import display_name, numbered_lines, read_text
 
@@ -55,10 +56,7 @@ def _find(names: Iterable[str], wanted: tuple[str, ...]) -> str | None:
 def _parse_jsonl(path: str, text: str) -> dict[str, str]:
     collector = _Collector(path)
     for number, line in numbered_lines(text):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(path, number, f"invalid JSON: {error.msg} (column {error.colno})") from None
+        record = parse_json_line(path, number, line)
         if not isinstance(record, dict):
             raise InputError(path, number, "expected one JSON object per line")
         qid_key, text_key = _find(record, QID_NAMES), _find(record, TEXT_NAMES)

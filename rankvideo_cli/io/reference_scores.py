@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from rankvideo_cli.errors import InputError, UsageError
+from rankvideo_cli.io.json_input import RepeatedKeyError, loads_unique, repeated_key_problem
 
 FILE_PATTERN = re.compile(r"^(?P<vid>.+)_reranking_(?P<model>.+)\.json$")
 Pair = tuple[str, str]
@@ -76,47 +77,16 @@ _LEVELS = ("video id", "query id", "score field")
 def _read_json(path: Path) -> object:
     """The file's JSON; a key given twice in one object is an error naming it (json.loads would keep the last
     one: a silently chosen score)."""
-    duplicated: dict[int, str] = {}  # id() of the object -> its first repeated key
-
-    def unique_keys(pairs: list[tuple[str, object]]) -> dict:
-        result: dict = {}
-        for key, value in pairs:
-            if key in result:
-                duplicated.setdefault(id(result), key)
-            result[key] = value
-        return result
-
     try:
-        text = path.read_text(encoding="utf-8")
-        payload = json.loads(text, object_pairs_hook=unique_keys)
+        return loads_unique(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(path, error.lineno, f"invalid JSON: {error.msg}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(path, None, f"cannot read: {error}") from None
-    if duplicated:
-        level, key = _first_duplicate(payload, duplicated)
+    except RepeatedKeyError as error:
         raise InputError(
             path,
-            _line_of_second(text, key),
-            f"{_LEVELS[min(level, 2)]} {key!r} appears twice in one object; which of its scores is meant "
+            error.line,
+            f"{repeated_key_problem(_LEVELS[min(error.depth, 2)], error.key)}; which of its scores is meant "
             "cannot be told (the reference writes each once)",
-        )
-    return payload
-
-
-def _first_duplicate(payload: object, duplicated: dict[int, str]) -> tuple[int, str]:
-    """(depth, key) of the outermost object that repeated a key."""
-    level, current = 0, [payload]
-    while current:
-        for node in current:
-            if isinstance(node, dict) and id(node) in duplicated:
-                return level, duplicated[id(node)]
-        current = [child for node in current if isinstance(node, dict) for child in node.values()]
-        level += 1
-    return 0, next(iter(duplicated.values()))
-
-
-def _line_of_second(text: str, key: str) -> int | None:
-    """The line of the second `"key":` in the file (where the repeat most likely is)."""
-    found = [match.start() for match in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
-    return text.count("\n", 0, found[1]) + 1 if len(found) > 1 else None
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, None, f"cannot read: {error}") from None

@@ -6,7 +6,6 @@ Nothing here renders or decodes: `page.py` turns this into HTML, `thumbnails.py`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.evaluation.measures import EvalReport
+from rankvideo_cli.io.json_input import parse_json_line
 from rankvideo_cli.io.runs import Candidate, Run
 from rankvideo_cli.io.text import display_name, iter_lines
 from rankvideo_cli.scoring.base import p_yes_of
@@ -179,10 +179,7 @@ def read_explanations(path: str | Path, queries: Mapping[str, str], videos: Mapp
     for number, line in iter_lines(path):
         if not line.strip():
             continue
-        try:
-            record: Any = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(name, number, f"invalid JSON: {error.msg} (column {error.colno})") from None
+        record: Any = parse_json_line(name, number, line)
         if not isinstance(record, dict) or "video" not in record:
             raise InputError(name, number, "expected a `rankvideo explain --json` row (an object with 'video')")
         if "error" in record:
