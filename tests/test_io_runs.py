@@ -259,6 +259,30 @@ def test_json_run_errors_name_their_line(tmp_path: Path, text: str, line: int, w
         assert word in error.problem
 
 
+D1_OF_Q1 = "the score of document 'd1' in query 'q1' is"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "found"),
+    [
+        ('{"a": 1}', 1, "query 'a' maps to a number, not an object"),
+        ('{"q1": {"d0": 1},\n "q2": [["d2", 1]]}', 2, "query 'q2' maps to an array, not an object"),
+        ('{"q1": null}', 1, "query 'q1' maps to null, not an object"),
+        ('{"q1": {"d0": 1,\n "d1": {"a": 1}}}', 2, f"{D1_OF_Q1} an object, not a number"),
+        ('{"q1": {"d1": [1, 2]}}', 1, f"{D1_OF_Q1} an array, not a number"),
+        ('{"q1": {"d1": "high"}}', 1, f'{D1_OF_Q1} a string ("high"), not a number'),
+        ('{"q1": {"d1": true}}', 1, f"{D1_OF_Q1} a boolean (true), not a number"),
+        ('[["a", 1]]', 1, "found an array"),
+    ],
+)
+def test_a_json_run_of_the_wrong_shape_says_what_was_expected_and_what_was_found(
+    tmp_path: Path, text: str, line: int, found: str
+) -> None:
+    """The message was `score must be a number, got [('a', 1)]`: a Python repr of the parser's pairs."""
+    path = write(tmp_path, "run.json", text)
+    assert str(input_error(path)) == f"{path}:{line}: expected an object {{qid: {{docid: score}}}}; {found}"
+
+
 def test_json_run_without_candidates_is_an_error(tmp_path: Path) -> None:
     assert "no candidates" in input_error(write(tmp_path, "run.json", '{"q1": {}}')).problem
 

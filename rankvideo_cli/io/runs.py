@@ -61,18 +61,6 @@ def trec_order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(scored, key=lambda item: (item[1], item[0]), reverse=True)
 
 
-def _parse_score(path: str, line: int | None, raw: object) -> float:
-    if isinstance(raw, bool) or raw is None:
-        raise InputError(path, line, f"score must be a number, got {json.dumps(raw)}")
-    try:
-        score = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(path, line, f"score must be a number, got {raw!r}") from None
-    if not math.isfinite(score):
-        raise InputError(path, line, f"score must be finite, got {raw!r}")
-    return score
-
-
 def _check_identifier(path: str, line: int | None, kind: str, value: str) -> None:
     # A TREC line is whitespace-separated: an id with whitespace (possible in JSON) could not be written back.
     if not value or any(character.isspace() for character in value):
@@ -239,6 +227,36 @@ class _Pairs(list):
     """A JSON object as its (key, value) pairs, duplicates kept (a JSON array stays a plain list)."""
 
 
+_JSON_RUN_SHAPE = "expected an object {qid: {docid: score}}"
+
+
+def _json_kind(value: object) -> str:
+    """What a parsed JSON value is, in words, for messages about a run of the wrong shape."""
+    if isinstance(value, _Pairs):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return f"a string ({json.dumps(value)})"
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    return "null" if value is None else "a number"
+
+
+def _json_score(path: str, qid: str, docid: str, raw: object) -> float:
+    """The score of one JSON entry: a number, or a string holding one (as a TREC run's column is read)."""
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise ValueError
+        score = float(raw)
+    except ValueError:
+        problem = f"the score of document {docid!r} in query {qid!r} is {_json_kind(raw)}, not a number"
+        raise InputError(path, None, f"{_JSON_RUN_SHAPE}; {problem}") from None
+    if not math.isfinite(score):
+        raise InputError(path, None, f"the score of document {docid!r} in query {qid!r} must be finite, got {raw!r}")
+    return score
+
+
 _DECODER = json.JSONDecoder(object_pairs_hook=_Pairs)
 _WHITESPACE = json.decoder.WHITESPACE
 
@@ -298,7 +316,8 @@ class _Lines:
 def _parse_json(path: str, text: str) -> Run:
     start = _skip(text, 0)
     if not text.startswith("{", start):
-        raise InputError(path, 1, "a JSON run must be an object {qid: {docid: score}}")
+        found = "an array" if text.startswith("[", start) else f"{text[start : start + 1]!r} first"
+        raise InputError(path, 1, f"{_JSON_RUN_SHAPE}; found {found}")
     lines = _Lines(text)
     rows: dict[str, dict[str, float]] = {}
     first_line: dict[str, int | None] = {}
@@ -311,7 +330,8 @@ def _parse_json(path: str, text: str) -> Run:
             if qid in rows:
                 raise InputError(path, line, f"duplicate query {qid!r} (first at line {first_line[qid]})")
             if not isinstance(member.value, _Pairs):
-                raise InputError(path, line, f"query {qid!r}: expected an object {{docid: score}}")
+                problem = f"query {qid!r} maps to {_json_kind(member.value)}, not an object"
+                raise InputError(path, line, f"{_JSON_RUN_SHAPE}; {problem}")
             first_line[qid] = line
             rows[qid] = _json_candidates(path, text, member, lines)
         trailing = _skip(text, end[0])
@@ -338,7 +358,7 @@ def _json_candidates(path: str, text: str, query: _Member, lines: _Lines) -> dic
                 raise InputError(
                     path, None, f"duplicate document {docid!r} for query {query.key!r} (first at line {first_line})"
                 )
-            scores[docid] = _parse_score(path, None, raw_score)
+            scores[docid] = _json_score(path, query.key, docid, raw_score)
         except InputError as error:
             raise InputError(path, _entry_line(text, query, position, lines), error.problem) from None
     return scores
