@@ -127,6 +127,18 @@ def user_errors(command: Callable) -> Callable:
     return wrapper
 
 
+def non_empty_text(value: str) -> str:
+    """A path given as text; an empty one (`-o "$OUT"` with OUT unset) is refused, never read as the working
+    directory: one message for every path option and argument of every command."""
+    if value == "":
+        raise typer.BadParameter("an empty path (an unset shell variable?); give a file or directory name")
+    return value
+
+
+def non_empty_path(value: str) -> Path:
+    return Path(non_empty_text(value))
+
+
 # Shared option declarations (Typer reads them from the annotations).
 ModelOpt = Annotated[
     str,
@@ -136,7 +148,9 @@ ModelOpt = Annotated[
     ),
 ]
 RevisionOpt = Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit) on the hub.")]
-CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Hugging Face cache directory.")]
+CacheDirOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Hugging Face cache directory.", parser=non_empty_path)
+]
 DtypeOpt = Annotated[
     str | None,
     typer.Option(help="Model dtype: bfloat16, float16, float32 (default: bf16 on GPU, fp32 on CPU)."),
@@ -169,16 +183,22 @@ BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per for
 ReferenceModelOpt = Annotated[
     str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
 ]
-VideosOpt = Annotated[Path | None, typer.Option("--videos", help="Directory holding the candidate videos.")]
+VideosOpt = Annotated[
+    Path | None, typer.Option("--videos", help="Directory holding the candidate videos.", parser=non_empty_path)
+]
 VideoPatternOpt = Annotated[str, typer.Option(help="Path of a video under --videos, formatted with {docid}.")]
 MultiventOpt = Annotated[
     bool, typer.Option("--multivent", help="MultiVENT 2.0 layout: {int(docid)//100+1:06d}/{docid}.mp4.")
 ]
-VideoMapOpt = Annotated[Path | None, typer.Option(help="TSV docid<TAB>path (relative to --videos).")]
+VideoMapOpt = Annotated[
+    Path | None, typer.Option(help="TSV docid<TAB>path (relative to --videos).", parser=non_empty_path)
+]
 FramesCacheOpt = Annotated[
     Path | None,
     typer.Option(
-        "--frames-cache", help="Sampled frames written by `rankvideo sample`: read when present, else decoded."
+        "--frames-cache",
+        help="Sampled frames written by `rankvideo sample`: read when present, else decoded.",
+        parser=non_empty_path,
     ),
 ]
 MeasureOpt = Annotated[
@@ -222,15 +242,21 @@ def _scorer_options(
 def rerank(
     run: Annotated[
         Path,
-        typer.Argument(help="First-stage run: TREC 6-column (.gz ok), JSON {qid:{docid:score}}, or - for stdin."),
+        typer.Argument(
+            help="First-stage run: TREC 6-column (.gz ok), JSON {qid:{docid:score}}, or - for stdin.",
+            parser=non_empty_path,
+        ),
     ],
-    queries: Annotated[Path, typer.Argument(help="Queries: TSV qid<TAB>text, MultiVENT CSV, or JSONL.")],
+    queries: Annotated[
+        Path, typer.Argument(help="Queries: TSV qid<TAB>text, MultiVENT CSV, or JSONL.", parser=non_empty_path)
+    ],
     videos: VideosOpt = None,
     video_pattern: VideoPatternOpt = "{docid}.mp4",
     multivent: MultiventOpt = False,
     video_map: VideoMapOpt = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the run here (atomic) instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write the run here (atomic) instead of stdout.", parser=non_empty_path),
     ] = None,
     tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
     depth: Annotated[int, typer.Option(min=1, help="Rerank the top K candidates of each query.")] = 100,
@@ -248,9 +274,12 @@ def rerank(
     missing_query: Annotated[
         MissingQuery, typer.Option(help="A run qid absent from the query file.")
     ] = MissingQuery.error,
-    scores: Annotated[Path | None, typer.Option(help="Also write raw model scores as JSONL.")] = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="Also write raw model scores as JSONL.", parser=non_empty_path)
+    ] = None,
     qrels: Annotated[
-        Path | None, typer.Option(help="Evaluate the reranked run against these qrels (to stderr).")
+        Path | None,
+        typer.Option(help="Evaluate the reranked run against these qrels (to stderr).", parser=non_empty_path),
     ] = None,
     measures: MeasureOpt = None,
     model: ModelOpt = "hltcoe/RankVideo",
@@ -268,13 +297,17 @@ def rerank(
     ] = None,
     prefetch: Annotated[int | None, typer.Option(help="Decoded videos queued ahead of the GPU.")] = None,
     cache: Annotated[
-        Path | None, typer.Option("--cache", help="Score store directory (default: next to the output).")
+        Path | None,
+        typer.Option("--cache", help="Score store directory (default: next to the output).", parser=non_empty_path),
     ] = None,
     shard: Annotated[str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")] = None,
     retry_bad_videos: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
     manifest: Annotated[
         Path | None,
-        typer.Option(help="Run manifest path (default: OUTPUT.manifest.json, or in the store with stdout)."),
+        typer.Option(
+            help="Run manifest path (default: OUTPUT.manifest.json, or in the store with stdout).",
+            parser=non_empty_path,
+        ),
     ] = None,
     dry_run: Annotated[
         bool,
@@ -349,11 +382,14 @@ def eval_(
         typer.Argument(
             metavar="RUN... QRELS",
             help="One or more runs to evaluate (TREC or JSON; - for stdin), then the qrels (TREC or MultiVENT JSONL).",
+            parser=non_empty_path,
         ),
     ],
     baseline: Annotated[
         Path | None,
-        typer.Option(help="Compare every run against this one: deltas, W/T/L, paired t-tests (corrected)."),
+        typer.Option(
+            help="Compare every run against this one: deltas, W/T/L, paired t-tests (corrected).", parser=non_empty_path
+        ),
     ] = None,
     measures: MeasureOpt = None,
     per_query: Annotated[bool, typer.Option("--per-query", help="One row per query.")] = False,
@@ -385,13 +421,14 @@ def eval_(
 @app.command()
 @user_errors
 def tune(
-    run: Annotated[Path, typer.Argument(help="The first-stage run that was reranked.")],
-    qrels: Annotated[Path, typer.Argument(help="Qrels: TREC 4-column or MultiVENT JSONL.")],
+    run: Annotated[Path, typer.Argument(help="The first-stage run that was reranked.", parser=non_empty_path)],
+    qrels: Annotated[Path, typer.Argument(help="Qrels: TREC 4-column or MultiVENT JSONL.", parser=non_empty_path)],
     scores: Annotated[
         Path,
         typer.Option(
             "--scores",
             help="Model scores: the JSONL of `rerank --scores` (or merge), or the reference's JSON directory.",
+            parser=non_empty_path,
         ),
     ],
     reference_model: ReferenceModelOpt = None,
@@ -404,7 +441,8 @@ def tune(
     seed: Annotated[int, typer.Option(help="Seed of the (deterministic) assignment of queries to folds.")] = 0,
     depth: Annotated[int, typer.Option(min=1, help="The --depth the run was reranked with.")] = 100,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the cross-validated interpolated run here.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write the cross-validated interpolated run here.", parser=non_empty_path),
     ] = None,
     tag: Annotated[str, typer.Option(help="Run tag of the written run.")] = "rankvideo-interpolated",
     fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
@@ -434,24 +472,29 @@ def tune(
 @app.command()
 @user_errors
 def rank(
-    run: Annotated[Path, typer.Argument(help="The first-stage run.")],
+    run: Annotated[Path, typer.Argument(help="The first-stage run.", parser=non_empty_path)],
     scores: Annotated[
         Path,
         typer.Option(
             "--scores",
             help="Stored scores: the JSONL of `rerank --scores`/`merge --scores`, or a directory of the reference "
             "code's {vid}_reranking_{model}.json files.",
+            parser=non_empty_path,
         ),
     ],
     reference_model: ReferenceModelOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the run here (atomic).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the run here (atomic).", parser=non_empty_path)
+    ] = None,
     tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
     depth: Annotated[int, typer.Option(min=1, help="Rerank the top K candidates of each query.")] = 100,
     interpolate: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")
     ] = None,
     normalization: Annotated[str, typer.Option(help="minmax, zscore or none (with --interpolate).")] = "minmax",
-    qrels: Annotated[Path | None, typer.Option(help="Evaluate against these qrels (to stderr).")] = None,
+    qrels: Annotated[
+        Path | None, typer.Option(help="Evaluate against these qrels (to stderr).", parser=non_empty_path)
+    ] = None,
     measures: MeasureOpt = None,
 ) -> None:
     """Rerank RUN with stored scores, no model: ours, or the reference code's per-video JSON files."""
@@ -475,7 +518,9 @@ def rank(
 @app.command()
 @user_errors
 def score(
-    videos: Annotated[list[Path], typer.Argument(help="Video files to score against the query.")],
+    videos: Annotated[
+        list[Path], typer.Argument(help="Video files to score against the query.", parser=non_empty_path)
+    ],
     query: Annotated[str, typer.Option("--query", "-q", help="Query text.")],
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
     model: ModelOpt = "hltcoe/RankVideo",
@@ -505,7 +550,9 @@ def score(
 @app.command()
 @user_errors
 def explain(
-    videos: Annotated[list[Path], typer.Argument(help="Video files to explain the query against.")],
+    videos: Annotated[
+        list[Path], typer.Argument(help="Video files to explain the query against.", parser=non_empty_path)
+    ],
     query: Annotated[str, typer.Option("--query", "-q", help="Query text.")],
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines (with the score) instead of text.")] = False,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 512,
@@ -543,9 +590,16 @@ def explain(
 @app.command()
 @user_errors
 def sample(
-    run: Annotated[Path, typer.Argument(help="The first-stage run the GPU jobs will rerank (- for stdin).")],
+    run: Annotated[
+        Path, typer.Argument(help="The first-stage run the GPU jobs will rerank (- for stdin).", parser=non_empty_path)
+    ],
     frames_cache: Annotated[
-        Path, typer.Option("--frames-cache", help="Directory of sampled frames (created; shared by array tasks).")
+        Path,
+        typer.Option(
+            "--frames-cache",
+            help="Directory of sampled frames (created; shared by array tasks).",
+            parser=non_empty_path,
+        ),
     ],
     videos: VideosOpt = None,
     video_pattern: VideoPatternOpt = "{docid}.mp4",
@@ -587,11 +641,14 @@ def sample(
 @app.command()
 @user_errors
 def frames(
-    video: Annotated[Path, typer.Argument(help="A video file.")],
+    video: Annotated[Path, typer.Argument(help="A video file.", parser=non_empty_path)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
-    save: Annotated[Path | None, typer.Option(help="Also save the sampled, resized frames as PNGs here.")] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Also save the sampled, resized frames as PNGs here.", parser=non_empty_path)
+    ] = None,
     frames_cache: Annotated[
-        Path | None, typer.Option("--frames-cache", help="Also say whether this cache holds VIDEO's frames.")
+        Path | None,
+        typer.Option("--frames-cache", help="Also say whether this cache holds VIDEO's frames.", parser=non_empty_path),
     ] = None,
 ) -> None:
     """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
@@ -603,7 +660,10 @@ def frames(
 @app.command()
 @user_errors
 def videos(
-    directory: Annotated[Path, typer.Argument(help="The --videos directory: video files, sub-folders, .tar shards.")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="The --videos directory: video files, sub-folders, .tar shards.", parser=non_empty_path),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Ignore the cached index and read every tar again.")] = False,
 ) -> None:
@@ -616,15 +676,22 @@ def videos(
 @app.command()
 @user_errors
 def merge(
-    run: Annotated[Path, typer.Argument(help="The same first-stage run the shards reranked.")],
-    queries: Annotated[Path, typer.Argument(help="The same query file.")],
-    cache: Annotated[Path, typer.Option("--cache", help="Score store directory the shards wrote to.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    run: Annotated[Path, typer.Argument(help="The same first-stage run the shards reranked.", parser=non_empty_path)],
+    queries: Annotated[Path, typer.Argument(help="The same query file.", parser=non_empty_path)],
+    cache: Annotated[
+        Path, typer.Option("--cache", help="Score store directory the shards wrote to.", parser=non_empty_path)
+    ],
+    output: Annotated[Path | None, typer.Option("--output", "-o", parser=non_empty_path)] = None,
     allow_missing: Annotated[bool, typer.Option(help="Write the run even if some pairs were never scored.")] = False,
-    qrels: Annotated[Path | None, typer.Option(help="Evaluate the merged run (to stderr).")] = None,
+    qrels: Annotated[
+        Path | None, typer.Option(help="Evaluate the merged run (to stderr).", parser=non_empty_path)
+    ] = None,
     measures: MeasureOpt = None,
     scores: Annotated[
-        Path | None, typer.Option(help="Also write the raw model scores as JSONL (input of `rankvideo tune`).")
+        Path | None,
+        typer.Option(
+            help="Also write the raw model scores as JSONL (input of `rankvideo tune`).", parser=non_empty_path
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Merge even if RUN or QUERIES differ from the files the shards read.")
@@ -650,25 +717,41 @@ def merge(
 @app.command()
 @user_errors
 def report(
-    run: Annotated[Path, typer.Argument(help="The reranked run to show (TREC or JSON; - for stdin).")],
+    run: Annotated[
+        Path, typer.Argument(help="The reranked run to show (TREC or JSON; - for stdin).", parser=non_empty_path)
+    ],
     baseline: Annotated[
-        Path | None, typer.Option(help="The run it came from (the first stage): shown beside it, with moves.")
+        Path | None,
+        typer.Option(
+            help="The run it came from (the first stage): shown beside it, with moves.", parser=non_empty_path
+        ),
     ] = None,
-    qrels: Annotated[Path | None, typer.Option(help="Judgments: measures, deltas, relevance of each row.")] = None,
-    queries: Annotated[Path | None, typer.Option(help="Query file (TSV, CSV, JSONL): the text of each query.")] = None,
+    qrels: Annotated[
+        Path | None, typer.Option(help="Judgments: measures, deltas, relevance of each row.", parser=non_empty_path)
+    ] = None,
+    queries: Annotated[
+        Path | None, typer.Option(help="Query file (TSV, CSV, JSONL): the text of each query.", parser=non_empty_path)
+    ] = None,
     videos: VideosOpt = None,
     video_pattern: VideoPatternOpt = "{docid}.mp4",
     multivent: MultiventOpt = False,
     video_map: VideoMapOpt = None,
     frames_cache: Annotated[
-        Path | None, typer.Option("--frames-cache", help="Sampled frames of `rankvideo sample`: used when present.")
+        Path | None,
+        typer.Option(
+            "--frames-cache", help="Sampled frames of `rankvideo sample`: used when present.", parser=non_empty_path
+        ),
     ] = None,
     scores: Annotated[
-        Path | None, typer.Option(help="The model's scores (`rerank --scores` JSONL, or the reference's files).")
+        Path | None,
+        typer.Option(
+            help="The model's scores (`rerank --scores` JSONL, or the reference's files).", parser=non_empty_path
+        ),
     ] = None,
     reference_model: ReferenceModelOpt = None,
     explanations: Annotated[
-        Path | None, typer.Option(help="The model's answers: the output of `rankvideo explain --json`.")
+        Path | None,
+        typer.Option(help="The model's answers: the output of `rankvideo explain --json`.", parser=non_empty_path),
     ] = None,
     measures: MeasureOpt = None,
     correction: Annotated[
@@ -684,7 +767,10 @@ def report(
     output: Annotated[
         str | None,  # text, not a Path: a trailing slash (a directory to write into) must survive
         typer.Option(
-            "--output", "-o", help="report.html (one file), or DIR/ (index.html with the thumbnails beside it)."
+            "--output",
+            "-o",
+            help="report.html (one file), or DIR/ (index.html with the thumbnails beside it).",
+            parser=non_empty_text,
         ),
     ] = None,
 ) -> None:

@@ -344,3 +344,61 @@ def test_model_that_cannot_be_found_is_a_one_line_error(tmp_path: Path, monkeypa
     assert "Traceback" not in result.output and "hltcoe/RankVideo" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("rankvideo: ") and "HF_HUB_OFFLINE" in last
+
+
+def _path_parameters() -> list[tuple[str, str, bool]]:
+    """(command, the parameter's name on the command line, is it an option) for every parameter of every
+    command that names a file or directory, read from the commands' own declarations."""
+    import typing
+
+    import typer.models
+
+    from rankvideo_cli.cli import non_empty_path, non_empty_text
+
+    found = []
+    for info in app.registered_commands:
+        callback = info.callback
+        assert callback is not None
+        command = info.name or callback.__name__.replace("_", "-")
+        for name, hint in typing.get_type_hints(callback, include_extras=True).items():
+            declared = [
+                item for item in getattr(hint, "__metadata__", ()) if isinstance(item, typer.models.ParameterInfo)
+            ]
+            if not declared:
+                continue
+            (parameter,) = declared
+            if "Path" in str(hint.__origin__):
+                assert parameter.parser is non_empty_path, f"{command} {name}: a path without the empty-path check"
+            if parameter.parser not in (non_empty_path, non_empty_text):
+                continue
+            is_option = isinstance(parameter, typer.models.OptionInfo)
+            flags = [flag for flag in parameter.param_decls or () if flag.startswith("--")]
+            found.append((command, flags[0] if flags else f"--{name.replace('_', '-')}", is_option))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(("command", "parameter", "is_option"), _path_parameters())
+def test_every_path_parameter_refuses_an_empty_path_the_same_way(
+    command: str, parameter: str, is_option: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o "$OUT"` with OUT unset must not write ./index.html or read the working directory as an input."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke(command, *([parameter, ""] if is_option else [""]))
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"rankvideo {command}: Invalid value for ")
+    assert "an empty path (an unset shell variable?); give a file or directory name" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_report_and_the_runs_refuse_an_empty_output_path() -> None:
+    """The cases users meet, named: each command with an output file or folder is among the parameters."""
+    outputs = {(command, parameter) for command, parameter, _ in _path_parameters()}
+    for command in ("rerank", "rank", "tune", "merge", "report"):
+        assert (command, "--output") in outputs
+    assert {
+        ("rerank", "--scores"),
+        ("merge", "--scores"),
+        ("sample", "--frames-cache"),
+        ("frames", "--save"),
+    } <= outputs
