@@ -17,6 +17,7 @@ from rich.console import Console
 from rankvideo_cli import __version__
 from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.io.atomic import StdoutClosed, quiet_broken_pipe
+from rankvideo_cli.messages import printable, say
 
 # typer >= 0.20 vendors click as typer._click; older releases use click itself
 _click = getattr(typer.core, "_click", None) or __import__("click")
@@ -36,11 +37,11 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
             return self._leave(2, standalone_mode)
         except _click.exceptions.UsageError as error:
             where = error.ctx.command_path if error.ctx is not None else "rankvideo"
-            message = " ".join(error.format_message().split())
+            message = printable(" ".join(error.format_message().split()))
             _click.echo(f"{where}: {message} (see '{where} --help')", err=True)
             return self._leave(error.exit_code, standalone_mode)
         except _click.exceptions.ClickException as error:
-            _click.echo(f"rankvideo: {' '.join(error.format_message().split())}", err=True)
+            _click.echo(f"rankvideo: {printable(' '.join(error.format_message().split()))}", err=True)
             return self._leave(error.exit_code, standalone_mode)
         except typer.Abort:
             _click.echo("rankvideo: aborted", err=True)
@@ -121,7 +122,7 @@ def user_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except RankVideoError as error:
-            stderr.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
+            say(stderr, str(error))
             raise typer.Exit(error.exit_code) from None
 
     return wrapper

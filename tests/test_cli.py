@@ -402,3 +402,21 @@ def test_the_report_and_the_runs_refuse_an_empty_output_path() -> None:
         ("sample", "--frames-cache"),
         ("frames", "--save"),
     } <= outputs
+
+
+def test_a_huge_docid_or_field_is_quoted_short_in_every_message(tmp_path: Path) -> None:
+    """A 10 MB docid (a broken first stage) was printed whole, twice, in the missing-video warning: 20 MB."""
+    huge = "x" * 10_000_000
+    run = tmp_path / "run.trec"
+    run.write_text(f"q1 Q0 {huge} 1 9 r\nq1 Q0 v001 2 8 r\n")
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("q1\tpeople dancing\n")
+    planned = invoke("rerank", run, queries, "--videos", VIDEOS, "--dry-run")
+    assert planned.exit_code == 0
+    warning = next(line for line in planned.stderr.splitlines() if "have no file under" in line)
+    assert len(warning) < 1_000 and "[10,000,000 characters]" in warning
+    assert len(planned.stderr) < 5_000
+    run.write_text(f"q1 Q0 v001 1 {huge} r\n")  # an error quoting the bad score
+    refused = invoke("rerank", run, queries, "--videos", VIDEOS, "--dry-run")
+    assert_one_line_error(refused, f"{run}:1:", "characters]")
+    assert len(refused.stderr) < 1_000

@@ -2,7 +2,8 @@
 circle (imports inside functions and under TYPE_CHECKING count: a lazy import is still an arrow).
 
 Stages, top to bottom (a module may import its own package and any stage below its own):
-cli and pyterrier > commands > pipeline, report > scoring, evaluation > videos > io > progress, versions > errors.
+cli and pyterrier > commands > pipeline, report > scoring, evaluation > videos > io > progress, versions, messages >
+errors.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ STAGES = [
     {"scoring", "evaluation"},
     {"videos"},
     {"io"},
-    {"progress", "versions"},
+    {"progress", "versions", "messages"},
     {"errors"},
 ]
 RANK = {name: rank for rank, names in enumerate(STAGES) for name in names}

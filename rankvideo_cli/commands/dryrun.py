@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.plan import plan_pairs, triage_pairs
 from rankvideo_cli.pipeline.store import model_fingerprints, read_store, store_namespaces
 from rankvideo_cli.videos.config import SamplingConfig
@@ -99,5 +100,5 @@ def print_plan(
         lines.append("  (the store holds several models: the loaded model's fingerprint decides which applies)")
     lines.append(f"would write: {plan['output']}, manifest {plan['manifest']}; nothing was loaded or written")
     for line in lines:
-        console.print(f"rankvideo: {line}", markup=False, soft_wrap=True)
+        say(console, line)
     return plan

@@ -22,6 +22,7 @@ from rankvideo_cli.evaluation.ranking import (
 )
 from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks
 from rankvideo_cli.io.runs import Run, iter_trec_chunks
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.request import (
     PreparedInputs,
     RerankRequest,
@@ -108,9 +109,9 @@ def print_summary(
             f"{len(inputs.skipped_queries)} queries without text kept in first-stage order "
             f"({', '.join(inputs.skipped_queries[:5])})"
         )
-    console.print("rankvideo: " + "; ".join(parts), markup=False, soft_wrap=True)
+    say(console, "; ".join(parts))
     if result.bad_videos:
-        console.print("rankvideo: " + summarize_bad_videos(result), markup=False, soft_wrap=True)
+        say(console, summarize_bad_videos(result))
     report_decoding(result, console)
 
 
@@ -125,15 +126,14 @@ def report_decoding(result: PipelineResult, console: Console) -> None:
         if result.settings.get("frame_cache")
         else ""
     )
-    console.print(
-        f"rankvideo: {counts.videos_decoded} videos sampled{from_cache}; the model waited "
+    say(
+        console,
+        f"{counts.videos_decoded} videos sampled{from_cache}; the model waited "
         f"{timings.wait_s:.1f} s for them ({decode_wait_share(timings):.0%} of its time)",
-        markup=False,
-        soft_wrap=True,
     )
     advice = decode_wait_advice(result)
     if advice is not None:
-        console.print(f"rankvideo: {advice}", markup=False, soft_wrap=True)
+        say(console, advice)
 
 
 def evaluate_against_first_stage(

@@ -12,6 +12,7 @@ from rankvideo_cli.commands.preflight import (
 from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.io.queries import find_missing_queries, read_queries
 from rankvideo_cli.io.runs import Run, read_run
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.request import (
     PreparedInputs,
     RerankRequest,
@@ -52,7 +53,7 @@ def report_tolerated(console: Console, *lines: str | None) -> None:
     """One stderr line per input file that had lines trec_eval 10.0 tolerates and a strict reader would not."""
     for line in lines:
         if line:
-            console.print(f"rankvideo: {line}", markup=False, soft_wrap=True)
+            say(console, line)
 
 
 def report_missing_videos(request: RerankRequest, inputs: PreparedInputs, console: Console) -> int:
@@ -70,10 +71,9 @@ def report_missing_videos(request: RerankRequest, inputs: PreparedInputs, consol
             f"{missing_docids} candidate videos are missing under {request.videos_root} "
             f"({missing_pairs} pairs{why}{tried}); --on-missing-video keep or drop to go on without them"
         )
-    console.print(
-        f"rankvideo: {missing_docids} candidate videos have no file under {request.videos_root} "
+    say(
+        console,
+        f"{missing_docids} candidate videos have no file under {request.videos_root} "
         f"({missing_pairs} pairs within depth{why}{tried}): {request.on_missing_video}",
-        markup=False,
-        soft_wrap=True,
     )
     return missing_pairs

@@ -18,6 +18,7 @@ from rankvideo_cli.commands.preflight import (
     plan_outputs,
 )
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.manifest import (
     build_manifest,
     describe_input,
@@ -69,7 +70,7 @@ def run_merge(
     if not videos.get("root"):
         raise UsageError(f"{cache}: no shard manifest found; run the shards with `rankvideo rerank --shard`")
     if shared.get("incomplete_shards") and not allow_missing:
-        console.print(f"rankvideo: shards {', '.join(shared['incomplete_shards'])} did not finish", markup=False)
+        say(console, f"shards {', '.join(shared['incomplete_shards'])} did not finish")
     request = RerankRequest(
         run_path=run,
         queries_path=queries,

@@ -27,6 +27,7 @@ from rankvideo_cli.evaluation.ranking import (
 )
 from rankvideo_cli.io.atomic import write_output_chunks
 from rankvideo_cli.io.runs import iter_trec_chunks
+from rankvideo_cli.messages import say
 
 
 def run_rank(
@@ -62,13 +63,12 @@ def run_rank(
     write_output_chunks(iter_trec_chunks(ranked, tag), output)
     provenance = count_provenance(ranked)
     outside = sum(1 for qid, _docid in model_scores if qid not in run)
-    console.print(
-        f"rankvideo: {len(run)} queries, {run.pair_count} candidates; {provenance[RERANKED]} reranked with the "
+    say(
+        console,
+        f"{len(run)} queries, {run.pair_count} candidates; {provenance[RERANKED]} reranked with the "
         f"stored scores, {provenance[UNSCORED]} within depth {depth} without a score kept in first-stage order, "
         f"{provenance[BELOW_DEPTH]} below depth"
         + (f"; {outside} stored scores are for queries not in the run (ignored)" if outside else ""),
-        markup=False,
-        soft_wrap=True,
     )
     if qrels is not None:
         evaluate_against_first_stage(ranked, run, qrels, measures, console)

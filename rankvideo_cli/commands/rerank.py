@@ -29,6 +29,7 @@ from rankvideo_cli.commands.preflight import (
 )
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.atomic import OutputWriteError
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.devices import WorkersInterrupted, parse_devices
 from rankvideo_cli.pipeline.manifest import (
     build_manifest,
@@ -160,7 +161,7 @@ def run_rerank(
             if final_status == "complete":
                 raise
             # the run's own failure is the error to show; this only says the manifest is not there either
-            console.print(f"rankvideo: no manifest: {error}", markup=False, soft_wrap=True)
+            say(console, f"no manifest: {error}")
 
     # this process writes its own store file: its lock is taken now, before the model loads (--devices: the workers)
     store = ScoreStore(outputs.store_dir, shard) if not on_devices else None
@@ -184,11 +185,10 @@ def run_rerank(
             result = getattr(error, "result", None)
             raise
         if shard is not None:
-            console.print(
-                f"rankvideo: shard {shard}: {result.counts.pairs_scored} pairs scored, "
+            say(
+                console,
+                f"shard {shard}: {result.counts.pairs_scored} pairs scored, "
                 f"{result.counts.pairs_cached} cached; scores in {outputs.store_dir} (merge with `rankvideo merge`)",
-                markup=False,
-                soft_wrap=True,
             )
             report_decoding(result, console)
             check_bad_video_policy(result, request.on_bad_video)

@@ -28,6 +28,7 @@ from rankvideo_cli.commands.preflight import (
 )
 from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.io.runs import read_run
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.plan import VideoJob, plan_pairs
 from rankvideo_cli.pipeline.score import Sampler, StopFlag, _decode_in_order, default_decode_workers
 from rankvideo_cli.pipeline.shards import Shard, parse_shard
@@ -257,4 +258,4 @@ def _summary_line(result: SampleResult, request: SampleRequest) -> str:
 
 
 def _say(console: Console, text: str) -> None:
-    console.print(f"rankvideo: {text}", markup=False, highlight=False, soft_wrap=True)
+    say(console, text)

@@ -19,6 +19,7 @@ from rankvideo_cli.commands.preflight import (
 )
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.atomic import write_stdout
+from rankvideo_cli.messages import say
 from rankvideo_cli.scoring.base import Scorer
 
 
@@ -75,7 +76,7 @@ def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bo
         Console(highlight=False).print(table)
     failures = [row for row in rows if "error" in row]
     for row in failures:
-        console.print(f"rankvideo: {row['error']}", markup=False, soft_wrap=True)
+        say(console, row["error"])
     return len(failures)
 
 
@@ -95,7 +96,7 @@ def run_explain(
             sampled = sample_video(path, SamplingConfig())
         except VideoError as error:
             failures += 1
-            console.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
+            say(console, str(error))
             if as_json:
                 write_stdout(json.dumps({"video": str(path), "error": str(error), "error_kind": error.kind}) + "\n")
             continue

@@ -18,6 +18,7 @@ from rankvideo_cli.commands.preflight import (
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.atomic import write_output_chunks, write_stdout
 from rankvideo_cli.io.runs import iter_trec_chunks
+from rankvideo_cli.messages import say
 from rankvideo_cli.progress import StepProgress
 
 
@@ -79,12 +80,11 @@ def run_tune(
     else:
         _print_sweep(result, Console(highlight=False))
     chosen = result.chosen_on_all
-    console.print(
-        f"rankvideo: cross-validated {result.measure} {result.cross_validated:.4f} over {len(result.fold_of)} "
+    say(
+        console,
+        f"cross-validated {result.measure} {result.cross_validated:.4f} over {len(result.fold_of)} "
         f"judged queries in {folds} folds; on all queries: --interpolate {chosen.alpha:g} "
         f"--normalization {chosen.normalization}" + (f"; interpolated run written to {output}" if output else ""),
-        markup=False,
-        soft_wrap=True,
     )
     return result
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from rankvideo_cli.commands.preflight import check_rankvideo_cache
 from rankvideo_cli.io.atomic import write_stdout
+from rankvideo_cli.messages import say
 from rankvideo_cli.videos.index import SPARSE_MEMBER, build_index
 
 
@@ -32,5 +33,5 @@ def run_videos(directory: Path, *, as_json: bool, rebuild: bool, console: Consol
         table.add_row("unreadable members", str(len(summary["unreadable_members"])))
     Console(highlight=False).print(table)
     for where in summary["unreadable_members"]:
-        console.print(f"rankvideo: {directory / where}: {SPARSE_MEMBER}", markup=False, soft_wrap=True)
+        say(console, f"{directory / where}: {SPARSE_MEMBER}")
     return summary
