@@ -334,3 +334,36 @@ def test_a_read_only_cache_never_writes(tmp_path: Path) -> None:
     sampled = caching_sampler(cache, content_identity(video), sample_video)(video, SamplingConfig())
     assert sampled.frames.shape[0] > 0
     assert entries(tmp_path) == [] and cache.stats.misses == 1
+
+
+def test_a_sample_stopped_by_sigterm_counts_what_is_on_disk(tmp_path: Path) -> None:
+    """The videos still decoding when SIGTERM came finish and are saved; the summary counted only those it had
+    taken in ("5 videos sampled" with 7-8 entries on disk), and the resume then reported the opposite split."""
+    from rich.console import Console
+
+    from rankvideo_cli.commands.sample import SampleInterrupted, SampleRequest, run_sample
+
+    cache_dir = tmp_path / "cache"
+    calls = []
+    lock = threading.Lock()
+
+    def slow_sampler(path: object, sampling: SamplingConfig) -> object:
+        with lock:
+            calls.append(path)
+            first = len(calls) == 1
+        if first:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler only sets the stop flag
+        else:
+            time.sleep(0.5)  # still decoding when the signal is seen
+        return sample_video(path, sampling)
+
+    request = SampleRequest(
+        run_path=SAMPLE / "first_stage.trec", frames_cache=cache_dir, videos_root=SAMPLE / "videos", decode_workers=4
+    )
+    with pytest.raises(SampleInterrupted) as stopped:
+        run_sample(request, Console(stderr=True), sampler=slow_sampler)
+    on_disk = len(entries(cache_dir))
+    assert on_disk > 1, "no decode was in flight when the signal came"
+    assert f": {on_disk} videos sampled in this run" in str(stopped.value)
+    resumed = invoke([*sample_args(cache_dir), "--json"])
+    assert json.loads(resumed.stdout)["already_cached"] == on_disk

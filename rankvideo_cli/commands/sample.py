@@ -220,9 +220,12 @@ def _sample_all(
 
     jobs = [VideoJob(key, path, []) for key, path, _identity in todo]  # type: ignore[arg-type]
     last_line = time.monotonic()
-    decoded = _decode_in_order(jobs, sampler_for, sampling, workers, 2 * workers, stop)
+    window = 2 * workers
+    decoded = _decode_in_order(jobs, sampler_for, sampling, workers, window, stop)
+    consumed = 0
     try:
         for job, video, failure, seconds in decoded:
+            consumed += 1
             result.decode_s += seconds
             if isinstance(failure, FrameCacheWriteError):  # a full disk is not a bad video: stop, say why
                 raise failure
@@ -243,8 +246,30 @@ def _sample_all(
             if stop.signum is not None:
                 break
     finally:
-        decoded.close()
+        decoded.close()  # the decodes already running finish and write their entries
         result.bytes_written = cache.stats.bytes_written
+    if stop.signum is not None:
+        _count_saved_after_stop(todo[consumed : consumed + window], cache, sampling, request, result)
+
+
+def _count_saved_after_stop(
+    in_flight: list[tuple[str, Path | TarMember, str | None]],
+    cache: FrameCache,
+    sampling: SamplingConfig,
+    request: SampleRequest,
+    result: SampleResult,
+) -> None:
+    """After a signal, the videos that were decoding when it came finished and were saved without being counted;
+    count them from the cache, so the summary says what is on disk. The decode pool never runs more than its
+    window ahead of the last video counted, so only that window can hold them."""
+    for key, _path, identity in in_flight:
+        if identity is None:
+            continue
+        state = cache.state(identity, sampling, full=False)
+        if state.status == "cached":
+            result.sampled += 1
+        elif state.status == "bad" and not request.retry_bad_videos:  # else it may be the record being retried
+            result.bad[key] = state.detail or "bad"
 
 
 def _summary_line(result: SampleResult, request: SampleRequest) -> str:
