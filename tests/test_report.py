@@ -5,9 +5,12 @@ The browser's view of the page (sorting, search, decoded thumbnails, no console 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -437,3 +440,101 @@ def test_a_baseline_sharing_no_query_with_the_run_is_refused_as_eval_refuses_it(
         assert (
             line == f"rankvideo: {run} and the baseline {baseline} share no query (e.g. q1 and q9): nothing to compare"
         )
+
+
+class FullDisk:
+    """A directory whose disk fills after `room` more writes: then ENOSPC at os.write and at fsync, as a full or
+    quota-limited file system reports it (at fsync only, a failed NFS write-back: tests/test_full_disks.py)."""
+
+    def __init__(self, directory: Path, room: int) -> None:
+        self.directory, self.room = directory.resolve(), room
+
+    def holds(self, descriptor: int) -> bool:
+        try:
+            return Path(os.readlink(f"/proc/self/fd/{descriptor}")).is_relative_to(self.directory)
+        except OSError:
+            return False
+
+    def check(self, descriptor: int) -> None:
+        if self.holds(descriptor):
+            if self.room <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.room -= 1
+
+
+@pytest.fixture
+def fill_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    disks: list[FullDisk] = []
+    real_write, real_fsync = os.write, os.fsync
+
+    def write(descriptor: int, data: bytes) -> int:
+        for disk in disks:
+            disk.check(descriptor)
+        return real_write(descriptor, data)
+
+    def fsync(descriptor: int) -> None:
+        if any(disk.holds(descriptor) and disk.room <= 0 for disk in disks):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    def fill(directory: Path, room: int = 0) -> None:
+        disks.append(FullDisk(directory, room))
+
+    yield fill
+    disks.clear()
+
+
+def snapshot(directory: Path) -> dict[str, bytes | None]:
+    return {
+        str(path.relative_to(directory)): path.read_bytes() if path.is_file() else None
+        for path in sorted(directory.rglob("*"))
+    }
+
+
+# 12 videos with frames, 3 thumbnails each: with room for 36 writes, the page is what fails
+@pytest.mark.parametrize("room", [0, 3, 12 * 3], ids=["no-room", "room-for-3-thumbnails", "room-for-every-thumbnail"])
+def test_a_full_disk_keeps_the_earlier_report_and_leaves_nothing_half_written(
+    multivent_rerank: tuple[Path, Path], tmp_path: Path, fill_disk, room: int
+) -> None:
+    reranked, scores = multivent_rerank
+    site = tmp_path / "site"
+    first = multivent_report(reranked, scores, f"{site}/", "--qid", "q1", "--thumbnails", "2")
+    assert first.exit_code == 0, first.output
+    earlier = snapshot(site)
+    assert sum(name.startswith("thumbs/") for name in earlier) == 2 * 9  # q1's videos, but the missing one
+    fill_disk(site, room)
+    failed = multivent_report(reranked, scores, f"{site}/", "--thumbnails", "3")
+    assert failed.exit_code == 1, failed.output
+    assert "Traceback" not in failed.output
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last == f"rankvideo: {site}: cannot write the report: No space left on device " + (
+        "(any earlier report there is unchanged)"
+    )
+    assert snapshot(site) == earlier
+
+
+def test_a_report_into_a_new_directory_on_a_full_disk_leaves_no_directory(tmp_path: Path, fill_disk) -> None:
+    fill_disk(tmp_path)
+    failed = invoke("report", SAMPLE / "first_stage.trec", "--thumbnails", "0", "-o", f"{tmp_path / 'site'}/")
+    assert failed.exit_code == 1 and "No space left on device" in failed.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_report_into_a_directory_replaces_the_thumbnails_of_the_first(
+    multivent_rerank: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reranked, scores = multivent_rerank
+    site = tmp_path / "site"
+    for count in (2, 1):
+        result = multivent_report(reranked, scores, f"{site}/", "--qid", "q1", "--thumbnails", count)
+        assert result.exit_code == 0, result.output
+    sources = {
+        source
+        for strip in embedded_json((site / "index.html").read_text(), "rankvideo-thumbnails").values()
+        for source in strip.get("images", [])
+    }
+    assert {f"thumbs/{path.name}" for path in (site / "thumbs").iterdir()} == sources  # none of the first's left
+    assert sorted(path.name for path in site.iterdir()) == ["index.html", "thumbs"]

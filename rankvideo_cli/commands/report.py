@@ -3,13 +3,18 @@
 Steps: check every option and the output location; read the run, the baseline, the qrels, the queries, the
 scores and the explanations (any of them bad: one line, exit 2, nothing written); evaluate as `rankvideo eval`
 does; choose the queries; make the thumbnails (frame cache, else PyAV, in threads); draw the charts; write the
-page atomically. No model is loaded and torch is never imported.
+page atomically (into a directory: the page and its thumbnails, swapped in together). No model is loaded and
+torch is never imported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from rankvideo_cli.commands.preflight import (
     check_output_file,
     check_writable_directory,
 )
-from rankvideo_cli.errors import InputError, UsageError
+from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.io.atomic import atomic_write_text, write_stdout
 from rankvideo_cli.io.runs import Run
 from rankvideo_cli.io.text import display_name
@@ -225,8 +230,7 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
     from rankvideo_cli.report.page import render_page, thumbnail_sources
 
     directory = output_directory(request)
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
+    thumbnails, thumbnail_files = thumbnail_sources(strips, as_files=directory is not None)
     page = render_page(
         run_name=names[0],
         baseline_name=names[1] if baseline is not None else None,
@@ -236,13 +240,13 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         evaluation=evaluation,
         evaluation_json=evaluation_json,
         charts=charts,
-        thumbnails=thumbnail_sources(strips, directory),
+        thumbnails=thumbnails,
         has_model_scores=model_scores is not None,
     )
     result.bytes = len(page.encode("utf-8"))
     if directory is not None:
         result.written = directory / INDEX
-        atomic_write_text(result.written, page)
+        write_report_directory(directory, page, thumbnail_files)
     elif request.output is not None and str(request.output) != "-":
         result.written = Path(request.output)
         atomic_write_text(result.written, page)
@@ -250,6 +254,82 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         write_stdout(page)
     console.print(f"rankvideo: {_summary(result)}", markup=False, soft_wrap=True)
     return result
+
+
+class ReportWriteError(RankVideoError):
+    """The report's directory could not be written (a full disk, a quota, a read-only remount): the report that
+    was there before, page and thumbnails, is unchanged and nothing half-written is left. Exit 1: the inputs
+    were fine."""
+
+    exit_code = 1
+
+    def __init__(self, directory: Path, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(f"{directory}: cannot write the report: {reason} (any earlier report there is unchanged)")
+
+
+def write_report_directory(directory: Path, page: str, files: Mapping[str, bytes]) -> None:
+    """`directory/index.html` and `directory/thumbs/` replaced together (see `ReportWriteError`): both are made in a
+    hidden folder inside `directory`, then moved in by renames, which need no space."""
+    from rankvideo_cli.report.page import THUMBS
+
+    created = not directory.exists()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".report.", suffix=".tmp", dir=directory))
+    except OSError as error:
+        raise ReportWriteError(directory, error) from None
+    try:
+        try:
+            if files:
+                (staging / THUMBS).mkdir()
+            for name, data in files.items():
+                _write_new_file(staging / name, data, durable=False)
+            _write_new_file(staging / INDEX, page.encode("utf-8"), durable=True)
+            with contextlib.suppress(FileNotFoundError):  # an earlier page keeps its permissions, as atomic_writer does
+                os.chmod(staging / INDEX, (directory / INDEX).stat().st_mode & 0o7777)
+            _swap_in(staging, directory, THUMBS)
+        finally:
+            # a failed attempt's files, or after the swap the earlier thumbs/
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as error:
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise ReportWriteError(directory, error) from None
+
+
+def _write_new_file(path: Path, data: bytes, *, durable: bool) -> None:
+    # Plain os.write: where tests/test_report.py fills the disk. Thumbnails are not fsynced one by one (thousands
+    # of them, and a report can be made again); the page is, as atomic_writer does.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+        if durable:
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _swap_in(staging: Path, directory: Path, thumbs_name: str) -> None:
+    """Move staging's thumbs/ and index.html into `directory` and the earlier thumbs/ into staging; on a failure,
+    every rename done is undone."""
+    earlier, thumbs = directory / thumbs_name, staging / thumbs_name
+    undo: list[tuple[Path, Path]] = []
+    try:
+        if os.path.lexists(earlier):
+            os.rename(earlier, staging / f"earlier-{thumbs_name}")
+            undo.append((staging / f"earlier-{thumbs_name}", earlier))
+        if thumbs.exists():
+            os.rename(thumbs, earlier)
+            undo.append((earlier, thumbs))
+        os.replace(staging / INDEX, directory / INDEX)
+    except BaseException:
+        for source, target in reversed(undo):
+            os.rename(source, target)
+        raise
 
 
 def check_scores_cover_the_run(

@@ -11,7 +11,6 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rankvideo_cli.evaluation.measures import EvalReport
@@ -63,10 +62,17 @@ def overview_rows(report: EvalReport) -> list[dict[str, Any]]:
     return rows
 
 
-def thumbnail_sources(strips: Mapping[str, Thumbnails], directory: Path | None) -> dict[str, dict[str, Any]]:
-    """docid -> what the page's script shows: image sources (data URIs, or files written under
-    `directory/thumbs/`), the frame indices, where they came from, or the problem."""
+THUMBS = "thumbs"  # the folder of thumbnail files beside a report's index.html
+
+
+def thumbnail_sources(
+    strips: Mapping[str, Thumbnails], as_files: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, bytes]]:
+    """docid -> what the page's script shows: image sources (data URIs, or with `as_files` paths under
+    `thumbs/`), the frame indices, where they came from, or the problem; and the files those paths name (path
+    relative to the page -> JPEG bytes), for the caller to write beside the page."""
     shown: dict[str, dict[str, Any]] = {}
+    files: dict[str, bytes] = {}
     for docid in sorted(strips):
         strip = strips[docid]
         if not strip.ok:
@@ -74,15 +80,14 @@ def thumbnail_sources(strips: Mapping[str, Thumbnails], directory: Path | None) 
             continue
         sources = []
         for image, frame in zip(strip.images, strip.frame_indices, strict=True):
-            if directory is None:
-                sources.append("data:image/jpeg;base64," + base64.b64encode(image).decode("ascii"))
+            if as_files:
+                source = f"{THUMBS}/{hashlib.sha256(docid.encode()).hexdigest()[:20]}-{frame}.jpg"
+                files[source] = image
             else:
-                name = f"{hashlib.sha256(docid.encode()).hexdigest()[:20]}-{frame}.jpg"
-                (directory / "thumbs").mkdir(parents=True, exist_ok=True)
-                (directory / "thumbs" / name).write_bytes(image)
-                sources.append(f"thumbs/{name}")
+                source = "data:image/jpeg;base64," + base64.b64encode(image).decode("ascii")
+            sources.append(source)
         shown[docid] = {"images": sources, "frames": strip.frame_indices, "source": strip.source}
-    return shown
+    return shown, files
 
 
 # Inside a <script>, `</script` ends the element and `<!--` followed by `<script` makes the parser skip past the
