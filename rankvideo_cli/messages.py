@@ -1,8 +1,10 @@
 """The lines rankvideo prints on stderr: `rankvideo: ...`, one line each, never flooded by what they quote.
 
-A docid, path or query can be megabytes long (a broken first stage, a concatenated field); quoted whole, one
-warning would be a 20 MB line. Every message goes through `printable`, which shortens each overlong word or
-quoted string to its start and end and says how long it was, so the line still names what it is about.
+A docid, path or field can be megabytes long (a broken first stage, a concatenated field); quoted whole, one
+warning would be a 20 MB line. Every message goes through `printable`, which shortens each overlong word (an
+unbroken run of non-space characters: an id, a path, a field) to its start and end and says how long it was, so
+the line still names what it is about. Text with spaces (a query) cannot be told apart from the message around
+it: a message that quotes one shortens it with `shorten` where it is written.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ if TYPE_CHECKING:
 
 LONGEST_SHOWN = 200  # characters of one id, path or quoted text
 _HEAD, _TAIL = 120, 60
-# an unbroken run of non-space characters, or a Python repr of a string (a query's text has spaces)
-_OVERLONG = re.compile(rf"'[^'\n]{{{LONGEST_SHOWN},}}'|\"[^\"\n]{{{LONGEST_SHOWN},}}\"|\S{{{LONGEST_SHOWN + 1},}}")
+_OVERLONG = re.compile(rf"\S{{{LONGEST_SHOWN + 1},}}")
 
 
 def shorten(text: str, limit: int = LONGEST_SHOWN) -> str:
@@ -35,7 +36,7 @@ def _shorten_match(match: re.Match[str]) -> str:
 
 
 def printable(message: str) -> str:
-    """`message` with every overlong word or quoted string shortened (see `shorten`)."""
+    """`message` with every overlong word shortened (see `shorten`)."""
     return _OVERLONG.sub(_shorten_match, message)
 
 

@@ -33,6 +33,7 @@ from rankvideo_cli.commands.rerank import NothingToScore, score_here
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.evaluation.ranking import rerank
 from rankvideo_cli.io.runs import Run, run_from_scores
+from rankvideo_cli.messages import shorten
 from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest, anything_to_score, build_resolver
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT
 from rankvideo_cli.scoring.options import ScorerOptions
@@ -182,7 +183,8 @@ def results_to_run(frame: pd.DataFrame) -> tuple[Run, dict[str, str]]:
     queries: dict[str, str] = {}
     for qid, text in zip(qids, frame["query"].astype(str).tolist(), strict=True):
         if queries.setdefault(qid, text) != text:
-            raise UsageError(f"query {qid!r} has two texts in the result frame: {queries[qid]!r} and {text!r}")
+            first, second = shorten(queries[qid]), shorten(text)
+            raise UsageError(f"query {qid!r} has two texts in the result frame: {first!r} and {second!r}")
     return run_from_scores(SOURCE, rows), queries
 
 
