@@ -265,6 +265,23 @@ def test_an_uncached_hub_id_with_the_hub_out_of_reach_fails_at_once(tmp_path: Pa
     assert "not in the Hugging Face cache" in line and "cannot be reached" in line and "hf download" in line
 
 
+@pytest.mark.parametrize("offline", [False, True], ids=["hub-out-of-reach", "HF_HUB_OFFLINE"])
+def test_a_rerank_whose_model_cannot_load_writes_nothing(offline: bool, tmp_path: Path, monkeypatch) -> None:
+    """It left an empty OUTPUT.scores/scores.jsonl behind: the store was opened before the model was looked for."""
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1") if offline else monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once, never leaves
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    output = tmp_path / "out" / "reranked.trec"
+    result = invoke("rerank", FIRST_STAGE, QUERIES, "--videos", VIDEOS, "--model", "someone/NoSuchModel", "-o", output)
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert "'someone/NoSuchModel' is not in the Hugging Face cache" in line and "hf download" in line
+    assert ("HF_HUB_OFFLINE=1 forbids" in line) == offline and ("cannot be reached" in line) != offline
+    assert not (tmp_path / "out").exists()
+
+
 def test_long_docids_extensions_in_docids_and_the_paths_tried(tiny_model_dir: Path, tmp_path: Path) -> None:
     videos = tmp_path / "videos"
     videos.mkdir()

@@ -134,6 +134,8 @@ def run_rerank(
         print_plan(request, inputs, outputs, shard, console)
         return
     needs_model = anything_to_score(request, inputs, missing_pairs)
+    if needs_model and scorer_options is not None:
+        scorer_options.check_available()  # a model that cannot load leaves no store file behind
     on_devices = request.devices is not None and needs_model
     scorer = NothingToScore() if not needs_model else None if on_devices else scorer_factory()
     model_description: dict | None = None  # the workers' (--devices); else the scorer's, when the manifest is written

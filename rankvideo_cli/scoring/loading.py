@@ -214,6 +214,25 @@ def _fail_fast_when_unreachable(model: str, revision: str | None, cache_path: Pa
         )
 
 
+def check_model_available(model: str, revision: str | None, cache_dir: Path | None) -> None:
+    """Refuse, without torch and in a second or two, a model that loading would refuse: a local directory that is
+    not a Qwen3-VL checkpoint, or a hub id that is neither in the cache nor downloadable (offline, or the hub out
+    of reach). Called before a run creates its score store, so such a run leaves nothing behind."""
+    if model == TINY_MODEL_NAME:
+        return
+    if not _is_hub_id(model):
+        _check_local_dir(Path(model).expanduser())
+        return
+    if _offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json", revision=revision, cache_dir=cache_dir)
+        if not isinstance(cached, str):
+            raise ModelLoadError(_explain_hub_failure(model, revision, cache_dir, FileNotFoundError(model)))
+        return
+    _fail_fast_when_unreachable(model, revision, cache_dir)
+
+
 def _snapshot_revision(directory: Path) -> str | None:
     """The commit hash when `directory` is a Hugging Face cache snapshot (`.../snapshots/<sha>`)."""
     if directory.parent.name == "snapshots" and _COMMIT.match(directory.name):

@@ -68,6 +68,14 @@ class ScorerOptions:
         """Refuse prompt options that cannot work, before anything loads (no torch)."""
         check_prompt_options(self.prompt, self.score_mode, self.attn_implementation, self.prefix_cache)
 
+    def check_available(self) -> None:
+        """Refuse a model that cannot be loaded from here (not cached and no hub; not a checkpoint), without
+        torch: before a run writes anything."""
+        from rankvideo_cli.scoring.loading import check_model_available
+
+        arguments = self._model_arguments()
+        check_model_available(arguments["model"], arguments["revision"], arguments["cache_dir"])
+
     def deferred(self) -> DeferredScorer:
         """A scorer that loads the model only when a video is to be scored (`DeferredScorer`)."""
         return DeferredScorer(self)
