@@ -36,6 +36,7 @@ from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.io.atomic import atomic_write_text, write_stdout
 from rankvideo_cli.io.runs import Run
 from rankvideo_cli.io.text import display_name
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
 from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
@@ -225,7 +226,7 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
     result = ReportResult(queries=len(sections), videos=len(docids))
     strips = _thumbnails(request, videos, console, result) if resolver is not None and request.thumbnails else {}
     if resolver is None:
-        console.print("rankvideo: no --videos: the report shows no frames", markup=False, soft_wrap=True)
+        say(console, "no --videos: the report shows no frames")
     charts = _charts(run, baseline, qrels, model_scores, deltas, evaluation, request.top)
     from rankvideo_cli.report.page import render_page, thumbnail_sources
 
@@ -252,7 +253,7 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         atomic_write_text(result.written, page)
     else:
         write_stdout(page)
-    console.print(f"rankvideo: {_summary(result)}", markup=False, soft_wrap=True)
+    say(console, _summary(result))
     return result
 
 
@@ -349,11 +350,7 @@ def check_scores_cover_the_run(
     examples = ", ".join(f"{qid} {docid}" for qid, docid in unscored[:shown]) + (
         ", ..." if len(unscored) > shown else ""
     )
-    console.print(
-        f"rankvideo: {len(unscored)} of {len(pairs)} pairs of {run.source} have no score in {source} (e.g. {examples})",
-        markup=False,
-        soft_wrap=True,
-    )
+    say(console, f"{len(unscored)} of {len(pairs)} pairs of {run.source} have no score in {source} (e.g. {examples})")
 
 
 def _deltas(evaluation: EvalReport | None) -> dict[str, float]:
