@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+import torch
 from test_pipeline_helpers import DirResolver, FakeScorer, make_run, real_sampler
 from video_factory import make_video
 
@@ -16,6 +17,7 @@ from rankvideo_cli.pipeline.manifest import (
     describe_input,
     read_shard_manifests,
     shared_shard_settings,
+    torch_threads,
     write_manifest,
 )
 from rankvideo_cli.pipeline.score import score_pairs
@@ -82,6 +84,7 @@ def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, 
     assert manifest["model_fingerprint"] == result.model_fingerprint
     assert (manifest["device"], manifest["dtype"]) == ("cpu", "float32")  # from the scorer fingerprint
     assert (manifest["attn_implementation"], manifest["batch_size"]) == ("sdpa", 4)
+    assert manifest["torch_threads"] == torch.get_num_threads()
     for library in ("torch", "transformers", "av", "qwen-vl-utils", "rankvideo-cli"):
         assert manifest["libraries"][library], library
     assert manifest["counts"]["pairs_scored"] == 3
@@ -94,6 +97,12 @@ def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, 
     write_manifest(path, manifest)
     assert json.loads(path.read_text()) == json.loads(json.dumps(manifest))
     assert [p.name for p in path.parent.iterdir()] == ["run.trec.manifest.json"]  # no temp file left behind
+
+
+def test_a_devices_runs_thread_count_is_its_workers_when_they_agree():
+    assert torch_threads([4, 4]) == 4
+    assert torch_threads([4, 2]) is None
+    assert torch_threads([]) is None
 
 
 def test_unreadable_input_is_described_not_fatal(tmp_path):

@@ -1,9 +1,10 @@
 """The shipped samples' outputs as the code before the layout-by-stage move wrote them.
 
 A move of modules must change no output: the reranked run, the `--scores` JSONL and the manifest (less what
-differs between machines and runs: timings, clock, host, argv, library versions) of the README's first command
-and of the flat sample, with `tiny-random`, match what main at b5ff30e wrote (tests/data/sample-outputs). The
-tiny model's weights are hashed too, so that a failure says whether the model or the code changed.
+differs between machines and runs: timings, clock, host, argv, library versions, torch's thread count) of the
+README's first command and of the flat sample, with `tiny-random`, match what main at b5ff30e wrote
+(tests/data/sample-outputs). The tiny model's weights are hashed too, so that a failure says whether the model or
+the code changed.
 
 Everything but the scores must match byte for byte. The scores are compared to SCORE_TOLERANCE, not bit for bit:
 torch picks its CPU kernels by the instructions the processor has, so the same code, weights and inputs give
@@ -32,7 +33,7 @@ from rankvideo_cli.cli import app
 GOLDEN = Path(__file__).parent / "data" / "sample-outputs"
 
 # Fields of a manifest that describe the machine and the moment rather than the inputs and the settings.
-VARYING_FIELDS = ("timings", "created_at", "host", "command", "libraries", "decode_bottleneck")
+VARYING_FIELDS = ("timings", "created_at", "host", "command", "libraries", "decode_bottleneck", "torch_threads")
 VARYING_MODEL_FIELDS = ("torch", "transformers")
 
 # Absolute, on logits and log-probabilities of magnitude <= ~15 and on p_yes: 15x the cross-CPU drift seen.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.pipeline.devices import expand_devices, parse_devices, plan_workers
+from rankvideo_cli.pipeline.devices import expand_devices, mixed_devices_warning, parse_devices, plan_workers
 from rankvideo_cli.pipeline.shards import Shard
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
@@ -51,6 +52,13 @@ def worker_pids(job: subprocess.Popen, count: int, seen: list[str]) -> dict[int,
 
 def manifest_of(output: Path) -> dict:
     return json.loads(output.with_name(output.name + ".manifest.json").read_text())
+
+
+def long_query(words: int, seed: int) -> str:
+    """`words` words of the sample queries' vocabulary in a seeded order (about as many tokens)."""
+    lines = (SAMPLE / "queries.tsv").read_text().splitlines()[1:]
+    vocabulary = sorted({word for line in lines for word in line.split("\t")[1].split()})
+    return " ".join(random.Random(seed).choice(vocabulary) for _ in range(words))
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +100,15 @@ def test_decode_threads_are_split_between_the_workers() -> None:
         (Shard(2, 3), "cuda:2", 5),
     ]
     assert [plan.decode_workers for plan in plan_workers(["cpu", "cpu"], decode_workers=1)] == [1, 1]
+
+
+def test_only_a_run_split_between_cpu_and_gpu_is_said_not_to_be_byte_identical() -> None:
+    assert mixed_devices_warning(["cpu", "cpu"]) is None
+    assert mixed_devices_warning(["cuda:0", "cuda:1"]) is None
+    assert mixed_devices_warning(["cuda:0", "cpu"]) == (
+        "--devices cuda:0,cpu: the CPU and the GPUs compute the scores with different arithmetic, so this run is "
+        "not byte-identical to a run on one device"
+    )
 
 
 def test_gpus_that_are_not_there_are_refused() -> None:
@@ -160,6 +177,39 @@ def test_two_workers_write_the_single_device_run(single_device_run, tmp_path: Pa
     assert manifest["counts"]["pairs_scored"] == PAIRS_WITH_VIDEO
     assert manifest["pipeline"]["devices"] == ["cpu", "cpu"]
     assert manifest["model"]["model"] == "tiny-random"
+
+
+def test_cpu_workers_compute_with_the_one_device_threads_so_long_queries_score_the_same_bits(tiny_model_dir, tmp_path):
+    # float32 sums over thousands of query tokens are added in an order that can depend on torch's thread count:
+    # workers given a share of the cores each wrote scores differing in the 7th digit from a one-device run's
+    run, queries = tmp_path / "run.trec", tmp_path / "queries.tsv"
+    texts = {"long": long_query(2000, seed=1), "medium": long_query(600, seed=2), "short": "a red ball"}
+    queries.write_text("".join(f"{qid}\t{text}\n" for qid, text in texts.items()))
+    run.write_text("".join(f"{qid} Q0 v00{rank} {rank} 0.{9 - rank} bm25\n" for qid in texts for rank in (1, 2)))
+
+    def args(output: Path, *extra: str) -> list[str]:
+        scores = output.with_suffix(".scores.jsonl")
+        inputs = [str(run), str(queries), "--videos", str(SAMPLE / "videos"), "--model", "tiny-random"]
+        return ["rerank", *inputs, "-o", str(output), "--scores", str(scores), *extra]
+
+    reference = tmp_path / "single.trec"
+    completed = CliRunner().invoke(app, args(reference, "--decode-workers", "1"))
+    assert completed.exit_code == 0, completed.output
+    output = tmp_path / "devices.trec"
+    job = start(args(output, "--devices", "cpu,cpu"))
+    _stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr
+    assert "not byte-identical" not in stderr
+
+    threads = manifest_of(reference)["torch_threads"]
+    assert threads >= 1
+    store = tmp_path / "devices.trec.scores"
+    shards = [json.loads(path.read_text()) for path in sorted(store.glob("shard-*.manifest.json"))]
+    assert [shard["torch_threads"] for shard in shards] == [threads, threads]
+    assert manifest_of(output)["torch_threads"] == threads
+    assert manifest_of(output)["pipeline"]["torch_threads"] == [threads, threads]
+    assert output.read_bytes() == reference.read_bytes()
+    assert output.with_suffix(".scores.jsonl").read_bytes() == reference.with_suffix(".scores.jsonl").read_bytes()
 
 
 def test_a_killed_worker_is_reported_and_a_rerun_scores_only_what_is_missing(single_device_run, tmp_path):

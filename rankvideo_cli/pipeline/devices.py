@@ -113,6 +113,17 @@ def expand_devices(devices: list[str]) -> list[str]:
     return list(devices)
 
 
+def mixed_devices_warning(devices: list[str]) -> str | None:
+    """Why a run on these devices cannot be byte-identical to a one-device run, or None: the CPU and a GPU do
+    their arithmetic differently, so a run whose videos are split between them equals neither device's."""
+    if "cpu" in devices and any(device != "cpu" for device in devices):
+        return (
+            f"--devices {','.join(devices)}: the CPU and the GPUs compute the scores with different arithmetic, so "
+            "this run is not byte-identical to a run on one device"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     shard: Shard
@@ -148,14 +159,13 @@ def worker_request(request: RerankRequest, plan: WorkerPlan, store_dir: Path) ->
     )
 
 
-def _worker_environment(plan: WorkerPlan, workers: int) -> dict[str, str]:
+def _worker_environment() -> dict[str, str]:
+    """The parent's environment, thread settings untouched: a CPU worker must compute with the intra-op thread
+    count a one-device run would (torch's default, or OMP_NUM_THREADS), because its float32 sums are added in
+    an order that can depend on it. N CPU workers thus run N times that many threads on the cores: oversubscribed,
+    but the bits of a one-device run. GPU workers do their arithmetic on the GPU either way."""
     environ = dict(os.environ)
     environ["PYTHONUNBUFFERED"] = "1"
-    if plan.device == "cpu" and "OMP_NUM_THREADS" not in environ:
-        from rankvideo_cli.pipeline.result import usable_cores
-
-        # several CPU workers would each start a thread per core: share the cores instead
-        environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
     return environ
 
 
@@ -186,7 +196,7 @@ def _relay(worker: _Worker, console: Console, lock: threading.Lock) -> None:
             console.print(prefix + shown, markup=False, soft_wrap=True, highlight=False)
 
 
-def _start(plan: WorkerPlan, spec: dict[str, Any], workers: int) -> subprocess.Popen:
+def _start(spec: dict[str, Any]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "rankvideo_cli.commands.worker", json.dumps(spec)],
         stdin=subprocess.DEVNULL,
@@ -195,7 +205,7 @@ def _start(plan: WorkerPlan, spec: dict[str, Any], workers: int) -> subprocess.P
         text=True,
         encoding="utf-8",
         errors="replace",
-        env=_worker_environment(plan, workers),
+        env=_worker_environment(),
     )
 
 
@@ -251,7 +261,7 @@ def run_workers(
                 "request": request_to_dict(worker_request(request, plan, store_dir)),
                 "scorer": scorer_options.on_device(plan.device).to_dict(),
             }
-            worker = _Worker(plan, _start(plan, spec, len(plans)))
+            worker = _Worker(plan, _start(spec))
             worker.relay = threading.Thread(target=_relay, args=(worker, console, lock), daemon=True)
             worker.relay.start()
             workers.append(worker)
@@ -301,6 +311,7 @@ def combine_worker_counts(result: PipelineResult, manifests: list[dict[str, Any]
             "devices": [manifest.get("device") for manifest in manifests],
             "decode_workers": sum(manifest["pipeline"].get("decode_workers", 0) for manifest in manifests),
             "frame_cache": manifests[0]["pipeline"].get("frame_cache") if manifests else None,
+            "torch_threads": [manifest.get("torch_threads") for manifest in manifests],
         }
     )
 
@@ -316,6 +327,8 @@ def score_on_devices(
     result, and the model's description for the manifest."""
     started = time.monotonic()
     devices = expand_devices(parse_devices(request.devices) or [])
+    if (warning := mixed_devices_warning(devices)) is not None:
+        console.print(f"rankvideo: {warning}", markup=False, soft_wrap=True)
     try:
         manifests = run_workers(request, scorer_options, devices, store_dir, console)
     except WorkersStopped as stopped:

@@ -1,8 +1,8 @@
 """Run manifests: a JSON record, next to the output, of everything that produced a run.
 
 Inputs with sha256 checksums, all settings, the model fingerprint, library versions, device, dtype,
-attention implementation, batch size, counts and timings. Timing lives here and never in the run file,
-which stays byte-identical across re-runs.
+attention implementation, batch size, torch's thread count, counts and timings. Timing lives here and never in
+the run file, which stays byte-identical across re-runs.
 
 Shard runs write `shard-I-of-N.manifest.json` into the score store directory; `rankvideo merge` reads them
 back (`read_shard_manifests`) to check the shards agree and to reuse their settings.
@@ -71,6 +71,17 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def torch_threads(workers: list[int | None] | None = None) -> int | None:
+    """The intra-op threads torch computed the scores with: on the CPU the order float32 sums are added in can
+    depend on it, so two runs' bits can only be compared at the same count. A `--devices` run's is its workers'
+    (`workers`, one each; None if they differ), anything else's this process's; None when torch was never
+    loaded (nothing was computed). Never part of a fingerprint: a store's scores stay valid at any count."""
+    if workers is not None:
+        return workers[0] if workers and len(set(workers)) == 1 else None
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def build_manifest(
     *,
     result: PipelineResult,
@@ -114,6 +125,7 @@ def build_manifest(
         "sampling_fingerprint": result.settings_fingerprint,
         "model": fingerprint,
         **runtime_info,
+        "torch_threads": torch_threads(result.settings.get("torch_threads")),
         "libraries": library_versions(),
         "counts": {
             "pairs_in_run": counts.pairs_in_run,
