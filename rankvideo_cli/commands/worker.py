@@ -12,6 +12,7 @@ import sys
 from rich.console import Console
 
 from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.request import request_from_dict
 
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_rerank(request, options.deferred, console)
     except RankVideoError as error:
-        console.print(f"rankvideo: {error}", markup=False, soft_wrap=True)
+        say(console, str(error))
         return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.request import request_to_dict
 from rankvideo_cli.pipeline.shards import Shard
 
@@ -328,7 +329,7 @@ def score_on_devices(
     started = time.monotonic()
     devices = expand_devices(parse_devices(request.devices) or [])
     if (warning := mixed_devices_warning(devices)) is not None:
-        console.print(f"rankvideo: {warning}", markup=False, soft_wrap=True)
+        say(console, warning)
     try:
         manifests = run_workers(request, scorer_options, devices, store_dir, console)
     except WorkersStopped as stopped:
