@@ -17,8 +17,8 @@ import pytest
 from helpers import write_input as write
 
 from rankvideo_cli.errors import InputError
-from rankvideo_cli.io.atomic import atomic_write_text, write_output
-from rankvideo_cli.io.runs import Candidate, format_score, format_trec_lines, read_run, trec_order
+from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks
+from rankvideo_cli.io.runs import Candidate, format_score, format_trec_lines, read_run, run_from_scores
 
 
 def input_error(path: Path | str, *, stdin: bytes | None = None) -> InputError:
@@ -329,13 +329,9 @@ def test_format_trec_lines_refuses_an_unwritable_tag(tag: str) -> None:
         format_trec_lines({"q1": [("d1", 1.0)]}, tag)
 
 
-def test_trec_order_is_score_then_docid_descending() -> None:
-    assert trec_order([("a", 1.0), ("c", 1.0), ("b", 2.0), ("B", 1.0)]) == [
-        ("b", 2.0),
-        ("c", 1.0),
-        ("a", 1.0),
-        ("B", 1.0),
-    ]
+def test_runs_are_in_trec_order_score_then_docid_descending() -> None:
+    run = run_from_scores("scores", {"q1": {"a": 1.0, "c": 1.0, "b": 2.0, "B": 1.0}})
+    assert run["q1"] == [Candidate("b", 2.0, 1), Candidate("c", 1.0, 2), Candidate("a", 1.0, 3), Candidate("B", 1.0, 4)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -360,9 +356,9 @@ def test_failed_atomic_write_keeps_the_old_file_and_cleans_up(tmp_path: Path) ->
     assert os.listdir(tmp_path) == ["run.trec"]
 
 
-def test_write_output_to_stdout_for_none_and_dash(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    write_output("a\n", None)
-    write_output("b\n", "-")
+def test_write_output_chunks_to_stdout_for_none_and_dash(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    write_output_chunks(["a", "\n"], None)
+    write_output_chunks(["b\n"], "-")
     assert capsys.readouterr().out == "a\nb\n"
-    write_output("c\n", tmp_path / "file")
+    write_output_chunks(["c", "\n"], tmp_path / "file")
     assert (tmp_path / "file").read_text() == "c\n"

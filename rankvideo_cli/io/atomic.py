@@ -93,21 +93,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         stream.write(text)
 
 
-def write_output(text: str, destination: str | Path | None) -> None:
-    """Write to `destination` atomically, or to stdout when it is None or `-` (every byte: see `write_stdout`)."""
-    if destination is None or str(destination) == "-":
-        write_stdout(text)
-    else:
-        atomic_write_text(destination, text)
-
-
 class StdoutClosed(Exception):
     """stdout's reader went away. Not an OSError, so that click's own EPIPE handling (exit 1) does not take it:
     the CLI exits 141 quietly, as a command killed by SIGPIPE would."""
 
 
 def write_output_chunks(chunks: Iterable[str], destination: str | Path | None, *, flush_bytes: int = 1 << 20) -> None:
-    """`write_output` for text produced piece by piece: atomically to a file, or to stdout in ~1 MiB writes."""
+    """Write `chunks` to `destination` atomically (see `atomic_writer`), or to stdout in ~1 MiB writes when it is
+    None or `-` (every byte: see `write_stdout`)."""
     if destination is not None and str(destination) != "-":
         with atomic_writer(destination) as stream:
             for chunk in chunks:

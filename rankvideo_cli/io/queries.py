@@ -14,7 +14,6 @@ import io
 import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal
 
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.json_input import parse_json_line
@@ -155,22 +154,22 @@ def check_queries_cover_run(
     run: Run,
     queries: Mapping[str, str],
     queries_path: str | Path,
-    missing: Literal["error", "skip"] = "error",
+    missing: str = "error",
 ) -> list[str]:
-    """The run's qids without query text (sorted), which the caller keeps in first-stage order (`skip`).
+    """The run's qids without query text (sorted), which the caller keeps in first-stage order.
 
-    With `missing="error"` the first of them (in qid order) is an `InputError` at the run line where it first
+    `missing` is the `--missing-query` policy, "error" or "skip" (`options.QueryPolicy`, a str, compares equal to
+    its value). With "error" the first of them (in qid order) is an `InputError` at the run line where it first
     appears.
     """
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
     absent = find_missing_queries(run, queries)
     if absent and missing == "error":
-        shown = ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else "")
         raise InputError(
             run.source,
             run.first_line.get(absent[0]),
-            f"query {absent[0]!r} is not in {display_name(queries_path)} ({len(absent)} run queries have no "
-            f"text: {shown}; --missing-query skip keeps them in first-stage order)",
+            f"query {absent[0]!r} is not in {display_name(queries_path)} ({len(absent)} run queries have no text; "
+            "--missing-query skip keeps them in first-stage order)",
         )
     return absent

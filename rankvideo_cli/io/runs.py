@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import json.decoder
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple
 
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.bulk import collector_paused
@@ -54,11 +54,6 @@ class Run(dict[str, list[Candidate]]):
     def scores(self) -> dict[str, dict[str, float]]:
         """qid -> {docid: score}: the shape ir-measures evaluates."""
         return {qid: {candidate.docid: candidate.score for candidate in candidates} for qid, candidates in self.items()}
-
-
-def trec_order(scored: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    """trec_eval's ranking of (docid, score) pairs: score descending, ties broken by docid descending."""
-    return sorted(scored, key=lambda item: (item[1], item[0]), reverse=True)
 
 
 def _check_identifier(path: str, line: int | None, kind: str, value: str) -> None:
@@ -104,7 +99,9 @@ class RunScores(dict[str, dict[str, float]]):
         return sum(len(docs) for docs in self.values())
 
 
-def _parse_trec_lines(path: str, lines: Iterator[tuple[int, str]], reread: Callable[[], Iterator]) -> RunScores:
+def _parse_trec_lines(
+    path: str, lines: Iterator[tuple[int, str]], reread: Callable[[], Iterator[tuple[int, str]] | None]
+) -> RunScores:
     """The TREC reader's hot loop (2.5M lines in a few seconds): split, check, store; nothing per line that
     can be done once. trec_eval 10.0's rules: a line whose first non-blank character is `#` is a comment,
     columns after the 6th are ignored, and the rank column is never read (only counted when not an integer)."""
@@ -167,7 +164,7 @@ def _parse_trec_lines(path: str, lines: Iterator[tuple[int, str]], reread: Calla
     return run
 
 
-def _first_occurrence(reread: Callable[[], Iterator], qid: str, docid: str) -> int | None:
+def _first_occurrence(reread: Callable[[], Iterator[tuple[int, str]] | None], qid: str, docid: str) -> int | None:
     """Line of the first (qid, docid) line, found by reading the file again (only on the error path, so the
     hot loop keeps no line number per pair); None when the input cannot be read twice (stdin)."""
     lines = reread()
@@ -223,7 +220,7 @@ _SCORE_THEN_DOCID = itemgetter(1, 0)  # (docid, score) -> (score, docid), in C
 # ---------------------------------------------------------------------------------------------------------
 
 
-class _Pairs(list):
+class _Pairs(list[tuple[str, object]]):
     """A JSON object as its (key, value) pairs, duplicates kept (a JSON array stays a plain list)."""
 
 
@@ -258,7 +255,7 @@ def _json_score(path: str, qid: str, docid: str, raw: object) -> float:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_Pairs)
-_WHITESPACE = json.decoder.WHITESPACE
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # json.decoder.WHITESPACE, which is not public
 
 
 @dataclass(frozen=True)
@@ -270,7 +267,8 @@ class _Member:
 
 
 def _skip(text: str, offset: int) -> int:
-    return _WHITESPACE.match(text, offset).end()
+    match = _WHITESPACE.match(text, offset)
+    return match.end() if match else offset  # always a match: the pattern matches the empty string
 
 
 def _expect(text: str, offset: int, characters: str, what: str) -> int:
@@ -287,8 +285,9 @@ def _members(text: str, offset: int, end: list[int] | None = None) -> Iterator[_
     offset += closed
     while not closed:
         key_offset = offset
-        offset = _expect(text, offset, '"', "property name enclosed in double quotes")
-        key, offset = json.decoder.scanstring(text, offset)
+        _expect(text, offset, '"', "property name enclosed in double quotes")
+        key: str
+        key, offset = _DECODER.raw_decode(text, offset)  # a string, at its '"'
         value_offset = _skip(text, _expect(text, _skip(text, offset), ":", "':' delimiter"))
         value, offset = _DECODER.raw_decode(text, value_offset)
         yield _Member(key, value, key_offset, value_offset)
@@ -333,7 +332,7 @@ def _parse_json(path: str, text: str) -> Run:
                 problem = f"query {qid!r} maps to {_json_kind(member.value)}, not an object"
                 raise InputError(path, line, f"{_JSON_RUN_SHAPE}; {problem}")
             first_line[qid] = line
-            rows[qid] = _json_candidates(path, text, member, lines)
+            rows[qid] = _json_candidates(path, text, member, member.value, lines)
         trailing = _skip(text, end[0])
         if trailing != len(text):
             raise json.JSONDecodeError("Extra data", text, trailing)
@@ -344,9 +343,9 @@ def _parse_json(path: str, text: str) -> Run:
     return _build(path, rows, first_line)
 
 
-def _json_candidates(path: str, text: str, query: _Member, lines: _Lines) -> dict[str, float]:
-    """{docid: score} of one query; on a bad entry, walk the object again to name the entry's line."""
-    pairs: _Pairs = query.value  # type: ignore[assignment]
+def _json_candidates(path: str, text: str, query: _Member, pairs: _Pairs, lines: _Lines) -> dict[str, float]:
+    """{docid: score} of one query (`pairs`: its parsed `query.value`); on a bad entry, walk the object again to
+    name the entry's line."""
     scores: dict[str, float] = {}
     positions: dict[str, int] = {}
     for position, (docid, raw_score) in enumerate(pairs):
@@ -427,14 +426,6 @@ def read_run(path: str | Path, *, stdin: BinaryIO | None = None) -> Run:
 # ---------------------------------------------------------------------------------------------------------
 
 
-class ScoredDoc(Protocol):
-    @property
-    def docid(self) -> str: ...
-
-    @property
-    def score(self) -> float: ...
-
-
 def format_score(score: float) -> str:
     """Shortest text that parses back to the same float (`repr`): distinct scores stay distinct when read back.
 
@@ -452,16 +443,11 @@ def _check_tag(tag: str) -> None:
         raise ValueError(f"run tag must be one word without whitespace, got {tag!r}")
 
 
-def format_trec_run(ranked: Mapping[str, Sequence[ScoredDoc]], tag: str) -> str:
-    """TREC 6-column text: queries in sorted qid order, each query's documents in the given (intended) order,
-    ranks 1..n, scores from `format_score`. The caller makes scores consistent with the order
-    (`ranking.rerank` does)."""
-    return format_trec_lines({qid: [(doc.docid, doc.score) for doc in docs] for qid, docs in ranked.items()}, tag)
-
-
 def format_trec_lines(ranked: Mapping[str, Sequence[Sequence]], tag: str) -> str:
     """TREC run text from qid -> documents in the intended order, each a (docid, score) pair or anything whose
-    first two items are those (`ranking.RankedDoc`). See `format_trec_run`."""
+    first two items are those (`ranking.RankedDoc`): queries in sorted qid order, each query's documents in the given
+    order, ranks 1..n, scores as `format_score` writes them. The caller makes scores consistent with the order
+    (`ranking.rerank` does)."""
     return "".join(iter_trec_chunks(ranked, tag))
 
 

@@ -40,11 +40,11 @@ def display_name(path: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def _open_binary(path: str | Path, stdin: BinaryIO | None) -> Iterator[BinaryIO]:
+def _open_binary(path: str | Path, stdin: BinaryIO | None) -> Iterator[io.BufferedReader]:
     name = display_name(path)
     if str(path) == STDIN:
         # read whole: its checksum goes to the manifest; buffered, so that it can be peeked like a file
-        yield io.BufferedReader(io.BytesIO(_read_stdin(stdin)))  # type: ignore[arg-type]
+        yield io.BufferedReader(io.BytesIO(_read_stdin(stdin)))
         return
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed by the context manager
@@ -70,11 +70,11 @@ def open_text_lines(path: str | Path, *, stdin: BinaryIO | None = None) -> Itera
     """
     name = display_name(path)
     with _open_binary(path, stdin) as raw:
-        compressed = raw.peek(2)[:2] == GZIP_MAGIC  # type: ignore[attr-defined]
-        binary: BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw  # type: ignore[assignment]
+        compressed = raw.peek(2)[:2] == GZIP_MAGIC
+        binary: gzip.GzipFile | io.BufferedReader = gzip.GzipFile(fileobj=raw) if compressed else raw
         # newline="\n": split at "\n" only (not at a lone "\r"); decoding errors are found per line, so that
         # the message can name the line (a strict decoder fails a whole 8 KiB chunk at once)
-        stream = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="\n")  # type: ignore[arg-type]
+        stream = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="\n")
         yield _numbered(name, stream, compressed)
         stream.detach()
 
@@ -155,8 +155,3 @@ def numbered_lines(text: str) -> list[tuple[int, str]]:
     U+2028, U+0085 or a form feed, which query texts can contain, and shift every later line number.
     """
     return [(number, line.removesuffix("\r")) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
-
-
-def line_number(text: str, offset: int) -> int:
-    """1-based line of the character at `offset` in `text`."""
-    return text.count("\n", 0, offset) + 1
