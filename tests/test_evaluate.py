@@ -17,13 +17,12 @@ from scipy import stats
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.evaluation.measures import (
     DEFAULT_MEASURES,
+    MeasureSpec,
     check_measures,
     correct_p_values,
     evaluate,
     evaluate_runs,
     parse_measure_specs,
-    parse_measures,
-    run_frame,
 )
 from rankvideo_cli.evaluation.tables import format_report, render_table
 from rankvideo_cli.io.qrels import read_qrels
@@ -32,6 +31,12 @@ from rankvideo_cli.io.runs import format_trec_lines, read_run
 SAMPLE = Path(__file__).parent.parent / "sample_runs"
 FIRST_STAGE = SAMPLE / "first_stage.trec"
 QRELS = SAMPLE / "qrels.txt"
+
+
+def run_frame(ranked: dict[str, list[tuple[str, float]]]) -> pd.DataFrame:
+    """A run as a DataFrame (query_id, doc_id, score), the shape PyTerrier's results have."""
+    rows = [(qid, docid, score) for qid, docs in ranked.items() for docid, score in docs]
+    return pd.DataFrame(rows, columns=["query_id", "doc_id", "score"])
 
 
 def frame_of(path: Path) -> pd.DataFrame:
@@ -160,13 +165,14 @@ def test_comparing_a_run_with_itself_ties_everywhere() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_parse_measures() -> None:
-    assert [str(m) for m in parse_measures(None)] == list(DEFAULT_MEASURES)
-    assert parse_measures(["MAP"]) == [ir_measures.AP]
-    assert parse_measures(["nDCG@10", "ndcg_cut.10", "nDCG@10"]) == [ir_measures.nDCG @ 10]
+def test_parse_measure_specs() -> None:
+    assert [spec.label for spec in parse_measure_specs(None)] == list(DEFAULT_MEASURES)
+    assert [str(spec.measure) for spec in parse_measure_specs(None)] == list(DEFAULT_MEASURES)
+    assert [spec.measure for spec in parse_measure_specs(["MAP"])] == [ir_measures.AP]
+    assert parse_measure_specs(["nDCG@10", "ndcg_cut.10", "nDCG@10"]) == [MeasureSpec("nDCG@10", ir_measures.nDCG @ 10)]
     for bad in ("nDCG@x", "bogus", "P@"):
         with pytest.raises(UsageError, match="unknown measure"):
-            parse_measures([bad])
+            parse_measure_specs([bad])
 
 
 @pytest.fixture(scope="module")
@@ -262,9 +268,10 @@ def test_counts_follow_trec_eval_dash_c_for_a_judged_query_missing_from_the_run(
         "map": 0.0,
     }
     # where no query is missing, the counts are ir-measures' own
-    direct = ir_measures.calc_aggregate(parse_measures(names), {"q1": qrels["q1"]}, run)
+    measures = [spec.measure for spec in parse_measure_specs(names)]
+    direct = ir_measures.calc_aggregate(measures, {"q1": qrels["q1"]}, run)
     assert list(evaluate(run, {"q1": qrels["q1"]}, names).runs[0].aggregate.values()) == [
-        direct[measure] for measure in parse_measures(names)
+        direct[measure] for measure in measures
     ]
 
 

@@ -22,7 +22,7 @@ from rankvideo_cli.evaluation.fusion import (
     sweep,
 )
 from rankvideo_cli.evaluation.measures import evaluate
-from rankvideo_cli.evaluation.ranking import as_scored_lists, rerank
+from rankvideo_cli.evaluation.ranking import rerank
 from rankvideo_cli.io.runs import format_trec_lines, read_run
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
@@ -55,7 +55,7 @@ def test_sweep_values_equal_evaluating_the_written_run(synthetic, measure: str) 
     )
     for config in result.configs:
         ranked = rerank(run, model, depth=20, interpolate=config.alpha, normalization=config.normalization)
-        direct = evaluate(as_scored_lists(ranked), qrels, [measure]).runs[0]
+        direct = evaluate(ranked, qrels, [measure]).runs[0]
         assert result.per_query[config] == {qid: direct.per_query.at[qid, measure] for qid in sorted(qrels)}
         assert result.per_query[config]["q99"] == 0.0
 
@@ -72,7 +72,7 @@ def test_folds_choose_on_the_other_folds_and_the_written_run_scores_the_cv_value
     held_out = [result.per_query[fold.chosen][qid] for fold in result.folds for qid in fold.test_queries]
     assert result.cross_validated == pytest.approx(sum(held_out) / len(held_out), abs=1e-15)
     written = cross_validated_run(run, model, result, depth=20)
-    assert evaluate(as_scored_lists(written), qrels, ["nDCG@10"]).runs[0].aggregate["nDCG@10"] == pytest.approx(
+    assert evaluate(written, qrels, ["nDCG@10"]).runs[0].aggregate["nDCG@10"] == pytest.approx(
         result.cross_validated, abs=1e-12
     )
     again = sweep(run, model, qrels, alphas=parse_alphas("0:1:0.1"), depth=20, folds=4, seed=3)

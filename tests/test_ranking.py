@@ -14,7 +14,7 @@ import ir_measures
 import pytest
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.evaluation.ranking import BELOW_DEPTH, RERANKED, UNSCORED, as_scored_lists, rerank
+from rankvideo_cli.evaluation.ranking import BELOW_DEPTH, RERANKED, UNSCORED, rerank
 from rankvideo_cli.io.runs import Candidate, Run, format_trec_lines, read_run
 
 Pair = tuple[str, str]
@@ -31,7 +31,7 @@ def make_run(tmp_path: Path, rows: Mapping[str, Mapping[str, float]]) -> Run:
 def written_order(tmp_path: Path, ranked: dict, name: str = "reranked.trec") -> dict[str, list[str]]:
     """Write with format_trec_lines, read with ir-measures, order as trec_eval does: score desc, docid desc."""
     path = tmp_path / name
-    path.write_text(format_trec_lines(as_scored_lists(ranked), "test"))
+    path.write_text(format_trec_lines(ranked, "test"))
     per_query: dict[str, list[tuple[float, str]]] = {}
     for doc in ir_measures.read_trec_run(str(path)):
         per_query.setdefault(doc.query_id, []).append((doc.score, doc.doc_id))
@@ -236,4 +236,4 @@ def test_random_runs_match_the_oracle(tmp_path: Path, seed: int) -> None:
 def test_rerank_accepts_candidates_not_from_a_file() -> None:
     run = {"q1": [Candidate("b", 2.0, 1), Candidate("a", 1.0, 2)]}
     ranked = rerank(run, {("q1", "a"): 1.0, ("q1", "b"): 0.0})
-    assert as_scored_lists(ranked) == {"q1": [("a", 1.0), ("b", 0.0)]}
+    assert [(doc.docid, doc.score) for doc in ranked["q1"]] == [("a", 1.0), ("b", 0.0)]

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import ir_measures
 import pandas as pd
@@ -28,7 +28,6 @@ import pandas as pd
 from rankvideo_cli.errors import UsageError
 
 DEFAULT_MEASURES = ["nDCG@10", "nDCG@20", "R@10", "R@100", "AP", "RR"]
-RUN_COLUMNS = ["query_id", "doc_id", "score"]
 CORRECTIONS = ("holm", "bonferroni", "none")
 COUNT_MEASURES = ("NumQ", "NumRel", "NumRet")  # summed, not averaged: shown as integers
 _PARSE_ERRORS = (ValueError, NameError, SyntaxError, TypeError, KeyError, AttributeError)
@@ -91,28 +90,14 @@ def check_measures(names: Sequence[str] | None) -> None:
         pass
 
 
-def parse_measures(names: Sequence[str] | None) -> list[Any]:
-    """The ir-measures measure objects of `parse_measure_specs(names)`."""
-    return [spec.measure for spec in parse_measure_specs(names)]
+RunScoresLike: TypeAlias = Mapping[str, Mapping[str, float]]
+QrelsLike: TypeAlias = Mapping[str, Mapping[str, int]]
+# a run as `evaluate` takes it: a DataFrame (query_id, doc_id, score), a run file, qid -> {docid: score}, or qid ->
+# sequences of (docid, score) tuples or `.docid`/`.score` objects
+RunLike: TypeAlias = pd.DataFrame | Mapping[str, Any] | str | Path
 
 
-RunScoresLike = Mapping[str, Mapping[str, float]]
-
-
-def run_frame(ranked: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
-    """A run as the DataFrame ir-measures reads (query_id, doc_id, score), from qid -> (docid, score) tuples or
-    objects with `.docid` and `.score` (`Candidate`, `RankedDoc`)."""
-    rows = [
-        (qid, *(doc if isinstance(doc, tuple) else (doc.docid, doc.score)))
-        for qid, docs in ranked.items()
-        for doc in docs
-    ]
-    return pd.DataFrame(rows, columns=RUN_COLUMNS).astype(
-        {"query_id": "object", "doc_id": "object", "score": "float64"}
-    )
-
-
-def as_run_scores(run: pd.DataFrame | Mapping[str, Any] | str | Path) -> dict[str, dict[str, float]]:
+def as_run_scores(run: RunLike) -> RunScoresLike:
     """qid -> {docid: score} from a DataFrame (query_id, doc_id, score), a run file, a qid -> {docid: score}
     mapping (returned as it is), or qid -> sequences of (docid, score) tuples or `.docid`/`.score` objects."""
     if isinstance(run, (str, Path)):
@@ -124,10 +109,10 @@ def as_run_scores(run: pd.DataFrame | Mapping[str, Any] | str | Path) -> dict[st
         for qid, docid, score in zip(run["query_id"], run["doc_id"], run["score"], strict=True):
             scores.setdefault(str(qid), {})[str(docid)] = float(score)
         return scores
-    converted: dict[str, dict[str, float]] = {}
+    converted: dict[str, Mapping[str, float]] = {}
     for qid, docs in run.items():
         if isinstance(docs, Mapping):
-            converted[qid] = docs  # type: ignore[assignment]
+            converted[qid] = docs
         else:
             converted[qid] = {
                 doc[0] if isinstance(doc, tuple) else doc.docid: float(doc[1] if isinstance(doc, tuple) else doc.score)
@@ -136,10 +121,10 @@ def as_run_scores(run: pd.DataFrame | Mapping[str, Any] | str | Path) -> dict[st
     return converted
 
 
-def as_qrels_dict(qrels: pd.DataFrame | Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+def as_qrels_dict(qrels: pd.DataFrame | QrelsLike) -> QrelsLike:
     """qid -> {docid: relevance} from `io.qrels.read_qrels`'s DataFrame (or such a mapping, returned as is)."""
     if not isinstance(qrels, pd.DataFrame):
-        return qrels  # type: ignore[return-value]
+        return qrels
     judged: dict[str, dict[str, int]] = {}
     for qid, docid, relevance in zip(qrels["query_id"], qrels["doc_id"], qrels["relevance"], strict=True):
         judged.setdefault(str(qid), {})[str(docid)] = int(relevance)
@@ -180,19 +165,19 @@ class EvalReport:
         return self.runs[-1] if self.comparisons else None
 
 
-def _empty_ranking_value(measure: Any, relevant_by_level: Mapping[str, int], qid: str) -> float:
+def _empty_ranking_value(measure: Any, qrels: QrelsLike, qid: str) -> float:
     """A measure's value for a judged query with no ranking, as trec_eval -c counts it."""
     name = getattr(measure, "NAME", "")
     if name == "NumQ":
         return 1.0
     if name == "NumRel":
         threshold = measure.params.get("rel") or 1
-        judged = relevant_by_level.get(qid, {})
+        judged = qrels.get(qid, {})
         return float(sum(1 for relevance in judged.values() if relevance >= threshold))
     return 0.0
 
 
-def _iter_calc(measures: list[Any], qrels: Mapping[str, Mapping[str, int]], run: RunScoresLike):
+def _iter_calc(measures: list[Any], qrels: QrelsLike, run: RunScoresLike) -> Iterator[ir_measures.Metric]:
     try:
         yield from ir_measures.iter_calc(measures, qrels, run)
     except ValueError as error:
@@ -205,7 +190,7 @@ def _iter_calc(measures: list[Any], qrels: Mapping[str, Mapping[str, int]], run:
 def evaluate_run(
     name: str,
     run: RunScoresLike,
-    qrels: Mapping[str, Mapping[str, int]],
+    qrels: QrelsLike,
     specs: Sequence[MeasureSpec],
 ) -> RunEvaluation:
     """Per-query values and aggregates of one run (see the module docstring for which queries count)."""
@@ -291,12 +276,9 @@ def compare(run: RunEvaluation, baseline: RunEvaluation, measure: str) -> Compar
     )
 
 
-RunLike = pd.DataFrame | Mapping[str, Any] | str | Path
-
-
 def evaluate_runs(
     runs: Sequence[tuple[str, RunLike]],
-    qrels: pd.DataFrame | Mapping[str, Mapping[str, int]],
+    qrels: pd.DataFrame | QrelsLike,
     measure_names: Sequence[str] | None = None,
     *,
     baseline: tuple[str, RunLike] | None = None,
@@ -336,7 +318,7 @@ def evaluate_runs(
 
 def evaluate(
     run: RunLike,
-    qrels: pd.DataFrame | Mapping[str, Mapping[str, int]],
+    qrels: pd.DataFrame | QrelsLike,
     measure_names: Sequence[str] | None = None,
     *,
     baseline: RunLike | None = None,

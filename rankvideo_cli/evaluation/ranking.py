@@ -198,8 +198,3 @@ def rerank(
             )
             for qid, candidates in run.items()
         }
-
-
-def as_scored_lists(ranked: Mapping[str, Sequence[RankedDoc]]) -> dict[str, list[tuple[str, float]]]:
-    """qid -> (docid, score) in the intended order, for `io.runs.format_trec_lines` and `evaluate.run_frame`."""
-    return {qid: [(doc.docid, doc.score) for doc in docs] for qid, docs in ranked.items()}

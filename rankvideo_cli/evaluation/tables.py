@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from rankvideo_cli.errors import UsageError
@@ -162,7 +162,7 @@ def _comparison_table(report: EvalReport) -> Table:
     baseline = report.baseline
     assert baseline is not None
     table = Table(title=f"{_title(report)}; baseline {baseline.name}", title_justify="left")
-    for column, justify in (
+    columns: list[tuple[str, JustifyMethod]] = [
         ("measure", "left"),
         ("run", "left"),
         ("value", "right"),
@@ -170,8 +170,9 @@ def _comparison_table(report: EvalReport) -> Table:
         ("W/T/L", "right"),
         ("p (paired t)", "right"),
         (f"p ({report.correction})", "right"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    ]
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold")
     by_measure: dict[str, list[Comparison]] = {}
     for comparison in report.comparisons:
         by_measure.setdefault(comparison.measure, []).append(comparison)
