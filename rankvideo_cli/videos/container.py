@@ -36,7 +36,7 @@ class VideoError(RankVideoError):
         "unreadable_member": "a tar member whose bytes are not stored in place (a sparse member)",
     }
 
-    def __init__(self, path: str | Path, kind: str, detail: str) -> None:
+    def __init__(self, path: str | Path | TarMember, kind: str, detail: str) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"unknown VideoError kind {kind!r}")
         self.path = str(path)
@@ -195,7 +195,7 @@ class OpenVideo:
     def _video_stream(self) -> av.video.stream.VideoStream:
         stream = self.container.streams.best("video")
         kinds = sorted({stream.type for stream in self.container.streams})
-        if stream is None:
+        if not isinstance(stream, av.video.stream.VideoStream):  # None: best() found no video stream
             found = ", ".join(kinds) if kinds else "none"
             raise VideoError(self.path, "not_a_video", f"no video stream (streams: {found})")
         if stream.disposition & av.stream.Disposition.attached_pic:
@@ -208,8 +208,9 @@ class OpenVideo:
             )
         return stream
 
-    def packets(self) -> Iterator[av.Packet]:
-        """Demuxed packets of the video stream, then PyAV's flush packet; a read error ends the stream.
+    def packets(self) -> Iterator[av.Packet | None]:
+        """Demuxed packets of the video stream, then `FLUSH` (None) in place of PyAV's flush packet; a read error
+        ends the stream (with `FLUSH`).
 
         decord stops counting at the first read error too, so N and the packets decoded agree with it.
         """
@@ -223,7 +224,7 @@ class OpenVideo:
                 self.read_error = getattr(error, "strerror", None) or str(error)
                 yield FLUSH
                 return
-            yield packet
+            yield FLUSH if _is_flush_packet(packet) else packet
 
     def close(self) -> None:
         self.container.close()
@@ -238,8 +239,9 @@ class OpenVideo:
 FLUSH = None  # stands for "end of stream: drain the decoder"
 
 
-def is_flush(packet: av.Packet | None) -> bool:
-    return packet is None or (packet.size == 0 and packet.pts is None and packet.dts is None)
+def _is_flush_packet(packet: av.Packet) -> bool:
+    """PyAV's end-of-stream packet: no data and no timestamps."""
+    return packet.size == 0 and packet.pts is None and packet.dts is None
 
 
 def ffmpeg_reason(error: Exception) -> str:

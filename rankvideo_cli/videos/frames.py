@@ -39,9 +39,9 @@ from rankvideo_cli.videos.container import (
     PacketIndex,
     VideoError,
     ffmpeg_reason,
-    is_flush,
     rotate_rgb,
 )
+from rankvideo_cli.videos.index import TarMember
 from rankvideo_cli.videos.plan import VideoPlan, probe_video
 from rankvideo_cli.videos.sampling import pair_timestamps
 
@@ -130,7 +130,7 @@ class _FrameConverter:
 
 
 def _decode_seeking(
-    path: str | Path,
+    path: str | Path | TarMember,
     plan: VideoPlan,
     convert: _FrameConverter,
     log: _DecodeLog,
@@ -159,7 +159,7 @@ def _decode_seeking(
             if ended:
                 raise _FastPathFailed(f"stream ended before frame {pending[0]}")
             packet = next(packets, FLUSH)
-            if is_flush(packet):
+            if packet is None:  # FLUSH
                 frames = _decode_or_fail(context, None)
                 ended = True
             else:
@@ -205,7 +205,7 @@ def _seek_to_keyframe(
         raise _FastPathFailed(f"seek failed ({ffmpeg_reason(error)})") from None
     packets = video.packets()
     first = next(packets, FLUSH)
-    if is_flush(first):
+    if first is None:  # FLUSH
         raise _FastPathFailed("seek landed at the end of the stream")
     landed = index.rank(first.pts)
     if not first.is_keyframe or landed is None or landed > target:
@@ -215,7 +215,7 @@ def _seek_to_keyframe(
     return itertools.chain([first], packets), position
 
 
-def _decode_or_fail(context: av.codec.context.CodecContext, packet: av.Packet | None) -> list[av.VideoFrame]:
+def _decode_or_fail(context: av.video.codeccontext.VideoCodecContext, packet: av.Packet | None) -> list[av.VideoFrame]:
     try:
         return context.decode(packet)
     except av.error.FFmpegError as error:
@@ -223,7 +223,13 @@ def _decode_or_fail(context: av.codec.context.CodecContext, packet: av.Packet | 
 
 
 def _decode_from_start(
-    path: str | Path, plan: VideoPlan, convert: _FrameConverter, log: _DecodeLog, *, by_pts: bool, threads: int
+    path: str | Path | TarMember,
+    plan: VideoPlan,
+    convert: _FrameConverter,
+    log: _DecodeLog,
+    *,
+    by_pts: bool,
+    threads: int,
 ) -> dict[int, torch.Tensor]:
     """Decode from the first packet, every frame, no seeking and no skipping (the reference's way).
 
@@ -244,7 +250,7 @@ def _decode_from_start(
         context.thread_count = threads
         position = -1
         for packet in video.packets():
-            if is_flush(packet):
+            if packet is None:  # FLUSH
                 payload = None
             else:
                 position += 1
@@ -261,9 +267,9 @@ def _decode_from_start(
                     raise VideoError(
                         plan.path, "corrupt", f"decode error at packet {position} ({last_error})"
                     ) from None
-                for rank in index.damaged_ranks(position) & wanted:
-                    if rank not in kept:
-                        damaged.setdefault(rank, f"decode error at packet {position} ({last_error})")
+                for lost in index.damaged_ranks(position) & wanted:
+                    if lost not in kept:
+                        damaged.setdefault(lost, f"decode error at packet {position} ({last_error})")
                 continue
             for frame in frames:
                 log.frames_out += 1
@@ -294,7 +300,7 @@ def _decode_from_start(
 
 
 def sample_video(
-    path: str | Path,
+    path: str | Path | TarMember,
     config: SamplingConfig = SamplingConfig(),
     *,
     plan: VideoPlan | None = None,

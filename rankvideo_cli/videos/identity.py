@@ -39,7 +39,8 @@ def content_identity(path: str | Path | TarMember, size: int | None = None) -> s
     member, of the member's bytes (the same identity as the file extracted)."""
     start = 0
     if isinstance(path, TarMember):
-        path, start, size = path.tar, path.offset, path.size
+        start, size = path.offset, path.size
+        path = path.tar
     with open(path, "rb") as handle:
         if size is None:
             size = os.fstat(handle.fileno()).st_size

@@ -134,10 +134,8 @@ def read_header(tar: Path, header_offset: int) -> tarfile.TarInfo | None:
         handle.seek(0)
         try:
             with tarfile.open(fileobj=handle, mode="r:") as archive:
-                if header_offset == 0:  # read when the tar opened
-                    found = archive.firstmember
-                else:  # tarfile.next() reads the header at `offset`
-                    archive.firstmember = None
+                found = archive.next()  # the first member, read when the tar opened
+                if header_offset != 0:  # now that it is taken, next() reads the header at `offset`
                     archive.offset = header_offset
                     found = archive.next()
         except (tarfile.TarError, EOFError):
@@ -327,14 +325,12 @@ def _tar_entries(root: Path, relative: str) -> list[tuple[str, TarEntry]]:
                         f"`tar --delete --occurrence=1 -f {relative} {member.name}` deletes the first"
                     )
                 found[member.name] = member
-                data = member
-                if member.islnk():
-                    data = regular.get(member.linkname)  # type: ignore[assignment]
-                    if data is None:
-                        raise UsageError(
-                            f"{path}::{member.name}: a hard link to {member.linkname!r}, which is not a file "
-                            "stored before it in this tar"
-                        )
+                data = regular.get(member.linkname) if member.islnk() else member
+                if data is None:
+                    raise UsageError(
+                        f"{path}::{member.name}: a hard link to {member.linkname!r}, which is not a file "
+                        "stored before it in this tar"
+                    )
                 unreadable = SPARSE_MEMBER if data.issparse() else None
                 data_member = data.name if data is not member else None
                 entries.append(

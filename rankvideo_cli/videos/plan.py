@@ -23,9 +23,9 @@ from rankvideo_cli.videos.container import (
     PacketIndex,
     VideoError,
     ffmpeg_reason,
-    is_flush,
     rotation_turns,
 )
+from rankvideo_cli.videos.index import TarMember
 from rankvideo_cli.videos.sampling import SamplingRefused, output_size, pair_timestamps, sample_count, sample_indices
 
 
@@ -72,7 +72,7 @@ def _make_plan(video: OpenVideo, config: SamplingConfig) -> VideoPlan:
     first_frame = None
     first_error: str | None = None
     for packet in video.packets():
-        if is_flush(packet):
+        if packet is None:  # FLUSH
             if first_frame is None and first_error is None:
                 first_frame, first_error = _first_frame(context, None, first_error)
             continue
@@ -119,7 +119,7 @@ def _make_plan(video: OpenVideo, config: SamplingConfig) -> VideoPlan:
 
 
 def _first_frame(
-    context: av.codec.context.CodecContext, packet: av.Packet | None, error: str | None
+    context: av.video.codeccontext.VideoCodecContext, packet: av.Packet | None, error: str | None
 ) -> tuple[tuple[int, tuple[int, int]] | None, str | None]:
     """Decode until the first frame appears: its rotation and coded (height, width)."""
     try:
@@ -132,7 +132,7 @@ def _first_frame(
     return (frame.rotation, (int(frame.height), int(frame.width))), None
 
 
-def probe_video(path: str | Path, config: SamplingConfig = SamplingConfig()) -> VideoPlan:
+def probe_video(path: str | Path | TarMember, config: SamplingConfig = SamplingConfig()) -> VideoPlan:
     """N, F, indices, timestamps and sizes of a video, from one demux pass (only the first frame decoded).
 
     Raises `VideoError` for every video the sampler would reject, except damage that only decoding the
