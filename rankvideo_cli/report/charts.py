@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # matplotlib loads only when a chart is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 WIN, TIE, LOSS = "#2e7d32", "#9e9e9e", "#c62828"
 RELEVANT, NOT_RELEVANT = "#1565c0", "#ef6c00"
 
 
-def _figure(width: float = 7.0, height: float = 2.6):  # type: ignore[no-untyped-def]
+def _figure(width: float = 7.0, height: float = 2.6) -> tuple[Figure, Axes]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +27,7 @@ def _figure(width: float = 7.0, height: float = 2.6):  # type: ignore[no-untyped
     return figure, axes
 
 
-def _svg(figure) -> str:  # type: ignore[no-untyped-def]
+def _svg(figure: Figure) -> str:
     from matplotlib import pyplot as plt
 
     buffer = io.StringIO()
