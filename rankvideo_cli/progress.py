@@ -133,24 +133,25 @@ class RichProgress(ProgressReporter):
     def start(self, counts: ProgressCounts) -> None:
         super().start(counts)
         self.progress.start()
-        self.task = self.progress.add_task("scoring", total=max(1, counts.pairs_to_score), **self._fields())
+        rate, videos = self._fields()
+        self.task = self.progress.add_task("scoring", total=max(1, counts.pairs_to_score), rate=rate, videos=videos)
 
-    def _fields(self) -> dict[str, str]:
+    def _fields(self) -> tuple[str, str]:
+        """The bar's `rate` and `videos` fields."""
         counts = self.counts
         elapsed = time.monotonic() - self.started
         rate = counts.pairs_scored / elapsed if elapsed > 0 else 0.0
-        return {
-            "rate": f"{rate:.2f}/s",
-            "videos": (
-                f"videos {counts.videos_decoded}/{counts.videos_to_decode} | cached {counts.pairs_cached}"
-                f" | bad {counts.bad_videos} | missing {counts.missing_videos}"
-            ),
-        }
+        videos = (
+            f"videos {counts.videos_decoded}/{counts.videos_to_decode} | cached {counts.pairs_cached}"
+            f" | bad {counts.bad_videos} | missing {counts.missing_videos}"
+        )
+        return f"{rate:.2f}/s", videos
 
     def update(self) -> None:
         if self.task is not None:
             done = self.counts.pairs_scored + self.counts.pairs_failed
-            self.progress.update(self.task, completed=done, **self._fields())
+            rate, videos = self._fields()
+            self.progress.update(self.task, completed=done, rate=rate, videos=videos)
 
     def note(self, text: str) -> None:
         self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -177,13 +178,12 @@ class StepProgress:
         self.what = what
         self.interval_s = interval_s
         self.started = self.last_line = time.monotonic()
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
+        self.bar: tuple[Progress, TaskID] | None = None  # on a terminal, from the first step on
 
     def __call__(self, done: int, total: int) -> None:
         if self.console.is_terminal:
-            if self.progress is None:
-                self.progress = Progress(
+            if self.bar is None:
+                progress = Progress(
                     TextColumn(f"[bold]{self.what}"),
                     BarColumn(),
                     MofNCompleteColumn(),
@@ -193,11 +193,12 @@ class StepProgress:
                     console=self.console,
                     transient=True,
                 )
-                self.progress.start()
-                self.task = self.progress.add_task(self.what, total=total)
-            self.progress.update(self.task, completed=done)  # type: ignore[arg-type]
+                progress.start()
+                self.bar = progress, progress.add_task(self.what, total=total)
+            progress, task = self.bar
+            progress.update(task, completed=done)
             if done >= total:
-                self.progress.stop()
+                progress.stop()
             return
         now = time.monotonic()
         if now - self.last_line >= self.interval_s or (done >= total and now - self.started >= self.interval_s):
