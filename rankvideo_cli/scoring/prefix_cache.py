@@ -40,10 +40,6 @@ class CachedPrefix:
     length: int
     next_position: int  # the rotary position of the first token after the prefix, on all three axes
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
-
 
 class SharedPrefix:
     """A read-only stand-in for a transformers `Cache` during a suffix forward: each layer attends to the
@@ -84,6 +80,7 @@ def compute_prefix(
 ) -> CachedPrefix:
     """Run the prefix (system turn, user header, video) once and keep every layer's keys and values."""
     from transformers import DynamicCache
+    from transformers.cache_utils import CacheLayerMixin
 
     input_ids = torch.tensor([prefix_ids], dtype=torch.long, device=device)
     mm_token_type_ids = torch.tensor([prefix_mm_token_type_ids], dtype=torch.long, device=device)
@@ -101,8 +98,13 @@ def compute_prefix(
             logits_to_keep=1,
             **{cache_argument(model): store},
         )
-    keys = [layer.keys for layer in store.layers]
-    values = [layer.values for layer in store.layers]
+    keys: list[torch.Tensor] = []
+    values: list[torch.Tensor] = []
+    for layer in store.layers:  # Qwen3-VL: full attention in every layer, each one keys and values
+        if not isinstance(layer, CacheLayerMixin) or layer.keys is None or layer.values is None:
+            raise TypeError(f"a prefix can be cached only from attention layers, not {type(layer).__name__}")
+        keys.append(layer.keys)
+        values.append(layer.values)
     # the prefix ends with text (`<|vision_end|>`), whose three positions are equal: the next token follows it
     return CachedPrefix(
         keys=keys, values=values, length=len(prefix_ids), next_position=int(position_ids[:, 0, -1].max()) + 1

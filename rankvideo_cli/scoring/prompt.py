@@ -3,8 +3,8 @@
 The reference renders the chat template, then lets the Qwen3-VL processor expand the video placeholder into
 per-pair `<t seconds><|vision_start|>` + `<|video_pad|>`*n + `<|vision_end|>` blocks. transformers 5.x
 keeps the template's own `<|vision_start|>...<|vision_end|>` around that expansion (two extra tokens the
-model never saw in training); `expand_video_placeholder` removes it, so the token ids equal those of
-transformers 4.57 and vLLM.
+model never saw in training); `tokenize_prompts` puts the expansion in place of the template's whole block, so
+the token ids equal those of transformers 4.57 and vLLM.
 
 The video side (pixels, grid, placeholder text) is computed once per video (`encode_video`) and reused for
 every query scored against it; only the text is tokenised per query (`tokenize_prompts`).
@@ -70,16 +70,6 @@ def build_prompt_text(query: str) -> str:
 def render_prompt(processor: Any, query: str) -> str:
     """The prompt as the loaded model's own chat template renders it (what the reference does)."""
     return processor.apply_chat_template(build_messages(query), tokenize=False, add_generation_prompt=True)
-
-
-def expand_video_placeholder(templated: str, placeholder: str) -> str:
-    """Put the per-pair video blocks where the template's video block is, without its outer wrapper.
-
-    `placeholder` is the processor's expansion (`<t seconds><|vision_start|>pads<|vision_end|>` per pair).
-    """
-    if templated.count(TEMPLATE_VIDEO_BLOCK) != 1:
-        raise ValueError(f"expected exactly one {TEMPLATE_VIDEO_BLOCK} in the templated prompt")
-    return templated.replace(TEMPLATE_VIDEO_BLOCK, placeholder)
 
 
 def prompt_fingerprint(rendered_probe: str) -> str:

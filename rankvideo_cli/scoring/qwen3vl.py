@@ -92,7 +92,7 @@ def _decode_answer_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
     size = int(tokenizer.vocab_size)
     ids = [[token_id] for token_id in range(size)]
     backend = getattr(tokenizer, "_tokenizer", None)
-    if hasattr(backend, "decode_batch"):
+    if backend is not None and hasattr(backend, "decode_batch"):
         # the Rust tokenizer decodes the whole vocabulary in one call, 3-4x faster than `batch_decode`
         texts = backend.decode_batch(ids, skip_special_tokens=False)
         if getattr(tokenizer, "clean_up_tokenization_spaces", False):
@@ -348,9 +348,13 @@ class Qwen3VLScorer:
         tensors are shared, not copied)."""
         from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
+        # transformers types both fields as tensors, yet get_video_features stores tuples, one tensor per video
+        # (torch.split), and the model reads them so
+        pooler_output = tuple(features.pooler_output) * rows
+        deepstack = [tuple(layer) * rows for layer in features.deepstack_features]
         return BaseModelOutputWithDeepstackFeatures(
-            pooler_output=tuple(features.pooler_output) * rows,
-            deepstack_features=[tuple(layer) * rows for layer in features.deepstack_features],
+            pooler_output=pooler_output,  # type: ignore[arg-type]  # typed Tensor, holds a tuple per video
+            deepstack_features=deepstack,  # type: ignore[arg-type]  # typed list[Tensor], holds tuples per video
         )
 
     def answer_logprobs(self, batch: PromptBatch, video_inputs: VideoInputs, features: Any) -> torch.Tensor:

@@ -309,7 +309,7 @@ def build_qwen_tokenizer() -> Any:
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
-        unk_token=None,
+        unk_token=None,  # type: ignore[arg-type]  # as Qwen's tokenizer_config.json; typed str, but None is handled
         eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
         **TOKENIZER_SETTINGS,
