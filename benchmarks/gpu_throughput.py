@@ -457,9 +457,9 @@ def run_pipeline(
     """Time rankvideo end to end: `pipeline.score_pairs` over a run in which every query has every clip as a
     candidate, with its default decode threads (decoding from the files, overlapped with scoring) and a
     fresh score store. Scores come back in the video-major order of `run_rankvideo`."""
+    from rankvideo_cli.pipeline.plan import Pairs
     from rankvideo_cli.pipeline.score import score_pairs
     from rankvideo_cli.pipeline.store import ScoreStore
-    from rankvideo_cli.videos.config import SamplingConfig
 
     device = meter.device
     docids = [f"clip{index:03d}" for index in range(len(clips.paths))]
@@ -469,16 +469,7 @@ def run_pipeline(
     meter.reset()
     reset_peak_memory(device)
     with ScoreStore(store_dir) as store, stopwatch(device) as elapsed:
-        result = score_pairs(
-            run,
-            dict(zip(qids, queries, strict=True)),
-            resolver,
-            scorer,
-            SamplingConfig(),
-            store,
-            depth=len(docids),
-            handle_signals=False,
-        )
+        result = score_pairs(Pairs(run, dict(zip(qids, queries, strict=True)), resolver, len(docids)), scorer, store)
     wall = elapsed[0]
     pairs = len(queries) * len(docids)
     if result.counts.pairs_scored != pairs:

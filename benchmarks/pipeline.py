@@ -52,6 +52,8 @@ from decode import machine  # noqa: E402
 from gpu_throughput import ClipSet, Pair, ReferencePath, make_queries, score_deltas  # noqa: E402
 from video_factory import VideoCache  # noqa: E402
 
+from rankvideo_cli.options import DecodeOptions  # noqa: E402
+from rankvideo_cli.pipeline.plan import Pairs  # noqa: E402
 from rankvideo_cli.pipeline.result import PipelineResult  # noqa: E402
 from rankvideo_cli.pipeline.score import score_pairs  # noqa: E402
 from rankvideo_cli.pipeline.store import ScoreStore  # noqa: E402
@@ -209,16 +211,9 @@ def pipeline_way(
     """`score_pairs` over the run with a fresh store; the wall time includes planning, store and fsyncs."""
     started = time.perf_counter()
     with ScoreStore(store_dir) as store:
+        depth = max(len(candidates) for candidates in run.values())
         result = score_pairs(
-            run,
-            texts,
-            resolver,
-            scorer,
-            SamplingConfig(),
-            store,
-            depth=max(len(candidates) for candidates in run.values()),
-            decode_workers=decode_workers,
-            handle_signals=False,
+            Pairs(run, texts, resolver, depth), scorer, store, decode=DecodeOptions(decode_workers=decode_workers)
         )
     return result, time.perf_counter() - started
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.core
@@ -18,6 +18,19 @@ from rankvideo_cli import __version__
 from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.io.atomic import StdoutClosed, quiet_broken_pipe
 from rankvideo_cli.messages import printable, say
+from rankvideo_cli.options import (
+    DecodeOptions,
+    Normalization,
+    OptionError,
+    QueryPolicy,
+    RankingOptions,
+    VideoPolicy,
+    VideoSource,
+    from_values,
+)
+
+if TYPE_CHECKING:
+    from rankvideo_cli.scoring.options import ScorerOptions
 
 # typer >= 0.20 vendors click as typer._click; older releases use click itself
 _click = getattr(typer.core, "_click", None) or __import__("click")
@@ -86,17 +99,6 @@ def _root(
     """Rerank text-to-video retrieval runs with RankVideo (Qwen3-VL), and evaluate them."""
 
 
-class OnMissing(str, Enum):
-    error = "error"
-    keep = "keep"
-    drop = "drop"
-
-
-class MissingQuery(str, Enum):
-    error = "error"
-    skip = "skip"
-
-
 class ScoreMode(str, Enum):
     full = "full"
     reference = "reference"
@@ -121,6 +123,9 @@ def user_errors(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except OptionError as error:  # named as the command line names it
+            say(stderr, error.flag())
+            raise typer.Exit(error.exit_code) from None
         except RankVideoError as error:
             say(stderr, str(error))
             raise typer.Exit(error.exit_code) from None
@@ -207,33 +212,12 @@ MeasureOpt = Annotated[
 ]
 
 
-def _scorer_options(
-    model: str,
-    revision: str | None,
-    cache_dir: Path | None,
-    dtype: str | None,
-    device: str | None,
-    attn_implementation: str | None,
-    score_mode: ScoreMode,
-    batch_size: int | None,
-    prompt: PromptFormat = PromptFormat.inference,
-    prefix_cache: bool = True,
-):
-    """The scorer's options, refused here when they cannot work (before any input is read or model loads)."""
+def _scorer_options(values: dict[str, Any]) -> ScorerOptions:
+    """The scorer's options from a command's (named as its fields), refused here when they cannot work (before
+    any input is read or model loads)."""
     from rankvideo_cli.scoring.options import ScorerOptions
 
-    options = ScorerOptions(
-        model=model,
-        revision=revision,
-        cache_dir=str(cache_dir) if cache_dir is not None else None,
-        dtype=dtype,
-        device=device,
-        attn_implementation=attn_implementation,
-        score_mode=score_mode.value,
-        batch_size=batch_size,
-        prompt=prompt.value,
-        prefix_cache=prefix_cache,
-    )
+    options = from_values(ScorerOptions, values)
     options.check()
     return options
 
@@ -260,21 +244,20 @@ def rerank(
         typer.Option("--output", "-o", help="Write the run here (atomic) instead of stdout.", parser=non_empty_path),
     ] = None,
     tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
-    depth: Annotated[int, typer.Option(min=1, help="Rerank the top K candidates of each query.")] = 100,
+    depth: Annotated[int, typer.Option(help="Rerank the top K candidates of each query.")] = 100,
     interpolate: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage)."),
+        float | None, typer.Option(help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")
     ] = None,
     normalization: Annotated[
-        str, typer.Option(help="Score normalisation for --interpolate: minmax, zscore, none.")
-    ] = "minmax",
-    on_missing_video: Annotated[OnMissing, typer.Option(help="A candidate without a video file.")] = OnMissing.keep,
+        Normalization, typer.Option(help="Score normalisation for --interpolate.")
+    ] = Normalization.minmax,
+    on_missing_video: Annotated[VideoPolicy, typer.Option(help="A candidate without a video file.")] = VideoPolicy.keep,
     on_bad_video: Annotated[
-        OnMissing, typer.Option(help="A video that cannot be decoded or sampled.")
-    ] = OnMissing.keep,
+        VideoPolicy, typer.Option(help="A video that cannot be decoded or sampled.")
+    ] = VideoPolicy.keep,
     missing_query: Annotated[
-        MissingQuery, typer.Option(help="A run qid absent from the query file.")
-    ] = MissingQuery.error,
+        QueryPolicy, typer.Option(help="A run qid absent from the query file.")
+    ] = QueryPolicy.error,
     scores: Annotated[
         Path | None, typer.Option(help="Also write raw model scores as JSONL.", parser=non_empty_path)
     ] = None,
@@ -326,47 +309,22 @@ def rerank(
     ] = None,
 ) -> None:
     """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
-    from rankvideo_cli.commands.rerank import run_rerank
-    from rankvideo_cli.pipeline.request import RerankRequest
+    from rankvideo_cli.jobs.request import RerankInputs, RerankJob, RerankOutputs
+    from rankvideo_cli.jobs.rerank import run_rerank
 
-    options = _scorer_options(
-        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size, prompt, prefix_cache
+    values = locals()
+    if videos is None:
+        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
+    job = RerankJob(
+        inputs=from_values(RerankInputs, values),
+        videos=from_values(VideoSource, values),
+        ranking=from_values(RankingOptions, values),
+        decode=from_values(DecodeOptions, values),
+        outputs=from_values(RerankOutputs, values),
+        scorer=_scorer_options(values),
     )
-
-    request = RerankRequest(
-        run_path=run,
-        queries_path=queries,
-        videos_root=videos,
-        video_pattern=video_pattern,
-        multivent=multivent,
-        video_map=video_map,
-        output=output,
-        tag=tag,
-        depth=depth,
-        interpolate=interpolate,
-        normalization=normalization,
-        on_missing_video=on_missing_video.value,
-        on_bad_video=on_bad_video.value,
-        missing_query=missing_query.value,
-        scores_path=scores,
-        qrels_path=qrels,
-        measures=measures,
-        decode_workers=decode_workers,
-        prefetch=prefetch,
-        cache_dir=cache,
-        shard=shard,
-        retry_bad_videos=retry_bad_videos,
-        manifest_path=manifest,
-        batch_size=batch_size,
-        model=model,
-        dry_run=dry_run,
-        frames_cache=frames_cache,
-        devices=devices,
-    )
-    if devices is not None and device is not None:
-        raise UsageError("--device and --devices: give one of them")
     # the model loads after the inputs validate, and only when a pair is not in the score store
-    run_rerank(request, options.deferred, console=stderr, scorer_options=options)
+    run_rerank(job, stderr)
 
 
 class Correction(str, Enum):
@@ -402,7 +360,7 @@ def eval_(
 ) -> None:
     """Evaluate RUNs against QRELS with ir-measures (trec_eval -c: judged queries missing from a run count as
     zero)."""
-    from rankvideo_cli.commands.eval import run_eval
+    from rankvideo_cli.jobs.eval import run_eval
 
     if len(runs_and_qrels) < 2:
         raise UsageError("eval needs at least one RUN and the QRELS: rankvideo eval RUN... QRELS")
@@ -440,7 +398,7 @@ def tune(
     ] = "minmax,zscore",
     folds: Annotated[int, typer.Option(help="Cross-validation folds over the judged queries.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the (deterministic) assignment of queries to folds.")] = 0,
-    depth: Annotated[int, typer.Option(min=1, help="The --depth the run was reranked with.")] = 100,
+    depth: Annotated[int, typer.Option(help="The --depth the run was reranked with.")] = 100,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the cross-validated interpolated run here.", parser=non_empty_path),
@@ -450,24 +408,10 @@ def tune(
 ) -> None:
     """Choose --interpolate ALPHA (and its normalisation) by k-fold cross-validation over queries, from stored
     scores (no model is loaded); optionally write the cross-validated interpolated run."""
-    from rankvideo_cli.commands.tune import run_tune
+    from rankvideo_cli.jobs.tune import TuneOptions, run_tune
 
-    run_tune(
-        run,
-        qrels,
-        scores,
-        measure=measure,
-        alphas=alphas,
-        normalizations=normalizations,
-        folds=folds,
-        seed=seed,
-        depth=depth,
-        output=output,
-        tag=tag,
-        fmt=fmt.value,
-        console=stderr,
-        reference_model=reference_model,
-    )
+    options = from_values(TuneOptions, locals())
+    run_tune(run, qrels, scores, options, reference_model=reference_model, output=output, fmt=fmt.value, console=stderr)
 
 
 @app.command()
@@ -488,28 +432,28 @@ def rank(
         Path | None, typer.Option("--output", "-o", help="Write the run here (atomic).", parser=non_empty_path)
     ] = None,
     tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
-    depth: Annotated[int, typer.Option(min=1, help="Rerank the top K candidates of each query.")] = 100,
+    depth: Annotated[int, typer.Option(help="Rerank the top K candidates of each query.")] = 100,
     interpolate: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")
+        float | None, typer.Option(help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")
     ] = None,
-    normalization: Annotated[str, typer.Option(help="minmax, zscore or none (with --interpolate).")] = "minmax",
+    normalization: Annotated[
+        Normalization, typer.Option(help="Score normalisation for --interpolate.")
+    ] = Normalization.minmax,
     qrels: Annotated[
         Path | None, typer.Option(help="Evaluate against these qrels (to stderr).", parser=non_empty_path)
     ] = None,
     measures: MeasureOpt = None,
 ) -> None:
     """Rerank RUN with stored scores, no model: ours, or the reference code's per-video JSON files."""
-    from rankvideo_cli.commands.rank import run_rank
+    from rankvideo_cli.jobs.rank import run_rank
 
+    ranking = from_values(RankingOptions, locals())
     run_rank(
         run,
         scores,
+        ranking,
         reference_model=reference_model,
         output=output,
-        tag=tag,
-        depth=depth,
-        interpolate=interpolate,
-        normalization=normalization,
         qrels=qrels,
         measures=measures,
         console=stderr,
@@ -536,12 +480,10 @@ def score(
     batch_size: BatchOpt = None,
 ) -> None:
     """Score ad-hoc (query, video) pairs."""
-    from rankvideo_cli.commands.score import check_score_request, run_score
+    from rankvideo_cli.jobs.score import check_score_request, run_score
 
-    check_score_request(query, videos, batch_size, model)
-    options = _scorer_options(
-        model, revision, cache_dir, dtype, device, attn_implementation, score_mode, batch_size, prompt, prefix_cache
-    )
+    options = _scorer_options(locals())
+    check_score_request(query, videos, options)
     scorer = options.load()
     failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
     if failures:
@@ -575,14 +517,12 @@ def explain(
 ) -> None:
     """The model's full answer (its reasoning) and score for ad-hoc (query, video) pairs: the scoring prompt and
     frames, greedy decoding unless --temperature, stopping at the end of its turn or --max-new-tokens."""
-    from rankvideo_cli.commands.score import check_score_request, run_explain
+    from rankvideo_cli.jobs.score import check_score_request, run_explain
     from rankvideo_cli.scoring.generate import GenerationSettings
 
-    check_score_request(query, videos, batch_size, model)
+    options = _scorer_options(locals())
+    check_score_request(query, videos, options)
     settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
-    options = _scorer_options(
-        model, revision, cache_dir, dtype, device, attn_implementation, ScoreMode.full, batch_size, prompt, prefix_cache
-    )
     failures = run_explain(options.load(), query, videos, settings, as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)
@@ -606,7 +546,7 @@ def sample(
     video_pattern: VideoPatternOpt = "{docid}.mp4",
     multivent: MultiventOpt = False,
     video_map: VideoMapOpt = None,
-    depth: Annotated[int, typer.Option(min=1, help="Sample the videos of the top K candidates of each query.")] = 100,
+    depth: Annotated[int, typer.Option(help="Sample the videos of the top K candidates of each query.")] = 100,
     shard: Annotated[str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")] = None,
     decode_workers: Annotated[int | None, typer.Option(help="Decode threads (default: one per core).")] = None,
     retry_bad_videos: Annotated[bool, typer.Option(help="Try again videos the cache records as bad.")] = False,
@@ -618,20 +558,18 @@ def sample(
     """Decode and sample, on CPU, every video a rerank of RUN needs, into a frame cache (no model)."""
     import json
 
-    from rankvideo_cli.commands.sample import SampleRequest, run_sample
     from rankvideo_cli.io.atomic import write_stdout
+    from rankvideo_cli.jobs.sample import SampleRequest, run_sample
 
+    if videos is None:
+        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
     request = SampleRequest(
         run_path=run,
         frames_cache=frames_cache,
-        videos_root=videos,
-        video_pattern=video_pattern,
-        multivent=multivent,
-        video_map=video_map,
+        videos=from_values(VideoSource, locals()),
         depth=depth,
         shard=shard,
-        decode_workers=decode_workers,
-        retry_bad_videos=retry_bad_videos,
+        decode=DecodeOptions(decode_workers=decode_workers, retry_bad_videos=retry_bad_videos),
         verify=verify,
     )
     result = run_sample(request, stderr)
@@ -653,7 +591,7 @@ def frames(
     ] = None,
 ) -> None:
     """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
-    from rankvideo_cli.commands.frames import run_frames
+    from rankvideo_cli.jobs.frames import run_frames
 
     run_frames(video, as_json=as_json, save_dir=save, console=stderr, frames_cache=frames_cache)
 
@@ -669,7 +607,7 @@ def videos(
     rebuild: Annotated[bool, typer.Option(help="Ignore the cached index and read every tar again.")] = False,
 ) -> None:
     """What `--videos DIR` finds: videos by docid in folders and inside .tar shards (counts, extensions)."""
-    from rankvideo_cli.commands.videos import run_videos
+    from rankvideo_cli.jobs.videos import run_videos
 
     run_videos(directory, as_json=as_json, rebuild=rebuild, console=stderr)
 
@@ -699,7 +637,7 @@ def merge(
     ] = False,
 ) -> None:
     """Combine the score stores of SLURM array shards into the final reranked run."""
-    from rankvideo_cli.commands.merge import run_merge
+    from rankvideo_cli.jobs.merge import run_merge
 
     run_merge(
         run,
@@ -777,7 +715,7 @@ def report(
 ) -> None:
     """A web page of what the reranker did: measures, charts, and per query both rankings with the frames the
     model saw (no model is loaded)."""
-    from rankvideo_cli.commands.report import ReportRequest, run_report
+    from rankvideo_cli.jobs.report import ReportRequest, run_report
 
     run_report(
         ReportRequest(
@@ -785,10 +723,7 @@ def report(
             baseline_path=baseline,
             qrels_path=qrels,
             queries_path=queries,
-            videos_root=videos,
-            video_pattern=video_pattern,
-            multivent=multivent,
-            video_map=video_map,
+            videos=from_values(VideoSource, locals()) if videos is not None else None,
             frames_cache=frames_cache,
             scores_path=scores,
             reference_model=reference_model,

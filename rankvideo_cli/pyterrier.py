@@ -26,15 +26,16 @@ except ImportError as error:  # pragma: no cover - the message is the point
 import pandas as pd
 from rich.console import Console
 
-from rankvideo_cli.commands.finish import check_bad_video_policy, drop_set, print_summary
-from rankvideo_cli.commands.inputs import report_missing_videos
-from rankvideo_cli.commands.preflight import check_ranking_options, check_writable_directory
-from rankvideo_cli.commands.rerank import NothingToScore, score_here
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.evaluation.ranking import rerank
 from rankvideo_cli.io.runs import Run, run_from_scores
+from rankvideo_cli.jobs.finish import print_summary, rank_result
+from rankvideo_cli.jobs.inputs import report_missing_videos
+from rankvideo_cli.jobs.preflight import check_writable_directory
+from rankvideo_cli.jobs.rerank import NothingToScore, score_here
 from rankvideo_cli.messages import shorten
-from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest, anything_to_score, build_resolver
+from rankvideo_cli.options import DecodeOptions, RankingOptions, VideoSource
+from rankvideo_cli.pipeline.request import MemoResolver, PreparedInputs, anything_to_score
+from rankvideo_cli.pipeline.store import ScoreStore
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT
 from rankvideo_cli.scoring.options import ScorerOptions
 
@@ -43,8 +44,7 @@ if TYPE_CHECKING:
     from rankvideo_cli.pipeline.result import PipelineResult
     from rankvideo_cli.scoring.base import Scorer
 
-SOURCE = "<pyterrier results>"
-POLICIES = ("keep", "drop", "error")
+SOURCE = "<pyterrier results>"  # how messages name the result frame (there is no file)
 
 
 class RankVideoReranker(pt.Transformer):
@@ -87,32 +87,9 @@ class RankVideoReranker(pt.Transformer):
         retry_bad_videos: bool = False,
         verbose: bool = True,
     ) -> None:
-        for name, policy in (("on_missing_video", on_missing_video), ("on_bad_video", on_bad_video)):
-            if policy not in POLICIES:
-                raise UsageError(f"{name} must be one of {', '.join(POLICIES)}, got {policy!r}")
-        check_ranking_options(depth, interpolate, normalization)
-        if not Path(videos).is_dir():
-            raise UsageError(f"videos {videos}: not a directory")
-        self.store_dir = check_writable_directory(cache, "cache")
-        self.request = RerankRequest(
-            run_path=Path(SOURCE),
-            queries_path=Path(SOURCE),
-            videos_root=Path(videos),
-            video_pattern=video_pattern,
-            multivent=multivent,
-            video_map=Path(video_map) if video_map is not None else None,
-            depth=depth,
-            interpolate=interpolate,
-            normalization=normalization,
-            on_missing_video=on_missing_video,
-            on_bad_video=on_bad_video,
-            decode_workers=decode_workers,
-            prefetch=prefetch,
-            retry_bad_videos=retry_bad_videos,
-            frames_cache=Path(frames_cache) if frames_cache is not None else None,
-            model=model,
-            batch_size=batch_size,
-        )
+        self.videos = VideoSource(videos, video_pattern, multivent, video_map)
+        self.ranking = RankingOptions(depth, interpolate, normalization, on_missing_video, on_bad_video)
+        self.decode = DecodeOptions(decode_workers, prefetch, frames_cache, retry_bad_videos)
         self.scorer_options = ScorerOptions(
             model=model,
             revision=revision,
@@ -125,33 +102,29 @@ class RankVideoReranker(pt.Transformer):
             prefix_cache=prefix_cache,
         )
         self.scorer_options.check()
+        self.store_dir = check_writable_directory(cache, "cache")
         self.console = Console(stderr=True, highlight=False, quiet=not verbose)
         self.last_result: PipelineResult | None = None  # counts and timings of the latest transform
         self._scorer: Scorer | None = None
 
     def __repr__(self) -> str:
-        return f"RankVideoReranker({self.scorer_options.model!r}, videos={str(self.request.videos_root)!r})"
+        return f"RankVideoReranker({self.scorer_options.model!r}, videos={str(self.videos.videos)!r})"
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         run, queries = results_to_run(inp)
         if not run:
             return inp.iloc[0:0].copy()
-        inputs = PreparedInputs(run, queries, run, [], build_resolver(self.request))
-        missing_pairs = report_missing_videos(self.request, inputs, self.console)
-        needs_model = anything_to_score(self.request, inputs, missing_pairs)
+        inputs = PreparedInputs(run, queries, run, [], MemoResolver(self.videos.resolver()))
+        missing_pairs = report_missing_videos(inputs, self.ranking, self.videos, self.console)
+        needs_model = anything_to_score(self.ranking.depth, inputs, missing_pairs)
+        if needs_model and self._scorer is None:
+            self.scorer_options.check_available()  # a model that cannot load leaves no store file behind
         scorer = self._load_scorer() if needs_model else NothingToScore()
-        result = score_here(self.request, inputs, self.store_dir, None, scorer, self.console)
+        with ScoreStore(self.store_dir) as store:
+            result = score_here(inputs, self.ranking.depth, self.decode, store, scorer, self.console)
         self.last_result = result
-        check_bad_video_policy(result, self.request.on_bad_video)
-        ranked = rerank(
-            run,
-            result.model_scores(),
-            depth=self.request.depth,
-            interpolate=self.request.interpolate,
-            normalization=self.request.normalization,
-            drop=drop_set(result, self.request.on_missing_video, self.request.on_bad_video),
-        )
-        print_summary(self.console, inputs, result, ranked, self.request)
+        ranked = rank_result(run, result, self.ranking)
+        print_summary(self.console, inputs, result, ranked, self.ranking)
         return ranked_to_results(ranked, inp)
 
     def _load_scorer(self) -> Scorer:

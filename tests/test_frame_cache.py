@@ -341,7 +341,8 @@ def test_a_sample_stopped_by_sigterm_counts_what_is_on_disk(tmp_path: Path) -> N
     taken in ("5 videos sampled" with 7-8 entries on disk), and the resume then reported the opposite split."""
     from rich.console import Console
 
-    from rankvideo_cli.commands.sample import SampleInterrupted, SampleRequest, run_sample
+    from rankvideo_cli.jobs.sample import SampleInterrupted, SampleRequest, run_sample
+    from rankvideo_cli.options import DecodeOptions, VideoSource
 
     cache_dir = tmp_path / "cache"
     calls = []
@@ -358,7 +359,10 @@ def test_a_sample_stopped_by_sigterm_counts_what_is_on_disk(tmp_path: Path) -> N
         return sample_video(path, sampling)
 
     request = SampleRequest(
-        run_path=SAMPLE / "first_stage.trec", frames_cache=cache_dir, videos_root=SAMPLE / "videos", decode_workers=4
+        run_path=SAMPLE / "first_stage.trec",
+        frames_cache=cache_dir,
+        videos=VideoSource(SAMPLE / "videos"),
+        decode=DecodeOptions(decode_workers=4),
     )
     with pytest.raises(SampleInterrupted) as stopped:
         run_sample(request, Console(stderr=True), sampler=slow_sampler)

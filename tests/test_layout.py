@@ -2,7 +2,7 @@
 circle (imports inside functions and under TYPE_CHECKING count: a lazy import is still an arrow).
 
 Stages, top to bottom (a module may import its own package and any stage below its own):
-cli and pyterrier > commands > pipeline, report > scoring, evaluation > videos > io > progress, versions, messages >
+cli and pyterrier > jobs > pipeline, report > scoring, evaluation > options > videos > io > progress, versions, messages >
 errors.
 """
 
@@ -14,9 +14,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "rankvideo_cli"
 STAGES = [
     {"cli", "pyterrier"},
-    {"commands"},
+    {"jobs"},
     {"pipeline", "report"},
     {"scoring", "evaluation"},
+    {"options"},
     {"videos"},
     {"io"},
     {"progress", "versions", "messages"},

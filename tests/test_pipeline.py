@@ -21,7 +21,9 @@ from test_pipeline_helpers import (
 from video_factory import make_video
 
 from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.options import DecodeOptions, OptionError, RankingOptions
 from rankvideo_cli.pipeline.merge import merge_scores
+from rankvideo_cli.pipeline.plan import Pairs
 from rankvideo_cli.pipeline.result import (
     BAD_VIDEO,
     CACHED,
@@ -71,19 +73,18 @@ def video_dir(tmp_path_factory):
 def run_pipeline(video_dir, store_dir, *, scorer=None, sampler=None, ranked=RANKED, queries=QUERIES, **options):
     scorer = scorer if scorer is not None else FakeScorer()
     sampler = sampler if sampler is not None else CountingSampler(real_sampler())
-    options.setdefault("depth", 100)
+    depth = options.pop("depth", 100)
+    progress = options.pop("progress", None)
     options.setdefault("decode_workers", 2)
     with ScoreStore(store_dir, options.pop("shard", None)) as store:
         result = score_pairs(
-            make_run(ranked),
-            queries,
-            DirResolver(video_dir),
+            Pairs(make_run(ranked), queries, DirResolver(video_dir), depth),
             scorer,
-            SAMPLING,
             store,
-            shard=store.shard,
+            decode=DecodeOptions(**options),
+            sampling=SAMPLING,
+            progress=progress,
             sampler=sampler,
-            **options,
         )
     return result, scorer, sampler
 
@@ -301,10 +302,14 @@ def test_decoding_runs_in_parallel_threads(video_dir, tmp_path):
     assert sampler.max_running == 3
 
 
-@pytest.mark.parametrize("bad_option", [{"decode_workers": 0}, {"prefetch": 0}, {"depth": 0}])
-def test_bad_options_are_usage_errors(video_dir, tmp_path, bad_option):
-    with pytest.raises(RankVideoError, match="must be at least 1"):
-        run_pipeline(video_dir, tmp_path / "store", **bad_option)
+@pytest.mark.parametrize(
+    ("kind", "field"), [(DecodeOptions, "decode_workers"), (DecodeOptions, "prefetch"), (RankingOptions, "depth")]
+)
+def test_bad_options_are_refused_when_made_naming_the_field(kind, field):
+    with pytest.raises(OptionError, match=f"^{field} must be at least 1, got 0$") as refused:
+        kind(**{field: 0})
+    assert isinstance(refused.value, RankVideoError) and isinstance(refused.value, ValueError)
+    assert refused.value.flag() == f"--{field.replace('_', '-')} must be at least 1, got 0"
 
 
 def test_a_query_without_text_is_an_error(video_dir, tmp_path):
@@ -324,7 +329,7 @@ def test_shards_split_by_video_and_merge_to_the_single_process_result(video_dir,
     assert len(decoded) == 8
     assert sorted(owned) == sorted(single.outcomes)  # every pair in exactly one shard
     with ScoreStore(tmp_path / "sharded") as store:
-        merged = merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100)
+        merged = merge_scores(Pairs(make_run(RANKED), QUERIES, DirResolver(video_dir), 100), store)
     assert merged.scores == single.scores
     assert list(merged.scores) == list(single.scores)
     assert {pair: outcome.status for pair, outcome in merged.outcomes.items()} == {
@@ -346,13 +351,13 @@ def test_merge_names_the_unscored_pairs_and_their_shards(video_dir, tmp_path):
     lost[1].unlink()  # as if that array task never ran
     store = ScoreStore(tmp_path / "sharded")
     with pytest.raises(IncompleteScores) as caught:
-        merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100)
+        merge_scores(Pairs(make_run(RANKED), QUERIES, DirResolver(video_dir), 100), store)
     message = str(caught.value)
     assert "\n" not in message
     assert f"they belong to shards {lost[0]} of 3: re-run them with the same arguments" in message
     assert f"(RANKVIDEO_SHARDS=3 sbatch --array={lost[0]} configs/slurm/rerank-array.sbatch ..." in message
     assert "--allow-missing" in message
-    partial = merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), store, depth=100, allow_missing=True)
+    partial = merge_scores(Pairs(make_run(RANKED), QUERIES, DirResolver(video_dir), 100), store, allow_missing=True)
     unscored = partial.pairs_with(UNSCORED)
     assert unscored
     assert caught.value.result.pairs_with(UNSCORED) == unscored
@@ -363,7 +368,7 @@ def test_merge_names_the_unscored_pairs_and_their_shards(video_dir, tmp_path):
 
 def test_merge_of_an_empty_store_says_so(video_dir, tmp_path):
     with pytest.raises(IncompleteScores, match="holds no scores"):
-        merge_scores(make_run(RANKED), QUERIES, DirResolver(video_dir), ScoreStore(tmp_path), depth=100)
+        merge_scores(Pairs(make_run(RANKED), QUERIES, DirResolver(video_dir), 100), ScoreStore(tmp_path))
 
 
 def test_log_progress_prints_plain_status_lines(video_dir, tmp_path):

@@ -11,6 +11,7 @@ from test_pipeline_helpers import DirResolver, FakeScorer, make_run, real_sample
 from video_factory import make_video
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.options import DecodeOptions
 from rankvideo_cli.pipeline.manifest import (
     build_manifest,
     default_manifest_path,
@@ -20,10 +21,10 @@ from rankvideo_cli.pipeline.manifest import (
     torch_threads,
     write_manifest,
 )
+from rankvideo_cli.pipeline.plan import Pairs
 from rankvideo_cli.pipeline.score import score_pairs
 from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.pipeline.store import ScoreStore
-from rankvideo_cli.videos.config import SamplingConfig
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +46,10 @@ def scored(job, shard=None, store_dir=None):
     scorer = FakeScorer()
     with ScoreStore(store_dir or root / "store", shard) as store:
         result = score_pairs(
-            make_run({"q1": ["v0", "v1", "v2", "v9"]}),
-            {"q1": "a red ball"},
-            DirResolver(videos),
+            Pairs(make_run({"q1": ["v0", "v1", "v2", "v9"]}), {"q1": "a red ball"}, DirResolver(videos), 100),
             scorer,
-            SamplingConfig(),
             store,
-            depth=100,
-            shard=shard,
-            decode_workers=1,
+            decode=DecodeOptions(decode_workers=1),
             sampler=real_sampler(),
         )
     return result, scorer

@@ -52,9 +52,9 @@ def assert_refused(result: Result, *fragments: str, prefix: str = "rankvideo: ")
 @pytest.mark.parametrize(
     ("options", "fragments"),
     [
-        (["--normalization", "foo"], ["normalization", "'foo'"]),
-        (["--interpolate", "0.5", "--normalization", "l2"], ["normalization", "'l2'"]),
-        (["--normalization", "zscore"], ["--interpolate"]),
+        (["--normalization", "zscore"], ["--normalization applies to --interpolate only"]),
+        (["--depth", "0"], ["--depth must be at least 1, got 0"]),
+        (["--interpolate", "1.5"], ["--interpolate must be between 0 and 1, got 1.5"]),
         (["--batch-size", "0"], ["--batch-size", "at least 1", "0"]),
         (["--batch-size", "-4"], ["--batch-size", "-4"]),
         (["--decode-workers", "0"], ["--decode-workers"]),
@@ -76,9 +76,9 @@ def test_bad_options_are_refused_before_the_model_loads(
 
 
 def test_click_usage_errors_are_one_line_naming_the_option(no_model) -> None:
-    line = assert_refused(rerank("--depth", "0"), "'--depth'", prefix="rankvideo rerank: ")
+    line = assert_refused(rerank("--normalization", "foo"), "'--normalization'", "'foo'", prefix="rankvideo rerank: ")
     assert line.endswith("(see 'rankvideo rerank --help')")
-    assert_refused(rerank("--interpolate", "1.5"), "'--interpolate'", prefix="rankvideo rerank: ")
+    assert_refused(rerank("--interpolate", "0.5", "--normalization", "l2"), "'l2'", prefix="rankvideo rerank: ")
     assert_refused(rerank("--on-missing-video", "skip"), "'--on-missing-video'", prefix="rankvideo rerank: ")
     assert_refused(invoke("rerank"), "Missing argument", prefix="rankvideo rerank: ")
     assert_refused(invoke("eval", "--format", "xml", "a", "b"), "'--format'", prefix="rankvideo eval: ")
@@ -193,7 +193,7 @@ def test_dry_run_counts_what_the_store_already_holds(tiny_model_dir: Path, tmp_p
 def test_manifest_says_failed_with_the_reason_when_the_run_file_was_not_written(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rankvideo_cli.commands.rerank as rerank_command
+    import rankvideo_cli.jobs.rerank as rerank_command
 
     def broken_finish(*_args, **_kwargs):
         raise OSError(28, "No space left on device")

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.pipeline.devices import expand_devices, mixed_devices_warning, parse_devices, plan_workers
+from rankvideo_cli.jobs.devices import expand_devices, mixed_devices_warning, parse_devices, plan_workers
 from rankvideo_cli.pipeline.shards import Shard
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"

@@ -4,21 +4,18 @@ workers); every pair needing a score must have one, or the shards to re-run are 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.pipeline.plan import plan_pairs, reorder, triage_pairs
+from rankvideo_cli.pipeline.plan import Pairs, reorder, triage_pairs
 from rankvideo_cli.pipeline.result import (
     UNSCORED,
-    CandidateLike,
     IncompleteScores,
     Pair,
     PairOutcome,
     PipelineResult,
     PipelineTimings,
-    ResolverLike,
 )
 from rankvideo_cli.pipeline.shards import shard_of
 from rankvideo_cli.pipeline.store import (
@@ -33,12 +30,9 @@ if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
 
 
 def merge_scores(
-    run: Mapping[str, Sequence[CandidateLike]],
-    queries: Mapping[str, str],
-    resolver: ResolverLike,
+    pairs: Pairs,
     store: ScoreStore,
     *,
-    depth: int,
     model_fingerprint: str | None = None,
     settings_fingerprint: str | None = None,
     allow_missing: bool = False,
@@ -53,7 +47,7 @@ def merge_scores(
     """
     started = time.monotonic()
     model_fp, settings_fp = _pick_namespace(store.directory, model_fingerprint, settings_fingerprint)
-    plan = plan_pairs(run, queries, resolver, depth)
+    plan = pairs.plan()
     contents = store.read(model_fp, settings_fp)
     triage = triage_pairs(plan, contents, None, retry_bad_videos=False, identities=VideoIdentities(contents.video_ids))
     unscored: list[tuple[Pair, str]] = []
@@ -73,7 +67,7 @@ def merge_scores(
         model_fingerprint=model_fp,
         settings_fingerprint=settings_fp,
         store_dir=store.directory,
-        settings={"depth": depth, "allow_missing": allow_missing},
+        settings={"depth": pairs.depth, "allow_missing": allow_missing},
     )
     reorder(result, plan)
     if unscored and not allow_missing:

@@ -60,6 +60,20 @@ class WorkPlan:
     queries: dict[Pair, str]
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """What a job scores: the first `depth` candidates of each query of `run`, with the query texts and where
+    each docid's video is."""
+
+    run: Mapping[str, Sequence[CandidateLike]]
+    queries: Mapping[str, str]
+    resolver: ResolverLike
+    depth: int
+
+    def plan(self) -> WorkPlan:
+        return plan_pairs(self.run, self.queries, self.resolver, self.depth)
+
+
 def plan_pairs(
     run: Mapping[str, Sequence[CandidateLike]],
     queries: Mapping[str, str],
@@ -70,8 +84,6 @@ def plan_pairs(
 
     Each docid is resolved once, whatever the number of queries it is a candidate for.
     """
-    if depth < 1:
-        raise UsageError(f"--depth must be at least 1, got {depth}")
     missing_queries = sorted(qid for qid in run if qid not in queries)
     if missing_queries:
         shown = ", ".join(missing_queries[:5]) + (", ..." if len(missing_queries) > 5 else "")

@@ -22,29 +22,27 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.pipeline.plan import VideoJob, distinct_texts, plan_pairs, reorder, triage_pairs
+from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.options import DecodeOptions
+from rankvideo_cli.pipeline.plan import Pairs, VideoJob, distinct_texts, reorder, triage_pairs
 from rankvideo_cli.pipeline.result import (
     BAD_VIDEO,
     SCORED,
-    CandidateLike,
     Interrupted,
     PairOutcome,
     PipelineCounts,
     PipelineResult,
     PipelineTimings,
-    ResolverLike,
     ScoringOutOfMemory,
     usable_cores,
 )
-from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.pipeline.store import (
     BadVideo,
     PairKey,
@@ -79,43 +77,34 @@ def default_prefetch(decode_workers: int) -> int:
 
 
 def score_pairs(
-    run: Mapping[str, Sequence[CandidateLike]],
-    queries: Mapping[str, str],
-    resolver: ResolverLike,
+    pairs: Pairs,
     scorer: Scorer,
-    sampling: SamplingConfig,
     store: ScoreStore,
     *,
-    depth: int,
-    shard: Shard | None = None,
-    decode_workers: int | None = None,
-    prefetch: int | None = None,
-    retry_bad_videos: bool = False,
+    decode: DecodeOptions = DecodeOptions(),
+    sampling: SamplingConfig = SamplingConfig(),
     progress: ProgressReporter | None = None,
     sampler: Sampler | None = None,
-    handle_signals: bool = True,
-    frame_cache: FrameCache | None = None,
 ) -> PipelineResult:
     """Score every (query, candidate video) pair within depth that the store does not hold yet.
 
     Returns scores for scored and cached pairs and an outcome for every pair; missing and bad videos are
     counted and reported, never silently dropped (the ranking step applies the user's policy).
     Raises `Interrupted` after SIGTERM/SIGINT (the store is flushed: re-run to resume).
-    With `frame_cache`, a video's frames are read from it when it holds them (`rankvideo sample` wrote them),
-    and decoded otherwise.
+    With `decode.frames_cache`, a video's frames are read from it when it holds them (`rankvideo sample` wrote
+    them), and decoded otherwise. The store's shard says which videos are this job's. `sampler` replaces the
+    decoder (tests).
     """
     started = time.monotonic()
-    workers = decode_workers if decode_workers is not None else default_decode_workers()
-    if workers < 1:
-        raise UsageError(f"--decode-workers must be at least 1, got {workers}")
-    window = prefetch if prefetch is not None else default_prefetch(workers)
-    if window < 1:
-        raise UsageError(f"--prefetch must be at least 1, got {window}")
+    workers = decode.decode_workers if decode.decode_workers is not None else default_decode_workers()
+    window = decode.prefetch if decode.prefetch is not None else default_prefetch(workers)
     progress = progress if progress is not None else ProgressReporter()
+    shard, retry_bad_videos = store.shard, decode.retry_bad_videos
+    frame_cache = _read_only_frame_cache(decode.frames_cache)
 
     model_fp = fingerprint_hash(scorer.fingerprint())
     settings_fp = sampling.fingerprint()
-    plan = plan_pairs(run, queries, resolver, depth)
+    plan = pairs.plan()
     timings = PipelineTimings()
     read_started = time.monotonic()
     contents = store.read(model_fp, settings_fp)
@@ -135,7 +124,7 @@ def score_pairs(
         store_dir=store.directory,
         shard=shard,
         settings={
-            "depth": depth,
+            "depth": pairs.depth,
             "shard": str(shard) if shard else None,
             "decode_workers": workers,
             "prefetch": window,
@@ -152,7 +141,7 @@ def score_pairs(
 
     progress.start(counts)
     stop = StopFlag()
-    restore = stop.install() if handle_signals else None
+    restore = stop.install()
     sampler_for = _sampler_for(sampler, frame_cache, identities, retry_bad_videos)
     decoded_videos = _decode_in_order(jobs, sampler_for, sampling, workers, window, stop)
     try:
@@ -185,6 +174,14 @@ def score_pairs(
         progress.close()
     reorder(result, plan)
     return result
+
+
+def _read_only_frame_cache(directory: Path | None) -> FrameCache | None:
+    if directory is None:
+        return None
+    from rankvideo_cli.videos.frame_cache import FrameCache
+
+    return FrameCache(directory, writable=False)
 
 
 def _score_and_store(

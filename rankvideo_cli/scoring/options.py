@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rankvideo_cli.errors import ModelLoadError
+from rankvideo_cli.errors import ModelLoadError, UsageError
+from rankvideo_cli.options import at_least
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT, check_prompt_options
 
 if TYPE_CHECKING:
@@ -65,7 +66,9 @@ class ScorerOptions:
         return predict_fingerprint(**self._model_arguments())
 
     def check(self) -> None:
-        """Refuse prompt options that cannot work, before anything loads (no torch)."""
+        """Refuse options that cannot work, before anything loads (no torch)."""
+        check_model_name(self.model)
+        at_least("batch_size", self.batch_size)
         check_prompt_options(self.prompt, self.score_mode, self.attn_implementation, self.prefix_cache)
 
     def check_available(self) -> None:
@@ -89,6 +92,19 @@ class ScorerOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScorerOptions:
         return cls(**data)
+
+
+def check_model_name(model: str) -> None:
+    """A near miss of `tiny-random` (`tiny_random`, `tiny-randm`) is a typo, not a hub id to look up for
+    half a minute: say so at once. An existing directory of that name is taken as it is."""
+    import difflib
+
+    from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
+
+    if model == TINY_MODEL_NAME or Path(model).expanduser().exists():
+        return
+    if difflib.get_close_matches(model.lower(), [TINY_MODEL_NAME], n=1, cutoff=0.8):
+        raise UsageError(f"unknown model {model!r}: did you mean {TINY_MODEL_NAME!r}?")
 
 
 NOT_LOADED = "not loaded: every pair was in the score store"

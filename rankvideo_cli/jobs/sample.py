@@ -19,16 +19,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rankvideo_cli.commands.preflight import (
+from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.io.runs import read_run
+from rankvideo_cli.jobs.preflight import (
     Named,
-    check_at_least,
     check_no_collisions,
     check_rankvideo_cache,
     check_writable_directory,
 )
-from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.io.runs import read_run
 from rankvideo_cli.messages import say
+from rankvideo_cli.options import DecodeOptions, VideoSource, at_least
 from rankvideo_cli.pipeline.plan import VideoJob, plan_pairs
 from rankvideo_cli.pipeline.score import Sampler, StopFlag, _decode_in_order, default_decode_workers
 from rankvideo_cli.pipeline.shards import Shard, parse_shard
@@ -38,7 +38,6 @@ from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.frame_cache import FrameCache, FrameCacheWriteError
 from rankvideo_cli.videos.identity import VideoIdentities
 from rankvideo_cli.videos.index import TarMember
-from rankvideo_cli.videos.resolver import VideoResolver
 
 PROGRESS_INTERVAL_S = 30.0
 
@@ -55,15 +54,11 @@ class SampleInterrupted(RankVideoError):
 @dataclass
 class SampleRequest:
     run_path: Path
-    frames_cache: Path
-    videos_root: Path | None = None
-    video_pattern: str = "{docid}.mp4"
-    multivent: bool = False
-    video_map: Path | None = None
+    frames_cache: Path  # written here (rerank reads it with DecodeOptions.frames_cache)
+    videos: VideoSource
     depth: int = 100
     shard: str | None = None
-    decode_workers: int | None = None
-    retry_bad_videos: bool = False
+    decode: DecodeOptions = field(default_factory=DecodeOptions)  # its workers; retry_bad_videos
     verify: bool = False  # read every existing entry back in full (slow), not only its header
 
 
@@ -100,16 +95,12 @@ class SampleResult:
 
 def validate_sample(request: SampleRequest) -> Shard | None:
     """Options and the cache directory, checked before the run is read."""
-    if request.videos_root is None:
-        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
-    if not Path(request.videos_root).is_dir():
-        raise UsageError(f"--videos {request.videos_root}: not a directory")
-    check_at_least(request.depth, "--depth")
-    check_at_least(request.decode_workers, "--decode-workers")
+    at_least("depth", request.depth)
     check_writable_directory(request.frames_cache, "--frames-cache")
     check_rankvideo_cache()
     inputs = [Named("the run", request.run_path)]
-    inputs += [Named("--video-map", request.video_map)] if request.video_map is not None else []
+    video_map = request.videos.video_map
+    inputs += [Named("--video-map", video_map)] if video_map is not None else []
     check_no_collisions(inputs, [Named("--frames-cache", request.frames_cache)])
     return parse_shard(request.shard)
 
@@ -118,10 +109,7 @@ def plan_videos(request: SampleRequest, shard: Shard | None) -> tuple[dict[str, 
     """Video key -> path of every video within depth in this shard, in key order (rerank's plan, without query
     texts); and the number of docids within depth that have no video file."""
     run = read_run(request.run_path)
-    resolver = VideoResolver(
-        request.videos_root, pattern=request.video_pattern, video_map=request.video_map, multivent=request.multivent
-    )
-    plan = plan_pairs(run, dict.fromkeys(run, ""), resolver, request.depth)
+    plan = plan_pairs(run, dict.fromkeys(run, ""), request.videos.resolver(), request.depth)
     missing = len({docid for (_qid, docid), key in plan.video_of.items() if key is None})
     owned = {key: path for key, path in plan.paths.items() if shard is None or shard.owns(key)}
     return dict(sorted(owned.items())), missing
@@ -189,7 +177,7 @@ def _needs_sampling(
     if state.status == "cached":
         result.already_cached += 1
         return False
-    if state.status == "bad" and not request.retry_bad_videos:
+    if state.status == "bad" and not request.decode.retry_bad_videos:
         result.known_bad += 1
         return False
     if state.status == "corrupt":
@@ -211,7 +199,7 @@ def _sample_all(
     """Decode, in rerank's decode pool (bounded, in order, stopped by the flag), what the cache lacks."""
     from rankvideo_cli.videos.frame_cache import caching_sampler
 
-    workers = request.decode_workers or default_decode_workers() + 1  # no scorer to leave a core for
+    workers = request.decode.decode_workers or default_decode_workers() + 1  # no scorer to leave a core for
     identity_of = {key: identity for key, _path, identity in todo}
 
     def sampler_for(job: VideoJob) -> Sampler:  # a file that cannot be read is decoded for the reason, not cached
@@ -268,7 +256,7 @@ def _count_saved_after_stop(
         state = cache.state(identity, sampling, full=False)
         if state.status == "cached":
             result.sampled += 1
-        elif state.status == "bad" and not request.retry_bad_videos:  # else it may be the record being retried
+        elif state.status == "bad" and not request.decode.retry_bad_videos:  # else it may be the record being retried
             result.bad[key] = state.detail or "bad"
 
 

@@ -4,53 +4,74 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from rankvideo_cli.commands.inputs import read_run_reporting, report_tolerated
-from rankvideo_cli.commands.preflight import (
-    Named,
-    check_output_file,
-    check_tag,
-)
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.io.atomic import write_output_chunks, write_stdout
 from rankvideo_cli.io.runs import iter_trec_chunks
+from rankvideo_cli.jobs.inputs import read_run_reporting, report_tolerated
+from rankvideo_cli.jobs.preflight import Named, check_output_file
 from rankvideo_cli.messages import say
+from rankvideo_cli.options import RankingOptions
 from rankvideo_cli.progress import StepProgress
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """The sweep: `measure` maximised over the grid of `alphas` x `normalizations`, chosen by `folds`-fold
+    cross-validation over the judged queries (`seed` assigns them to folds); `depth` is the one the run was
+    reranked with, `tag` the written run's. Checked when made: a bad grid fails before any file is read."""
+
+    measure: str = "nDCG@10"
+    alphas: str = "0:1:0.1"
+    normalizations: str = "minmax,zscore"
+    folds: int = 5
+    seed: int = 0
+    depth: int = 100
+    tag: str = "rankvideo-interpolated"
+
+    def __post_init__(self) -> None:
+        from rankvideo_cli.evaluation import fusion
+        from rankvideo_cli.evaluation.measures import parse_measure_specs
+
+        RankingOptions(depth=self.depth, tag=self.tag)  # the depth and tag rules of every ranking
+        fusion.grid(self.alpha_values, self.normalization_names)
+        parse_measure_specs([self.measure])
+
+    @property
+    def alpha_values(self) -> list[float]:
+        from rankvideo_cli.evaluation import fusion
+
+        return fusion.parse_alphas(self.alphas)
+
+    @property
+    def normalization_names(self) -> list[str]:
+        return [name.strip() for name in self.normalizations.split(",")]
 
 
 def run_tune(
     run_path: Path,
     qrels_path: Path,
     scores_path: Path,
+    options: TuneOptions,
     *,
-    measure: str,
-    alphas: str,
-    normalizations: str,
-    folds: int,
-    seed: int,
-    depth: int,
-    output: Path | None,
-    tag: str,
-    fmt: str,
-    console: Console,
     reference_model: str | None = None,
+    output: Path | None = None,
+    fmt: str = "table",
+    console: Console | None = None,
 ):
     """`rankvideo tune`: the cross-validated interpolation sweep (`fusion`), a report, the interpolated run."""
     from rankvideo_cli.evaluation import fusion
-    from rankvideo_cli.evaluation.measures import as_qrels_dict, parse_measure_specs
+    from rankvideo_cli.evaluation.measures import as_qrels_dict
     from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json for tune, got {fmt!r}")
-    check_tag(tag)
-    alpha_values = fusion.parse_alphas(alphas)
-    normalization_names = [name.strip() for name in normalizations.split(",")]
-    fusion.grid(alpha_values, normalization_names)  # a bad grid is refused before any file is read
-    parse_measure_specs([measure])
+    console = console if console is not None else Console(stderr=True, highlight=False)
     sources = [Named("the run", run_path), Named("the qrels", qrels_path), Named("--scores", scores_path)]
     check_output_file(output, sources)
     judged = read_qrels(qrels_path)
@@ -64,17 +85,17 @@ def run_tune(
         run,
         model_scores,
         as_qrels_dict(judged),
-        measure=measure,
-        alphas=alpha_values,
-        normalizations=normalization_names,
-        depth=depth,
-        folds=folds,
-        seed=seed,
+        measure=options.measure,
+        alphas=options.alpha_values,
+        normalizations=options.normalization_names,
+        depth=options.depth,
+        folds=options.folds,
+        seed=options.seed,
         on_config=StepProgress(console, "tune: configurations evaluated"),
     )
     if output is not None:
-        ranked = fusion.cross_validated_run(run, model_scores, result, depth=depth)
-        write_output_chunks(iter_trec_chunks(ranked, tag), output)
+        ranked = fusion.cross_validated_run(run, model_scores, result, depth=options.depth)
+        write_output_chunks(iter_trec_chunks(ranked, options.tag), output)
     if fmt == "json":
         write_stdout(json.dumps(fusion.sweep_dict(result), indent=2, allow_nan=False) + "\n")
     else:
@@ -83,7 +104,7 @@ def run_tune(
     say(
         console,
         f"cross-validated {result.measure} {result.cross_validated:.4f} over {len(result.fold_of)} "
-        f"judged queries in {folds} folds; on all queries: --interpolate {chosen.alpha:g} "
+        f"judged queries in {options.folds} folds; on all queries: --interpolate {chosen.alpha:g} "
         f"--normalization {chosen.normalization}" + (f"; interpolated run written to {output}" if output else ""),
     )
     return result

@@ -13,20 +13,21 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from rankvideo_cli.messages import say
-from rankvideo_cli.pipeline.plan import plan_pairs, triage_pairs
+from rankvideo_cli.pipeline.plan import triage_pairs
 from rankvideo_cli.pipeline.store import model_fingerprints, read_store, store_namespaces
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.identity import VideoIdentities
 
 if TYPE_CHECKING:
-    from rankvideo_cli.commands.preflight import OutputPlan
-    from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest
+    from rankvideo_cli.jobs.preflight import OutputPlan
+    from rankvideo_cli.jobs.request import RerankJob
+    from rankvideo_cli.pipeline.request import PreparedInputs
     from rankvideo_cli.pipeline.shards import Shard
 
 
-def dry_run_plan(request: RerankRequest, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None) -> dict:
+def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None) -> dict:
     """The plan as data: counts for the run, and per stored model the pairs cached and left to score."""
-    plan = plan_pairs(inputs.scored_run, inputs.queries, inputs.resolver, request.depth)
+    plan = inputs.pairs(job.ranking.depth).plan()
     settings = SamplingConfig().fingerprint()
     videos = {key for key in plan.video_of.values() if key is not None}
     missing_pairs = sum(1 for key in plan.video_of.values() if key is None)
@@ -36,7 +37,7 @@ def dry_run_plan(request: RerankRequest, inputs: PreparedInputs, outputs: Output
     by_model = []
     for model in namespaces or [None]:
         contents = read_store(outputs.store_dir, model or "", settings)
-        triage = triage_pairs(plan, contents, shard, request.retry_bad_videos, VideoIdentities(contents.video_ids))
+        triage = triage_pairs(plan, contents, shard, job.decode.retry_bad_videos, VideoIdentities(contents.video_ids))
         counts = triage.counts
         fingerprint = described.get(model or "", {})
         by_model.append(
@@ -54,7 +55,7 @@ def dry_run_plan(request: RerankRequest, inputs: PreparedInputs, outputs: Output
         "queries": len(inputs.run),
         "queries_without_text": len(inputs.skipped_queries),
         "candidates": inputs.run.pair_count,
-        "depth": request.depth,
+        "depth": job.ranking.depth,
         "pairs_within_depth": len(plan.pairs),
         "videos_found": len(videos),
         "missing_videos": len(missing_docids),
@@ -69,10 +70,10 @@ def dry_run_plan(request: RerankRequest, inputs: PreparedInputs, outputs: Output
 
 
 def print_plan(
-    request: RerankRequest, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None, console: Console
+    job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None, console: Console
 ) -> dict:
     """Print the plan (stderr: nothing is written, stdout stays empty) and return it."""
-    plan = dry_run_plan(request, inputs, outputs, shard)
+    plan = dry_run_plan(job, inputs, outputs, shard)
     lines = [
         f"dry run: {plan['queries']} queries, {plan['candidates']} candidates; "
         f"{plan['pairs_within_depth']} pairs within depth {plan['depth']}"
@@ -82,7 +83,7 @@ def print_plan(
             else ""
         ),
         f"videos: {plan['videos_found']} found, {plan['missing_videos']} missing "
-        f"({plan['pairs_missing_video']} pairs, --on-missing-video {request.on_missing_video})",
+        f"({plan['pairs_missing_video']} pairs, --on-missing-video {job.ranking.on_missing_video})",
         f"score store: {plan['score_store']}"
         + ("" if plan["store_exists"] else " (new)")
         + (f"; shard {plan['shard']}" if plan["shard"] else ""),

@@ -32,13 +32,12 @@ from rich.console import Console
 
 from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.messages import say
-from rankvideo_cli.pipeline.request import request_to_dict
 from rankvideo_cli.pipeline.shards import Shard
 
 if TYPE_CHECKING:
-    from rankvideo_cli.pipeline.request import PreparedInputs, RerankRequest
+    from rankvideo_cli.jobs.request import RerankJob
+    from rankvideo_cli.pipeline.request import PreparedInputs
     from rankvideo_cli.pipeline.result import PipelineResult
-    from rankvideo_cli.scoring.options import ScorerOptions
 
 _STDERR_TAIL = 5  # lines of a failed worker's stderr kept for the report
 
@@ -143,20 +142,23 @@ def plan_workers(devices: list[str], decode_workers: int) -> list[WorkerPlan]:
     return [WorkerPlan(Shard(index, count), device, per_worker) for index, device in enumerate(devices)]
 
 
-def worker_request(request: RerankRequest, plan: WorkerPlan, store_dir: Path) -> RerankRequest:
-    """The shard run a worker does: scores into the shared store only, its manifest in the store."""
+def worker_job(job: RerankJob, plan: WorkerPlan, store_dir: Path) -> RerankJob:
+    """The shard run a worker does: on its device, scores into the shared store only, its manifest in the store."""
     return replace(
-        request,
-        shard=str(plan.shard),
-        devices=None,
-        output=None,
-        scores_path=None,
-        qrels_path=None,
-        measures=None,
-        manifest_path=None,
-        dry_run=False,
-        cache_dir=store_dir.resolve(),
-        decode_workers=plan.decode_workers,
+        job,
+        inputs=replace(job.inputs, qrels=None, measures=None),
+        decode=replace(job.decode, decode_workers=plan.decode_workers),
+        outputs=replace(
+            job.outputs,
+            shard=str(plan.shard),
+            devices=None,
+            output=None,
+            scores=None,
+            manifest=None,
+            dry_run=False,
+            cache=store_dir.resolve(),
+        ),
+        scorer=job.scorer.on_device(plan.device),
     )
 
 
@@ -199,7 +201,7 @@ def _relay(worker: _Worker, console: Console, lock: threading.Lock) -> None:
 
 def _start(spec: dict[str, Any]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rankvideo_cli.commands.worker", json.dumps(spec)],
+        [sys.executable, "-m", "rankvideo_cli.jobs.worker", json.dumps(spec)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,  # a worker writes no run; the parent's stdout may be the run's pipe
         stderr=subprocess.PIPE,
@@ -234,13 +236,7 @@ def _forwarding_signals(workers: list[_Worker]):
             signal.signal(sig, handler)
 
 
-def run_workers(
-    request: RerankRequest,
-    scorer_options: ScorerOptions,
-    devices: list[str],
-    store_dir: Path,
-    console: Console,
-) -> list[dict[str, Any]]:
+def run_workers(job: RerankJob, devices: list[str], store_dir: Path, console: Console) -> list[dict[str, Any]]:
     """Start one worker per device, relay their stderr, wait for all; their shard manifests, in shard order.
 
     Raises `WorkersInterrupted` after a signal, `WorkerFailed` when a worker did not finish (after the others
@@ -249,7 +245,7 @@ def run_workers(
     from rankvideo_cli.pipeline.manifest import default_manifest_path
     from rankvideo_cli.pipeline.score import default_decode_workers
 
-    plans = plan_workers(devices, request.decode_workers or default_decode_workers())
+    plans = plan_workers(devices, job.decode.decode_workers or default_decode_workers())
     manifests = [default_manifest_path(None, store_dir, plan.shard) for plan in plans]
     for path in manifests:  # a manifest left by an earlier run of these shards must not pass for this run's
         path.unlink(missing_ok=True)
@@ -258,11 +254,7 @@ def run_workers(
     workers: list[_Worker] = []
     with _forwarding_signals(workers) as received:
         for plan in plans:
-            spec = {
-                "request": request_to_dict(worker_request(request, plan, store_dir)),
-                "scorer": scorer_options.on_device(plan.device).to_dict(),
-            }
-            worker = _Worker(plan, _start(spec))
+            worker = _Worker(plan, _start(worker_job(job, plan, store_dir).to_dict()))
             worker.relay = threading.Thread(target=_relay, args=(worker, console, lock), daemon=True)
             worker.relay.start()
             workers.append(worker)
@@ -318,36 +310,32 @@ def combine_worker_counts(result: PipelineResult, manifests: list[dict[str, Any]
 
 
 def score_on_devices(
-    request: RerankRequest,
-    inputs: PreparedInputs,
-    store_dir: Path,
-    scorer_options: ScorerOptions,
-    console: Console,
+    job: RerankJob, inputs: PreparedInputs, store_dir: Path, console: Console
 ) -> tuple[PipelineResult, dict[str, Any]]:
-    """Score on every device of `request.devices`, then answer every pair from the store (as `merge`): the
+    """Score on every device of `job.outputs.devices`, then answer every pair from the store (as `merge`): the
     result, and the model's description for the manifest."""
     started = time.monotonic()
-    devices = expand_devices(parse_devices(request.devices) or [])
+    devices = expand_devices(parse_devices(job.outputs.devices) or [])
     if (warning := mixed_devices_warning(devices)) is not None:
         say(console, warning)
     try:
-        manifests = run_workers(request, scorer_options, devices, store_dir, console)
+        manifests = run_workers(job, devices, store_dir, console)
     except WorkersStopped as stopped:
         if stopped.manifests:  # what the store holds now, for the parent's manifest
-            stopped.result = _answer_from_store(request, inputs, store_dir, stopped.manifests, started, partial=True)
+            stopped.result = _answer_from_store(job, inputs, store_dir, stopped.manifests, started, partial=True)
         raise
     models = {manifest["model_fingerprint"] for manifest in manifests}
     if len(models) > 1:
         described = ", ".join(f"{manifest.get('dtype')} on {manifest.get('device')}" for manifest in manifests)
         raise UsageError(
-            f"--devices {request.devices}: the workers loaded the model differently ({described}), so their scores "
+            f"--devices {job.outputs.devices}: the workers loaded the model differently ({described}), so their scores "
             "cannot make one run; give --dtype (and --attn-implementation) so every device runs alike"
         )
-    return _answer_from_store(request, inputs, store_dir, manifests, started, partial=False), manifests[0]["model"]
+    return _answer_from_store(job, inputs, store_dir, manifests, started, partial=False), manifests[0]["model"]
 
 
 def _answer_from_store(
-    request: RerankRequest,
+    job: RerankJob,
     inputs: PreparedInputs,
     store_dir: Path,
     manifests: list[dict[str, Any]],
@@ -359,11 +347,8 @@ def _answer_from_store(
     from rankvideo_cli.pipeline.store import ScoreStore
 
     result = merge_scores(
-        inputs.scored_run,
-        inputs.queries,
-        inputs.resolver,
+        inputs.pairs(job.ranking.depth),
         ScoreStore(store_dir),
-        depth=request.depth,
         model_fingerprint=manifests[0]["model_fingerprint"],
         settings_fingerprint=manifests[0]["sampling_fingerprint"],
         allow_missing=partial,

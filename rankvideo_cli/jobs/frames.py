@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from rankvideo_cli.commands.preflight import check_regular_input, check_writable_directory
 from rankvideo_cli.io.atomic import write_stdout
+from rankvideo_cli.jobs.preflight import check_regular_input, check_writable_directory
 
 
 def run_frames(

@@ -22,11 +22,11 @@ from rankvideo_cli.evaluation.ranking import (
 )
 from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks
 from rankvideo_cli.io.runs import Run, iter_trec_chunks
+from rankvideo_cli.jobs.preflight import OutputPlan
+from rankvideo_cli.jobs.request import RerankJob
 from rankvideo_cli.messages import say
-from rankvideo_cli.pipeline.request import (
-    PreparedInputs,
-    RerankRequest,
-)
+from rankvideo_cli.options import RankingOptions, VideoPolicy
+from rankvideo_cli.pipeline.request import PreparedInputs
 from rankvideo_cli.pipeline.result import (
     BAD_VIDEO,
     MISSING_VIDEO,
@@ -37,40 +37,45 @@ from rankvideo_cli.pipeline.result import (
 )
 
 
-def drop_set(result: PipelineResult, on_missing_video: str, on_bad_video: str) -> set[tuple[str, str]]:
-    statuses = [MISSING_VIDEO] * (on_missing_video == "drop") + [BAD_VIDEO] * (on_bad_video == "drop")
+def drop_set(result: PipelineResult, ranking: RankingOptions) -> set[tuple[str, str]]:
+    """The pairs the user asked to leave out of the run: those without a video, or with a bad one."""
+    statuses = [MISSING_VIDEO] * (ranking.on_missing_video == VideoPolicy.drop)
+    statuses += [BAD_VIDEO] * (ranking.on_bad_video == VideoPolicy.drop)
     return result.pairs_with(*statuses) if statuses else set()
 
 
-def check_bad_video_policy(result: PipelineResult, on_bad_video: str) -> None:
-    if on_bad_video == "error" and result.bad_videos:
+def check_bad_video_policy(result: PipelineResult, on_bad_video: VideoPolicy) -> None:
+    if on_bad_video == VideoPolicy.error and result.bad_videos:
         raise RankVideoError(
             f"{summarize_bad_videos(result)}; scores of the good videos are saved in {result.store_dir} "
             "(--on-bad-video keep or drop to write the run anyway)"
         )
 
 
+def rank_result(run: Run, result: PipelineResult, ranking: RankingOptions) -> dict[str, list[RankedDoc]]:
+    """The final ranking of a scored run: the bad-video policy checked, the pairs asked to be dropped left out."""
+    check_bad_video_policy(result, ranking.on_bad_video)
+    return rerank(
+        run,
+        result.model_scores(),
+        depth=ranking.depth,
+        interpolate=ranking.interpolate,
+        normalization=ranking.normalization,
+        drop=drop_set(result, ranking),
+    )
+
+
 def finish_run(
-    request: RerankRequest,
-    inputs: PreparedInputs,
-    result: PipelineResult,
-    console: Console,
+    job: RerankJob, outputs: OutputPlan, inputs: PreparedInputs, result: PipelineResult, console: Console
 ) -> dict[str, list[RankedDoc]]:
     """Rank, write the run (atomically) and the raw scores, print the summary and the evaluation."""
-    ranked = rerank(
-        inputs.run,
-        result.model_scores(),
-        depth=request.depth,
-        interpolate=request.interpolate,
-        normalization=request.normalization,
-        drop=drop_set(result, request.on_missing_video, request.on_bad_video),
-    )
-    write_output_chunks(iter_trec_chunks(ranked, request.tag), request.output)
-    if request.scores_path is not None:
-        atomic_write_text(request.scores_path, scores_jsonl(result))
-    print_summary(console, inputs, result, ranked, request)
-    if request.qrels_path is not None:
-        evaluate_against_first_stage(ranked, inputs.run, request.qrels_path, request.measures, console)
+    ranked = rank_result(inputs.run, result, job.ranking)
+    write_output_chunks(iter_trec_chunks(ranked, job.ranking.tag), outputs.output)
+    if outputs.scores is not None:
+        atomic_write_text(outputs.scores, scores_jsonl(result))
+    print_summary(console, inputs, result, ranked, job.ranking)
+    if job.inputs.qrels is not None:
+        evaluate_against_first_stage(ranked, inputs.run, job.inputs.qrels, job.inputs.measures, console)
     return ranked
 
 
@@ -88,7 +93,7 @@ def print_summary(
     inputs: PreparedInputs,
     result: PipelineResult,
     ranked: dict[str, list[RankedDoc]],
-    request_like: RerankRequest,
+    ranking: RankingOptions,
 ) -> None:
     provenance = count_provenance(ranked)
     written = sum(provenance.values())
@@ -97,10 +102,10 @@ def print_summary(
     parts = [
         f"{len(inputs.run)} queries, {inputs.run.pair_count} candidates in",
         f"{written} written ({provenance[RERANKED]} reranked, {provenance[UNSCORED]} unscored kept in "
-        f"first-stage order, {provenance[BELOW_DEPTH]} below depth {request_like.depth})",
+        f"first-stage order, {provenance[BELOW_DEPTH]} below depth {ranking.depth})",
         f"{counts.pairs_scored} pairs scored now, {counts.pairs_cached} from the score store",
-        f"{counts.pairs_missing_video} pairs without a video file ({request_like.on_missing_video})",
-        f"{counts.pairs_bad_video} pairs with a bad video ({request_like.on_bad_video})",
+        f"{counts.pairs_missing_video} pairs without a video file ({ranking.on_missing_video})",
+        f"{counts.pairs_bad_video} pairs with a bad video ({ranking.on_bad_video})",
     ]
     if dropped:
         parts.append(f"{dropped} candidates dropped as asked")

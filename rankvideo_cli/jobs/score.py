@@ -11,26 +11,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rankvideo_cli.commands.preflight import (
-    check_at_least,
-    check_model_name,
-    check_rankvideo_cache,
-    check_regular_input,
-)
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.atomic import write_stdout
+from rankvideo_cli.jobs.preflight import check_rankvideo_cache, check_regular_input
 from rankvideo_cli.messages import say
 from rankvideo_cli.scoring.base import Scorer
+from rankvideo_cli.scoring.options import ScorerOptions
 
 
-def check_score_request(query: str, videos: Sequence[Path], batch_size: int | None, model: str | None = None) -> None:
-    """`rankvideo score`'s arguments, before the model loads."""
-    if model is not None:
-        check_model_name(model)
-    check_rankvideo_cache(model)
+def check_score_request(query: str, videos: Sequence[Path], scorer: ScorerOptions) -> None:
+    """`rankvideo score`'s arguments, before the model loads (the scorer's options checked themselves)."""
+    check_rankvideo_cache(scorer.model)
     if not query.strip():
         raise UsageError("--query is empty: give the text to score the videos against")
-    check_at_least(batch_size, "--batch-size")
     for video in videos:
         check_regular_input(video, "VIDEO")
 

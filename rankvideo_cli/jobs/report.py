@@ -23,25 +23,24 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from rankvideo_cli.commands.eval import check_shared_queries, run_names
-from rankvideo_cli.commands.inputs import read_run_reporting, report_tolerated
-from rankvideo_cli.commands.preflight import (
-    Named,
-    check_at_least,
-    check_no_collisions,
-    check_output_file,
-    check_writable_directory,
-)
 from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.io.atomic import atomic_write_text, write_stdout
 from rankvideo_cli.io.runs import Run
 from rankvideo_cli.io.text import display_name
+from rankvideo_cli.jobs.eval import check_shared_queries, run_names
+from rankvideo_cli.jobs.inputs import read_run_reporting, report_tolerated
+from rankvideo_cli.jobs.preflight import (
+    Named,
+    check_no_collisions,
+    check_output_file,
+    check_writable_directory,
+)
 from rankvideo_cli.messages import say
+from rankvideo_cli.options import VideoSource, at_least
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
 from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
 from rankvideo_cli.videos.index import TarMember
-from rankvideo_cli.videos.resolver import VideoResolver
 
 if TYPE_CHECKING:
     from rankvideo_cli.evaluation.measures import EvalReport
@@ -57,10 +56,7 @@ class ReportRequest:
     baseline_path: Path | None = None
     qrels_path: Path | None = None
     queries_path: Path | None = None
-    videos_root: Path | None = None
-    video_pattern: str = "{docid}.mp4"
-    multivent: bool = False
-    video_map: Path | None = None
+    videos: VideoSource | None = None  # None: no thumbnails
     frames_cache: Path | None = None
     scores_path: Path | None = None
     reference_model: str | None = None
@@ -101,10 +97,10 @@ def validate_report(request: ReportRequest) -> None:
         raise UsageError(
             f"rankvideo report needs {' and '.join(missing)}: pip install 'rankvideo-cli[report]' (or -e '.[report]')"
         )
-    check_at_least(request.top, "--top")
-    check_at_least(request.thumbnails, "--thumbnails", minimum=0)
-    check_at_least(request.limit, "--limit")
-    check_at_least(request.decode_workers, "--decode-workers")
+    at_least("top", request.top)
+    at_least("thumbnails", request.thumbnails, minimum=0)
+    at_least("limit", request.limit)
+    at_least("decode_workers", request.decode_workers)
     if request.qids and request.limit is not None:
         raise UsageError("--qid and --limit both choose the queries: give one of them")
     if request.measures and request.qrels_path is None:
@@ -115,12 +111,10 @@ def validate_report(request: ReportRequest) -> None:
         check_measures(request.measures)
         if request.correction not in CORRECTIONS:
             raise UsageError(f"--correction must be one of {', '.join(CORRECTIONS)}, got {request.correction!r}")
-    if request.videos_root is not None and not Path(request.videos_root).is_dir():
-        raise UsageError(f"--videos {request.videos_root}: not a directory")
     if request.frames_cache is not None:
         from rankvideo_cli.videos.frame_cache import check_frame_cache
 
-        if request.videos_root is None:
+        if request.videos is None:
             raise UsageError("--frames-cache needs --videos (the cache is keyed by each video file's content)")
         check_frame_cache(request.frames_cache)
     paths = [
@@ -130,7 +124,7 @@ def validate_report(request: ReportRequest) -> None:
         ("--queries", request.queries_path),
         ("--scores", request.scores_path),
         ("--explanations", request.explanations_path),
-        ("--video-map", request.video_map),
+        ("--video-map", request.videos.video_map if request.videos is not None else None),
     ]
     inputs = [Named(option, Path(path)) for option, path in paths if path is not None]
     if sum(str(named.path) == "-" for named in inputs) > 1:
@@ -363,13 +357,7 @@ def _deltas(evaluation: EvalReport | None) -> dict[str, float]:
 
 
 def _resolver(request: ReportRequest) -> MemoResolver | None:
-    if request.videos_root is None:
-        return None
-    return MemoResolver(
-        VideoResolver(
-            request.videos_root, pattern=request.video_pattern, video_map=request.video_map, multivent=request.multivent
-        )
-    )
+    return MemoResolver(request.videos.resolver()) if request.videos is not None else None
 
 
 def _thumbnails(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.evaluation.ranking import check_options
 from rankvideo_cli.io.text import STDIN
 from rankvideo_cli.pipeline.manifest import default_manifest_path
 from rankvideo_cli.pipeline.shards import Shard
@@ -123,19 +122,6 @@ def check_regular_input(path: Path, what: str) -> None:
         raise UsageError(f"{what} {path}: is not a regular file (a FIFO, socket or device); give a video file")
 
 
-def check_model_name(model: str) -> None:
-    """A near miss of `tiny-random` (`tiny_random`, `tiny-randm`) is a typo, not a hub id to look up for
-    half a minute: say so at once. An existing directory of that name is taken as it is."""
-    import difflib
-
-    from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
-
-    if model == TINY_MODEL_NAME or Path(model).expanduser().exists():
-        return
-    if difflib.get_close_matches(model.lower(), [TINY_MODEL_NAME], n=1, cutoff=0.8):
-        raise UsageError(f"unknown model {model!r}: did you mean {TINY_MODEL_NAME!r}?")
-
-
 def check_rankvideo_cache(model: str | None = None) -> None:
     """`$RANKVIDEO_CACHE` (the video index, the tiny model) is a writable directory, when it is set or when the
     tiny model will be built there; a file or a read-only place fails now, not seconds into the model load."""
@@ -152,23 +138,6 @@ def check_output_file(output: Path | None, inputs: Sequence[Named], option: str 
         return
     check_no_collisions(inputs, [Named(option, Path(output))])  # type: ignore[arg-type]
     check_writable_file(Path(output), option)  # type: ignore[arg-type]
-
-
-def check_ranking_options(depth: int, interpolate: float | None, normalization: str) -> None:
-    """`ranking.check_options`, and `--normalization` only where it applies (with `--interpolate`)."""
-    check_options(depth, interpolate, normalization)
-    if interpolate is None and normalization != "minmax":
-        raise UsageError("--normalization applies to --interpolate only; give --interpolate ALPHA too")
-
-
-def check_at_least(value: int | None, option: str, minimum: int = 1) -> None:
-    if value is not None and value < minimum:
-        raise UsageError(f"{option} must be at least {minimum}, got {value}")
-
-
-def check_tag(tag: str) -> None:
-    if not tag or any(character.isspace() for character in tag):
-        raise UsageError(f"--tag must be one word without spaces, got {tag!r}")
 
 
 @dataclass(frozen=True)

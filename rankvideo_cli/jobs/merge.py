@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from rich.console import Console
 
-from rankvideo_cli.commands.finish import (
-    check_bad_video_policy,
-    finish_run,
-)
-from rankvideo_cli.commands.inputs import prepare_inputs
-from rankvideo_cli.commands.preflight import (
+from rankvideo_cli.errors import UsageError
+from rankvideo_cli.jobs.finish import finish_run
+from rankvideo_cli.jobs.inputs import prepare_inputs
+from rankvideo_cli.jobs.preflight import (
     Named,
     is_stdout,
     plan_outputs,
 )
-from rankvideo_cli.errors import UsageError
+from rankvideo_cli.jobs.request import RerankInputs, RerankJob, RerankOutputs
 from rankvideo_cli.messages import say
+from rankvideo_cli.options import RankingOptions, VideoSource
 from rankvideo_cli.pipeline.manifest import (
     build_manifest,
     describe_input,
@@ -26,11 +26,8 @@ from rankvideo_cli.pipeline.manifest import (
     shared_shard_settings,
     write_manifest,
 )
-from rankvideo_cli.pipeline.request import (
-    RerankRequest,
-    job_settings,
-)
 from rankvideo_cli.pipeline.store import ScoreStore
+from rankvideo_cli.videos.resolver import DEFAULT_PATTERN
 
 
 def run_merge(
@@ -71,48 +68,35 @@ def run_merge(
         raise UsageError(f"{cache}: no shard manifest found; run the shards with `rankvideo rerank --shard`")
     if shared.get("incomplete_shards") and not allow_missing:
         say(console, f"shards {', '.join(shared['incomplete_shards'])} did not finish")
-    request = RerankRequest(
-        run_path=run,
-        queries_path=queries,
-        videos_root=Path(videos["root"]),
-        video_pattern=videos.get("pattern") or "{docid}.mp4",
-        multivent=bool(videos.get("multivent")),
-        video_map=Path(videos["video_map"]) if videos.get("video_map") else None,
-        output=output,
-        tag=settings.get("tag", "rankvideo"),
-        depth=settings.get("depth", 100),
-        interpolate=settings.get("interpolate"),
-        normalization=settings.get("normalization", "minmax"),
-        on_missing_video=settings.get("on_missing_video", "keep"),
-        on_bad_video=settings.get("on_bad_video", "keep"),
-        missing_query=settings.get("missing_query", "error"),
-        qrels_path=qrels,
-        measures=measures,
-        cache_dir=cache,
-        scores_path=scores,
+    ranking_names = [item.name for item in fields(RankingOptions)]
+    job = RerankJob(
+        inputs=RerankInputs(run, queries, qrels, tuple(measures) if measures is not None else None),
+        videos=VideoSource(
+            videos=Path(videos["root"]),
+            video_pattern=videos.get("pattern") or DEFAULT_PATTERN,
+            multivent=bool(videos.get("multivent")),
+            video_map=videos.get("video_map"),
+        ),
+        ranking=RankingOptions(**{name: settings[name] for name in ranking_names if name in settings}),
+        outputs=RerankOutputs(output=outputs.output, scores=scores, cache=cache),
     )
-    request.output = outputs.output
-    inputs = prepare_inputs(request)
+    inputs = prepare_inputs(job)
     if not force:
         _check_same_inputs(shared.get("inputs") or {}, {"run": run, "queries": queries}, cache)
     result = merge_scores(
-        inputs.scored_run,
-        inputs.queries,
-        inputs.resolver,
+        inputs.pairs(job.ranking.depth),
         ScoreStore(cache),
-        depth=request.depth,
         model_fingerprint=shared.get("model_fingerprint"),
         settings_fingerprint=shared.get("sampling_fingerprint"),
         allow_missing=allow_missing,
     )
-    check_bad_video_policy(result, request.on_bad_video)
-    finish_run(request, inputs, result, console)
+    finish_run(job, outputs, inputs, result, console)
     write_manifest(
         outputs.manifest,
         build_manifest(
             result=result,
             inputs={"run": run, "queries": queries},
-            settings=job_settings(request),
+            settings=job.settings(),
             scorer_fingerprint=None,
             output=outputs.output,
         ),

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from rankvideo_cli.commands.inputs import report_tolerated
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.atomic import write_stdout
 from rankvideo_cli.io.runs import read_run_scores
 from rankvideo_cli.io.text import display_name
+from rankvideo_cli.jobs.inputs import report_tolerated
 
 if TYPE_CHECKING:
     from rankvideo_cli.evaluation.measures import EvalReport

@@ -6,40 +6,30 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rankvideo_cli.commands.preflight import (
-    check_tag,
-)
-from rankvideo_cli.errors import InputError, RankVideoError, UsageError
+from rankvideo_cli.errors import InputError, RankVideoError
 from rankvideo_cli.io.queries import find_missing_queries, read_queries
 from rankvideo_cli.io.runs import Run, read_run
+from rankvideo_cli.jobs.request import RerankJob
 from rankvideo_cli.messages import say
-from rankvideo_cli.pipeline.request import (
-    PreparedInputs,
-    RerankRequest,
-    build_resolver,
-    count_missing_videos,
-)
+from rankvideo_cli.options import QueryPolicy, RankingOptions, VideoPolicy, VideoSource
+from rankvideo_cli.pipeline.request import MemoResolver, PreparedInputs, count_missing_videos
 
 
-def prepare_inputs(request: RerankRequest) -> PreparedInputs:
+def prepare_inputs(job: RerankJob) -> PreparedInputs:
     """Read and validate every input before any model is loaded: bad input fails in a second, not an hour."""
-    if request.videos_root is None:
-        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
-    check_tag(request.tag)
-    run = read_run(request.run_path)
-    queries = read_queries(request.queries_path)
+    run = read_run(job.inputs.run)
+    queries = read_queries(job.inputs.queries)
     missing = find_missing_queries(run, queries)
-    if missing and request.missing_query == "error":
+    if missing and job.ranking.missing_query == QueryPolicy.error:
         raise InputError(
-            request.run_path,
+            job.inputs.run,
             run.first_line.get(missing[0]),
-            f"query {missing[0]!r} is not in {request.queries_path} ({len(missing)} run queries have no text; "
+            f"query {missing[0]!r} is not in {job.inputs.queries} ({len(missing)} run queries have no text; "
             "--missing-query skip keeps them in first-stage order)",
         )
-    resolver = build_resolver(request)
     skipped = set(missing)
     scored_run = {qid: candidates for qid, candidates in run.items() if qid not in skipped}
-    return PreparedInputs(run, queries, scored_run, missing, resolver)
+    return PreparedInputs(run, queries, scored_run, missing, MemoResolver(job.videos.resolver()))
 
 
 def read_run_reporting(path: Path, console: Console) -> Run:
@@ -56,9 +46,11 @@ def report_tolerated(console: Console, *lines: str | None) -> None:
             say(console, line)
 
 
-def report_missing_videos(request: RerankRequest, inputs: PreparedInputs, console: Console) -> int:
-    """Report (or, with --on-missing-video error, refuse) the candidates without a video; their pair count."""
-    missing_pairs, missing_docids = count_missing_videos(inputs, request.depth)
+def report_missing_videos(
+    inputs: PreparedInputs, ranking: RankingOptions, videos: VideoSource, console: Console
+) -> int:
+    """Report (or, with `on_missing_video` error, refuse) the candidates without a video; their pair count."""
+    missing_pairs, missing_docids = count_missing_videos(inputs, ranking.depth)
     if not missing_pairs:
         return 0
     rejected = inputs.resolver.resolver.rejected
@@ -66,14 +58,15 @@ def report_missing_videos(request: RerankRequest, inputs: PreparedInputs, consol
     why = f"; {len(rejected)} of them rejected ({next(iter(rejected.values()))})" if rejected else ""
     examples = inputs.resolver.missing_examples
     tried = f"; e.g. {'; '.join(examples)}" if examples else ""
-    if request.on_missing_video == "error":
+    root, policy = videos.videos, ranking.on_missing_video
+    if policy == VideoPolicy.error:
         raise RankVideoError(
-            f"{missing_docids} candidate videos are missing under {request.videos_root} "
+            f"{missing_docids} candidate videos are missing under {root} "
             f"({missing_pairs} pairs{why}{tried}); --on-missing-video keep or drop to go on without them"
         )
     say(
         console,
-        f"{missing_docids} candidate videos have no file under {request.videos_root} "
-        f"({missing_pairs} pairs within depth{why}{tried}): {request.on_missing_video}",
+        f"{missing_docids} candidate videos have no file under {root} "
+        f"({missing_pairs} pairs within depth{why}{tried}): {policy}",
     )
     return missing_pairs

@@ -1,0 +1,87 @@
+"""A rerank job as one frozen value: what the `rerank` command, the device workers, the PyTerrier reranker and
+Python callers hand to `jobs.rerank`. It is made of the option groups (`rankvideo_cli/options.py`,
+`ScorerOptions`) and the job's own files; each group checked itself when it was made, and the checks that span
+groups (stdin twice, shards and devices, outputs against inputs) run in `jobs.rerank.validate_rerank`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from rankvideo_cli.options import DecodeOptions, RankingOptions, Value, VideoSource, optional_path
+from rankvideo_cli.scoring.options import ScorerOptions
+
+
+@dataclass(frozen=True)
+class RerankInputs(Value):
+    """The first-stage run and its query texts (either may be `-`, stdin); `qrels` (and `measures`) to evaluate
+    the reranked run against the first stage."""
+
+    run: Path
+    queries: Path
+    qrels: Path | None = None
+    measures: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run", Path(self.run))
+        object.__setattr__(self, "queries", Path(self.queries))
+        object.__setattr__(self, "qrels", optional_path(self.qrels))
+        if self.measures is not None:
+            object.__setattr__(self, "measures", tuple(self.measures))
+
+
+@dataclass(frozen=True)
+class RerankOutputs(Value):
+    """Where the job writes: the run (`output`, None or `-`: stdout), the raw `scores` JSONL, the score store
+    (`cache`, default beside the output) and the `manifest`; and how the work is split: `shard` I/N of an array,
+    or one worker per device of `devices`. `dry_run`: plan only, load and write nothing."""
+
+    output: Path | None = None
+    scores: Path | None = None
+    cache: Path | None = None
+    manifest: Path | None = None
+    shard: str | None = None
+    devices: str | None = None
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("output", "scores", "cache", "manifest"):
+            object.__setattr__(self, name, optional_path(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class RerankJob:
+    """Everything a rerank needs, in groups."""
+
+    inputs: RerankInputs
+    videos: VideoSource
+    ranking: RankingOptions = field(default_factory=RankingOptions)
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    outputs: RerankOutputs = field(default_factory=RerankOutputs)
+    scorer: ScorerOptions = field(default_factory=ScorerOptions)
+
+    def settings(self) -> dict[str, Any]:
+        """What every shard of an array must share (merge checks it), as the manifest records it."""
+        ranking = self.ranking.to_dict()
+        order = ("depth", "interpolate", "normalization", "tag", "on_missing_video", "on_bad_video", "missing_query")
+        return {**{name: ranking[name] for name in order}, "videos": self.videos.describe()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON values (how a device worker receives its job)."""
+        return {item.name: getattr(self, item.name).to_dict() for item in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RerankJob:
+        kinds = {
+            "inputs": RerankInputs,
+            "videos": VideoSource,
+            "ranking": RankingOptions,
+            "decode": DecodeOptions,
+            "outputs": RerankOutputs,
+            "scorer": ScorerOptions,
+        }
+        return cls(**{name: kind.from_dict(data[name]) for name, kind in kinds.items()})
+
+    def with_outputs(self, **changes: Any) -> RerankJob:
+        return replace(self, outputs=replace(self.outputs, **changes))
