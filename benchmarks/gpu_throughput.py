@@ -770,6 +770,7 @@ def run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None] 
 
 
 def _run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    from rankvideo_cli.scoring.options import ScorerOptions
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
     from rankvideo_cli.videos.config import SamplingConfig
 
@@ -834,7 +835,8 @@ def _run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None]
         chosen_batch = auto_batch
     else:
         chosen_batch = int(options.batch_size)
-    scorer = Qwen3VLScorer(model, processor, batch_size=chosen_batch, attn_implementation=options.attn)
+    settings = ScorerOptions(batch_size=chosen_batch, attn_implementation=options.attn)
+    scorer = Qwen3VLScorer(model, processor, options=settings)
     meter = StageMeter(model, shape, device)
     queries = make_queries(largest)
     pairs = [Pair(video, query) for video in range(options.videos) for query in queries]

@@ -237,6 +237,7 @@ def versions() -> dict[str, str]:
 
 def run_benchmark(options: Options) -> dict[str, Any]:
     from rankvideo_cli.scoring.loading import load_scorer
+    from rankvideo_cli.scoring.options import ScorerOptions
 
     sources = SMOKE_SOURCES if options.smoke else VIDEO_SOURCES
     if not 1 <= options.videos <= len(sources):
@@ -259,7 +260,7 @@ def run_benchmark(options: Options) -> dict[str, Any]:
     resolver = Resolver(paths)
 
     log("loading tiny-random on the CPU in float32")
-    scorer = load_scorer("tiny-random", device="cpu", dtype="float32")
+    scorer = load_scorer(ScorerOptions("tiny-random", device="cpu", dtype="float32"))
     references = {"reference": ReferencePath(scorer.model, scorer.processor)}
     if options.last_position:
         references["reference_last_position"] = LastPositionReference(scorer.model, scorer.processor)

@@ -104,6 +104,7 @@ def random_video(seed: int, frames: int) -> Any:
 def build_scorers(seed: int) -> tuple[Any, Any]:
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
 
+    from rankvideo_cli.scoring.options import ScorerOptions
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
     from rankvideo_cli.scoring.tiny import ensure_tiny_model
 
@@ -112,10 +113,11 @@ def build_scorers(seed: int) -> tuple[Any, Any]:
         MID.config(), dtype=torch.float32, attn_implementation="sdpa"
     ).eval()
     processor = AutoProcessor.from_pretrained(str(ensure_tiny_model()))
-    common = {"model_id": "mid-random", "prompt": "training"}
     return (
-        Qwen3VLScorer(model, processor, prefix_cache=True, **common),
-        Qwen3VLScorer(model, processor, prefix_cache=False, **common),
+        Qwen3VLScorer(model, processor, model_id="mid-random", options=ScorerOptions(prompt="training")),
+        Qwen3VLScorer(
+            model, processor, model_id="mid-random", options=ScorerOptions(prompt="training", prefix_cache=False)
+        ),
     )
 
 

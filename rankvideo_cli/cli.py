@@ -41,7 +41,7 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
     """Option and argument errors as one line on stderr and exit 2, like every other rankvideo error (click's
     own format is a usage block and a boxed message); a closed stdout pipe ends the command quietly."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[no-untyped-def, override]
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             result = super().main(
                 args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
@@ -481,10 +481,11 @@ def score(
 ) -> None:
     """Score ad-hoc (query, video) pairs."""
     from rankvideo_cli.jobs.score import check_score_request, run_score
+    from rankvideo_cli.scoring.loading import load_scorer
 
     options = _scorer_options(locals())
     check_score_request(query, videos, options)
-    scorer = options.load()
+    scorer = load_scorer(options)
     failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)
@@ -519,11 +520,12 @@ def explain(
     frames, greedy decoding unless --temperature, stopping at the end of its turn or --max-new-tokens."""
     from rankvideo_cli.jobs.score import check_score_request, run_explain
     from rankvideo_cli.scoring.generate import GenerationSettings
+    from rankvideo_cli.scoring.loading import load_scorer
 
     options = _scorer_options(locals())
     check_score_request(query, videos, options)
     settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
-    failures = run_explain(options.load(), query, videos, settings, as_json=as_json, console=stderr)
+    failures = run_explain(load_scorer(options), query, videos, settings, as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)
 
@@ -638,19 +640,11 @@ def merge(
 ) -> None:
     """Combine the score stores of SLURM array shards into the final reranked run."""
     from rankvideo_cli.jobs.merge import run_merge
+    from rankvideo_cli.jobs.request import RerankInputs, RerankOutputs
 
-    run_merge(
-        run,
-        queries,
-        cache,
-        output=output,
-        allow_missing=allow_missing,
-        qrels=qrels,
-        measures=measures,
-        console=stderr,
-        scores=scores,
-        force=force,
-    )
+    values = locals()
+    inputs, outputs = from_values(RerankInputs, values), from_values(RerankOutputs, values)
+    run_merge(inputs, outputs, stderr, allow_missing=allow_missing, force=force)
 
 
 @app.command()

@@ -185,10 +185,11 @@ class RankingOptions(Value):
 
     depth: int = 100
     interpolate: float | None = None
-    normalization: Normalization = Normalization.minmax
-    on_missing_video: VideoPolicy = VideoPolicy.keep
-    on_bad_video: VideoPolicy = VideoPolicy.keep
-    missing_query: QueryPolicy = QueryPolicy.error
+    # given as text or as the enum; kept as the enum member (a str: it compares and prints as its value)
+    normalization: str = Normalization.minmax
+    on_missing_video: str = VideoPolicy.keep
+    on_bad_video: str = VideoPolicy.keep
+    missing_query: str = QueryPolicy.error
     tag: str = "rankvideo"
 
     def __post_init__(self) -> None:

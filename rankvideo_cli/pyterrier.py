@@ -33,10 +33,12 @@ from rankvideo_cli.jobs.inputs import report_missing_videos
 from rankvideo_cli.jobs.preflight import check_writable_directory
 from rankvideo_cli.jobs.rerank import NothingToScore, score_here
 from rankvideo_cli.messages import shorten
-from rankvideo_cli.options import DecodeOptions, RankingOptions, VideoSource
+from rankvideo_cli.options import DecodeOptions, RankingOptions, VideoSource, optional_path
 from rankvideo_cli.pipeline.request import MemoResolver, PreparedInputs, anything_to_score
 from rankvideo_cli.pipeline.store import ScoreStore
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT
+from rankvideo_cli.scoring.deferred import DeferredScorer
+from rankvideo_cli.scoring.loading import check_model_available
 from rankvideo_cli.scoring.options import ScorerOptions
 
 if TYPE_CHECKING:
@@ -87,9 +89,9 @@ class RankVideoReranker(pt.Transformer):
         retry_bad_videos: bool = False,
         verbose: bool = True,
     ) -> None:
-        self.videos = VideoSource(videos, video_pattern, multivent, video_map)
+        self.videos = VideoSource(Path(videos), video_pattern, multivent, optional_path(video_map))
         self.ranking = RankingOptions(depth, interpolate, normalization, on_missing_video, on_bad_video)
-        self.decode = DecodeOptions(decode_workers, prefetch, frames_cache, retry_bad_videos)
+        self.decode = DecodeOptions(decode_workers, prefetch, optional_path(frames_cache), retry_bad_videos)
         self.scorer_options = ScorerOptions(
             model=model,
             revision=revision,
@@ -118,7 +120,7 @@ class RankVideoReranker(pt.Transformer):
         missing_pairs = report_missing_videos(inputs, self.ranking, self.videos, self.console)
         needs_model = anything_to_score(self.ranking.depth, inputs, missing_pairs)
         if needs_model and self._scorer is None:
-            self.scorer_options.check_available()  # a model that cannot load leaves no store file behind
+            check_model_available(self.scorer_options)  # a model that cannot load leaves no store file behind
         scorer = self._load_scorer() if needs_model else NothingToScore()
         with ScoreStore(self.store_dir) as store:
             result = score_here(inputs, self.ranking.depth, self.decode, store, scorer, self.console)
@@ -129,7 +131,7 @@ class RankVideoReranker(pt.Transformer):
 
     def _load_scorer(self) -> Scorer:
         if self._scorer is None:
-            self._scorer = self.scorer_options.deferred()  # loads the weights only when a pair needs scoring
+            self._scorer = DeferredScorer(self.scorer_options)  # loads the weights only when a pair needs scoring
         return self._scorer
 
 

@@ -15,6 +15,7 @@ from rankvideo_cli.cli import app
 from rankvideo_cli.errors import InputError, UsageError
 from rankvideo_cli.evaluation.fusion import (
     FusionConfig,
+    SweepOptions,
     cross_validated_run,
     grid,
     parse_alphas,
@@ -50,9 +51,8 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.parametrize("measure", ["nDCG@10", "AP", "R@25"])
 def test_sweep_values_equal_evaluating_the_written_run(synthetic, measure: str) -> None:
     run, model, qrels = synthetic
-    result = sweep(
-        run, model, qrels, measure=measure, alphas=[0, 0.3, 1], normalizations=["minmax", "zscore"], depth=20, folds=3
-    )
+    options = SweepOptions(measure, alphas=[0, 0.3, 1], normalizations=["minmax", "zscore"], depth=20, folds=3)
+    result = sweep(run, model, qrels, options)
     for config in result.configs:
         ranked = rerank(run, model, depth=20, interpolate=config.alpha, normalization=config.normalization)
         direct = evaluate(ranked, qrels, [measure]).runs[0]
@@ -62,7 +62,8 @@ def test_sweep_values_equal_evaluating_the_written_run(synthetic, measure: str) 
 
 def test_folds_choose_on_the_other_folds_and_the_written_run_scores_the_cv_value(synthetic) -> None:
     run, model, qrels = synthetic
-    result = sweep(run, model, qrels, alphas=parse_alphas("0:1:0.1"), depth=20, folds=4, seed=3)
+    options = SweepOptions(alphas=parse_alphas("0:1:0.1"), depth=20, folds=4, seed=3)
+    result = sweep(run, model, qrels, options)
     assert sorted(qid for fold in result.folds for qid in fold.test_queries) == sorted(qrels)
     for fold in result.folds:
         train = [qid for qid in qrels if qid not in fold.test_queries]
@@ -75,7 +76,7 @@ def test_folds_choose_on_the_other_folds_and_the_written_run_scores_the_cv_value
     assert evaluate(written, qrels, ["nDCG@10"]).runs[0].aggregate["nDCG@10"] == pytest.approx(
         result.cross_validated, abs=1e-12
     )
-    again = sweep(run, model, qrels, alphas=parse_alphas("0:1:0.1"), depth=20, folds=4, seed=3)
+    again = sweep(run, model, qrels, options)
     assert [fold.chosen for fold in again.folds] == [fold.chosen for fold in result.folds]
 
 

@@ -2,8 +2,8 @@
 circle (imports inside functions and under TYPE_CHECKING count: a lazy import is still an arrow).
 
 Stages, top to bottom (a module may import its own package and any stage below its own):
-cli and pyterrier > jobs > pipeline, report > scoring, evaluation > options > videos > io > progress, versions, messages >
-errors.
+cli and pyterrier > jobs > pipeline, report > scoring, evaluation > options > videos > io > progress, versions,
+messages > errors.
 """
 
 from __future__ import annotations

@@ -55,8 +55,9 @@ def scored(job, shard=None, store_dir=None):
     return result, scorer
 
 
-def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, tmp_path):
+def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, tmp_path, monkeypatch):
     _root, _videos, run_file, queries_file = job
+    monkeypatch.setattr("sys.argv", ["rankvideo", "rerank", "run.trec", "queries.tsv"])
     result, scorer = scored(job, store_dir=tmp_path / "store")
     manifest = build_manifest(
         result=result,
@@ -69,7 +70,6 @@ def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, 
         settings={"depth": 100, "tag": "rankvideo"},
         scorer_fingerprint=scorer.fingerprint(),
         runtime={"attn_implementation": "sdpa", "batch_size": 4},
-        command=["rankvideo", "rerank", "run.trec", "queries.tsv"],
     )
     assert manifest["inputs"]["run"]["sha256"] == hashlib.sha256(run_file.read_bytes()).hexdigest()
     assert manifest["inputs"]["stdin_run"]["path"] == "-"

@@ -10,14 +10,17 @@ import pytest
 import torch
 
 from rankvideo_cli.errors import ModelLoadError, UsageError
+from rankvideo_cli.scoring.deferred import DeferredScorer
 from rankvideo_cli.scoring.loading import (
     load_model,
     load_scorer,
     local_revision,
+    predict_fingerprint,
     resolve_attn_implementation,
     resolve_device,
     resolve_dtype,
 )
+from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.scoring.tiny import TINY_WARNING
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -110,7 +113,7 @@ def test_local_directory_identity(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_local_directory_loads(tiny_model_dir: Path) -> None:
-    scorer = load_scorer(str(tiny_model_dir), device="cpu", batch_size=3)
+    scorer = load_scorer(ScorerOptions(str(tiny_model_dir), device="cpu", batch_size=3))
     fingerprint = scorer.fingerprint()
     assert fingerprint["model"] == str(tiny_model_dir.resolve())
     assert fingerprint["revision"] == local_revision(tiny_model_dir)
@@ -187,7 +190,6 @@ def test_the_fingerprint_read_before_loading_is_the_loaded_scorers(
 ) -> None:
     """A rerun answered from the store loads no weights (`DeferredScorer`): only safe if the fingerprint it finds
     its scores under is exactly the one the loaded model would write."""
-    from rankvideo_cli.scoring.options import ScorerOptions
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
@@ -203,27 +205,25 @@ def test_the_fingerprint_read_before_loading_is_the_loaded_scorers(
         else:
             options[kind] = ScorerOptions(model="org/tiny", cache_dir=str(tmp_path), device="cpu", revision=COMMIT)
     chosen = options[kind]
-    predicted = chosen.predicted_fingerprint()
+    predicted = predict_fingerprint(chosen)
     assert predicted is not None
-    deferred = chosen.deferred()
+    deferred = DeferredScorer(chosen)
     assert deferred.fingerprint() == predicted and not deferred.loaded
     assert deferred.describe()["batch_size"].startswith("not loaded")
     assert deferred.scorer().fingerprint() == predicted and deferred.loaded
 
 
 def test_a_hub_id_that_could_update_online_is_not_predicted(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    from rankvideo_cli.scoring.options import ScorerOptions
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     _fake_hub_cache(tmp_path, tiny_model_dir)
-    assert ScorerOptions(model="org/tiny", cache_dir=str(tmp_path), device="cpu").predicted_fingerprint() is None
+    assert predict_fingerprint(ScorerOptions(model="org/tiny", cache_dir=str(tmp_path), device="cpu")) is None
 
 
 def test_a_loaded_model_unlike_its_prediction_scores_nothing(tiny_model_dir: Path, monkeypatch) -> None:
-    from rankvideo_cli.scoring.options import ScorerOptions
 
-    deferred = ScorerOptions(model="tiny-random", device="cpu").deferred()
+    deferred = DeferredScorer(ScorerOptions(model="tiny-random", device="cpu"))
     deferred.fingerprint()
     deferred._predicted = {**deferred._predicted, "prompt": "another"}  # as if the template changed in between
     with pytest.raises(ModelLoadError, match="differs from the one read before loading"):

@@ -26,6 +26,7 @@ from rankvideo_cli.scoring.memory import (
     auto_suffix_batch_size,
     prefix_cache_bytes,
 )
+from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.scoring.prompt import TEMPLATE_VIDEO_BLOCK, VIDEO_TOKEN, encode_video
 from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 from rankvideo_cli.scoring.training_prompt import (
@@ -340,7 +341,9 @@ def larger_scorers(tiny_loaded):
     processor = tiny_loaded.processor  # Qwen's vocabulary and the Qwen3-VL processor
 
     def make(**options):
-        return Qwen3VLScorer(model, processor, model_id="larger-random", prompt="training", **options)
+        return Qwen3VLScorer(
+            model, processor, model_id="larger-random", options=ScorerOptions(prompt="training", **options)
+        )
 
     return make
 
@@ -373,7 +376,7 @@ def test_the_training_prompt_has_its_own_fingerprint(tiny_loaded, tiny_scorer) -
 
 
 def test_the_predicted_fingerprint_equals_the_loaded_one(tiny_loaded) -> None:
-    predicted = predict_fingerprint("tiny-random", device="cpu", dtype="float32", prompt="training")
+    predicted = predict_fingerprint(ScorerOptions("tiny-random", device="cpu", dtype="float32", prompt="training"))
     assert predicted == _training_scorer(tiny_loaded).fingerprint()
 
 

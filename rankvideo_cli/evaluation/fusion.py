@@ -170,22 +170,31 @@ def _ranked_scores(ranked: Mapping[str, Sequence[RankedDoc]], keep: int | None) 
     }
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    """What a sweep tries and how it chooses: `measure` over the grid `alphas` x `normalizations` of a run
+    reranked to `depth`, chosen by `folds`-fold cross-validation over the judged queries (`seed` deals them)."""
+
+    measure: str = "nDCG@10"
+    alphas: Sequence[float] = DEFAULT_ALPHAS
+    normalizations: Sequence[str] = DEFAULT_NORMALIZATIONS
+    depth: int = 100
+    folds: int = 5
+    seed: int = 0
+
+
 def sweep(
     run: Mapping[str, Sequence[Candidate]],
     model_scores: Mapping[Pair, float],
     qrels: Mapping[str, Mapping[str, int]],
-    *,
-    measure: str = "nDCG@10",
-    alphas: Sequence[float] = DEFAULT_ALPHAS,
-    normalizations: Sequence[str] = DEFAULT_NORMALIZATIONS,
-    depth: int = 100,
-    folds: int = 5,
-    seed: int = 0,
+    options: SweepOptions = SweepOptions(),
     on_config: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
     """The cross-validated sweep described in the module docstring (`qrels` as qid -> {docid: relevance}).
 
     `on_config(done, total)` is called after each configuration is evaluated (a progress display)."""
+    measure, alphas, normalizations = options.measure, options.alphas, options.normalizations
+    depth, folds, seed = options.depth, options.folds, options.seed
     specs = parse_measure_specs([measure])
     if len(specs) != 1:
         raise UsageError(f"--measure must name one measure, {measure!r} names {len(specs)}")

@@ -35,7 +35,8 @@ def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, sh
     namespaces = sorted(model for model, stored in store_namespaces(outputs.store_dir) if stored == settings)
     described = model_fingerprints(outputs.store_dir)
     by_model = []
-    for model in namespaces or [None]:
+    stored_models: list[str | None] = [*namespaces] or [None]
+    for model in stored_models:
         contents = read_store(outputs.store_dir, model or "", settings)
         triage = triage_pairs(plan, contents, shard, job.decode.retry_bad_videos, VideoIdentities(contents.video_ids))
         counts = triage.counts

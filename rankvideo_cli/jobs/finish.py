@@ -44,7 +44,7 @@ def drop_set(result: PipelineResult, ranking: RankingOptions) -> set[tuple[str, 
     return result.pairs_with(*statuses) if statuses else set()
 
 
-def check_bad_video_policy(result: PipelineResult, on_bad_video: VideoPolicy) -> None:
+def check_bad_video_policy(result: PipelineResult, on_bad_video: str) -> None:
     if on_bad_video == VideoPolicy.error and result.bad_videos:
         raise RankVideoError(
             f"{summarize_bad_videos(result)}; scores of the good videos are saved in {result.store_dir} "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
@@ -31,23 +30,18 @@ from rankvideo_cli.videos.resolver import DEFAULT_PATTERN
 
 
 def run_merge(
-    run: Path,
-    queries: Path,
-    cache: Path,
-    *,
-    output: Path | None,
-    allow_missing: bool,
-    qrels: Path | None,
-    measures: Sequence[str] | None,
-    console: Console,
-    scores: Path | None = None,
-    force: bool = False,
+    inputs: RerankInputs, outputs: RerankOutputs, console: Console, *, allow_missing: bool = False, force: bool = False
 ) -> None:
-    """`rankvideo merge`: the shards' stores -> the final run, with the options the shards ran with.
+    """`rankvideo merge`: the shards' stores (`outputs.cache`) -> the final run, with the options the shards ran
+    with. Writes `outputs.output` (None: stdout) and `outputs.scores`.
 
     The run and queries must be the very files the shards read (their checksums are in the shard manifests):
     merging another run's stores would write a run of scores for other candidates. `force` skips that check.
     """
+    run, queries, qrels, measures = inputs.run, inputs.queries, inputs.qrels, inputs.measures
+    output, scores, cache = outputs.output, outputs.scores, outputs.cache
+    if cache is None:
+        raise UsageError("--cache DIR is required: the score store the shards wrote to")
     from rankvideo_cli.evaluation.measures import check_measures
     from rankvideo_cli.pipeline.merge import merge_scores
 
@@ -58,7 +52,7 @@ def run_merge(
     sources = [Named("the run", run), Named("the queries", queries)]
     sources += [Named("--qrels", qrels)] if qrels is not None else []
     manifest_path = None if not is_stdout(output) else cache / "merge.manifest.json"
-    outputs = plan_outputs(
+    plan = plan_outputs(
         output=output, cache_dir=cache, manifest=manifest_path, scores=scores, shard=None, inputs=sources
     )
     shared = shared_shard_settings(read_shard_manifests(cache), cache)
@@ -70,7 +64,7 @@ def run_merge(
         say(console, f"shards {', '.join(shared['incomplete_shards'])} did not finish")
     ranking_names = [item.name for item in fields(RankingOptions)]
     job = RerankJob(
-        inputs=RerankInputs(run, queries, qrels, tuple(measures) if measures is not None else None),
+        inputs=inputs,
         videos=VideoSource(
             videos=Path(videos["root"]),
             video_pattern=videos.get("pattern") or DEFAULT_PATTERN,
@@ -78,27 +72,27 @@ def run_merge(
             video_map=videos.get("video_map"),
         ),
         ranking=RankingOptions(**{name: settings[name] for name in ranking_names if name in settings}),
-        outputs=RerankOutputs(output=outputs.output, scores=scores, cache=cache),
+        outputs=RerankOutputs(output=plan.output, scores=scores, cache=cache),
     )
-    inputs = prepare_inputs(job)
+    prepared = prepare_inputs(job)
     if not force:
         _check_same_inputs(shared.get("inputs") or {}, {"run": run, "queries": queries}, cache)
     result = merge_scores(
-        inputs.pairs(job.ranking.depth),
+        prepared.pairs(job.ranking.depth),
         ScoreStore(cache),
         model_fingerprint=shared.get("model_fingerprint"),
         settings_fingerprint=shared.get("sampling_fingerprint"),
         allow_missing=allow_missing,
     )
-    finish_run(job, outputs, inputs, result, console)
+    finish_run(job, plan, prepared, result, console)
     write_manifest(
-        outputs.manifest,
+        plan.manifest,
         build_manifest(
             result=result,
             inputs={"run": run, "queries": queries},
             settings=job.settings(),
             scorer_fingerprint=None,
-            output=outputs.output,
+            output=plan.output,
         ),
     )
 

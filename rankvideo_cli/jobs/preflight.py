@@ -134,10 +134,10 @@ def check_rankvideo_cache(model: str | None = None) -> None:
 
 def check_output_file(output: Path | None, inputs: Sequence[Named], option: str = "-o") -> None:
     """A run file to write (None or `-`: stdout, nothing to check): writable, and not one of `inputs`."""
-    if is_stdout(output):
+    if output is None or is_stdout(output):
         return
-    check_no_collisions(inputs, [Named(option, Path(output))])  # type: ignore[arg-type]
-    check_writable_file(Path(output), option)  # type: ignore[arg-type]
+    check_no_collisions(inputs, [Named(option, Path(output))])
+    check_writable_file(Path(output), option)
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def plan_outputs(
     `-o`), else `./rankvideo-scores/`; the manifest is `OUTPUT.manifest.json`, else (stdout, or a shard) inside
     the store directory. `-o -` is stdout.
     """
-    run_output = None if is_stdout(output) else Path(output)  # type: ignore[arg-type]
+    run_output = None if output is None or is_stdout(output) else Path(output)
     store_dir = Path(cache_dir) if cache_dir is not None else default_store_dir(run_output)
     manifest_path = Path(manifest) if manifest is not None else default_manifest_path(run_output, store_dir, shard)
     outputs = [Named("--manifest", manifest_path)]

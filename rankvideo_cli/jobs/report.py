@@ -164,10 +164,9 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         model_scores = read_model_scores(request.scores_path, request.reference_model)
         check_scores_cover_the_run(run, model_scores, request.scores_path, console)
     names = run_names([request.run_path], request.baseline_path)
-    evaluation = evaluation_json = None
+    evaluation = None
     if qrels is not None:
         from rankvideo_cli.evaluation.measures import evaluate_runs
-        from rankvideo_cli.evaluation.tables import report_dict
 
         evaluation = evaluate_runs(
             [(names[0], run.scores())],
@@ -176,7 +175,6 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
             baseline=(names[1], baseline.scores()) if baseline is not None else None,
             correction=request.correction,
         )
-        evaluation_json = report_dict(evaluation)
     deltas = _deltas(evaluation)
     known = set(run) | set(baseline or {})
     unknown = [qid for qid in request.qids if qid not in known]
@@ -188,10 +186,10 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
     if queries is not None:
         missing = [qid for qid in qids if qid not in queries]
         if missing:
-            source = run if missing[0] in run else baseline
+            source = run if missing[0] in run or baseline is None else baseline
             raise InputError(
-                source.source,  # type: ignore[union-attr]
-                source.first_line.get(missing[0]),  # type: ignore[union-attr]
+                source.source,
+                source.first_line.get(missing[0]),
                 f"query {missing[0]!r} is not in {request.queries_path} ({len(missing)} shown queries have no text)",
             )
     sections = build_sections(
@@ -233,7 +231,6 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         total_queries=len(known),
         top=request.top,
         evaluation=evaluation,
-        evaluation_json=evaluation_json,
         charts=charts,
         thumbnails=thumbnails,
         has_model_scores=model_scores is not None,
@@ -361,7 +358,7 @@ def _resolver(request: ReportRequest) -> MemoResolver | None:
 
 
 def _thumbnails(
-    request: ReportRequest, videos: dict[str, Path | TarMember | None], console: Console, result: ReportResult
+    request: ReportRequest, videos: Mapping[str, Path | TarMember | None], console: Console, result: ReportResult
 ) -> dict[str, Thumbnails]:
     from rankvideo_cli.pipeline.score import default_decode_workers
     from rankvideo_cli.report.thumbnails import make_thumbnails
@@ -413,7 +410,8 @@ def _charts(
         measure = evaluation.measures[0]
         drawn.append(Chart("delta", f"Change in {measure} per judged query", charts.delta_chart(deltas, measure)))
     if qrels is not None:
-        relevant, not_relevant = [], []
+        relevant: list[float] = []
+        not_relevant: list[float] = []
         name = "logit_delta (--scores)" if model_scores is not None else "the run's score"
         for qid, candidates in run.items():
             judged = qrels.get(qid, {})

@@ -73,7 +73,7 @@ class RerankJob:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RerankJob:
-        kinds = {
+        kinds: dict[str, Any] = {
             "inputs": RerankInputs,
             "videos": VideoSource,
             "ranking": RankingOptions,

@@ -5,6 +5,7 @@ device workers, the PyTerrier reranker and Python callers all come through `run_
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -23,7 +24,12 @@ from rankvideo_cli.pipeline.result import Interrupted, PipelineResult
 from rankvideo_cli.pipeline.shards import Shard, parse_shard
 from rankvideo_cli.pipeline.store import ScoreStore, check_not_in_use
 from rankvideo_cli.progress import make_progress
-from rankvideo_cli.scoring.base import Scorer
+from rankvideo_cli.scoring.base import PairScore, Scorer
+from rankvideo_cli.scoring.deferred import DeferredScorer
+from rankvideo_cli.scoring.loading import check_model_available
+
+if TYPE_CHECKING:
+    from rankvideo_cli.videos.frames import SampledVideo
 
 
 def validate_rerank(job: RerankJob) -> tuple[Shard | None, OutputPlan]:
@@ -95,13 +101,13 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
         return
     needs_model = anything_to_score(job.ranking.depth, inputs, missing_pairs)
     if needs_model and scorer_factory is None:
-        job.scorer.check_available()  # a model that cannot load leaves no store file behind
+        check_model_available(job.scorer)  # a model that cannot load leaves no store file behind
     on_devices = job.outputs.devices is not None and needs_model
     scorer: Scorer | None = None
     if not needs_model:
         scorer = NothingToScore()
     elif not on_devices:
-        scorer = (scorer_factory or job.scorer.deferred)()
+        scorer = scorer_factory() if scorer_factory is not None else DeferredScorer(job.scorer)
     model_description: dict | None = None  # the workers' (--devices); else the scorer's, when the manifest is written
     result: PipelineResult | None = None
     status, reason = "failed", None
@@ -186,7 +192,7 @@ class NothingToScore:
     def fingerprint(self) -> dict[str, str]:
         return {"model": "none: no candidate within depth has a video file, so no model was loaded"}
 
-    def score_video(self, queries, video):  # type: ignore[no-untyped-def]
+    def score_video(self, queries: list[str], video: SampledVideo) -> list[PairScore]:
         raise AssertionError("NothingToScore was asked to score a video")
 
 

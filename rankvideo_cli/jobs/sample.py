@@ -13,9 +13,9 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -39,6 +39,9 @@ from rankvideo_cli.videos.frame_cache import FrameCache, FrameCacheWriteError
 from rankvideo_cli.videos.identity import VideoIdentities
 from rankvideo_cli.videos.index import TarMember
 
+if TYPE_CHECKING:
+    from rankvideo_cli.videos.frames import SampledVideo
+
 PROGRESS_INTERVAL_S = 30.0
 
 
@@ -59,6 +62,7 @@ class SampleRequest:
     depth: int = 100
     shard: str | None = None
     decode: DecodeOptions = field(default_factory=DecodeOptions)  # its workers; retry_bad_videos
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # the frames to cache
     verify: bool = False  # read every existing entry back in full (slow), not only its header
 
 
@@ -119,7 +123,7 @@ def run_sample(
     request: SampleRequest,
     console: Console,
     *,
-    sampler: Callable | None = None,
+    sampler: Sampler | None = None,
     handle_signals: bool = True,
 ) -> SampleResult:
     """Sample every video of the plan that the cache does not hold yet; returns what was done."""
@@ -128,7 +132,7 @@ def run_sample(
     check_installed("av")
     videos, missing = plan_videos(request, shard)
     cache = FrameCache(request.frames_cache, writable=True)
-    sampling = SamplingConfig()
+    sampling = request.sampling
     identities = VideoIdentities(cache.known_identities())
     result = SampleResult(videos=len(videos), candidates_without_video=missing)
     todo: list[tuple[str, Path | TarMember, str | None]] = []
@@ -144,12 +148,10 @@ def run_sample(
         f"{len(videos)} videos within depth {request.depth} ({where}): {result.already_cached} already in "
         f"{request.frames_cache}, {result.known_bad} known bad, {len(todo)} to sample",
     )
-    if sampler is None and todo:
-        from rankvideo_cli.videos.frames import sample_video as sampler
     stop = StopFlag()
     restore = stop.install() if handle_signals else None
     try:
-        _sample_all(todo, cache, sampling, sampler, request, result, stop, console, started)
+        _sample_all(todo, cache, sampler or _decode, request, result, stop, console, started)
     finally:
         if restore is not None:
             restore()
@@ -170,6 +172,13 @@ def run_sample(
     return result
 
 
+def _decode(path: Path | TarMember, sampling: SamplingConfig) -> SampledVideo:
+    """The sampler, imported (PyAV and torch) only when a video is to be decoded."""
+    from rankvideo_cli.videos.frames import sample_video
+
+    return sample_video(path, sampling)
+
+
 def _needs_sampling(
     cache: FrameCache, identity: str, sampling: SamplingConfig, request: SampleRequest, result: SampleResult
 ) -> bool:
@@ -188,8 +197,7 @@ def _needs_sampling(
 def _sample_all(
     todo: list[tuple[str, Path | TarMember, str | None]],
     cache: FrameCache,
-    sampling: SamplingConfig,
-    sampler: Callable | None,
+    sampler: Sampler,
     request: SampleRequest,
     result: SampleResult,
     stop: StopFlag,
@@ -199,6 +207,7 @@ def _sample_all(
     """Decode, in rerank's decode pool (bounded, in order, stopped by the flag), what the cache lacks."""
     from rankvideo_cli.videos.frame_cache import caching_sampler
 
+    sampling = request.sampling
     workers = request.decode.decode_workers or default_decode_workers() + 1  # no scorer to leave a core for
     identity_of = {key: identity for key, _path, identity in todo}
 
@@ -206,7 +215,7 @@ def _sample_all(
         identity = identity_of[job.key]
         return caching_sampler(cache, identity, sampler, trust_bad=False) if identity is not None else sampler
 
-    jobs = [VideoJob(key, path, []) for key, path, _identity in todo]  # type: ignore[arg-type]
+    jobs = [VideoJob(key, path, []) for key, path, _identity in todo]
     last_line = time.monotonic()
     window = 2 * workers
     decoded = _decode_in_order(jobs, sampler_for, sampling, workers, window, stop)

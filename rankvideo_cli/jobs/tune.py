@@ -85,12 +85,14 @@ def run_tune(
         run,
         model_scores,
         as_qrels_dict(judged),
-        measure=options.measure,
-        alphas=options.alpha_values,
-        normalizations=options.normalization_names,
-        depth=options.depth,
-        folds=options.folds,
-        seed=options.seed,
+        fusion.SweepOptions(
+            options.measure,
+            options.alpha_values,
+            options.normalization_names,
+            options.depth,
+            options.folds,
+            options.seed,
+        ),
         on_config=StepProgress(console, "tune: configurations evaluated"),
     )
     if output is not None:

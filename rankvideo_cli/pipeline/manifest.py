@@ -89,7 +89,6 @@ def build_manifest(
     settings: Mapping[str, Any],
     scorer_fingerprint: Mapping[str, Any] | None,
     runtime: Mapping[str, Any] | None = None,
-    command: list[str] | None = None,
     status: str = "complete",
     reason: str | None = None,
     output: Path | None = None,
@@ -112,7 +111,7 @@ def build_manifest(
         "status": status,  # complete, interrupted or failed
         "reason": reason,  # why it did not complete
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": list(command) if command is not None else list(sys.argv),
+        "command": list(sys.argv),
         "host": socket.gethostname(),
         "slurm": {name: value for name, value in os.environ.items() if name in _SLURM_VARIABLES} or None,
         "output": str(output) if output is not None else None,

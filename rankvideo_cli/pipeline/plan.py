@@ -42,7 +42,7 @@ class VideoJob:
     """One video to decode, and the pairs it serves (sorted by qid, docid)."""
 
     key: str
-    path: Path
+    path: Path | TarMember
     pairs: list[tuple[Pair, str]]  # ((qid, docid), query text)
     # the distinct query texts of every pair of this video in the run, stored or not, in that order: they are
     # scored together, so each pair is scored in the batch it has in a run that scores the video whole (a pair's
@@ -56,7 +56,7 @@ class WorkPlan:
 
     pairs: list[Pair]  # every pair within depth, in run order
     video_of: dict[Pair, str | None]  # resolved video key, None when missing
-    paths: dict[str, Path]  # video key -> path
+    paths: dict[str, Path | TarMember]  # video key -> path (a file, or a member of a .tar shard)
     queries: dict[Pair, str]
 
 
@@ -91,7 +91,7 @@ def plan_pairs(
             f"{len(missing_queries)} run queries have no text ({shown}); apply the missing-query policy before scoring"
         )
     resolved: dict[str, str | None] = {}
-    paths: dict[str, Path] = {}
+    paths: dict[str, Path | TarMember] = {}
     plan = WorkPlan(pairs=[], video_of={}, paths=paths, queries={})
     for qid, candidates in run.items():
         for candidate in itertools.islice(candidates, depth):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rankvideo_cli.io.runs import Run
 from rankvideo_cli.pipeline.plan import Pairs
+from rankvideo_cli.videos.index import TarMember
 from rankvideo_cli.videos.resolver import VideoResolver
 
 
@@ -18,10 +19,10 @@ class MemoResolver:
 
     def __init__(self, resolver: VideoResolver) -> None:
         self.resolver = resolver
-        self._seen: dict[str, Path | None] = {}
+        self._seen: dict[str, Path | TarMember | None] = {}
         self.missing_examples: list[str] = []  # the first few missing docids' explanations
 
-    def resolve(self, docid: str) -> Path | None:
+    def resolve(self, docid: str) -> Path | TarMember | None:
         if docid not in self._seen:
             resolution = self.resolver.lookup(docid)
             self._seen[docid] = resolution.path

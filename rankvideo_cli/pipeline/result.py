@@ -18,8 +18,8 @@ from rankvideo_cli.pipeline.store import (
 from rankvideo_cli.progress import ProgressCounts
 from rankvideo_cli.scoring.base import PairScore
 
-if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
-    pass
+if TYPE_CHECKING:
+    from rankvideo_cli.videos.index import TarMember
 
 
 # Per-pair outcomes.
@@ -36,11 +36,12 @@ DECODE_BOUND_SHARE = 0.2  # of the scorer's busy time spent waiting for a decode
 
 
 class CandidateLike(Protocol):
-    docid: str
+    @property
+    def docid(self) -> str: ...
 
 
 class ResolverLike(Protocol):
-    def resolve(self, docid: str) -> Path | None: ...
+    def resolve(self, docid: str) -> Path | TarMember | None: ...
 
 
 class Interrupted(RankVideoError):

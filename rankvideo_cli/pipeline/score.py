@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
@@ -54,13 +54,15 @@ from rankvideo_cli.progress import ProgressReporter
 from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.identity import VideoIdentities
+from rankvideo_cli.videos.index import TarMember
 
 if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
     from rankvideo_cli.videos.frame_cache import FrameCache
     from rankvideo_cli.videos.frames import SampledVideo
+    from rankvideo_cli.videos.index import TarMember
 
 
-Sampler = Callable[[Path, SamplingConfig], "SampledVideo"]
+Sampler = Callable[[Path | TarMember, SamplingConfig], "SampledVideo"]
 
 
 def default_decode_workers() -> int:
@@ -319,18 +321,25 @@ class StopFlag:
 _Decoded = tuple[VideoJob, "SampledVideo | None", BaseException | None, float]
 
 
+def _no_sampler(path: Path | TarMember, sampling: SamplingConfig) -> SampledVideo:
+    raise AssertionError("a video was to be decoded in a run with no video to decode")
+
+
 def _sampler_for(
     sampler: Sampler | None, frame_cache: FrameCache | None, identities: VideoIdentities, retry_bad_videos: bool
 ) -> Callable[[VideoJob], Sampler]:
     """Each job's sampler, made on the scorer's thread (the identities are not shared with decode threads): the
     decoder, or the frame cache in front of it, keyed by the video's identity (hashed here if need be: the
     store needs it for the scores anyway)."""
-    if frame_cache is None or sampler is None:  # None: there are no jobs
-        return lambda job: sampler  # type: ignore[return-value]
+    if sampler is None:  # there are no jobs
+        return lambda job: _no_sampler
+    if frame_cache is None:
+        return lambda job: sampler
     from rankvideo_cli.videos.frame_cache import caching_sampler
 
+    decode = sampler
     return lambda job: caching_sampler(
-        frame_cache, identities.current(job.key, job.path), sampler, trust_bad=not retry_bad_videos
+        frame_cache, identities.current(job.key, job.path), decode, trust_bad=not retry_bad_videos
     )
 
 
@@ -350,7 +359,7 @@ def _decode_in_order(
     workers: int,
     window: int,
     stop: StopFlag,
-) -> Iterator[_Decoded]:
+) -> Generator[_Decoded, None, None]:
     """Decode in `workers` threads, at most `window` videos ahead, yielding in job order (deterministic).
 
     Memory stays bounded by the window whatever the run size; on a stop request nothing new starts and

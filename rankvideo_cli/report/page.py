@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rankvideo_cli.evaluation.measures import EvalReport
-from rankvideo_cli.evaluation.tables import format_delta, format_p, format_value
+from rankvideo_cli.evaluation.tables import format_delta, format_p, format_value, report_dict
 from rankvideo_cli.report.data import QuerySection
 from rankvideo_cli.report.thumbnails import Thumbnails
 
@@ -111,7 +111,6 @@ def render_page(
     total_queries: int,
     top: int,
     evaluation: EvalReport | None,
-    evaluation_json: dict[str, Any] | None,
     charts: Sequence[Chart],
     thumbnails: Mapping[str, dict[str, Any]],
     has_model_scores: bool,
@@ -139,7 +138,7 @@ def render_page(
         correction=evaluation.correction if evaluation is not None else "",
         charts=charts,
         thumbnails_json=_script_json(thumbnails),
-        evaluation_json=_script_json(evaluation_json),
+        evaluation_json=_script_json(report_dict(evaluation) if evaluation is not None else None),
         has_model_scores=has_model_scores,
         fmt=_fmt,
     )

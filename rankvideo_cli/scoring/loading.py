@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError, UsageError
-from rankvideo_cli.scoring.base import INFERENCE_PROMPT, check_prompt_options
+from rankvideo_cli.scoring.base import check_prompt_options
 from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
+from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
 
 if TYPE_CHECKING:
@@ -214,10 +215,11 @@ def _fail_fast_when_unreachable(model: str, revision: str | None, cache_path: Pa
         )
 
 
-def check_model_available(model: str, revision: str | None, cache_dir: Path | None) -> None:
+def check_model_available(options: ScorerOptions) -> None:
     """Refuse, without torch and in a second or two, a model that loading would refuse: a local directory that is
     not a Qwen3-VL checkpoint, or a hub id that is neither in the cache nor downloadable (offline, or the hub out
     of reach). Called before a run creates its score store, so such a run leaves nothing behind."""
+    model, revision, cache_dir = options.model, options.revision, _cache_path(options)
     if model == TINY_MODEL_NAME:
         return
     if not _is_hub_id(model):
@@ -322,7 +324,7 @@ def load_model(
         raise ModelLoadError(_explain_hub_failure(model, revision, cache_path, error)) from None
     if not hasattr(processor, "video_processor") or not hasattr(processor, "replace_video_token"):
         raise ModelLoadError(f"{where}: its processor ({type(processor).__name__}) is not a Qwen3-VL processor")
-    loaded = loaded.to(resolved_device).eval()
+    loaded = loaded.to(resolved_device).eval()  # type: ignore[arg-type]  # transformers' wrapper of .to is typed for a model argument
 
     if is_tiny:
         model_id, model_revision = TINY_MODEL_NAME, Path(source).name
@@ -373,53 +375,41 @@ def _hub_revision(model: str, revision: str | None, cache_dir: Path | None) -> s
     return _snapshot_revision(Path(path).parent) if path else None
 
 
-def load_scorer(
-    model: str = DEFAULT_MODEL,
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    dtype: str | None = None,
-    device: str | None = None,
-    attn_implementation: str | None = None,
-    score_mode: str = "full",
-    batch_size: int | None = None,
-    prompt: str = INFERENCE_PROMPT,
-    prefix_cache: bool = True,
-) -> Qwen3VLScorer:
+def load_scorer(options: ScorerOptions) -> Qwen3VLScorer:
     """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer`.
 
-    `prompt`: "inference" (the reference's, the default) or "training" (experimental; `prefix_cache` reuses each
-    video's prefix across its queries, off for one full pass per pair)."""
-    attn_implementation = check_prompt_options(prompt, score_mode, attn_implementation, prefix_cache)
-    if _is_hub_id(model):  # before torch and transformers are imported: seconds, when the hub is out of reach
-        _fail_fast_when_unreachable(model, revision, Path(cache_dir).expanduser() if cache_dir else None)
+    `options.prompt`: "inference" (the reference's, the default) or "training" (experimental; `prefix_cache`
+    reuses each video's prefix across its queries, off for one full pass per pair)."""
+    options.check()
+    attn_implementation = check_prompt_options(
+        options.prompt, options.score_mode, options.attn_implementation, options.prefix_cache
+    )
+    if _is_hub_id(options.model):  # before torch and transformers are imported: seconds, when the hub is out of reach
+        _fail_fast_when_unreachable(options.model, options.revision, _cache_path(options))
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
     loaded = load_model(
-        model,
-        revision=revision,
-        cache_dir=cache_dir,
-        dtype=dtype,
-        device=device,
+        options.model,
+        revision=options.revision,
+        cache_dir=options.cache_dir,
+        dtype=options.dtype,
+        device=options.device,
         attn_implementation=attn_implementation,
     )
     return Qwen3VLScorer.from_loaded(
-        loaded, score_mode=score_mode, batch_size=batch_size, prompt=prompt, prefix_cache=prefix_cache
+        loaded,
+        score_mode=options.score_mode,
+        batch_size=options.batch_size,
+        prompt=options.prompt,
+        prefix_cache=options.prefix_cache,
     )
 
 
-def predict_fingerprint(
-    model: str = DEFAULT_MODEL,
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    dtype: str | None = None,
-    device: str | None = None,
-    attn_implementation: str | None = None,
-    score_mode: str = "full",
-    prompt: str = INFERENCE_PROMPT,
-    prefix_cache: bool = True,
-) -> dict[str, str] | None:
+def _cache_path(options: ScorerOptions) -> Path | None:
+    return Path(options.cache_dir).expanduser() if options.cache_dir is not None else None
+
+
+def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
     """The fingerprint `load_scorer` with the same arguments would give, from the processor alone (the tokenizer
     and chat template: seconds, not the weights' minutes and gigabytes), so a run whose pairs are all in the
     score store loads no model.
@@ -432,12 +422,16 @@ def predict_fingerprint(
     from rankvideo_cli.scoring.base import scorer_fingerprint
     from rankvideo_cli.scoring.training_prompt import prompt_hash
 
-    attn_implementation = check_prompt_options(prompt, score_mode, attn_implementation, prefix_cache)
-    cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
-    resolved_device = resolve_device(device)
-    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    model, revision, prompt = options.model, options.revision, options.prompt
+    attn_implementation = check_prompt_options(
+        prompt, options.score_mode, options.attn_implementation, options.prefix_cache
+    )
+    cache_path = _cache_path(options)
+    resolved_device = resolve_device(options.device)
+    resolved_dtype = resolve_dtype(options.dtype, resolved_device)
     attn = resolve_attn_implementation(attn_implementation, resolved_device, resolved_dtype)
     hub_kwargs: dict[str, Any] = {}
+    source: str | Path
     if model == TINY_MODEL_NAME:
         source = ensure_tiny_model()
         model_id, model_revision = TINY_MODEL_NAME, source.name
@@ -451,7 +445,7 @@ def predict_fingerprint(
         commit = _hub_revision(model, revision, cache_path)
         if commit is None:
             return None
-        source, model_id, model_revision = model, model, commit  # type: ignore[assignment]
+        source, model_id, model_revision = model, model, commit
         hub_kwargs = {"revision": commit, "cache_dir": cache_path, "local_files_only": True}
     try:
         processor = AutoProcessor.from_pretrained(str(source), trust_remote_code=False, **hub_kwargs)
@@ -463,7 +457,7 @@ def predict_fingerprint(
         revision=model_revision,
         dtype=str(resolved_dtype),
         attn_implementation=attn,
-        score_mode=score_mode,
+        score_mode=options.score_mode,
         prompt_hash=hashed,
         prompt_format=prompt,
     )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from rankvideo_cli.options import OptionError, at_least
 from rankvideo_cli.scoring.base import (
     INFERENCE_PROMPT,
     TRAINING_PROMPT,
@@ -29,6 +30,7 @@ from rankvideo_cli.scoring.base import (
     scorer_fingerprint,
 )
 from rankvideo_cli.scoring.memory import default_batch_size, is_out_of_memory, release_accelerator_memory
+from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.scoring.prefix_cache import (
     CachedPrefix,
     compute_prefix,
@@ -177,16 +179,15 @@ class Qwen3VLScorer:
         *,
         model_id: str = "unknown",
         revision: str = "unknown",
-        score_mode: str = "full",
-        batch_size: int | None = None,
-        attn_implementation: str | None = None,
-        prompt: str = INFERENCE_PROMPT,
-        prefix_cache: bool = True,
+        options: ScorerOptions = ScorerOptions(),
     ) -> None:
+        """`options`: how to score (score mode, batch size, attention implementation, prompt, prefix cache); its
+        model fields are the loader's, who passes `model_id` and `revision`."""
+        score_mode, batch_size, prompt = options.score_mode, options.batch_size, options.prompt
+        attn_implementation, prefix_cache = options.attn_implementation, options.prefix_cache
         if score_mode not in SCORE_MODES:
-            raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise OptionError("score_mode", f"must be one of {', '.join(SCORE_MODES)}, got {score_mode!r}")
+        at_least("batch_size", batch_size)
         self.attn_implementation = attn_implementation or str(
             getattr(model.config, "_attn_implementation", None) or "sdpa"
         )
@@ -237,17 +238,14 @@ class Qwen3VLScorer:
         prompt: str = INFERENCE_PROMPT,
         prefix_cache: bool = True,
     ) -> Qwen3VLScorer:
-        return cls(
-            loaded.model,
-            loaded.processor,
-            model_id=loaded.model_id,
-            revision=loaded.revision,
+        options = ScorerOptions(
             score_mode=score_mode,
             batch_size=batch_size,
             attn_implementation=loaded.attn_implementation,
             prompt=prompt,
             prefix_cache=prefix_cache,
         )
+        return cls(loaded.model, loaded.processor, model_id=loaded.model_id, revision=loaded.revision, options=options)
 
     # ---------------------------------------------------------------------------------------------
     # Public API

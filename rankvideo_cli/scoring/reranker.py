@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.scoring.base import PairScore, Scorer
+from rankvideo_cli.scoring.base import INFERENCE_PROMPT, PairScore, Scorer
 from rankvideo_cli.scoring.loading import DEFAULT_MODEL, load_scorer
+from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.frames import SampledVideo, sample_video
 
@@ -25,15 +26,42 @@ from rankvideo_cli.videos.frames import SampledVideo, sample_video
 class VLMReranker:
     """Score (query, video file) pairs with RankVideo.
 
-    `model_path`: hub id (default `hltcoe/RankVideo`), local directory or `tiny-random`. Other keyword
-    options go to `load_scorer`: `revision`, `cache_dir`, `dtype`, `device`, `attn_implementation`,
-    `score_mode` ("full" or "reference"), `batch_size`, `prompt` ("inference", the default and the published
-    setting, or "training": experimental, the authors' training prompt and objective) and `prefix_cache` (with
-    the training prompt: each video's prefix computed once for all its queries; False for one full pass each).
+    `model_path`: hub id (default `hltcoe/RankVideo`), local directory or `tiny-random`; `revision` and
+    `cache_dir` for a hub id; `dtype`, `device`, `attn_implementation` (default: from the device);
+    `score_mode` ("full" or "reference"), `batch_size` (default: from the free memory), `prompt` ("inference",
+    the default and the published setting, or "training": experimental, the authors' training prompt and
+    objective) and `prefix_cache` (with the training prompt: each video's prefix computed once for all its
+    queries; False for one full pass each). The options are `ScorerOptions`', checked before anything loads.
     """
 
-    def __init__(self, model_path: str = DEFAULT_MODEL, **options: Any) -> None:
-        self.scorer: Scorer = load_scorer(model_path, **options)
+    def __init__(
+        self,
+        model_path: str = DEFAULT_MODEL,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+        attn_implementation: str | None = None,
+        score_mode: str = "full",
+        batch_size: int | None = None,
+        prompt: str = INFERENCE_PROMPT,
+        prefix_cache: bool = True,
+    ) -> None:
+        self.options = ScorerOptions(
+            model=model_path,
+            revision=revision,
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            dtype=dtype,
+            device=device,
+            attn_implementation=attn_implementation,
+            score_mode=score_mode,
+            batch_size=batch_size,
+            prompt=prompt,
+            prefix_cache=prefix_cache,
+        )
+        self.options.check()
+        self.scorer: Scorer = load_scorer(self.options)
 
     @classmethod
     def from_scorer(cls, scorer: Scorer) -> VLMReranker:
@@ -74,7 +102,10 @@ class VLMReranker:
         prompt and frames; greedy unless a `temperature` is given. Pairs are grouped by video: one decode and
         one vision-tower pass per video."""
         from rankvideo_cli.scoring.generate import GenerationSettings, generate_for_video
+        from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
+        if not isinstance(self.scorer, Qwen3VLScorer):
+            raise UsageError(f"generate_batch needs a Qwen3-VL scorer, not {type(self.scorer).__name__}")
         if len(queries) != len(video_paths):
             raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
         settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
@@ -83,7 +114,7 @@ class VLMReranker:
         for path, positions in _positions_by_video([str(path) for path in video_paths]).items():
             answers = generate_for_video(
                 self.scorer, [queries[p] for p in positions], sample_video(path, config), settings
-            )  # type: ignore[arg-type]
+            )
             texts.update((position, answer.text) for position, answer in zip(positions, answers, strict=True))
         return [texts[position] for position in range(len(queries))]
 
