@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
+import typing
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 import typer.core
@@ -28,9 +30,7 @@ from rankvideo_cli.options import (
     VideoSource,
     from_values,
 )
-
-if TYPE_CHECKING:
-    from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.scoring.options import ScorerOptions
 
 # typer >= 0.20 vendors click as typer._click; older releases use click itself
 _click = getattr(typer.core, "_click", None) or __import__("click")
@@ -186,6 +186,98 @@ PrefixCacheOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")]
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def option_group(
+    receiver: str, parameters: list[inspect.Parameter], build: Callable[[dict[str, Any]], Any]
+) -> Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """A decorator factory that gives a command an option group declared once (less the options it names to leave
+    out); the command receives the group as one value, `build(options)`, in its parameter `receiver` (as
+    sqlite-utils adds option groups with decorators)."""
+
+    def with_group(*left_out: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        added = [parameter for parameter in parameters if parameter.name not in left_out]
+        names = [parameter.name for parameter in added]
+
+        def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+            hints = typing.get_type_hints(command, include_extras=True)
+            own = [
+                parameter.replace(annotation=hints[parameter.name])
+                for parameter in inspect.signature(command).parameters.values()
+                if parameter.name != receiver
+            ]
+
+            @functools.wraps(command)
+            def wrapper(**values: Any) -> Any:
+                group = build({name: values.pop(name) for name in names})
+                return command(**values, **{receiver: group})
+
+            everything = [*own, *added]
+            wrapper.__signature__ = inspect.Signature(everything)  # type: ignore[attr-defined]  # read by Typer
+            wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in everything}
+            return wrapper
+
+        return decorate
+
+    return with_group
+
+
+# The model's options, for every command that loads a model.
+with_scorer_options = option_group(
+    "scorer",
+    [
+        _keyword("model", ModelOpt, "hltcoe/RankVideo"),
+        _keyword("revision", RevisionOpt, None),
+        _keyword("cache_dir", CacheDirOpt, None),
+        _keyword("dtype", DtypeOpt, None),
+        _keyword("device", DeviceOpt, None),
+        _keyword("attn_implementation", AttnOpt, None),
+        _keyword("score_mode", ScoreModeOpt, ScoreMode.full),
+        _keyword("prompt", PromptOpt, PromptFormat.inference),
+        _keyword("prefix_cache", PrefixCacheOpt, True),
+        _keyword("batch_size", BatchOpt, None),
+    ],
+    lambda values: _scorer_options(values),
+)
+
+# How a run is ranked from the model's scores, for `rerank` and `rank`.
+with_ranking_options = option_group(
+    "ranking",
+    [
+        _keyword("tag", Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")], "rankvideo"),
+        _keyword("depth", Annotated[int, typer.Option(help="Rerank the top K candidates of each query.")], 100),
+        _keyword(
+            "interpolate",
+            Annotated[float | None, typer.Option(help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")],
+            None,
+        ),
+        _keyword(
+            "normalization",
+            Annotated[Normalization, typer.Option(help="Score normalisation for --interpolate.")],
+            Normalization.minmax,
+        ),
+        _keyword(
+            "on_missing_video",
+            Annotated[VideoPolicy, typer.Option(help="A candidate without a video file.")],
+            VideoPolicy.keep,
+        ),
+        _keyword(
+            "on_bad_video",
+            Annotated[VideoPolicy, typer.Option(help="A video that cannot be decoded or sampled.")],
+            VideoPolicy.keep,
+        ),
+        _keyword(
+            "missing_query",
+            Annotated[QueryPolicy, typer.Option(help="A run qid absent from the query file.")],
+            QueryPolicy.error,
+        ),
+    ],
+    lambda values: from_values(RankingOptions, values),
+)
 ReferenceModelOpt = Annotated[
     str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
 ]
@@ -215,8 +307,6 @@ MeasureOpt = Annotated[
 def _scorer_options(values: dict[str, Any]) -> ScorerOptions:
     """The scorer's options from a command's (named as its fields), refused here when they cannot work (before
     any input is read or model loads)."""
-    from rankvideo_cli.scoring.options import ScorerOptions
-
     options = from_values(ScorerOptions, values)
     options.check()
     return options
@@ -224,6 +314,8 @@ def _scorer_options(values: dict[str, Any]) -> ScorerOptions:
 
 @app.command()
 @user_errors
+@with_ranking_options()
+@with_scorer_options()
 def rerank(
     run: Annotated[
         Path,
@@ -243,21 +335,6 @@ def rerank(
         Path | None,
         typer.Option("--output", "-o", help="Write the run here (atomic) instead of stdout.", parser=non_empty_path),
     ] = None,
-    tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
-    depth: Annotated[int, typer.Option(help="Rerank the top K candidates of each query.")] = 100,
-    interpolate: Annotated[
-        float | None, typer.Option(help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")
-    ] = None,
-    normalization: Annotated[
-        Normalization, typer.Option(help="Score normalisation for --interpolate.")
-    ] = Normalization.minmax,
-    on_missing_video: Annotated[VideoPolicy, typer.Option(help="A candidate without a video file.")] = VideoPolicy.keep,
-    on_bad_video: Annotated[
-        VideoPolicy, typer.Option(help="A video that cannot be decoded or sampled.")
-    ] = VideoPolicy.keep,
-    missing_query: Annotated[
-        QueryPolicy, typer.Option(help="A run qid absent from the query file.")
-    ] = QueryPolicy.error,
     scores: Annotated[
         Path | None, typer.Option(help="Also write raw model scores as JSONL.", parser=non_empty_path)
     ] = None,
@@ -266,16 +343,6 @@ def rerank(
         typer.Option(help="Evaluate the reranked run against these qrels (to stderr).", parser=non_empty_path),
     ] = None,
     measures: MeasureOpt = None,
-    model: ModelOpt = "hltcoe/RankVideo",
-    revision: RevisionOpt = None,
-    cache_dir: CacheDirOpt = None,
-    dtype: DtypeOpt = None,
-    device: DeviceOpt = None,
-    attn_implementation: AttnOpt = None,
-    score_mode: ScoreModeOpt = ScoreMode.full,
-    prompt: PromptOpt = PromptFormat.inference,
-    prefix_cache: PrefixCacheOpt = True,
-    batch_size: BatchOpt = None,
     decode_workers: Annotated[
         int | None, typer.Option(help="Background decode threads (default: from CPU count).")
     ] = None,
@@ -307,6 +374,9 @@ def rerank(
             "(each scores a shard into the one score store; the run is the same as on one device)."
         ),
     ] = None,
+    *,
+    scorer: ScorerOptions,  # the model's options (with_scorer_options)
+    ranking: RankingOptions,  # with_ranking_options
 ) -> None:
     """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
     from rankvideo_cli.jobs.request import RerankInputs, RerankJob, RerankOutputs
@@ -318,10 +388,10 @@ def rerank(
     job = RerankJob(
         inputs=from_values(RerankInputs, values),
         videos=from_values(VideoSource, values),
-        ranking=from_values(RankingOptions, values),
+        ranking=ranking,
         decode=from_values(DecodeOptions, values),
         outputs=from_values(RerankOutputs, values),
-        scorer=_scorer_options(values),
+        scorer=scorer,
     )
     # the model loads after the inputs validate, and only when a pair is not in the score store
     run_rerank(job, stderr)
@@ -416,6 +486,7 @@ def tune(
 
 @app.command()
 @user_errors
+@with_ranking_options("on_missing_video", "on_bad_video", "missing_query")
 def rank(
     run: Annotated[Path, typer.Argument(help="The first-stage run.", parser=non_empty_path)],
     scores: Annotated[
@@ -431,23 +502,16 @@ def rank(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the run here (atomic).", parser=non_empty_path)
     ] = None,
-    tag: Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")] = "rankvideo",
-    depth: Annotated[int, typer.Option(help="Rerank the top K candidates of each query.")] = 100,
-    interpolate: Annotated[
-        float | None, typer.Option(help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")
-    ] = None,
-    normalization: Annotated[
-        Normalization, typer.Option(help="Score normalisation for --interpolate.")
-    ] = Normalization.minmax,
     qrels: Annotated[
         Path | None, typer.Option(help="Evaluate against these qrels (to stderr).", parser=non_empty_path)
     ] = None,
     measures: MeasureOpt = None,
+    *,
+    ranking: RankingOptions,  # with_ranking_options
 ) -> None:
     """Rerank RUN with stored scores, no model: ours, or the reference code's per-video JSON files."""
     from rankvideo_cli.jobs.rank import run_rank
 
-    ranking = from_values(RankingOptions, locals())
     run_rank(
         run,
         scores,
@@ -462,37 +526,30 @@ def rank(
 
 @app.command()
 @user_errors
+@with_scorer_options()
 def score(
     videos: Annotated[
         list[Path], typer.Argument(help="Video files to score against the query.", parser=non_empty_path)
     ],
     query: Annotated[str, typer.Option("--query", "-q", help="Query text.")],
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
-    model: ModelOpt = "hltcoe/RankVideo",
-    revision: RevisionOpt = None,
-    cache_dir: CacheDirOpt = None,
-    dtype: DtypeOpt = None,
-    device: DeviceOpt = None,
-    attn_implementation: AttnOpt = None,
-    score_mode: ScoreModeOpt = ScoreMode.full,
-    prompt: PromptOpt = PromptFormat.inference,
-    prefix_cache: PrefixCacheOpt = True,
-    batch_size: BatchOpt = None,
+    *,
+    scorer: ScorerOptions,  # the model's options (with_scorer_options)
 ) -> None:
     """Score ad-hoc (query, video) pairs."""
     from rankvideo_cli.jobs.score import check_score_request, run_score
     from rankvideo_cli.scoring.loading import load_scorer
 
-    options = _scorer_options(locals())
-    check_score_request(query, videos, options)
-    scorer = load_scorer(options)
-    failures = run_score(scorer, query, videos, as_json=as_json, console=stderr)
+    check_score_request(query, videos, scorer)
+    loaded = load_scorer(scorer)
+    failures = run_score(loaded, query, videos, as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)
 
 
 @app.command()
 @user_errors
+@with_scorer_options("score_mode")
 def explain(
     videos: Annotated[
         list[Path], typer.Argument(help="Video files to explain the query against.", parser=non_empty_path)
@@ -506,15 +563,8 @@ def explain(
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling (with --temperature).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Top-k sampling (with --temperature).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed for sampling (with --temperature).")] = None,
-    model: ModelOpt = "hltcoe/RankVideo",
-    revision: RevisionOpt = None,
-    cache_dir: CacheDirOpt = None,
-    dtype: DtypeOpt = None,
-    device: DeviceOpt = None,
-    attn_implementation: AttnOpt = None,
-    prompt: PromptOpt = PromptFormat.inference,
-    prefix_cache: PrefixCacheOpt = True,
-    batch_size: BatchOpt = None,
+    *,
+    scorer: ScorerOptions,  # the model's options (with_scorer_options)
 ) -> None:
     """The model's full answer (its reasoning) and score for ad-hoc (query, video) pairs: the scoring prompt and
     frames, greedy decoding unless --temperature, stopping at the end of its turn or --max-new-tokens."""
@@ -522,10 +572,9 @@ def explain(
     from rankvideo_cli.scoring.generate import GenerationSettings
     from rankvideo_cli.scoring.loading import load_scorer
 
-    options = _scorer_options(locals())
-    check_score_request(query, videos, options)
+    check_score_request(query, videos, scorer)
     settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
-    failures = run_explain(load_scorer(options), query, videos, settings, as_json=as_json, console=stderr)
+    failures = run_explain(load_scorer(scorer), query, videos, settings, as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)
 
@@ -611,7 +660,7 @@ def videos(
     """What `--videos DIR` finds: videos by docid in folders and inside .tar shards (counts, extensions)."""
     from rankvideo_cli.jobs.videos import run_videos
 
-    run_videos(directory, as_json=as_json, rebuild=rebuild, console=stderr)
+    run_videos(VideoSource(directory), as_json=as_json, rebuild=rebuild, console=stderr)
 
 
 @app.command()

@@ -33,7 +33,7 @@ from rankvideo_cli.jobs.inputs import report_missing_videos
 from rankvideo_cli.jobs.preflight import check_writable_directory
 from rankvideo_cli.jobs.rerank import NothingToScore, score_here
 from rankvideo_cli.messages import shorten
-from rankvideo_cli.options import DecodeOptions, RankingOptions, VideoSource, optional_path
+from rankvideo_cli.options import DecodeOptions, RankingOptions, VideoSource, from_values, optional_path
 from rankvideo_cli.pipeline.request import MemoResolver, PreparedInputs, anything_to_score
 from rankvideo_cli.pipeline.store import ScoreStore
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT
@@ -92,17 +92,7 @@ class RankVideoReranker(pt.Transformer):
         self.videos = VideoSource(Path(videos), video_pattern, multivent, optional_path(video_map))
         self.ranking = RankingOptions(depth, interpolate, normalization, on_missing_video, on_bad_video)
         self.decode = DecodeOptions(decode_workers, prefetch, optional_path(frames_cache), retry_bad_videos)
-        self.scorer_options = ScorerOptions(
-            model=model,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            attn_implementation=attn_implementation,
-            score_mode=score_mode,
-            batch_size=batch_size,
-            prompt=prompt,
-            prefix_cache=prefix_cache,
-        )
+        self.scorer_options = from_values(ScorerOptions, locals())  # the model's keywords are its fields
         self.scorer_options.check()
         self.store_dir = check_writable_directory(cache, "cache")
         self.console = Console(stderr=True, highlight=False, quiet=not verbose)

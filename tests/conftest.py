@@ -37,10 +37,11 @@ def tiny_model_dir(rankvideo_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir: Path):
-    """`load_model("tiny-random")` on the CPU in float32: model, processor and identity (do not mutate)."""
+    """The tiny model loaded on the CPU in float32: model, processor and identity (do not mutate)."""
     from rankvideo_cli.scoring.loading import load_model
+    from rankvideo_cli.scoring.options import ScorerOptions
 
-    return load_model("tiny-random", device="cpu", dtype="float32")
+    return load_model(ScorerOptions("tiny-random", device="cpu", dtype="float32"))
 
 
 @pytest.fixture(scope="session")

@@ -34,14 +34,14 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
 
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as error:
-        load_model(str(tmp_path / "nowhere"), device="cpu")
+        load_model(ScorerOptions(str(tmp_path / "nowhere"), device="cpu"))
     message = _one_line(error)
     assert "does not exist" in message and "hub id" in message
 
 
 def test_directory_without_config(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as error:
-        load_model(str(tmp_path), device="cpu")
+        load_model(ScorerOptions(str(tmp_path), device="cpu"))
     assert "has no config.json" in _one_line(error)
 
 
@@ -49,7 +49,7 @@ def test_directory_with_another_architecture(tmp_path: Path) -> None:
     config = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 8}
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError) as error:
-        load_model(str(tmp_path), device="cpu")
+        load_model(ScorerOptions(str(tmp_path), device="cpu"))
     message = _one_line(error)
     assert "'bert' model (BertForMaskedLM), not Qwen3-VL" in message
     assert "Qwen3VLForConditionalGeneration" in message
@@ -58,14 +58,14 @@ def test_directory_with_another_architecture(tmp_path: Path) -> None:
 def test_qwen3vl_directory_without_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
     shutil.copy(tiny_model_dir / "config.json", tmp_path / "config.json")
     with pytest.raises(ModelLoadError) as error:
-        load_model(str(tmp_path), device="cpu")
+        load_model(ScorerOptions(str(tmp_path), device="cpu"))
     assert "has no weights" in _one_line(error)
 
 
 def test_hub_id_offline_with_an_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as error:
-        load_model("hltcoe/RankVideo", cache_dir=tmp_path, device="cpu")
+        load_model(ScorerOptions("hltcoe/RankVideo", cache_dir=tmp_path, device="cpu"))
     message = _one_line(error)
     assert "'hltcoe/RankVideo' is not in the Hugging Face cache" in message
     assert str(tmp_path) in message and "HF_HUB_OFFLINE=1" in message
@@ -86,7 +86,7 @@ def _fake_hub_cache(cache: Path, source: Path, repo: str = "org--tiny") -> Path:
 def test_hub_id_from_the_cache_offline(tmp_path: Path, tiny_model_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     snapshot = _fake_hub_cache(tmp_path, tiny_model_dir)
-    loaded = load_model("org/tiny", cache_dir=tmp_path, device="cpu")
+    loaded = load_model(ScorerOptions("org/tiny", cache_dir=tmp_path, device="cpu"))
     assert loaded.model_id == "org/tiny"
     assert loaded.revision == COMMIT  # resolved from the snapshot that was loaded
     assert loaded.dtype == torch.float32 and loaded.device == torch.device("cpu")
@@ -94,7 +94,7 @@ def test_hub_id_from_the_cache_offline(tmp_path: Path, tiny_model_dir: Path, mon
     assert not loaded.is_tiny
     # a revision that is not cached is an error, not a download
     with pytest.raises(ModelLoadError) as error:
-        load_model("org/tiny", cache_dir=tmp_path, revision="v2", device="cpu")
+        load_model(ScorerOptions("org/tiny", cache_dir=tmp_path, revision="v2", device="cpu"))
     assert "'org/tiny@v2' is not in the Hugging Face cache" in _one_line(error)
     # the snapshot directory itself, passed as a local path, keeps its commit as the revision
     assert local_revision(snapshot) == COMMIT
@@ -121,7 +121,7 @@ def test_local_directory_loads(tiny_model_dir: Path) -> None:
 
 
 def test_tiny_random_warns_loudly(tiny_model_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    loaded = load_model("tiny-random", device="cpu")
+    loaded = load_model(ScorerOptions("tiny-random", device="cpu"))
     captured = capfd.readouterr()
     assert TINY_WARNING in captured.err and "MEANINGLESS" in captured.err
     assert captured.out == ""
@@ -131,9 +131,9 @@ def test_tiny_random_warns_loudly(tiny_model_dir: Path, capfd: pytest.CaptureFix
 
 def test_revision_applies_to_hub_ids_only(tiny_model_dir: Path) -> None:
     with pytest.raises(UsageError, match="hub ids only"):
-        load_model(str(tiny_model_dir), revision="main", device="cpu")
+        load_model(ScorerOptions(str(tiny_model_dir), revision="main", device="cpu"))
     with pytest.raises(UsageError, match="hub ids only"):
-        load_model("tiny-random", revision="main", device="cpu")
+        load_model(ScorerOptions("tiny-random", revision="main", device="cpu"))
 
 
 def test_device_dtype_and_attention_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +161,7 @@ def test_relative_looking_hub_id_mentions_the_missing_directory(tmp_path: Path, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelLoadError) as error:
-        load_model("models/rankvideo", cache_dir=tmp_path / "hub", device="cpu")
+        load_model(ScorerOptions("models/rankvideo", cache_dir=tmp_path / "hub", device="cpu"))
     assert "there is no 'models/rankvideo'" in _one_line(error)
 
 

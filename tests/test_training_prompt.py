@@ -211,7 +211,7 @@ def test_a_query_holding_a_video_token_is_refused(tiny_loaded, make_sampled_vide
 def eager_loaded(tiny_model_dir):
     from rankvideo_cli.scoring.loading import load_model
 
-    return load_model("tiny-random", device="cpu", dtype="float32", attn_implementation="eager")
+    return load_model(ScorerOptions("tiny-random", device="cpu", dtype="float32", attn_implementation="eager"))
 
 
 @pytest.mark.parametrize("count", [1, 2, 5, 23])

@@ -162,8 +162,6 @@ def check_queries_cover_run(
     its value). With "error" the first of them (in qid order) is an `InputError` at the run line where it first
     appears.
     """
-    if missing not in ("error", "skip"):
-        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
     absent = find_missing_queries(run, queries)
     if absent and missing == "error":
         raise InputError(

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rankvideo_cli.errors import InputError, RankVideoError
-from rankvideo_cli.io.queries import find_missing_queries, read_queries
+from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.io.queries import check_queries_cover_run, read_queries
 from rankvideo_cli.io.runs import Run, read_run
 from rankvideo_cli.jobs.request import RerankJob
 from rankvideo_cli.messages import say
-from rankvideo_cli.options import QueryPolicy, RankingOptions, VideoPolicy, VideoSource
+from rankvideo_cli.options import RankingOptions, VideoPolicy, VideoSource
 from rankvideo_cli.pipeline.request import MemoResolver, PreparedInputs, count_missing_videos
 
 
@@ -19,14 +19,7 @@ def prepare_inputs(job: RerankJob) -> PreparedInputs:
     """Read and validate every input before any model is loaded: bad input fails in a second, not an hour."""
     run = read_run(job.inputs.run)
     queries = read_queries(job.inputs.queries)
-    missing = find_missing_queries(run, queries)
-    if missing and job.ranking.missing_query == QueryPolicy.error:
-        raise InputError(
-            job.inputs.run,
-            run.first_line.get(missing[0]),
-            f"query {missing[0]!r} is not in {job.inputs.queries} ({len(missing)} run queries have no text; "
-            "--missing-query skip keeps them in first-stage order)",
-        )
+    missing = check_queries_cover_run(run, queries, job.inputs.queries, job.ranking.missing_query)
     skipped = set(missing)
     scored_run = {qid: candidates for qid, candidates in run.items() if qid not in skipped}
     return PreparedInputs(run, queries, scored_run, missing, MemoResolver(job.videos.resolver()))

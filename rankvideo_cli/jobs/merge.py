@@ -11,9 +11,7 @@ from rankvideo_cli.errors import UsageError
 from rankvideo_cli.jobs.finish import finish_run
 from rankvideo_cli.jobs.inputs import prepare_inputs
 from rankvideo_cli.jobs.preflight import (
-    Named,
     is_stdout,
-    plan_outputs,
 )
 from rankvideo_cli.jobs.request import RerankInputs, RerankJob, RerankOutputs
 from rankvideo_cli.messages import say
@@ -49,12 +47,8 @@ def run_merge(
         raise UsageError(f"--cache {cache}: not a directory")
     if qrels is not None:
         check_measures(measures)
-    sources = [Named("the run", run), Named("the queries", queries)]
-    sources += [Named("--qrels", qrels)] if qrels is not None else []
     manifest_path = None if not is_stdout(output) else cache / "merge.manifest.json"
-    plan = plan_outputs(
-        output=output, cache_dir=cache, manifest=manifest_path, scores=scores, shard=None, inputs=sources
-    )
+    plan = RerankOutputs(output=output, scores=scores, cache=cache, manifest=manifest_path).plan(None, inputs.named())
     shared = shared_shard_settings(read_shard_manifests(cache), cache)
     settings = shared.get("settings") or {}
     videos = settings.get("videos") or {}

@@ -151,7 +151,6 @@ class OutputPlan:
 
 
 def plan_outputs(
-    *,
     output: Path | None,
     cache_dir: Path | None,
     manifest: Path | None,

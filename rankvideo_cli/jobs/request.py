@@ -5,11 +5,14 @@ groups (stdin twice, shards and devices, outputs against inputs) run in `jobs.re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from rankvideo_cli.jobs.preflight import Named, OutputPlan, plan_outputs
 from rankvideo_cli.options import DecodeOptions, RankingOptions, Value, VideoSource, optional_path
+from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.scoring.options import ScorerOptions
 
 
@@ -30,6 +33,12 @@ class RerankInputs(Value):
         if self.measures is not None:
             object.__setattr__(self, "measures", tuple(self.measures))
 
+    def named(self) -> list[Named]:
+        """The input files as messages name them, for the checks that no output overwrites one."""
+        return [Named("the run", self.run), Named("the queries", self.queries)] + (
+            [Named("--qrels", self.qrels)] if self.qrels is not None else []
+        )
+
 
 @dataclass(frozen=True)
 class RerankOutputs(Value):
@@ -48,6 +57,10 @@ class RerankOutputs(Value):
     def __post_init__(self) -> None:
         for name in ("output", "scores", "cache", "manifest"):
             object.__setattr__(self, name, optional_path(getattr(self, name)))
+
+    def plan(self, shard: Shard | None, inputs: Sequence[Named]) -> OutputPlan:
+        """Where the job writes, defaults filled in, each place checked writable and none of `inputs`."""
+        return plan_outputs(self.output, self.cache, self.manifest, self.scores, shard, inputs)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from rankvideo_cli.io.atomic import OutputWriteError
 from rankvideo_cli.jobs.devices import WorkersInterrupted, parse_devices
 from rankvideo_cli.jobs.finish import check_bad_video_policy, finish_run, report_decoding
 from rankvideo_cli.jobs.inputs import prepare_inputs, report_missing_videos, report_tolerated
-from rankvideo_cli.jobs.preflight import Named, OutputPlan, check_rankvideo_cache, is_stdout, plan_outputs
+from rankvideo_cli.jobs.preflight import Named, OutputPlan, check_rankvideo_cache, is_stdout
 from rankvideo_cli.jobs.request import RerankJob
 from rankvideo_cli.messages import say
 from rankvideo_cli.options import DecodeOptions
@@ -61,18 +61,9 @@ def validate_rerank(job: RerankJob) -> tuple[Shard | None, OutputPlan]:
         from rankvideo_cli.evaluation.measures import check_measures
 
         check_measures(inputs.measures)
-    named = [Named("the run", inputs.run), Named("the queries", inputs.queries)]
-    named += [Named("--qrels", inputs.qrels)] if inputs.qrels is not None else []
+    named = inputs.named()
     named += [Named("--video-map", job.videos.video_map)] if job.videos.video_map is not None else []
-    plan = plan_outputs(
-        output=outputs.output,
-        cache_dir=outputs.cache,
-        manifest=outputs.manifest,
-        scores=outputs.scores,
-        shard=shard,
-        inputs=named,
-    )
-    return shard, plan
+    return shard, outputs.plan(shard, named)
 
 
 def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Scorer] | None = None) -> None:

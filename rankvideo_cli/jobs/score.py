@@ -34,16 +34,19 @@ def score_videos(scorer: Scorer, query: str, videos: Sequence[Path]) -> list[dic
     from rankvideo_cli.videos.container import VideoError
     from rankvideo_cli.videos.frames import sample_video
 
-    rows: list[dict] = []
+    done: dict[str, dict] = {}  # a path given twice is decoded and scored once
     for path in videos:
+        key = str(path)
+        if key in done:
+            continue
         try:
             sampled = sample_video(path, SamplingConfig())
         except VideoError as error:
-            rows.append({"video": str(path), "error": str(error), "error_kind": error.kind})
+            done[key] = {"video": key, "error": str(error), "error_kind": error.kind}
             continue
         (pair_score,) = scorer.score_video([query], sampled)
-        rows.append({"video": str(path), **pair_score.to_dict()})
-    return rows
+        done[key] = {"video": key, **pair_score.to_dict()}
+    return [done[str(path)] for path in videos]
 
 
 def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bool, console: Console) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -11,12 +10,14 @@ from rich.table import Table
 from rankvideo_cli.io.atomic import write_stdout
 from rankvideo_cli.jobs.preflight import check_rankvideo_cache
 from rankvideo_cli.messages import say
+from rankvideo_cli.options import VideoSource
 from rankvideo_cli.videos.index import SPARSE_MEMBER, build_index
 
 
-def run_videos(directory: Path, *, as_json: bool, rebuild: bool, console: Console) -> dict:
+def run_videos(source: VideoSource, *, as_json: bool, rebuild: bool, console: Console) -> dict:
     """The index's counts (a table, or JSON on stdout); each member that cannot be read is named on stderr."""
     check_rankvideo_cache()
+    directory = source.videos
     index = build_index(directory, use_cache=not rebuild)
     summary = {**index.summary(), "index": "built now" if index.built else "from the cache"}
     if as_json:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.pipeline.plan import Pairs, reorder, triage_pairs
@@ -24,9 +23,6 @@ from rankvideo_cli.pipeline.store import (
     writer_shard_count,
 )
 from rankvideo_cli.videos.identity import VideoIdentities
-
-if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
-    pass
 
 
 def merge_scores(
@@ -58,17 +54,8 @@ def merge_scores(
     counts = triage.counts
     counts.pairs_unscored = len(unscored)
     timings = PipelineTimings(wall_s=time.monotonic() - started)
-    result = PipelineResult(
-        scores=triage.scores,
-        outcomes=triage.outcomes,
-        bad_videos=triage.bad_videos,
-        counts=counts,
-        timings=timings,
-        model_fingerprint=model_fp,
-        settings_fingerprint=settings_fp,
-        store_dir=store.directory,
-        settings={"depth": pairs.depth, "allow_missing": allow_missing},
-    )
+    settings = {"depth": pairs.depth, "allow_missing": allow_missing}
+    result = triage.result(timings, (model_fp, settings_fp), store.directory, settings)
     reorder(result, plan)
     if unscored and not allow_missing:
         if shard_count is None:

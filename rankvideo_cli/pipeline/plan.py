@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.pipeline.result import (
@@ -20,6 +20,7 @@ from rankvideo_cli.pipeline.result import (
     PairOutcome,
     PipelineCounts,
     PipelineResult,
+    PipelineTimings,
     ResolverLike,
 )
 from rankvideo_cli.pipeline.shards import Shard
@@ -32,9 +33,6 @@ from rankvideo_cli.pipeline.store import (
 from rankvideo_cli.scoring.base import PairScore
 from rankvideo_cli.videos.identity import VideoIdentities
 from rankvideo_cli.videos.index import TarMember
-
-if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
-    pass
 
 
 @dataclass
@@ -123,6 +121,24 @@ class Triage:
     jobs: list[VideoJob]
     counts: PipelineCounts
     bad_videos: dict[str, BadVideo]
+
+    def result(
+        self, timings: PipelineTimings, fingerprints: tuple[str, str], store_dir: Path, settings: dict[str, Any]
+    ) -> PipelineResult:
+        """The run's result as triaged: `fingerprints` are the (model, sampling settings) its scores are keyed by;
+        the caller adds what it scores."""
+        model_fingerprint, settings_fingerprint = fingerprints
+        return PipelineResult(
+            scores=self.scores,
+            outcomes=self.outcomes,
+            bad_videos=self.bad_videos,
+            counts=self.counts,
+            timings=timings,
+            model_fingerprint=model_fingerprint,
+            settings_fingerprint=settings_fingerprint,
+            store_dir=store_dir,
+            settings=settings,
+        )
 
 
 def triage_pairs(

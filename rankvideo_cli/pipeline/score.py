@@ -115,17 +115,11 @@ def score_pairs(
     identities = VideoIdentities(contents.video_ids)
     triage = triage_pairs(plan, contents, shard, retry_bad_videos, identities)
     jobs, counts = triage.jobs, triage.counts
-    result = PipelineResult(
-        scores=triage.scores,
-        outcomes=triage.outcomes,
-        bad_videos=triage.bad_videos,
-        counts=counts,
-        timings=timings,
-        model_fingerprint=model_fp,
-        settings_fingerprint=settings_fp,
-        store_dir=store.directory,
-        shard=shard,
-        settings={
+    result = triage.result(
+        timings,
+        (model_fp, settings_fp),
+        store.directory,
+        {
             "depth": pairs.depth,
             "shard": str(shard) if shard else None,
             "decode_workers": workers,
@@ -135,6 +129,7 @@ def score_pairs(
             "frame_cache": str(frame_cache.directory) if frame_cache is not None else None,
         },
     )
+    result.shard = shard
     if jobs and sampler is None:  # PyAV, torch and qwen-vl-utils load only when there is a video to decode
         from rankvideo_cli.videos.frames import sample_video as sampler
     if jobs and model_fp not in contents.models:

@@ -275,7 +275,6 @@ class StoreWriter:
     def __init__(self, directory: Path, shard: Shard | None = None) -> None:
         self.directory = directory
         self.path = directory / writer_file_name(shard)
-        self.records_written = 0
         try:
             directory.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
@@ -352,7 +351,6 @@ class StoreWriter:
         """Append scores (and the video identities they were computed on) in one fsynced write."""
         records = [_score_record(model, settings, key, score) for key, score in scores]
         self._append([identity.to_record() for identity in identities] + records)
-        self.records_written += len(records)
         return len(records)
 
     def add_bad_video(

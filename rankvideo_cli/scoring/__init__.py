@@ -6,12 +6,12 @@
   `prefix_cache`: its per-video prefix computed once, every query's suffix packed against it.
 - `loading`: hub id / local directory / `tiny-random` -> model + processor, with one-line `ModelLoadError`s;
   `hf`: `LoadedModel` and quiet weight loading, shared by loading, the scorer and the tiny model.
-- `options`: `ScorerOptions` (how to load a scorer, as plain data for the device workers) and `DeferredScorer`
-  (the weights load only when a pair needs scoring).
+- `options`: `ScorerOptions` (how to load a scorer, as plain data: the workers' and every entry point's);
+  `deferred`: `DeferredScorer` (the weights load only when a pair needs scoring).
 - `memory`: batch sizes from the model's shape and the free device memory; `generate`: `explain`'s answers.
 - `qwen3vl`: `Qwen3VLScorer` (one vision pass per video, left-padded batches, last-position log-softmax).
 - `tiny`: the offline random-weight Qwen3-VL with Qwen's real vocabulary.
-- `reranker`: `VLMReranker`, the model card's API, and `score_query_videos` for `rankvideo score`.
+- `reranker`: `VLMReranker`, the model card's API.
 
 Submodules import torch and transformers; importing this package does not.
 """

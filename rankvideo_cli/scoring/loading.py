@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,20 +254,15 @@ def local_revision(directory: Path) -> str:
     return f"local:{digest.hexdigest()[:16]}"
 
 
-def load_model(
-    model: str = DEFAULT_MODEL,
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    dtype: str | None = None,
-    device: str | None = None,
-    attn_implementation: str | None = None,
-) -> LoadedModel:
-    """Load a Qwen3-VL checkpoint and its processor.
+def load_model(options: ScorerOptions) -> LoadedModel:
+    """Load a Qwen3-VL checkpoint and its processor, as `options` say (its model, revision, cache directory,
+    dtype, device and attention implementation).
 
-    `model` is a hub id (`revision` and `cache_dir` apply; HF_HOME and HF_HUB_OFFLINE are honoured), a
+    `options.model` is a hub id (`revision` and `cache_dir` apply; HF_HOME and HF_HUB_OFFLINE are honoured), a
     local directory, or `tiny-random` (built on first use; prints a loud warning).
     """
+    model, revision, cache_dir, dtype = options.model, options.revision, options.cache_dir, options.dtype
+    device, attn_implementation = options.device, options.attn_implementation
     from rankvideo_cli.versions import check_installed
 
     check_installed("transformers", "torch", "torchvision", "qwen-vl-utils", "av")  # before they are used
@@ -388,14 +384,7 @@ def load_scorer(options: ScorerOptions) -> Qwen3VLScorer:
         _fail_fast_when_unreachable(options.model, options.revision, _cache_path(options))
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
-    loaded = load_model(
-        options.model,
-        revision=options.revision,
-        cache_dir=options.cache_dir,
-        dtype=options.dtype,
-        device=options.device,
-        attn_implementation=attn_implementation,
-    )
+    loaded = load_model(replace(options, attn_implementation=attn_implementation))
     return Qwen3VLScorer.from_loaded(
         loaded,
         score_mode=options.score_mode,

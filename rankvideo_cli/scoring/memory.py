@@ -103,33 +103,43 @@ class ModelShape:
         )
 
 
+# ModelShape's fields read as they are from a Qwen3-VL config: field -> the attribute of the text config ...
+_FROM_TEXT_CONFIG = {
+    "text_hidden": "hidden_size",
+    "text_layers": "num_hidden_layers",
+    "text_heads": "num_attention_heads",
+    "text_kv_heads": "num_key_value_heads",
+    "head_dim": "head_dim",
+    "text_intermediate": "intermediate_size",
+    "vocab": "vocab_size",
+    "rms_eps": "rms_norm_eps",
+    "init_std": "initializer_range",
+}
+# ... and of the vision config
+_FROM_VISION_CONFIG = {
+    "vision_depth": "depth",
+    "vision_hidden": "hidden_size",
+    "vision_intermediate": "intermediate_size",
+    "vision_heads": "num_heads",
+    "patch": "patch_size",
+    "temporal_patch": "temporal_patch_size",
+    "merge": "spatial_merge_size",
+    "vision_position_embeddings": "num_position_embeddings",
+    "vision_act": "hidden_act",
+}
+
+
 def shape_from_config(config: Any, name: str = "loaded") -> ModelShape:
     """The shape of a loaded model (its `Qwen3VLConfig`), so `auto_batch_size` applies to real checkpoints."""
     text, vision = config.text_config, config.vision_config
     rope = text.rope_parameters or {}
     return ModelShape(
         name=name,
-        text_hidden=text.hidden_size,
-        text_layers=text.num_hidden_layers,
-        text_heads=text.num_attention_heads,
-        text_kv_heads=text.num_key_value_heads,
-        head_dim=text.head_dim,
-        text_intermediate=text.intermediate_size,
-        vocab=text.vocab_size,
-        rms_eps=text.rms_norm_eps,
+        **{field: getattr(text, attribute) for field, attribute in _FROM_TEXT_CONFIG.items()},
+        **{field: getattr(vision, attribute) for field, attribute in _FROM_VISION_CONFIG.items()},
         rope_theta=float(rope.get("rope_theta", 0.0)),
         mrope_section=tuple(rope.get("mrope_section", (0, 0, 0))),
-        vision_depth=vision.depth,
-        vision_hidden=vision.hidden_size,
-        vision_intermediate=vision.intermediate_size,
-        vision_heads=vision.num_heads,
-        patch=vision.patch_size,
-        temporal_patch=vision.temporal_patch_size,
-        merge=vision.spatial_merge_size,
-        vision_position_embeddings=vision.num_position_embeddings,
         deepstack_layers=tuple(vision.deepstack_visual_indexes),
-        vision_act=vision.hidden_act,
-        init_std=text.initializer_range,
     )
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.errors import UsageError
+from rankvideo_cli.options import from_values
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT, PairScore, Scorer
 from rankvideo_cli.scoring.loading import DEFAULT_MODEL, load_scorer
 from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.videos.config import SamplingConfig
-from rankvideo_cli.videos.frames import SampledVideo, sample_video
+from rankvideo_cli.videos.frames import sample_video
 
 
 class VLMReranker:
@@ -48,18 +48,9 @@ class VLMReranker:
         prompt: str = INFERENCE_PROMPT,
         prefix_cache: bool = True,
     ) -> None:
-        self.options = ScorerOptions(
-            model=model_path,
-            revision=revision,
-            cache_dir=str(cache_dir) if cache_dir is not None else None,
-            dtype=dtype,
-            device=device,
-            attn_implementation=attn_implementation,
-            score_mode=score_mode,
-            batch_size=batch_size,
-            prompt=prompt,
-            prefix_cache=prefix_cache,
-        )
+        # the keywords are ScorerOptions' fields; the model card names the model `model_path`
+        cache = str(cache_dir) if cache_dir is not None else None
+        self.options = from_values(ScorerOptions, {**locals(), "model": model_path, "cache_dir": cache})
         self.options.check()
         self.scorer: Scorer = load_scorer(self.options)
 
@@ -79,9 +70,7 @@ class VLMReranker:
     ) -> list[dict[str, float]]:
         """One dict per (queries[i], video_paths[i]): `logit_delta_yes_minus_no`, `logit_delta`, `p_yes`,
         `logprob_yes`, `logprob_no`. A video that cannot be decoded raises its `VideoError`."""
-        if len(queries) != len(video_paths):
-            raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
-        config = SamplingConfig(fps=fps, max_frames=max_frames)
+        config = _pairs_config(queries, video_paths, fps, max_frames)
         scores = score_grouped(self.scorer, list(queries), [str(path) for path in video_paths], config)
         return [score.to_dict() for score in scores]
 
@@ -106,10 +95,8 @@ class VLMReranker:
 
         if not isinstance(self.scorer, Qwen3VLScorer):
             raise UsageError(f"generate_batch needs a Qwen3-VL scorer, not {type(self.scorer).__name__}")
-        if len(queries) != len(video_paths):
-            raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
+        config = _pairs_config(queries, video_paths, fps, max_frames)
         settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
-        config = SamplingConfig(fps=fps, max_frames=max_frames)
         texts: dict[int, str] = {}
         for path, positions in _positions_by_video([str(path) for path in video_paths]).items():
             answers = generate_for_video(
@@ -117,6 +104,15 @@ class VLMReranker:
             )
             texts.update((position, answer.text) for position, answer in zip(positions, answers, strict=True))
         return [texts[position] for position in range(len(queries))]
+
+
+def _pairs_config(
+    queries: Sequence[str], video_paths: Sequence[str | Path], fps: float, max_frames: int
+) -> SamplingConfig:
+    """The sampling of a batch of (queries[i], video_paths[i]) pairs, once the two lists are known to pair up."""
+    if len(queries) != len(video_paths):
+        raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
+    return SamplingConfig(fps=fps, max_frames=max_frames)
 
 
 def _positions_by_video(video_paths: list[str]) -> dict[str, list[int]]:
@@ -136,49 +132,3 @@ def score_grouped(
         scores = scorer.score_video([queries[p] for p in positions], video)
         results.update(zip(positions, scores, strict=True))
     return [results[position] for position in range(len(queries))]
-
-
-def score_query_videos(
-    scorer: Scorer, query: str, video_paths: Sequence[str | Path], config: SamplingConfig | None = None
-) -> list[dict[str, Any]]:
-    """Rows for `rankvideo score --query TEXT VIDEO...`, in argument order.
-
-    Each row: `video` (the path as given), `logit_delta`, `p_yes`, `logprob_yes`, `logprob_no`, `frames`
-    (sampled frame count), `size` ("HxW" the model sees), `error` (None, or the one-line reason the video
-    could not be decoded; its score fields are then None). A repeated path is decoded and scored once.
-    """
-    config = config or SamplingConfig()
-    rows: list[dict[str, Any]] = []
-    done: dict[str, dict[str, Any]] = {}
-    for given in video_paths:
-        key = str(given)
-        if key not in done:
-            done[key] = _score_one(scorer, query, key, config)
-        rows.append({"video": key, **done[key]})
-    return rows
-
-
-def _score_one(scorer: Scorer, query: str, path: str, config: SamplingConfig) -> dict[str, Any]:
-    try:
-        video: SampledVideo = sample_video(path, config)
-    except RankVideoError as error:
-        return {
-            "logit_delta": None,
-            "p_yes": None,
-            "logprob_yes": None,
-            "logprob_no": None,
-            "frames": None,
-            "size": None,
-            "error": str(error),
-        }
-    (score,) = scorer.score_video([query], video)
-    height, width = video.size
-    return {
-        "logit_delta": score.logit_delta,
-        "p_yes": score.p_yes,
-        "logprob_yes": score.logprob_yes,
-        "logprob_no": score.logprob_no,
-        "frames": len(video.frame_indices),
-        "size": f"{height}x{width}",
-        "error": None,
-    }

@@ -361,10 +361,9 @@ def _save(index: VideoIndex) -> None:
 
 
 def build_index(root: str | Path, *, use_cache: bool = True) -> VideoIndex:
-    """The index of `root` (see the module docstring), from the cache when nothing under it changed."""
+    """The index of `root` (a directory: `options.VideoSource` checked it), from the cache when nothing under it
+    changed."""
     root = Path(root)
-    if not root.is_dir():
-        raise UsageError(f"--videos {root}: not a directory")
     signature, files, tars, linked = _scan(root)
     cache = _cache_path(root)
     if use_cache:

@@ -64,7 +64,7 @@ class VideoResolver:
     - `pattern` (default `{docid}.mp4`): `str.format` with `docid` (and `multivent_dir`, see `multivent_dir()`);
       a pattern without an extension tries `VIDEO_EXTENSIONS` in order. The default pattern may accompany
       another source (it is then unused);
-    - `preset="multivent"` (or `multivent=True`): `{multivent_dir}/{docid}.mp4`; a docid that is not an integer
+    - `multivent=True`: `{multivent_dir}/{docid}.mp4`; a docid that is not an integer
       is INVALID;
     - `video_map`: a TSV file `docid<TAB>path`, paths relative to `root` (absolute paths are rejected like any
       path leaving the root); a map line's errors name the map file and line.
@@ -75,28 +75,13 @@ class VideoResolver:
         root: str | Path,
         *,
         pattern: str | None = None,
-        preset: str | None = None,
         video_map: str | Path | None = None,
         multivent: bool = False,
     ) -> None:
-        if multivent:
-            if preset not in (None, "multivent"):
-                raise UsageError(f"--multivent and preset {preset!r} are exclusive")
-            preset = "multivent"
-        # The default pattern alongside another source is not a conflict (a CLI passes its default along).
-        given = {
-            "--video-pattern": pattern not in (None, DEFAULT_PATTERN),
-            "--multivent": preset is not None,
-            "--video-map": video_map is not None,
-        }
-        sources = [name for name, present in given.items() if present]
-        if len(sources) > 1:
-            raise UsageError(f"{' and '.join(sources)} are exclusive: give one way to find the videos")
-        if preset is not None and preset not in PRESETS:
-            raise UsageError(f"unknown video layout preset {preset!r}; choose from {', '.join(PRESETS)}")
+        # The sources were checked by `options.VideoSource`, which makes every resolver: `root` is a directory and
+        # at most one of pattern, multivent and video_map is given (the default pattern may accompany another).
+        preset = "multivent" if multivent else None
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise UsageError(f"--videos {self.root}: not a directory")
         self._real_root = self.root.resolve()
         self._root_text = str(self.root)
         self.preset = preset
