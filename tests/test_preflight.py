@@ -12,7 +12,6 @@ from typer.testing import CliRunner, Result
 
 from rankvideo_cli import __version__
 from rankvideo_cli.cli import app
-from rankvideo_cli.scoring.options import ScorerOptions
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 FIRST_STAGE = SAMPLE / "first_stage.trec"
@@ -36,7 +35,9 @@ def no_model(monkeypatch: pytest.MonkeyPatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("the model was loaded before the error was found")
 
-    monkeypatch.setattr(ScorerOptions, "load", refuse)
+    # deferred first: importing it binds loading's function, which must still be the real one to restore
+    monkeypatch.setattr("rankvideo_cli.scoring.deferred.load_scorer", refuse)
+    monkeypatch.setattr("rankvideo_cli.scoring.loading.load_scorer", refuse)
 
 
 def assert_refused(result: Result, *fragments: str, prefix: str = "rankvideo: ") -> str:
