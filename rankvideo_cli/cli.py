@@ -226,6 +226,21 @@ def option_group(
     return with_group
 
 
+def _scorer_options(values: dict[str, Any]) -> ScorerOptions:
+    """The scorer's options from a command's (named as its fields), refused here when they cannot work (before
+    any input is read or model loads)."""
+    options = from_values(ScorerOptions, values)
+    options.check()
+    return options
+
+
+def _required_videos(values: dict[str, Any]) -> VideoSource:
+    """The video source of a command that cannot run without `--videos` (rerank, sample)."""
+    if values["videos"] is None:
+        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
+    return from_values(VideoSource, values)
+
+
 # The model's options, for every command that loads a model.
 with_scorer_options = option_group(
     "scorer",
@@ -241,7 +256,7 @@ with_scorer_options = option_group(
         _keyword("prefix_cache", PrefixCacheOpt, True),
         _keyword("batch_size", BatchOpt, None),
     ],
-    lambda values: _scorer_options(values),
+    _scorer_options,
 )
 
 # How a run is ranked from the model's scores, for `rerank` and `rank`.
@@ -302,14 +317,6 @@ FramesCacheOpt = Annotated[
 MeasureOpt = Annotated[
     list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure, repeatable (e.g. nDCG@10).")
 ]
-
-
-def _scorer_options(values: dict[str, Any]) -> ScorerOptions:
-    """The scorer's options from a command's (named as its fields), refused here when they cannot work (before
-    any input is read or model loads)."""
-    options = from_values(ScorerOptions, values)
-    options.check()
-    return options
 
 
 @app.command()
@@ -383,11 +390,9 @@ def rerank(
     from rankvideo_cli.jobs.rerank import run_rerank
 
     values = locals()
-    if videos is None:
-        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
     job = RerankJob(
         inputs=from_values(RerankInputs, values),
-        videos=from_values(VideoSource, values),
+        videos=_required_videos(values),
         ranking=ranking,
         decode=from_values(DecodeOptions, values),
         outputs=from_values(RerankOutputs, values),
@@ -612,12 +617,10 @@ def sample(
     from rankvideo_cli.io.atomic import write_stdout
     from rankvideo_cli.jobs.sample import SampleRequest, run_sample
 
-    if videos is None:
-        raise UsageError("--videos DIR is required: the directory holding the candidate videos")
     request = SampleRequest(
         run_path=run,
         frames_cache=frames_cache,
-        videos=from_values(VideoSource, locals()),
+        videos=_required_videos(locals()),
         depth=depth,
         shard=shard,
         decode=DecodeOptions(decode_workers=decode_workers, retry_bad_videos=retry_bad_videos),

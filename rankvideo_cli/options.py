@@ -98,6 +98,16 @@ def at_least(field: str, value: int | None, minimum: int = 1) -> None:
         raise OptionError(field, f"must be at least {minimum}, got {value}")
 
 
+def check_ranking(depth: int, interpolate: float | None, normalization: str) -> Normalization:
+    """The rules of a ranking's depth, interpolation weight and normalisation (returned as the enum):
+    `RankingOptions` and `evaluation.ranking` both check with these."""
+    checked = choice("normalization", Normalization, normalization)
+    at_least("depth", depth)
+    if interpolate is not None and not 0.0 <= interpolate <= 1.0:
+        raise OptionError("interpolate", f"must be between 0 and 1, got {interpolate}")
+    return checked
+
+
 def from_values(kind: type[ValueT], values: Mapping[str, Any]) -> ValueT:
     """A value made from whichever of its fields `values` holds (a command's options, named as the fields);
     an enum member becomes its plain value."""
@@ -193,13 +203,11 @@ class RankingOptions(Value):
     tag: str = "rankvideo"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "normalization", choice("normalization", Normalization, self.normalization))
+        normalization = check_ranking(self.depth, self.interpolate, self.normalization)
+        object.__setattr__(self, "normalization", normalization)
         object.__setattr__(self, "on_missing_video", choice("on_missing_video", VideoPolicy, self.on_missing_video))
         object.__setattr__(self, "on_bad_video", choice("on_bad_video", VideoPolicy, self.on_bad_video))
         object.__setattr__(self, "missing_query", choice("missing_query", QueryPolicy, self.missing_query))
-        at_least("depth", self.depth)
-        if self.interpolate is not None and not 0.0 <= self.interpolate <= 1.0:
-            raise OptionError("interpolate", f"must be between 0 and 1, got {self.interpolate}")
         if self.interpolate is None and self.normalization != Normalization.minmax:
             raise OptionError("normalization", "applies to {interpolate} only; give {interpolate} ALPHA too")
         if not self.tag or any(character.isspace() for character in self.tag):

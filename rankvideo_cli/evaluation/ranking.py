@@ -29,9 +29,9 @@ from itertools import repeat
 from operator import itemgetter
 from typing import NamedTuple
 
-from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.bulk import collector_paused
 from rankvideo_cli.io.runs import Candidate
+from rankvideo_cli.options import check_ranking
 
 RERANKED = "reranked"
 UNSCORED = "unscored"  # within depth, but no model score (missing or bad video)
@@ -106,16 +106,6 @@ def _tail_scores(count: int, below: float) -> list[float]:
     return scores
 
 
-def check_options(depth: int, interpolate: float | None, normalization: str) -> None:
-    """`UsageError` for a depth below 1, ALPHA outside [0, 1] or an unknown normalisation."""
-    if depth < 1:
-        raise UsageError(f"--depth must be at least 1, got {depth}")
-    if normalization not in NORMALIZATIONS:
-        raise UsageError(f"unknown normalization {normalization!r}; choose from {', '.join(NORMALIZATIONS)}")
-    if interpolate is not None and not 0.0 <= interpolate <= 1.0:
-        raise UsageError(f"--interpolate must be between 0 and 1, got {interpolate}")
-
-
 def rerank_query(
     qid: str,
     candidates: Sequence[Candidate],
@@ -127,7 +117,7 @@ def rerank_query(
     drop: Collection[Pair] = frozenset(),
 ) -> list[RankedDoc]:
     """The final ranking of one query; `candidates` in first-stage order (see the module docstring)."""
-    check_options(depth, interpolate, normalization)
+    check_ranking(depth, interpolate, normalization)
     kept = [candidate for candidate in candidates if (qid, candidate.docid) not in drop] if drop else candidates
     within_depth = {candidate.docid for candidate in candidates[:depth]}
     head: list[Candidate] = []
@@ -182,8 +172,8 @@ def rerank(
 ) -> dict[str, list[RankedDoc]]:
     """The final ranking of every query of `run` (qid -> candidates in first-stage order), in the run's qid
     order. `model_scores` maps (qid, docid) to the model's score; pairs in `drop` are left out. See the module
-    docstring for the order and the written scores. Raises `UsageError` for invalid options."""
-    check_options(depth, interpolate, normalization)
+    docstring for the order and the written scores. Raises `OptionError` (a `UsageError`) naming the invalid option."""
+    check_ranking(depth, interpolate, normalization)
     drop = drop if isinstance(drop, (set, frozenset, dict)) else set(drop)
     with collector_paused():  # millions of RankedDoc tuples: see io.bulk
         return {

@@ -259,11 +259,10 @@ def run_workers(job: RerankJob, devices: list[str], store_dir: Path, console: Co
             worker.relay.start()
             workers.append(worker)
             with lock:
-                console.print(
-                    f"rankvideo: worker {plan.shard.index} ({plan.name}, {plan.decode_workers} decode threads): "
+                say(
+                    console,
+                    f"worker {plan.shard.index} ({plan.name}, {plan.decode_workers} decode threads): "
                     f"pid {worker.process.pid}",
-                    markup=False,
-                    soft_wrap=True,
                 )
             if received:  # stopped while starting: start no more
                 break

@@ -6,7 +6,7 @@ groups (stdin twice, shards and devices, outputs against inputs) run in `jobs.re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +76,7 @@ class RerankJob:
 
     def settings(self) -> dict[str, Any]:
         """What every shard of an array must share (merge checks it), as the manifest records it."""
-        ranking = self.ranking.to_dict()
-        order = ("depth", "interpolate", "normalization", "tag", "on_missing_video", "on_bad_video", "missing_query")
-        return {**{name: ranking[name] for name in order}, "videos": self.videos.describe()}
+        return {**self.ranking.to_dict(), "videos": self.videos.describe()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON values (how a device worker receives its job)."""
@@ -95,6 +93,3 @@ class RerankJob:
             "scorer": ScorerOptions,
         }
         return cls(**{name: kind.from_dict(data[name]) for name, kind in kinds.items()})
-
-    def with_outputs(self, **changes: Any) -> RerankJob:
-        return replace(self, outputs=replace(self.outputs, **changes))

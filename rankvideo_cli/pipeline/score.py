@@ -59,7 +59,6 @@ from rankvideo_cli.videos.index import TarMember
 if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
     from rankvideo_cli.videos.frame_cache import FrameCache
     from rankvideo_cli.videos.frames import SampledVideo
-    from rankvideo_cli.videos.index import TarMember
 
 
 Sampler = Callable[[Path | TarMember, SamplingConfig], "SampledVideo"]
@@ -118,7 +117,7 @@ def score_pairs(
     result = triage.result(
         timings,
         (model_fp, settings_fp),
-        store.directory,
+        store,
         {
             "depth": pairs.depth,
             "shard": str(shard) if shard else None,
@@ -129,7 +128,6 @@ def score_pairs(
             "frame_cache": str(frame_cache.directory) if frame_cache is not None else None,
         },
     )
-    result.shard = shard
     if jobs and sampler is None:  # PyAV, torch and qwen-vl-utils load only when there is a video to decode
         from rankvideo_cli.videos.frames import sample_video as sampler
     if jobs and model_fp not in contents.models:
