@@ -55,7 +55,7 @@ def merge_scores(
     counts.pairs_unscored = len(unscored)
     timings = PipelineTimings(wall_s=time.monotonic() - started)
     settings = {"depth": pairs.depth, "allow_missing": allow_missing}
-    result = triage.result(timings, (model_fp, settings_fp), store, settings)
+    result = triage.result(timings, (model_fp, settings_fp), store.directory, settings)
     reorder(result, plan)
     if unscored and not allow_missing:
         if shard_count is None:

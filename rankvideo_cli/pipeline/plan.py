@@ -27,7 +27,6 @@ from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.pipeline.store import (
     BadVideo,
     PairKey,
-    ScoreStore,
     StoreContents,
     query_sha256,
 )
@@ -124,10 +123,10 @@ class Triage:
     bad_videos: dict[str, BadVideo]
 
     def result(
-        self, timings: PipelineTimings, fingerprints: tuple[str, str], store: ScoreStore, settings: dict[str, Any]
+        self, timings: PipelineTimings, fingerprints: tuple[str, str], store_dir: Path, settings: dict[str, Any]
     ) -> PipelineResult:
-        """The run's result as triaged, in `store` (its directory and shard): `fingerprints` are the (model,
-        sampling settings) its scores are keyed by; the caller adds what it scores."""
+        """The run's result as triaged: `fingerprints` are the (model, sampling settings) its scores are keyed by;
+        the caller adds what it scores."""
         model_fingerprint, settings_fingerprint = fingerprints
         return PipelineResult(
             scores=self.scores,
@@ -137,8 +136,7 @@ class Triage:
             timings=timings,
             model_fingerprint=model_fingerprint,
             settings_fingerprint=settings_fingerprint,
-            store_dir=store.directory,
-            shard=store.shard,
+            store_dir=store_dir,
             settings=settings,
         )
 

@@ -117,7 +117,7 @@ def score_pairs(
     result = triage.result(
         timings,
         (model_fp, settings_fp),
-        store,
+        store.directory,
         {
             "depth": pairs.depth,
             "shard": str(shard) if shard else None,
@@ -128,6 +128,7 @@ def score_pairs(
             "frame_cache": str(frame_cache.directory) if frame_cache is not None else None,
         },
     )
+    result.shard = shard
     if jobs and sampler is None:  # PyAV, torch and qwen-vl-utils load only when there is a video to decode
         from rankvideo_cli.videos.frames import sample_video as sampler
     if jobs and model_fp not in contents.models:
