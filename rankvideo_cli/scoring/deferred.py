@@ -17,8 +17,7 @@ from rankvideo_cli.scoring.loading import load_scorer, predict_fingerprint, reso
 from rankvideo_cli.scoring.options import ScorerOptions
 
 if TYPE_CHECKING:
-    from rankvideo_cli.scoring.base import PairScore
-    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+    from rankvideo_cli.scoring.base import PairScore, Scorer
     from rankvideo_cli.videos.frames import SampledVideo
 
 
@@ -30,7 +29,7 @@ class DeferredScorer:
 
     def __init__(self, options: ScorerOptions) -> None:
         self.options = options
-        self._scorer: Qwen3VLScorer | None = None
+        self._scorer: Scorer | None = None
         self._predicted: dict[str, str] | None = None
 
     @property
@@ -46,7 +45,7 @@ class DeferredScorer:
                 return self.scorer().fingerprint()
         return dict(self._predicted)
 
-    def scorer(self) -> Qwen3VLScorer:
+    def scorer(self) -> Scorer:
         """The loaded scorer (loading it now if need be)."""
         if self._scorer is None:
             scorer = load_scorer(self.options)
@@ -65,7 +64,8 @@ class DeferredScorer:
     def describe(self) -> dict[str, Any]:
         """For the manifest; never loads anything itself."""
         if self._scorer is not None:
-            return self._scorer.describe()
+            described = getattr(self._scorer, "describe", None)
+            return described() if callable(described) else self._scorer.fingerprint()
         if self._predicted is None:
             return {"model": self.options.model, "batch_size": NOT_LOADED}
         return {**self._predicted, "device": str(resolve_device(self.options.device)), "batch_size": NOT_LOADED}

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError, UsageError
-from rankvideo_cli.scoring.base import check_prompt_options
+from rankvideo_cli.scoring.base import Scorer, check_prompt_options
+from rankvideo_cli.scoring.fake import FakeScorer, is_fake_model, load_fake_scorer
 from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
 from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
@@ -25,7 +26,6 @@ from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_
 if TYPE_CHECKING:
     import torch
 
-    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
 DEFAULT_MODEL = "hltcoe/RankVideo"
 QWEN3_VL_MODEL_TYPE = "qwen3_vl"
@@ -175,7 +175,8 @@ def _explain_hub_failure(model: str, revision: str | None, cache_dir: Path | Non
 
 
 def _is_hub_id(model: str) -> bool:
-    return not (model == TINY_MODEL_NAME or _looks_like_path(model) or Path(model).expanduser().exists())
+    named = model == TINY_MODEL_NAME or is_fake_model(model)
+    return not (named or _looks_like_path(model) or Path(model).expanduser().exists())
 
 
 def _hub_reachable(timeout_s: float = 2.0) -> bool:
@@ -221,7 +222,7 @@ def check_model_available(options: ScorerOptions) -> None:
     not a Qwen3-VL checkpoint, or a hub id that is neither in the cache nor downloadable (offline, or the hub out
     of reach). Called before a run creates its score store, so such a run leaves nothing behind."""
     model, revision, cache_dir = options.model, options.revision, _cache_path(options)
-    if model == TINY_MODEL_NAME:
+    if model == TINY_MODEL_NAME or is_fake_model(model):
         return
     if not _is_hub_id(model):
         _check_local_dir(Path(model).expanduser())
@@ -263,6 +264,8 @@ def load_model(options: ScorerOptions) -> LoadedModel:
     """
     model, revision, cache_dir, dtype = options.model, options.revision, options.cache_dir, options.dtype
     device, attn_implementation = options.device, options.attn_implementation
+    if is_fake_model(model):
+        raise UsageError(f"{model} has no model to load; it only scores (load_scorer)")
     from rankvideo_cli.versions import check_installed
 
     check_installed("transformers", "torch", "torchvision", "qwen-vl-utils", "av")  # before they are used
@@ -371,8 +374,8 @@ def _hub_revision(model: str, revision: str | None, cache_dir: Path | None) -> s
     return _snapshot_revision(Path(path).parent) if path else None
 
 
-def load_scorer(options: ScorerOptions) -> Qwen3VLScorer:
-    """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer`.
+def load_scorer(options: ScorerOptions) -> Scorer:
+    """Load `model` (see `load_model`) and wrap it in a `Qwen3VLScorer` (`fake-scorer`: a `FakeScorer`).
 
     `options.prompt`: "inference" (the reference's, the default) or "training" (experimental; `prefix_cache`
     reuses each video's prefix across its queries, off for one full pass per pair)."""
@@ -380,6 +383,8 @@ def load_scorer(options: ScorerOptions) -> Qwen3VLScorer:
     attn_implementation = check_prompt_options(
         options.prompt, options.score_mode, options.attn_implementation, options.prefix_cache
     )
+    if is_fake_model(options.model):
+        return load_fake_scorer(options.model, prompt=options.prompt, score_mode=options.score_mode)
     if _is_hub_id(options.model):  # before torch and transformers are imported: seconds, when the hub is out of reach
         _fail_fast_when_unreachable(options.model, options.revision, _cache_path(options))
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
@@ -406,12 +411,14 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
     None when it cannot be known before loading: a hub id that is not cached, or one that `from_pretrained`
     could update from the network (set HF_HUB_OFFLINE=1, or pin --revision to a commit).
     """
+    model, revision, prompt = options.model, options.revision, options.prompt
+    if is_fake_model(model):
+        return FakeScorer(prompt=prompt, score_mode=options.score_mode).fingerprint()
     from transformers import AutoProcessor
 
     from rankvideo_cli.scoring.base import scorer_fingerprint
     from rankvideo_cli.scoring.training_prompt import prompt_hash
 
-    model, revision, prompt = options.model, options.revision, options.prompt
     attn_implementation = check_prompt_options(
         prompt, options.score_mode, options.attn_implementation, options.prefix_cache
     )

@@ -45,13 +45,18 @@ class ScorerOptions:
 
 
 def check_model_name(model: str) -> None:
-    """A near miss of `tiny-random` (`tiny_random`, `tiny-randm`) is a typo, not a hub id to look up for
-    half a minute: say so at once. An existing directory of that name is taken as it is."""
+    """A near miss of `tiny-random` or `fake-scorer` (`tiny_random`, `fake-scorr`) is a typo, not a hub id to
+    look up for half a minute: say so at once. An existing directory of that name is taken as it is."""
     import difflib
 
+    from rankvideo_cli.scoring.fake import FAKE_MODEL_NAME, is_fake_model, parse_fake_model
     from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
 
+    if is_fake_model(model):
+        parse_fake_model(model)
+        return
     if model == TINY_MODEL_NAME or Path(model).expanduser().exists():
         return
-    if difflib.get_close_matches(model.lower(), [TINY_MODEL_NAME], n=1, cutoff=0.8):
-        raise UsageError(f"unknown model {model!r}: did you mean {TINY_MODEL_NAME!r}?")
+    near = difflib.get_close_matches(model.lower(), [TINY_MODEL_NAME, FAKE_MODEL_NAME], n=1, cutoff=0.8)
+    if near:
+        raise UsageError(f"unknown model {model!r}: did you mean {near[0]!r}?")
