@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -269,7 +270,7 @@ def load_model(options: ScorerOptions) -> LoadedModel:
     from rankvideo_cli.versions import check_installed
 
     check_installed("transformers", "torch", "torchvision", "qwen-vl-utils", "av")  # before they are used
-    from transformers import AutoConfig, AutoProcessor, Qwen3VLForConditionalGeneration
+    from transformers import AutoConfig, Qwen3VLForConditionalGeneration
 
     cache_path = Path(cache_dir).expanduser() if cache_dir is not None else None
     resolved_device = resolve_device(device)
@@ -313,7 +314,7 @@ def load_model(options: ScorerOptions) -> LoadedModel:
                 trust_remote_code=False,
                 **hub_kwargs,
             )
-            processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
+            processor = load_processor(source, hub_kwargs)
     except ImportError as error:
         raise ModelLoadError(f"cannot load {where}: {error}".splitlines()[0]) from None
     except (OSError, ValueError) as error:
@@ -344,6 +345,32 @@ def load_model(options: ScorerOptions) -> LoadedModel:
         attn_implementation=attn,
         is_tiny=is_tiny,
     )
+
+
+_PROCESSORS: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+_PROCESSORS_KEPT = 2  # a fingerprint read and its load; a tokenizer holds ~100 MB of Python objects
+
+
+def load_processor(source: str, hub_kwargs: dict[str, Any]) -> Any:
+    """`AutoProcessor.from_pretrained`, once per process for the same files: a rerun's fingerprint, read before
+    loading (`predict_fingerprint`), and the load that follows each parse the tokenizer (1.7 s for Qwen's 151k
+    vocabulary). Keyed by what was asked and, for a directory, by its files' names, sizes and times, so an
+    edited tokenizer is read again. Processors are only read from, so a shared one is safe."""
+    from transformers import AutoProcessor
+
+    directory = Path(source).expanduser()
+    files = sorted(
+        f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+        for path in (directory.iterdir() if directory.is_dir() else ())
+        if path.is_file() and (stat := path.stat())
+    )
+    key = (source, *(f"{name}={value}" for name, value in sorted(hub_kwargs.items())), *files)
+    if key not in _PROCESSORS:
+        _PROCESSORS[key] = AutoProcessor.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
+        while len(_PROCESSORS) > _PROCESSORS_KEPT:
+            _PROCESSORS.popitem(last=False)
+    _PROCESSORS.move_to_end(key)
+    return _PROCESSORS[key]
 
 
 def _pinned_in_cache(model: str, revision: str | None, cache_dir: Path | None) -> bool:
@@ -414,8 +441,6 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
     model, revision, prompt = options.model, options.revision, options.prompt
     if is_fake_model(model):
         return FakeScorer(prompt=prompt, score_mode=options.score_mode).fingerprint()
-    from transformers import AutoProcessor
-
     from rankvideo_cli.scoring.base import scorer_fingerprint
     from rankvideo_cli.scoring.training_prompt import prompt_hash
 
@@ -444,7 +469,7 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
         source, model_id, model_revision = model, model, commit
         hub_kwargs = {"revision": commit, "cache_dir": cache_path, "local_files_only": True}
     try:
-        processor = AutoProcessor.from_pretrained(str(source), trust_remote_code=False, **hub_kwargs)
+        processor = load_processor(str(source), hub_kwargs)
         hashed = prompt_hash(processor, prompt)
     except (OSError, ValueError, ImportError):
         return None  # loading says why, in its own words
