@@ -39,7 +39,8 @@ if [ -e "$CONF_DIR/slurm.conf" ] && [[ "$(head -n1 "$CONF_DIR/slurm.conf")" != "
 fi
 
 host=$(hostname -s)
-cpus=$(nproc)
+# not plain nproc: it answers OMP_NUM_THREADS when that is set (pytest-xdist workers set it to 1)
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 # Leave the OS some memory; slurmd refuses a node that claims more than it has.
 memory_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
 
@@ -52,13 +53,16 @@ chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
 chmod 0700 /etc/munge
 chmod 0400 /etc/munge/munge.key
 chmod 0755 /run/munge
-if ! pgrep -x -r R,S,D,I munged >/dev/null; then
-    runuser -u munge -- /usr/sbin/munged
-    # stop_cluster.sh stops munged only if this script started it (a system munged may serve others).
-    touch "$STATE_DIR/started-munged"
-fi
-for _ in $(seq 50); do munge -n >/dev/null 2>&1 && break; sleep 0.1; done
-munge -n | unmunge >/dev/null
+start_munged() {
+    if ! pgrep -x -r R,S,D,I munged >/dev/null; then
+        runuser -u munge -- /usr/sbin/munged
+        # stop_cluster.sh stops munged only if this script started it (a system munged may serve others).
+        touch "$STATE_DIR/started-munged"
+    fi
+    for _ in $(seq 50); do munge -n >/dev/null 2>&1 && break; sleep 0.1; done
+    munge -n | unmunge >/dev/null
+}
+start_munged
 
 conf=$(
     cat <<CONF
@@ -76,12 +80,15 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
+# Test all pending jobs every 2 s (default 60 s; backfill every 30 s): a requeued task's begin time passing is
+# no event that wakes the scheduler, and a test would wait for the next pass.
+SchedulerParameters=sched_interval=2,bf_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 ReturnToService=2
 JobRequeue=1
 # A requeued job waits cred_expire + 1 s before it may start again (default 120 s: too slow for tests).
-AuthInfo=cred_expire=10
+AuthInfo=cred_expire=5
 KillWait=30
 MinJobAge=3600
 SlurmctldPort=6817
@@ -107,6 +114,7 @@ elif pgrep -x -r R,S,D,I 'slurm(ctl)?d' >/dev/null; then
     # the new one: restart them.
     log "the test cluster's configuration changed: restarting it"
     "$(dirname "$0")/stop_cluster.sh"
+    start_munged # the stop took the munged this script started with it
 fi
 printf '%s\n' "$conf" >"$CONF_DIR/slurm.conf"
 rm -f "$CONF_DIR/cgroup.conf"
