@@ -230,7 +230,7 @@ def plan(
     }
 
 
-# The training prompt for "a dog surfing" at the nominal size (tests/test_training_prompt.py pins both counts):
+# The training prompt for "a dog surfing" at the nominal size (tests/test_scoring_training_prompt.py pins both counts):
 # a 2096-token prefix (system turn, user header, video) and a 25-token suffix (`Query: ...` to `<answer>`).
 TRAINING_PREFIX_TOKENS, TRAINING_SUFFIX_TOKENS = 2096, 25
 PROMPT_PLAN_QUERIES_PER_VIDEO = (1.0, 2.3, 10.0, 23.0)  # MultiVENT at depth 100 averages ~2.3; depth 1000 ~23

@@ -1,4 +1,4 @@
-"""Debian's Chromium driven by Playwright (no browser download): what tests/test_report_browser.py opens the report
+"""Debian's Chromium driven by Playwright (no browser download): what tests/test_system_browser.py opens the report
 with, and the command that makes the README's screenshot of the sample's report:
 
     python tests/report_browser.py docs/report.png
@@ -67,7 +67,7 @@ def load_every_image(page: Any) -> list[int]:
 def sample_report(directory: Path) -> Path:
     """The report of the MultiVENT-shaped sample: stored made-up scores ranked by `rankvideo rank` (no model)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from test_report import write_scores
+    from test_cli_report import write_scores
 
     scores = write_scores(MULTIVENT / "first_stage.trec", directory / "scores.jsonl")
     reranked = directory / "reranked.trec"

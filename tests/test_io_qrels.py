@@ -8,16 +8,14 @@ from pathlib import Path
 import ir_measures
 import pandas as pd
 import pytest
+from helpers import SAMPLE
 from helpers import input_error as shared_input_error
 from helpers import write_input as write
-from typer.testing import CliRunner
 
-from rankvideo_cli.cli import app
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.qrels import QRELS_COLUMNS, describe_tolerated, read_qrels
 
-SAMPLE_QRELS = Path(__file__).parent.parent / "sample_runs" / "qrels.txt"
-SAMPLE_RUN = SAMPLE_QRELS.parent / "first_stage.trec"
+SAMPLE_QRELS = SAMPLE / "qrels.txt"
 
 
 def input_error(path: Path) -> InputError:
@@ -109,22 +107,6 @@ def test_jsonl_qrels_errors(tmp_path: Path, bad_line: str, words: list[str]) -> 
     assert error.line == 3
     for word in words:
         assert word in error.problem
-
-
-def test_eval_refuses_a_qrels_line_with_a_repeated_key_in_one_line(tmp_path: Path) -> None:
-    """json.loads would read the line as relevance 0 (the last of the two) without a word."""
-    qrels = write(
-        tmp_path,
-        "qrels.jsonl",
-        '{"query_id": "q1", "doc_id": "v001", "relevance": 1}\n'
-        '{"query_id": "q1", "doc_id": "v009", "relevance": 1, "relevance": 0}\n',
-    )
-    result = CliRunner().invoke(app, ["eval", str(SAMPLE_RUN), str(qrels)])
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    assert result.stderr == (
-        f"rankvideo: {qrels}:2: key 'relevance' appears twice in one object; which value is meant cannot be told\n"
-    )
 
 
 @pytest.mark.parametrize("content", [b"", b"\n \n"])

@@ -1,4 +1,4 @@
-"""First-stage run reading (TREC, gzip, stdin, JSON), run writing, and atomic output.
+"""First-stage run reading (TREC, gzip, stdin, JSON) and run writing.
 
 Every malformed input must fail with one `InputError` whose message is `FILE:LINE: problem`.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import os
 import random
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pytest
 from helpers import write_input as write
 
 from rankvideo_cli.errors import InputError
-from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks
 from rankvideo_cli.io.runs import Candidate, format_score, format_trec_lines, read_run, run_from_scores
 
 
@@ -332,33 +330,3 @@ def test_format_trec_lines_refuses_an_unwritable_tag(tag: str) -> None:
 def test_runs_are_in_trec_order_score_then_docid_descending() -> None:
     run = run_from_scores("scores", {"q1": {"a": 1.0, "c": 1.0, "b": 2.0, "B": 1.0}})
     assert run["q1"] == [Candidate("b", 2.0, 1), Candidate("c", 1.0, 2), Candidate("a", 1.0, 3), Candidate("B", 1.0, 4)]
-
-
-# --------------------------------------------------------------------------------------------------
-# Atomic output
-# --------------------------------------------------------------------------------------------------
-
-
-def test_atomic_write_creates_parents_and_leaves_no_temporary_files(tmp_path: Path) -> None:
-    target = tmp_path / "deep" / "er" / "run.trec"
-    atomic_write_text(target, "one\n")
-    atomic_write_text(target, "two\r\n")  # replaced, and bytes are written as given (no newline translation)
-    assert target.read_bytes() == b"two\r\n"
-    assert os.listdir(target.parent) == ["run.trec"]
-
-
-def test_failed_atomic_write_keeps_the_old_file_and_cleans_up(tmp_path: Path) -> None:
-    target = tmp_path / "run.trec"
-    target.write_text("previous\n")
-    with pytest.raises(UnicodeEncodeError):
-        atomic_write_text(target, "half a line \ud800 never written\n")  # a lone surrogate cannot be encoded
-    assert target.read_text() == "previous\n"
-    assert os.listdir(tmp_path) == ["run.trec"]
-
-
-def test_write_output_chunks_to_stdout_for_none_and_dash(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    write_output_chunks(["a", "\n"], None)
-    write_output_chunks(["b\n"], "-")
-    assert capsys.readouterr().out == "a\nb\n"
-    write_output_chunks(["c", "\n"], tmp_path / "file")
-    assert (tmp_path / "file").read_text() == "c\n"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE
+from helpers import FAKE, SAMPLE
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -106,7 +106,7 @@ def test_a_job_travels_to_a_device_worker_and_back_unchanged(tmp_path: Path) -> 
         ranking=RankingOptions(depth=7, interpolate=0.3, normalization="none", on_bad_video="drop"),
         decode=DecodeOptions(decode_workers=3, frames_cache=tmp_path, retry_bad_videos=True),
         outputs=RerankOutputs(cache=tmp_path / "store", shard="1/2"),
-        scorer=ScorerOptions(model="tiny-random", device="cpu", batch_size=2),
+        scorer=ScorerOptions(model=FAKE, device="cpu", batch_size=2),
     )
     sent = json.dumps(job.to_dict())
     assert RerankJob.from_dict(json.loads(sent)) == job

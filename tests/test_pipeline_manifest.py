@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from test_pipeline_helpers import DirResolver, FakeScorer, make_run, real_sampler
+from pipeline_helpers import DirResolver, make_run, real_sampler
 from video_factory import make_video
 
 from rankvideo_cli.errors import UsageError
@@ -25,6 +25,7 @@ from rankvideo_cli.pipeline.plan import Pairs
 from rankvideo_cli.pipeline.score import score_pairs
 from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.pipeline.store import ScoreStore
+from rankvideo_cli.scoring.fake import FakeScorer
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,7 @@ def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, 
     _root, _videos, run_file, queries_file = job
     monkeypatch.setattr("sys.argv", ["rankvideo", "rerank", "run.trec", "queries.tsv"])
     result, scorer = scored(job, store_dir=tmp_path / "store")
+    described = {**scorer.fingerprint(), "device": "cpu", "dtype": "float32"}  # as a real scorer describes itself
     manifest = build_manifest(
         result=result,
         inputs={
@@ -68,7 +70,7 @@ def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, 
             "video_map": None,
         },
         settings={"depth": 100, "tag": "rankvideo"},
-        scorer_fingerprint=scorer.fingerprint(),
+        scorer_fingerprint=described,
         runtime={"attn_implementation": "sdpa", "batch_size": 4},
     )
     assert manifest["inputs"]["run"]["sha256"] == hashlib.sha256(run_file.read_bytes()).hexdigest()
@@ -76,7 +78,7 @@ def test_manifest_records_inputs_settings_model_versions_counts_and_timing(job, 
     assert manifest["inputs"]["video_map"] is None
     assert manifest["settings"] == {"depth": 100, "tag": "rankvideo"}
     assert manifest["pipeline"]["decode_workers"] == 1
-    assert manifest["model"] == scorer.fingerprint()
+    assert manifest["model"] == described
     assert manifest["model_fingerprint"] == result.model_fingerprint
     assert (manifest["device"], manifest["dtype"]) == ("cpu", "float32")  # from the scorer fingerprint
     assert (manifest["attn_implementation"], manifest["batch_size"]) == ("sdpa", 4)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import FAKE, SAMPLE, TINY
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -24,7 +25,6 @@ pt = pytest.importorskip("pyterrier", reason="the pyterrier extra is part of the
 
 from rankvideo_cli.pyterrier import RankVideoReranker, results_to_run  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 CANDIDATES = 40  # 4 queries x 10 candidates, one of them (v404) without a video file
 SCORED = 36
 
@@ -45,10 +45,10 @@ def first_stage(topics: pd.DataFrame):
 
 
 @pytest.fixture(scope="module")
-def cli_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("cli") / "reranked.trec"
     args = ["rerank", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--videos"]
-    args += [str(SAMPLE / "videos"), "--model", "tiny-random", "-o", str(output), "--decode-workers", "1"]
+    args += [str(SAMPLE / "videos"), "--model", FAKE, "-o", str(output), "--decode-workers", "1"]
     completed = CliRunner().invoke(app, args)
     assert completed.exit_code == 0, completed.output
     return output
@@ -64,9 +64,7 @@ def run_file_lines(path: Path) -> list[tuple[str, str, str]]:
 
 
 def test_the_pipeline_gives_the_run_of_rankvideo_rerank(first_stage, topics, cli_run, tmp_path, capsys) -> None:
-    reranker = RankVideoReranker(
-        videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store", decode_workers=1
-    )
+    reranker = RankVideoReranker(videos=SAMPLE / "videos", model=FAKE, cache=tmp_path / "store", decode_workers=1)
     results = (first_stage % 100 >> reranker)(topics)
     assert len(results) == CANDIDATES  # the v404 rows (no video) are kept
     assert trec_lines(results) == run_file_lines(cli_run)
@@ -83,7 +81,7 @@ def test_experiment_compares_and_reuses_the_stored_scores(first_stage, topics, c
     qrels = read_qrels(SAMPLE / "qrels.txt")
     qrels_frame = qrels.rename(columns={"query_id": "qid", "doc_id": "docno", "relevance": "label"})
     reranker = RankVideoReranker(
-        videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store", decode_workers=1, verbose=False
+        videos=SAMPLE / "videos", model=FAKE, cache=tmp_path / "store", decode_workers=1, verbose=False
     )
     pipeline = first_stage % 100 >> reranker
 
@@ -113,7 +111,7 @@ def test_experiment_compares_and_reuses_the_stored_scores(first_stage, topics, c
 def test_the_missing_video_policy_applies(first_stage, topics, tmp_path) -> None:
     dropping = RankVideoReranker(
         videos=SAMPLE / "videos",
-        model="tiny-random",
+        model=FAKE,
         cache=tmp_path / "store",
         decode_workers=1,
         on_missing_video="drop",
@@ -122,7 +120,7 @@ def test_the_missing_video_policy_applies(first_stage, topics, tmp_path) -> None
     results = (first_stage >> dropping)(topics)
     assert len(results) == SCORED and "v404" not in set(results["docno"])
     refusing = RankVideoReranker(
-        videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store", on_missing_video="error"
+        videos=SAMPLE / "videos", model=FAKE, cache=tmp_path / "store", on_missing_video="error"
     )
     with pytest.raises(RankVideoError, match="candidate videos are missing"):
         (first_stage >> refusing)(topics)
@@ -151,6 +149,18 @@ def test_a_rank_without_scores_gives_the_first_stage_order(topics) -> None:
 
 
 def test_an_empty_frame_gives_an_empty_frame(tmp_path) -> None:
-    reranker = RankVideoReranker(videos=SAMPLE / "videos", model="tiny-random", cache=tmp_path / "store")
+    reranker = RankVideoReranker(videos=SAMPLE / "videos", model=FAKE, cache=tmp_path / "store")
     empty = pd.DataFrame({"qid": [], "docno": [], "query": [], "score": [], "rank": []})
     assert reranker(empty).empty
+
+
+def test_the_pyterrier_reranker_takes_the_prompt(tmp_path: Path) -> None:
+    pytest.importorskip("pyterrier")
+    from rankvideo_cli.pyterrier import RankVideoReranker
+
+    reranker = RankVideoReranker(SAMPLE / "videos", model=TINY, prompt="training", cache=tmp_path / "s")
+    assert reranker.scorer_options.prompt == "training" and reranker.scorer_options.prefix_cache
+    with pytest.raises(UsageError, match="score-mode"):
+        RankVideoReranker(
+            SAMPLE / "videos", model=TINY, prompt="training", score_mode="reference", cache=tmp_path / "s"
+        )

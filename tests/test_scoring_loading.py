@@ -228,3 +228,19 @@ def test_a_loaded_model_unlike_its_prediction_scores_nothing(tiny_model_dir: Pat
     deferred._predicted = {**deferred._predicted, "prompt": "another"}  # as if the template changed in between
     with pytest.raises(ModelLoadError, match="differs from the one read before loading"):
         deferred.score_video(["q"], None)  # type: ignore[arg-type]
+
+
+def test_a_processor_is_parsed_once_for_the_same_files_and_again_when_they_change(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The fingerprint read before loading and the load share one processor (the tokenizer takes seconds)."""
+    from rankvideo_cli.scoring.loading import load_processor
+
+    directory = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, directory)
+    first = load_processor(str(directory), {})
+    assert load_processor(str(directory), {}) is first
+    template = directory / "chat_template.jinja"
+    template.write_text(template.read_text() + "\n")
+    edited = load_processor(str(directory), {})
+    assert edited is not first and edited.chat_template != first.chat_template

@@ -392,8 +392,12 @@ class VideoCache:
 
     @classmethod
     def for_session(cls, tmp_path_factory: Any) -> VideoCache:
-        """One cache per pytest session, shared by every module that asks (pass `tmp_path_factory`)."""
-        return cls(tmp_path_factory.getbasetemp() / "synthesized-videos")
+        """One cache per pytest run, shared by every module that asks (pass `tmp_path_factory`), and by every
+        pytest-xdist worker: a video is encoded once, the files are renamed into place whole."""
+        base = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            base = base.parent  # the run's directory, above each worker's own
+        return cls(base / "synthesized-videos")
 
     def get(self, **params: Any) -> Path:
         """The video `make_video(**params)` would write; made on first use."""

@@ -292,7 +292,7 @@ def write_report_directory(directory: Path, page: str, files: Mapping[str, bytes
 
 
 def _write_new_file(path: Path, data: bytes, *, durable: bool) -> None:
-    # Plain os.write: where tests/test_report.py fills the disk. Thumbnails are not fsynced one by one (thousands
+    # Plain os.write: where tests/test_cli_report.py fills the disk. Thumbnails are not fsynced one by one (thousands
     # of them, and a report can be made again); the page is, as atomic_writer does.
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

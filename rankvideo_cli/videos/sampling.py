@@ -4,7 +4,7 @@ indices, the resized size, the pair timestamps, and which videos the model refus
 qwen-vl-utils 0.0.14 (`smart_nframes`, `smart_resize`, `fetch_video`) and `torch.linspace` are the source of
 truth; both import torch, which the scorer has but `frames`, `sample`'s plan, the report and a fully stored
 rerun must not pay for. So this module carries a copy of their arithmetic, operation for operation, and
-tests/test_frames_math.py holds it equal to them over every frame count up to 5,000, a grid of frame rates and a
+tests/test_videos_sampling.py holds it equal to them over every frame count up to 5,000, a grid of frame rates and a
 grid of sizes. Every consumer (the scorer's decoder, `frames`, `sample`, the report's thumbnails) plans a video
 through `videos/plan.py`, which applies these rules, so a video the model refuses is refused everywhere alike.
 """
