@@ -124,6 +124,11 @@ def sample_args(cache: Path, videos: Path = VIDEOS, *extra: str) -> list[str]:
     ]
 
 
+def frame_cache_entries(cache: Path) -> list[Path]:
+    """The entries of a frame cache directory, one a sampled video."""
+    return sorted(cache.rglob("*.rvf"))
+
+
 def rerank_args(output: Path, *extra: str, model: str = FAKE) -> list[str]:
     """`rankvideo rerank` of the flat sample with `model`, writing the run to `output`."""
     return sample_rerank_args(SAMPLE / "videos", "--output", str(output), *extra, model=model)

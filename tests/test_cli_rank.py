@@ -15,7 +15,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample_runs"
 
 
 @pytest.fixture(scope="module")
-def reranked(tmp_path_factory: pytest.TempPathFactory):
+def reference_files(tmp_path_factory: pytest.TempPathFactory):
     """`rerank` on the sample, its run and raw scores, and the same scores as the reference code writes them."""
     work = tmp_path_factory.mktemp("reference")
     result = invoke(
@@ -45,8 +45,8 @@ def reranked(tmp_path_factory: pytest.TempPathFactory):
     return work, directory
 
 
-def test_rank_with_the_reference_files_equals_rerank(reranked) -> None:
-    work, directory = reranked
+def test_rank_with_the_reference_files_equals_rerank(reference_files) -> None:
+    work, directory = reference_files
     result = invoke("rank", SAMPLE / "first_stage.trec", "--scores", directory, "-o", work / "ranked.trec")
     assert result.exit_code == 0, result.output
     assert (work / "ranked.trec").read_bytes() == (work / "rerank.trec").read_bytes()
@@ -68,8 +68,8 @@ def test_rank_with_the_reference_files_equals_rerank(reranked) -> None:
     assert tuned.exit_code == 0, tuned.output
 
 
-def test_reference_directory_errors(reranked, tmp_path: Path) -> None:
-    _work, directory = reranked
+def test_reference_directory_errors(reference_files, tmp_path: Path) -> None:
+    _work, directory = reference_files
     assert len(read_reference_scores(directory)) == 36
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -93,9 +93,9 @@ def test_reference_directory_errors(reranked, tmp_path: Path) -> None:
     assert refused.exit_code == 2 and "never overwrite" in refused.stderr
 
 
-def test_a_key_given_twice_in_a_reference_file_is_refused_naming_it(reranked, tmp_path: Path) -> None:
+def test_a_key_given_twice_in_a_reference_file_is_refused_naming_it(reference_files, tmp_path: Path) -> None:
     """json.loads keeps the last of two equal keys: rank and tune would take one of two scores silently."""
-    _work, directory = reranked
+    _work, directory = reference_files
     for repeated, level, expected_line in (
         ('{"v002": {\n "q1": {"logit_delta": 1.0},\n "q1": {"logit_delta": 9.0}}}', "query id 'q1'", 3),
         ('{"v002": {"q1": {"logit_delta": 1.0}},\n "v002": {"q1": {"logit_delta": 9.0}}}', "video id 'v002'", 2),

