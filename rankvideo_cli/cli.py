@@ -573,11 +573,12 @@ def explain(
 ) -> None:
     """The model's full answer (its reasoning) and score for ad-hoc (query, video) pairs: the scoring prompt and
     frames, greedy decoding unless --temperature, stopping at the end of its turn or --max-new-tokens."""
-    from rankvideo_cli.jobs.score import check_score_request, run_explain
+    from rankvideo_cli.jobs.score import check_explain_request, check_score_request, run_explain
     from rankvideo_cli.scoring.generate import GenerationSettings
     from rankvideo_cli.scoring.loading import load_scorer
 
     check_score_request(query, videos, scorer)
+    check_explain_request(scorer)
     settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
     failures = run_explain(load_scorer(scorer), query, videos, settings, as_json=as_json, console=stderr)
     if failures:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from helpers import FAKE, assert_refused, invoke
 from test_scoring_generate import QUERIES, VIDEO
 from typer.testing import CliRunner
 
@@ -31,3 +32,8 @@ def test_explain_command_prints_text_and_json_lines(tiny_model_dir):
     )
     refused = CliRunner().invoke(app, [*args, "--seed", "3"])
     assert refused.exit_code == 2 and "give a temperature too" in refused.stderr
+
+
+def test_the_fake_scorer_is_refused_before_anything_loads(no_model) -> None:
+    refused = invoke("explain", VIDEO, "-q", "a dog", "--model", FAKE)
+    assert_refused(refused, f"--model {FAKE}: the fake scorer writes no explanation")

@@ -76,6 +76,17 @@ def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bo
     return len(failures)
 
 
+def check_explain_request(options: ScorerOptions) -> None:
+    """`explain` needs a model that writes text: the fake scorer has none (refused before anything loads)."""
+    from rankvideo_cli.scoring.fake import is_fake_model
+
+    if is_fake_model(options.model):
+        raise UsageError(
+            f"--model {options.model}: the fake scorer writes no explanation (it has no model); give a Qwen3-VL "
+            "checkpoint, or tiny-random"
+        )
+
+
 def run_explain(
     scorer: Scorer, query: str, videos: Sequence[Path], settings, *, as_json: bool, console: Console
 ) -> int:
