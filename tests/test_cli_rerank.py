@@ -412,10 +412,32 @@ def test_a_near_miss_of_a_named_model_gets_a_did_you_mean(no_model, typo: str, m
         (f"{FAKE}:latency=1", "'latency=1' is not one of seconds=, crash-after=, oom-above="),
         (f"{FAKE}:seconds=fast", "seconds takes a number, not 'fast'"),
         (f"{FAKE}:crash-after=-1", "crash-after must be at least 0"),
+        (f"{FAKE}:seconds=nan", "seconds takes a finite number, not 'nan'"),
+        (f"{FAKE}:seconds=inf", "seconds takes a finite number, not 'inf'"),
     ],
 )
 def test_a_fake_scorer_with_a_bad_setting_is_refused(no_model, model: str, problem: str) -> None:
     assert_refused(rerank_sample("--model", model), f"--model {model}: {problem}")
+
+
+@pytest.mark.parametrize("model", [FAKE, TINY])
+def test_a_revision_of_a_named_model_is_refused(no_model, model: str) -> None:
+    assert_refused(
+        rerank_sample("--revision", "main", model=model), f"--revision applies to hub ids only, not to {model}"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_the_fake_scorer_refuses_an_unavailable_device_first_time_and_on_a_stored_rerun(tmp_path: Path) -> None:
+    """It computes nowhere, but it answers for a run as a model would: a rerun answered from the store must not
+    accept what the run that filled it refused, nor write a run and then fail on its manifest."""
+    store = tmp_path / "store"
+    invoke_ok(*sample_rerank_args(VIDEOS, "--cache", store, "-o", tmp_path / "first.trec"))
+    for name in ("fresh", "stored"):
+        cache = tmp_path / name if name == "fresh" else store
+        refused = rerank_sample("--device", "cuda", "--cache", cache, "-o", tmp_path / f"{name}.trec")
+        assert refused.exit_code == 2 and "no CUDA device is available" in refused.stderr, refused.output
+        assert not (tmp_path / f"{name}.trec").exists()
 
 
 def test_an_uncached_hub_id_with_the_hub_out_of_reach_fails_at_once(tmp_path: Path, monkeypatch) -> None:

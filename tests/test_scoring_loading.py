@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rankvideo_cli.errors import ModelLoadError, UsageError
+from rankvideo_cli.scoring import loading
 from rankvideo_cli.scoring.deferred import DeferredScorer
 from rankvideo_cli.scoring.loading import (
     load_model,
@@ -207,6 +208,7 @@ def test_the_fingerprint_read_before_loading_is_the_loaded_scorers(
     chosen = options[kind]
     predicted = predict_fingerprint(chosen)
     assert predicted is not None
+    loading._PROCESSORS.clear()  # the load parses its own processor, as a load after an eviction would
     deferred = DeferredScorer(chosen)
     assert deferred.fingerprint() == predicted and not deferred.loaded
     assert deferred.describe()["batch_size"].startswith("not loaded")
@@ -244,3 +246,15 @@ def test_a_processor_is_parsed_once_for_the_same_files_and_again_when_they_chang
     template.write_text(template.read_text() + "\n")
     edited = load_processor(str(directory), {})
     assert edited is not first and edited.chat_template != first.chat_template
+
+
+def test_a_hub_processor_is_kept_only_at_a_commit(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A branch (or the default) may move on the hub between two loads of a long-lived process: read it again."""
+    from rankvideo_cli.scoring.loading import load_processor
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _fake_hub_cache(tmp_path, tiny_model_dir)
+    at_main = {"cache_dir": tmp_path, "local_files_only": True}
+    assert load_processor("org/tiny", at_main) is not load_processor("org/tiny", at_main)
+    at_commit = {**at_main, "revision": COMMIT}
+    assert load_processor("org/tiny", at_commit) is load_processor("org/tiny", at_commit)

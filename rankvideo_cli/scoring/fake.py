@@ -20,6 +20,7 @@ The prompt and score mode are, and they change the scores, as they change a real
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import signal
@@ -67,6 +68,8 @@ def parse_fake_model(model: str) -> FakeFailures:
             value: float | int = float(text) if key == "seconds" else int(text)
         except ValueError:
             raise UsageError(f"--model {model}: {key} takes a number, not {text!r}") from None
+        if not math.isfinite(value):
+            raise UsageError(f"--model {model}: {key} takes a finite number, not {text!r}")
         if value < 0:
             raise UsageError(f"--model {model}: {key} must be at least 0")
         values[_SETTINGS[key]] = value
@@ -121,10 +124,12 @@ class FakeScorer:
 
     def pair_score(self, query: str, video: SampledVideo) -> PairScore:
         """One pair's score, nothing recorded or injected. The query decides most of it (so the ranking differs
-        from the first stage's), the pixels the rest; the prompt and score mode move both."""
+        from the first stage's), the video the rest: its pixels and what the processor is told of them (source
+        fps, frame indices, frame count); the prompt and score mode move both."""
         salt = f"{self.prompt}/{self.score_mode}"
         query_part = _unit(f"{salt}\x00{query}".encode())
-        video_part = _unit(salt.encode() + video.frames.contiguous().numpy().tobytes())
+        told = json.dumps(video.processor_metadata(), sort_keys=True)
+        video_part = _unit(f"{salt}\x00{told}\x00".encode() + video.frames.contiguous().numpy().tobytes())
         delta = 6.0 * (query_part - 0.5) + 2.0 * (video_part - 0.5)
         return PairScore.from_logprobs(-_softplus(-delta), -_softplus(delta))
 

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
@@ -349,28 +350,37 @@ def load_model(options: ScorerOptions) -> LoadedModel:
 
 _PROCESSORS: OrderedDict[tuple[str, ...], Any] = OrderedDict()
 _PROCESSORS_KEPT = 2  # a fingerprint read and its load; a tokenizer holds ~100 MB of Python objects
+_PROCESSORS_LOCK = threading.Lock()
 
 
 def load_processor(source: str, hub_kwargs: dict[str, Any]) -> Any:
     """`AutoProcessor.from_pretrained`, once per process for the same files: a rerun's fingerprint, read before
     loading (`predict_fingerprint`), and the load that follows each parse the tokenizer (1.7 s for Qwen's 151k
-    vocabulary). Keyed by what was asked and, for a directory, by its files' names, sizes and times, so an
-    edited tokenizer is read again. Processors are only read from, so a shared one is safe."""
+    vocabulary). Only what cannot change under the same key is kept: a local directory, keyed by its files'
+    names, sizes and times (an edited tokenizer is read again), or a hub snapshot at a commit hash (a branch
+    or the default may move on the hub: read each time). Processors are only read from; sharing one is safe."""
     from transformers import AutoProcessor
 
     directory = Path(source).expanduser()
+    revision = hub_kwargs.get("revision")
+    if not directory.is_dir() and not (isinstance(revision, str) and _COMMIT.match(revision)):
+        return AutoProcessor.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
     files = sorted(
         f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
         for path in (directory.iterdir() if directory.is_dir() else ())
         if path.is_file() and (stat := path.stat())
     )
     key = (source, *(f"{name}={value}" for name, value in sorted(hub_kwargs.items())), *files)
-    if key not in _PROCESSORS:
-        _PROCESSORS[key] = AutoProcessor.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
+    with _PROCESSORS_LOCK:
+        if key in _PROCESSORS:
+            _PROCESSORS.move_to_end(key)
+            return _PROCESSORS[key]
+    processor = AutoProcessor.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
+    with _PROCESSORS_LOCK:
+        _PROCESSORS[key] = processor
         while len(_PROCESSORS) > _PROCESSORS_KEPT:
             _PROCESSORS.popitem(last=False)
-    _PROCESSORS.move_to_end(key)
-    return _PROCESSORS[key]
+    return processor
 
 
 def _pinned_in_cache(model: str, revision: str | None, cache_dir: Path | None) -> bool:
@@ -411,6 +421,7 @@ def load_scorer(options: ScorerOptions) -> Scorer:
         options.prompt, options.score_mode, options.attn_implementation, options.prefix_cache
     )
     if is_fake_model(options.model):
+        resolve_device(options.device)  # an unavailable --device is refused as a real model's would be
         return load_fake_scorer(options.model, prompt=options.prompt, score_mode=options.score_mode)
     if _is_hub_id(options.model):  # before torch and transformers are imported: seconds, when the hub is out of reach
         _fail_fast_when_unreachable(options.model, options.revision, _cache_path(options))
@@ -440,6 +451,7 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
     """
     model, revision, prompt = options.model, options.revision, options.prompt
     if is_fake_model(model):
+        resolve_device(options.device)  # as load_scorer does: a rerun refuses what the first run refused
         return FakeScorer(prompt=prompt, score_mode=options.score_mode).fingerprint()
     from rankvideo_cli.scoring.base import scorer_fingerprint
     from rankvideo_cli.scoring.training_prompt import prompt_hash

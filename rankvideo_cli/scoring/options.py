@@ -30,6 +30,8 @@ class ScorerOptions:
     def check(self) -> None:
         """Refuse options that cannot work, before anything loads (no torch)."""
         check_model_name(self.model)
+        if self.revision is not None and not _is_hub_model(self.model):
+            raise UsageError(f"--revision applies to hub ids only, not to {self.model}")
         at_least("batch_size", self.batch_size)
         check_prompt_options(self.prompt, self.score_mode, self.attn_implementation, self.prefix_cache)
 
@@ -42,6 +44,14 @@ class ScorerOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScorerOptions:
         return cls(**data)
+
+
+def _is_hub_model(model: str) -> bool:
+    """Not one of the named models (whose files rankvideo makes, or which have none)."""
+    from rankvideo_cli.scoring.fake import is_fake_model
+    from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
+
+    return not (is_fake_model(model) or model == TINY_MODEL_NAME)
 
 
 def check_model_name(model: str) -> None:
