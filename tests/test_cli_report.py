@@ -1,6 +1,7 @@
 """`rankvideo report`: the page's content, its inputs' errors, its thumbnails' frames, and its reproducibility.
 
-The browser's view of the page (sorting, search, decoded thumbnails, no console errors) is tests/test_report_browser.py.
+The browser's view of the page (sorting, search, decoded thumbnails, no console errors) is
+tests/test_system_browser.py.
 """
 
 from __future__ import annotations
@@ -438,7 +439,7 @@ def test_a_baseline_sharing_no_query_with_the_run_is_refused_as_eval_refuses_it(
 
 class FullDisk:
     """A directory whose disk fills after `room` more writes: then ENOSPC at os.write and at fsync, as a full or
-    quota-limited file system reports it (at fsync only, a failed NFS write-back: tests/test_full_disks.py)."""
+    quota-limited file system reports it (at fsync only, a failed NFS write-back: conftest.py's full_disk)."""
 
     def __init__(self, directory: Path, room: int) -> None:
         self.directory, self.room = directory.resolve(), room

@@ -25,11 +25,11 @@ Everything but the scores must match byte for byte. The scores are compared to S
 torch picks its CPU kernels by the instructions the processor has, so the same code, weights and inputs give
 float32 scores that differ in the 6th-7th significant digit from one CPU to another (seen here: up to 6.7e-6 in
 `logit_delta` between the AMD EPYC the first goldens were hashed on and an AVX-512 Intel Xeon, and between
-`ATEN_CPU_CAPABILITY=avx2` and `avx512` on the Xeon). On one machine they are bit-identical (test_pipeline_score,
-test_system_signals), so the runs that must equal the one-device run (`--devices`, merge, PyTerrier) are compared with
-it byte for byte. The b5ff30e goldens were written on an Intel Xeon (AVX-512), where the code of that time
-writes the same bytes; the closest two scores of a query are 0.14 apart, so the tolerance cannot hide a
-reordering.
+`ATEN_CPU_CAPABILITY=avx2` and `avx512` on the Xeon). On one machine they are bit-identical from run to run (the
+CPU workers' thread-count test in test_cli_rerank.py compares them byte for byte), so the runs that must equal the
+one-device run (`--devices`, merge, PyTerrier) are compared with it byte for byte. The b5ff30e goldens were
+written on an Intel Xeon (AVX-512), where the code of that time writes the same bytes; the closest two scores of a
+query are 0.14 apart, so the tolerance cannot hide a reordering.
 
 Every case runs once per module, in one copy of `sample_runs/`, and only when a test asks for it.
 """
