@@ -22,7 +22,7 @@ from rankvideo_cli.errors import ModelLoadError, UsageError
 from rankvideo_cli.scoring.base import Scorer, check_prompt_options
 from rankvideo_cli.scoring.fake import FakeScorer, is_fake_model, load_fake_scorer
 from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
-from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.scoring.options import ScorerOptions, is_named_model
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
 
 if TYPE_CHECKING:
@@ -177,8 +177,7 @@ def _explain_hub_failure(model: str, revision: str | None, cache_dir: Path | Non
 
 
 def _is_hub_id(model: str) -> bool:
-    named = model == TINY_MODEL_NAME or is_fake_model(model)
-    return not (named or _looks_like_path(model) or Path(model).expanduser().exists())
+    return not (is_named_model(model) or _looks_like_path(model) or Path(model).expanduser().exists())
 
 
 def _hub_reachable(timeout_s: float = 2.0) -> bool:
@@ -224,7 +223,7 @@ def check_model_available(options: ScorerOptions) -> None:
     not a Qwen3-VL checkpoint, or a hub id that is neither in the cache nor downloadable (offline, or the hub out
     of reach). Called before a run creates its score store, so such a run leaves nothing behind."""
     model, revision, cache_dir = options.model, options.revision, _cache_path(options)
-    if model == TINY_MODEL_NAME or is_fake_model(model):
+    if is_named_model(model):
         return
     if not _is_hub_id(model):
         _check_local_dir(Path(model).expanduser())

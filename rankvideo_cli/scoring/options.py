@@ -30,7 +30,7 @@ class ScorerOptions:
     def check(self) -> None:
         """Refuse options that cannot work, before anything loads (no torch)."""
         check_model_name(self.model)
-        if self.revision is not None and not _is_hub_model(self.model):
+        if self.revision is not None and is_named_model(self.model):
             raise UsageError(f"--revision applies to hub ids only, not to {self.model}")
         at_least("batch_size", self.batch_size)
         check_prompt_options(self.prompt, self.score_mode, self.attn_implementation, self.prefix_cache)
@@ -46,12 +46,13 @@ class ScorerOptions:
         return cls(**data)
 
 
-def _is_hub_model(model: str) -> bool:
-    """Not one of the named models (whose files rankvideo makes, or which have none)."""
+def is_named_model(model: str) -> bool:
+    """One of the models rankvideo names itself (`tiny-random`, whose files it builds; `fake-scorer`, which has
+    none): never a hub id or a directory, whatever the file system holds."""
     from rankvideo_cli.scoring.fake import is_fake_model
     from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
 
-    return not (is_fake_model(model) or model == TINY_MODEL_NAME)
+    return model == TINY_MODEL_NAME or is_fake_model(model)
 
 
 def check_model_name(model: str) -> None:
