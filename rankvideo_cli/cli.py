@@ -30,7 +30,7 @@ from rankvideo_cli.options import (
     VideoSource,
     from_values,
 )
-from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions
 
 # typer >= 0.20 vendors click as typer._click; older releases use click itself
 _click = getattr(typer.core, "_click", None) or __import__("click")
@@ -245,7 +245,7 @@ def _required_videos(values: dict[str, Any]) -> VideoSource:
 with_scorer_options = option_group(
     "scorer",
     [
-        _keyword("model", ModelOpt, "hltcoe/RankVideo"),
+        _keyword("model", ModelOpt, DEFAULT_MODEL),
         _keyword("revision", RevisionOpt, None),
         _keyword("cache_dir", CacheDirOpt, None),
         _keyword("dtype", DtypeOpt, None),

@@ -39,7 +39,7 @@ from rankvideo_cli.pipeline.store import ScoreStore
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT
 from rankvideo_cli.scoring.deferred import DeferredScorer
 from rankvideo_cli.scoring.loading import check_model_available
-from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions
 
 if TYPE_CHECKING:
     from rankvideo_cli.evaluation.ranking import RankedDoc
@@ -65,7 +65,7 @@ class RankVideoReranker(pt.Transformer):
         self,
         videos: str | Path,
         *,
-        model: str = "hltcoe/RankVideo",
+        model: str = DEFAULT_MODEL,
         revision: str | None = None,
         dtype: str | None = None,
         device: str | None = None,

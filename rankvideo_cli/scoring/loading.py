@@ -22,14 +22,13 @@ from rankvideo_cli.errors import ModelLoadError, UsageError
 from rankvideo_cli.scoring.base import Scorer, check_prompt_options
 from rankvideo_cli.scoring.fake import FakeScorer, is_fake_model, load_fake_scorer
 from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
-from rankvideo_cli.scoring.options import ScorerOptions, is_named_model
+from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions, is_named_model
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
 
 if TYPE_CHECKING:
     import torch
 
 
-DEFAULT_MODEL = "hltcoe/RankVideo"
 QWEN3_VL_MODEL_TYPE = "qwen3_vl"
 ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
 _DTYPES = {

@@ -13,10 +13,12 @@ from rankvideo_cli.errors import UsageError
 from rankvideo_cli.options import at_least
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT, check_prompt_options
 
+DEFAULT_MODEL = "hltcoe/RankVideo"
+
 
 @dataclass(frozen=True)
 class ScorerOptions:
-    model: str = "hltcoe/RankVideo"
+    model: str = DEFAULT_MODEL
     revision: str | None = None
     cache_dir: str | None = None  # the Hugging Face cache directory
     dtype: str | None = None

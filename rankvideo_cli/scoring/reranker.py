@@ -17,8 +17,8 @@ from pathlib import Path
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.options import from_values
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT, PairScore, Scorer
-from rankvideo_cli.scoring.loading import DEFAULT_MODEL, load_scorer
-from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.scoring.loading import load_scorer
+from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.frames import sample_video
 
