@@ -812,6 +812,15 @@ def test_cpu_workers_compute_with_the_one_device_threads_so_long_queries_score_t
     assert output.with_suffix(".scores.jsonl").read_bytes() == reference.with_suffix(".scores.jsonl").read_bytes()
 
 
+def rerun_on_two_workers(output: Path, reference: Path) -> str:
+    """The same `--devices cpu,cpu` rerank again, which must complete with the one-device run: its stderr."""
+    again = start(rerank_args(output, "--devices", "cpu,cpu"))
+    _stdout, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    assert output.read_bytes() == reference.read_bytes()
+    return stderr
+
+
 def test_a_killed_worker_is_reported_and_a_rerun_scores_only_what_is_missing(single_device_run, tmp_path):
     reference, _scores = single_device_run
     output = tmp_path / "devices.trec"
@@ -831,10 +840,7 @@ def test_a_killed_worker_is_reported_and_a_rerun_scores_only_what_is_missing(sin
     kept = score_records(store)
     assert kept, "worker 0 finished its shard: its scores must be in the store"
 
-    again = start(rerank_args(output, "--devices", "cpu,cpu"))
-    _stdout, stderr = again.communicate(timeout=600)
-    assert again.returncode == 0, stderr
-    assert output.read_bytes() == reference.read_bytes()
+    stderr = rerun_on_two_workers(output, reference)
     assert f"rankvideo [shard 0/2 on cpu]: shard 0/2: 0 pairs scored, {len(kept)} cached" in stderr
     records = score_records(store)
     assert len(records) == len(set(records)) == PAIRS_WITH_VIDEO  # no pair scored twice
@@ -865,10 +871,7 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(single_device_run, tmp_p
     stored = score_records(store)
     assert 0 < len(stored) < PAIRS_WITH_VIDEO
 
-    again = start(rerank_args(output, "--devices", "cpu,cpu"))
-    _stdout, stderr = again.communicate(timeout=600)
-    assert again.returncode == 0, stderr
-    assert output.read_bytes() == reference.read_bytes()
+    stderr = rerun_on_two_workers(output, reference)
     assert f"{PAIRS_WITH_VIDEO - len(stored)} pairs scored now, {len(stored)} from the score store" in stderr
     records = score_records(store)
     assert len(records) == len(set(records)) == PAIRS_WITH_VIDEO
