@@ -371,7 +371,7 @@ class ReferencePath:
     tower inside every forward, logits at every prompt position (the score reads the last one)."""
 
     def __init__(self, model: torch.nn.Module, processor: Any) -> None:
-        from rankvideo_cli.scoring.qwen3vl import answer_token_ids
+        from rankvideo_cli.scoring.answers import answer_token_ids
 
         self.model = model
         self.processor = processor
@@ -384,7 +384,7 @@ class ReferencePath:
         return prepare_inputs(self.processor, [pair.query], clips.videos[pair.video])
 
     def score(self, pair: Pair, clips: ClipSet) -> Any:
-        from rankvideo_cli.scoring.qwen3vl import full_scores
+        from rankvideo_cli.scoring.answers import full_scores
 
         inputs = {name: value.to(self.device) for name, value in self.inputs(pair, clips).items()}
         with torch.inference_mode():
@@ -563,19 +563,22 @@ def score_deltas(fast: list[Any], reference: list[Any]) -> dict[str, float | int
 
 @contextmanager
 def logits_at_every_position(model: torch.nn.Module) -> Iterator[None]:
-    """Make every forward compute logits at all positions (`logits_to_keep=0`), as without the option."""
-
-    original = model.forward
+    """Make every scoring forward compute logits at all positions, as without `logits_to_keep`: the scorer runs
+    the backbone (`model.model`) and then its reranker's head on the last position only, so the LM head is run
+    here over every position the backbone returns."""
+    backbone = model.model
+    original = backbone.forward
 
     def forward(*args: Any, **kwargs: Any) -> Any:
-        kwargs["logits_to_keep"] = 0
-        return original(*args, **kwargs)
+        output = original(*args, **kwargs)
+        model.lm_head(output[0])
+        return output
 
-    model.forward = forward
+    backbone.forward = forward
     try:
         yield
     finally:
-        del model.forward
+        del backbone.forward
 
 
 @contextmanager

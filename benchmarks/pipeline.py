@@ -172,7 +172,7 @@ class LastPositionReference(ReferencePath):
     """
 
     def score(self, pair: Pair, clips: ClipSet) -> PairScore:
-        from rankvideo_cli.scoring.qwen3vl import full_scores
+        from rankvideo_cli.scoring.answers import full_scores
 
         inputs = {name: value.to(self.device) for name, value in self.inputs(pair, clips).items()}
         with torch.inference_mode():

@@ -31,6 +31,7 @@ from rankvideo_cli.options import (
     from_values,
 )
 from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions
+from rankvideo_cli.scoring.rerankers import DEFAULT_RERANKER, RERANKERS, get_reranker
 
 # typer >= 0.20 vendors click as typer._click; older releases use click itself
 _click = getattr(typer.core, "_click", None) or __import__("click")
@@ -107,6 +108,11 @@ class ScoreMode(str, Enum):
 class PromptFormat(str, Enum):
     inference = "inference"
     training = "training"
+
+
+# the registry's names, as Typer shows and checks them (rankvideo_cli.scoring.rerankers)
+RerankerName = Enum("RerankerName", {name: name for name in RERANKERS}, type=str)  # type: ignore[misc]
+DEFAULT_RERANKER_NAME = RerankerName(DEFAULT_RERANKER)
 
 
 class OutputFormat(str, Enum):
@@ -186,6 +192,20 @@ PrefixCacheOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")]
+RerankerOpt = Annotated[
+    RerankerName | None,
+    typer.Option(
+        "--reranker",
+        help="Whose prompt, frames and score (default: from the model's hub id: Qwen/Qwen3-VL-Reranker-2B or -8B "
+        "is qwen3-vl-reranker, any other rankvideo).",
+    ),
+]
+InstructionOpt = Annotated[
+    str | None,
+    typer.Option(help="qwen3-vl-reranker's instruction (default: its own, 'Given a search query, retrieve ...')."),
+]
+# the frames shown without a model (frames, sample, report)
+FramesOfOpt = Annotated[RerankerName, typer.Option("--reranker", help="Show the frames this reranker samples.")]
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -255,6 +275,8 @@ with_scorer_options = option_group(
         _keyword("prompt", PromptOpt, PromptFormat.inference),
         _keyword("prefix_cache", PrefixCacheOpt, True),
         _keyword("batch_size", BatchOpt, None),
+        _keyword("reranker", RerankerOpt, None),
+        _keyword("instruction", InstructionOpt, None),
     ],
     _scorer_options,
 )
@@ -547,7 +569,7 @@ def score(
 
     check_score_request(query, videos, scorer)
     loaded = load_scorer(scorer)
-    failures = run_score(loaded, query, videos, as_json=as_json, console=stderr)
+    failures = run_score(loaded, query, videos, scorer.sampling(), as_json=as_json, console=stderr)
     if failures:
         raise typer.Exit(1)
 
@@ -580,7 +602,9 @@ def explain(
     check_score_request(query, videos, scorer)
     check_explain_request(scorer)
     settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
-    failures = run_explain(load_scorer(scorer), query, videos, settings, as_json=as_json, console=stderr)
+    failures = run_explain(
+        load_scorer(scorer), query, videos, settings, scorer.sampling(), as_json=as_json, console=stderr
+    )
     if failures:
         raise typer.Exit(1)
 
@@ -611,6 +635,7 @@ def sample(
         bool, typer.Option(help="Decode every existing entry to check it (default: header and length only).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
+    reranker: FramesOfOpt = DEFAULT_RERANKER_NAME,
 ) -> None:
     """Decode and sample, on CPU, every video a rerank of RUN needs, into a frame cache (no model)."""
     import json
@@ -626,6 +651,7 @@ def sample(
         shard=shard,
         decode=DecodeOptions(decode_workers=decode_workers, retry_bad_videos=retry_bad_videos),
         verify=verify,
+        sampling=get_reranker(reranker.value).sampling,
     )
     result = run_sample(request, stderr)
     if as_json:
@@ -644,11 +670,19 @@ def frames(
         Path | None,
         typer.Option("--frames-cache", help="Also say whether this cache holds VIDEO's frames.", parser=non_empty_path),
     ] = None,
+    reranker: FramesOfOpt = DEFAULT_RERANKER_NAME,
 ) -> None:
     """Show exactly what the model will see of VIDEO: frame count, fps, indices, timestamps, size."""
     from rankvideo_cli.jobs.frames import run_frames
 
-    run_frames(video, as_json=as_json, save_dir=save, console=stderr, frames_cache=frames_cache)
+    run_frames(
+        video,
+        get_reranker(reranker.value).sampling,
+        as_json=as_json,
+        save_dir=save,
+        console=stderr,
+        frames_cache=frames_cache,
+    )
 
 
 @app.command()
@@ -690,6 +724,10 @@ def merge(
     force: Annotated[
         bool, typer.Option(help="Merge even if RUN or QUERIES differ from the files the shards read.")
     ] = False,
+    reranker: Annotated[
+        RerankerName | None,
+        typer.Option("--reranker", help="Merge this reranker's shards (when the store holds several rerankers')."),
+    ] = None,
 ) -> None:
     """Combine the score stores of SLURM array shards into the final reranked run."""
     from rankvideo_cli.jobs.merge import run_merge
@@ -697,7 +735,14 @@ def merge(
 
     values = locals()
     inputs, outputs = from_values(RerankInputs, values), from_values(RerankOutputs, values)
-    run_merge(inputs, outputs, stderr, allow_missing=allow_missing, force=force)
+    run_merge(
+        inputs,
+        outputs,
+        stderr,
+        allow_missing=allow_missing,
+        force=force,
+        reranker=reranker.value if reranker is not None else None,
+    )
 
 
 @app.command()
@@ -759,6 +804,7 @@ def report(
             parser=non_empty_text,
         ),
     ] = None,
+    reranker: FramesOfOpt = DEFAULT_RERANKER_NAME,
 ) -> None:
     """A web page of what the reranker did: measures, charts, and per query both rankings with the frames the
     model saw (no model is loaded)."""
@@ -784,6 +830,7 @@ def report(
             decode_workers=decode_workers,
             output=Path(output) if output is not None else None,
             into_directory=output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir()),
+            sampling=get_reranker(reranker.value).sampling,
         ),
         stderr,
     )

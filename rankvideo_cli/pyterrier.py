@@ -54,8 +54,9 @@ class RankVideoReranker(pt.Transformer):
 
     `videos`, `video_pattern`, `multivent`, `video_map`: where a docno's video is, as `rerank --videos ...`.
     `model`, `revision`, `dtype`, `device`, `attn_implementation`, `score_mode`, `batch_size`, `prompt`,
-    `prefix_cache`: the model, as for `rerank` (`"tiny-random"` is the meaningless test model, and says so;
-    `prompt="training"` is experimental). `depth`, `interpolate`,
+    `prefix_cache`, `reranker`, `instruction`: the model, as for `rerank` (`"tiny-random"` is the meaningless test
+    model, and says so; `prompt="training"` is experimental; `reranker` None: chosen by the model's hub id,
+    `"qwen3-vl-reranker"` for Qwen/Qwen3-VL-Reranker-2B/-8B). `depth`, `interpolate`,
     `normalization`, `on_missing_video`, `on_bad_video`: the ranking, as for `rerank`. `cache`: the score store
     directory (default `./rankvideo-scores`, as `rerank` to stdout). The model loads once, on the first frame
     that has a video to score.
@@ -74,6 +75,8 @@ class RankVideoReranker(pt.Transformer):
         batch_size: int | None = None,
         prompt: str = INFERENCE_PROMPT,
         prefix_cache: bool = True,
+        reranker: str | None = None,
+        instruction: str | None = None,
         video_pattern: str = "{docid}.mp4",
         multivent: bool = False,
         video_map: str | Path | None = None,
@@ -113,10 +116,11 @@ class RankVideoReranker(pt.Transformer):
             check_model_available(self.scorer_options)  # a model that cannot load leaves no store file behind
         scorer = self._load_scorer() if needs_model else NothingToScore()
         with ScoreStore(self.store_dir) as store:
-            result = score_here(inputs, self.ranking.depth, self.decode, store, scorer, self.console)
+            sampling = self.scorer_options.sampling()
+            result = score_here(inputs, self.ranking.depth, self.decode, sampling, store, scorer, self.console)
         self.last_result = result
         ranked = rank_result(run, result, self.ranking)
-        print_summary(self.console, inputs, result, ranked, self.ranking)
+        print_summary(self.console, inputs, result, ranked, self.ranking, self.scorer_options.selection().reranker.name)
         return ranked_to_results(ranked, inp)
 
     def _load_scorer(self) -> Scorer:

@@ -8,9 +8,10 @@ import pytest
 import torch
 from helpers import golden_size_video
 
+from rankvideo_cli.scoring.answers import answer_token_ids
 from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.scoring.prompt import TEMPLATE_VIDEO_BLOCK, VIDEO_TOKEN, build_prompt_text, prepare_inputs
-from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer, answer_token_ids
+from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 from rankvideo_cli.videos.frames import SampledVideo
 
 # REFERENCE.md section 5, from Qwen's vocabulary.
@@ -160,7 +161,7 @@ def test_out_of_memory_halves_the_batch_and_loses_no_pair(tiny_loaded, make_samp
     expected = Qwen3VLScorer.from_loaded(tiny_loaded, batch_size=8).score_video(queries, video)
 
     scorer = Qwen3VLScorer.from_loaded(tiny_loaded, batch_size=8)
-    original = scorer.answer_logprobs
+    original = scorer.answer_scores
     batch_rows: list[int] = []
 
     def fits_two(batch, video_inputs, features):
@@ -170,7 +171,7 @@ def test_out_of_memory_halves_the_batch_and_loses_no_pair(tiny_loaded, make_samp
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return original(batch, video_inputs, features)
 
-    monkeypatch.setattr(scorer, "answer_logprobs", fits_two)
+    monkeypatch.setattr(scorer, "answer_scores", fits_two)
     scores = scorer.score_video(queries, video)
     assert batch_rows == [8, 4, 2, 2, 2, 2]  # 8 fails, 4 fails, then 2+2+2+2
     assert scorer.batch_size == 2 and scorer.oom_halvings == 2
@@ -181,10 +182,10 @@ def test_out_of_memory_halves_the_batch_and_loses_no_pair(tiny_loaded, make_samp
 def test_out_of_memory_on_a_single_pair_is_raised(tiny_loaded, make_sampled_video, monkeypatch) -> None:
     scorer = Qwen3VLScorer.from_loaded(tiny_loaded, batch_size=1)
 
-    def never_fits(*_: object) -> torch.Tensor:
+    def never_fits(*_: object) -> list:
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(scorer, "answer_logprobs", never_fits)
+    monkeypatch.setattr(scorer, "answer_scores", never_fits)
     with pytest.raises(torch.OutOfMemoryError):
         scorer.score_video(["a dog"], make_sampled_video())
 
@@ -193,11 +194,11 @@ def test_other_errors_are_not_retried(tiny_loaded, make_sampled_video, monkeypat
     scorer = Qwen3VLScorer.from_loaded(tiny_loaded, batch_size=4)
     calls = []
 
-    def broken(*_: object) -> torch.Tensor:
+    def broken(*_: object) -> list:
         calls.append(1)
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(scorer, "answer_logprobs", broken)
+    monkeypatch.setattr(scorer, "answer_scores", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         scorer.score_video(["a", "b"], make_sampled_video())
     assert len(calls) == 1 and scorer.batch_size == 4
@@ -253,7 +254,7 @@ def _lse(values: list[float]) -> float:
 
 
 def test_reference_mode_equals_full_when_every_answer_id_is_in_the_top_512() -> None:
-    from rankvideo_cli.scoring.qwen3vl import full_scores, reference_scores
+    from rankvideo_cli.scoring.answers import full_scores, reference_scores
 
     logprobs = crafted_logprobs({**dict.fromkeys(YES_IDS, 8.0), **dict.fromkeys(NO_IDS, 7.0)})
     (reference,) = reference_scores(logprobs, YES_IDS, NO_IDS)
@@ -263,7 +264,7 @@ def test_reference_mode_equals_full_when_every_answer_id_is_in_the_top_512() -> 
 
 
 def test_reference_mode_drops_answer_ids_outside_the_top_512() -> None:
-    from rankvideo_cli.scoring.qwen3vl import reference_scores
+    from rankvideo_cli.scoring.answers import reference_scores
 
     # two yes ids beat the 600 fillers, the other four sit below them; every no id beats them
     answer_logits = {7414: 9.0, 9693: 8.5, 9454: 1.0, 9834: 1.0, 14004: 1.0, 14080: 1.0}
@@ -277,7 +278,7 @@ def test_reference_mode_drops_answer_ids_outside_the_top_512() -> None:
 
 
 def test_reference_mode_gives_all_zeros_when_one_side_is_missing() -> None:
-    from rankvideo_cli.scoring.qwen3vl import reference_scores
+    from rankvideo_cli.scoring.answers import reference_scores
 
     # every yes id below the fillers (the greedy answer, a no id, is visible: it changes nothing)
     logprobs = crafted_logprobs({**dict.fromkeys(YES_IDS, 1.0), **dict.fromkeys(NO_IDS, 7.0)})

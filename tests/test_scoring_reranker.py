@@ -92,7 +92,7 @@ def test_score_rows_for_the_cli(tiny_scorer, clips, tmp_path: Path, monkeypatch:
     monkeypatch.setattr(frames, "sample_video", lambda path, config: decoded.append(str(path)) or real(path, config))
     first, _ = clips
     missing = tmp_path / "missing.mp4"
-    rows = score_videos(tiny_scorer, "a dog", [first, missing, first])
+    rows = score_videos(tiny_scorer, "a dog", [first, missing, first], SamplingConfig())
     assert [row["video"] for row in rows] == [str(first), str(missing), str(first)]
     assert rows[0] == rows[2]
     assert decoded == [str(first), str(missing)]  # a repeated path is decoded once

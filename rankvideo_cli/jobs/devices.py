@@ -246,7 +246,8 @@ def run_workers(job: RerankJob, devices: list[str], store_dir: Path, console: Co
     from rankvideo_cli.pipeline.score import default_decode_workers
 
     plans = plan_workers(devices, job.decode.decode_workers or default_decode_workers())
-    manifests = [default_manifest_path(None, store_dir, plan.shard) for plan in plans]
+    reranker = job.scorer.selection().reranker.name
+    manifests = [default_manifest_path(None, store_dir, plan.shard, reranker) for plan in plans]
     for path in manifests:  # a manifest left by an earlier run of these shards must not pass for this run's
         path.unlink(missing_ok=True)
     store_dir.mkdir(parents=True, exist_ok=True)
@@ -296,6 +297,7 @@ def combine_worker_counts(result: PipelineResult, manifests: list[dict[str, Any]
     summed = ("pairs_scored", "pairs_cached", "videos_decoded", "videos_cached", "videos_from_frame_cache")
     for name in (*summed, "frame_cache_corrupt", "oom_splits"):
         setattr(counts, name, sum(manifest["counts"].get(name, 0) for manifest in manifests))
+    counts.videos_fitted = sum((manifest.get("reranker") or {}).get("videos_fitted", 0) for manifest in manifests)
     for ours, theirs in (("decode_s", "decode_s"), ("score_s", "score_s"), ("wait_s", "wait_for_decode_s")):
         setattr(timings, ours, sum(manifest["timings"].get(theirs, 0.0) for manifest in manifests))
     result.settings.update(

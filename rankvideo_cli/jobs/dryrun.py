@@ -15,7 +15,6 @@ from rich.console import Console
 from rankvideo_cli.messages import say
 from rankvideo_cli.pipeline.plan import triage_pairs
 from rankvideo_cli.pipeline.store import model_fingerprints, read_store, store_namespaces
-from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.identity import VideoIdentities
 
 if TYPE_CHECKING:
@@ -28,7 +27,8 @@ if TYPE_CHECKING:
 def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None) -> dict:
     """The plan as data: counts for the run, and per stored model the pairs cached and left to score."""
     plan = inputs.pairs(job.ranking.depth).plan()
-    settings = SamplingConfig().fingerprint()
+    selection = job.scorer.selection()
+    settings = selection.reranker.sampling.fingerprint()
     videos = {key for key in plan.video_of.values() if key is not None}
     missing_pairs = sum(1 for key in plan.video_of.values() if key is None)
     missing_docids = {pair[1] for pair, key in plan.video_of.items() if key is None}
@@ -67,6 +67,7 @@ def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, sh
         "output": str(outputs.output) if outputs.output is not None else "stdout",
         "manifest": str(outputs.manifest),
         "by_stored_model": by_model,
+        "reranker": selection.describe(),
     }
 
 
@@ -75,7 +76,10 @@ def print_plan(
 ) -> dict:
     """Print the plan (stderr: nothing is written, stdout stays empty) and return it."""
     plan = dry_run_plan(job, inputs, outputs, shard)
+    selection = job.scorer.selection()
     lines = [
+        f"reranker: {selection.reranker.name} (chosen by {selection.chosen_by})",
+        *([selection.note] if selection.note else []),
         f"dry run: {plan['queries']} queries, {plan['candidates']} candidates; "
         f"{plan['pairs_within_depth']} pairs within depth {plan['depth']}"
         + (

@@ -73,7 +73,7 @@ def finish_run(
     write_output_chunks(iter_trec_chunks(ranked, job.ranking.tag), outputs.output)
     if outputs.scores is not None:
         atomic_write_text(outputs.scores, scores_jsonl(result))
-    print_summary(console, inputs, result, ranked, job.ranking)
+    print_summary(console, inputs, result, ranked, job.ranking, job.scorer.selection().reranker.name)
     if job.inputs.qrels is not None:
         evaluate_against_first_stage(ranked, inputs.run, job.inputs.qrels, job.inputs.measures, console)
     return ranked
@@ -94,6 +94,7 @@ def print_summary(
     result: PipelineResult,
     ranked: dict[str, list[RankedDoc]],
     ranking: RankingOptions,
+    reranker: str,
 ) -> None:
     provenance = count_provenance(ranked)
     written = sum(provenance.values())
@@ -107,6 +108,9 @@ def print_summary(
         f"{counts.pairs_missing_video} pairs without a video file ({ranking.on_missing_video})",
         f"{counts.pairs_bad_video} pairs with a bad video ({ranking.on_bad_video})",
     ]
+    if counts.videos_fitted:
+        parts.append(f"{counts.videos_fitted} videos sampled smaller to fit {reranker}'s token budget")
+    parts.append(f"reranker {reranker}")
     if dropped:
         parts.append(f"{dropped} candidates dropped as asked")
     if inputs.skipped_queries:

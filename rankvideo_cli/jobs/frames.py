@@ -10,13 +10,20 @@ from rich.table import Table
 
 from rankvideo_cli.io.atomic import write_stdout
 from rankvideo_cli.jobs.preflight import check_regular_input, check_writable_directory
+from rankvideo_cli.videos.config import SamplingConfig
 
 
 def run_frames(
-    video: Path, *, as_json: bool, save_dir: Path | None, console: Console, frames_cache: Path | None = None
+    video: Path,
+    config: SamplingConfig,
+    *,
+    as_json: bool,
+    save_dir: Path | None,
+    console: Console,
+    frames_cache: Path | None = None,
 ) -> None:
-    """Show what the model sees of one video; optionally save the sampled frames as PNGs, and say whether a
-    frame cache holds them."""
+    """Show what the model sees of one video under a reranker's sampling (`config`); optionally save the sampled
+    frames as PNGs, and say whether a frame cache holds them."""
     check_regular_input(video, "VIDEO")
     if save_dir is not None:
         check_writable_directory(save_dir, "--save")
@@ -25,10 +32,8 @@ def run_frames(
 
         check_frame_cache(frames_cache)
     # PyAV loads only once the arguments are known to be good; torch only to decode frames for --save
-    from rankvideo_cli.videos.config import SamplingConfig
     from rankvideo_cli.videos.plan import describe, probe_video
 
-    config = SamplingConfig()
     plan = probe_video(video, config)
     summary = describe(plan)
     if frames_cache is not None:
@@ -66,6 +71,8 @@ def run_frames(
         "pair timestamps": " ".join(summary["pair_labels"]),
         "video tokens": f"{summary['video_tokens']} ({summary['tokens_per_pair']} per frame pair)",
     }
+    if summary["fitted"]:
+        rows["video tokens"] += ": sampled smaller to fit the reranker's token budget"
     for note in summary["notes"]:
         rows.setdefault("notes", "")
         rows["notes"] += note + "; "

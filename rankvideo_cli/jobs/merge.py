@@ -20,21 +20,30 @@ from rankvideo_cli.pipeline.manifest import (
     build_manifest,
     describe_input,
     read_shard_manifests,
+    shards_of_reranker,
     shared_shard_settings,
     write_manifest,
 )
 from rankvideo_cli.pipeline.store import ScoreStore
+from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.videos.resolver import DEFAULT_PATTERN
 
 
 def run_merge(
-    inputs: RerankInputs, outputs: RerankOutputs, console: Console, *, allow_missing: bool = False, force: bool = False
+    inputs: RerankInputs,
+    outputs: RerankOutputs,
+    console: Console,
+    *,
+    allow_missing: bool = False,
+    force: bool = False,
+    reranker: str | None = None,
 ) -> None:
     """`rankvideo merge`: the shards' stores (`outputs.cache`) -> the final run, with the options the shards ran
     with. Writes `outputs.output` (None: stdout) and `outputs.scores`.
 
     The run and queries must be the very files the shards read (their checksums are in the shard manifests):
     merging another run's stores would write a run of scores for other candidates. `force` skips that check.
+    A store holding the shards of two rerankers merges `reranker`'s, and is refused without it.
     """
     run, queries, qrels, measures = inputs.run, inputs.queries, inputs.qrels, inputs.measures
     output, scores, cache = outputs.output, outputs.scores, outputs.cache
@@ -49,7 +58,7 @@ def run_merge(
         check_measures(measures)
     manifest_path = None if not is_stdout(output) else cache / "merge.manifest.json"
     plan = RerankOutputs(output=output, scores=scores, cache=cache, manifest=manifest_path).plan(None, inputs.named())
-    shared = shared_shard_settings(read_shard_manifests(cache), cache)
+    shared = shared_shard_settings(shards_of_reranker(read_shard_manifests(cache), reranker, cache), cache)
     settings = shared.get("settings") or {}
     videos = settings.get("videos") or {}
     if not videos.get("root"):
@@ -67,6 +76,7 @@ def run_merge(
         ),
         ranking=RankingOptions(**{name: settings[name] for name in ranking_names if name in settings}),
         outputs=RerankOutputs(output=plan.output, scores=scores, cache=cache),
+        scorer=ScorerOptions(reranker=(shared.get("reranker") or {}).get("name")),
     )
     prepared = prepare_inputs(job)
     if not force:
@@ -78,6 +88,7 @@ def run_merge(
         settings_fingerprint=shared.get("sampling_fingerprint"),
         allow_missing=allow_missing,
     )
+    result.counts.videos_fitted = int((shared.get("reranker") or {}).get("videos_fitted", 0))
     finish_run(job, plan, prepared, result, console)
     write_manifest(
         plan.manifest,
@@ -87,6 +98,7 @@ def run_merge(
             settings=job.settings(),
             scorer_fingerprint=None,
             output=plan.output,
+            reranker=shared.get("reranker"),
         ),
     )
 

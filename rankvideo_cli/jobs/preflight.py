@@ -157,6 +157,7 @@ def plan_outputs(
     scores: Path | None,
     shard: Shard | None,
     inputs: Sequence[Named],
+    reranker: str = "rankvideo",
 ) -> OutputPlan:
     """The output locations with their defaults, each checked writable, none an input or another output.
 
@@ -166,7 +167,9 @@ def plan_outputs(
     """
     run_output = None if output is None or is_stdout(output) else Path(output)
     store_dir = Path(cache_dir) if cache_dir is not None else default_store_dir(run_output)
-    manifest_path = Path(manifest) if manifest is not None else default_manifest_path(run_output, store_dir, shard)
+    manifest_path = (
+        Path(manifest) if manifest is not None else default_manifest_path(run_output, store_dir, shard, reranker)
+    )
     outputs = [Named("--manifest", manifest_path)]
     if run_output is not None:
         outputs.insert(0, Named("-o", run_output))

@@ -40,6 +40,7 @@ from rankvideo_cli.options import VideoSource, at_least
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
 from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
+from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.index import TarMember
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class ReportRequest:
     decode_workers: int | None = None
     output: Path | None = None  # a file, `-`/None (stdout), or with `into_directory` the directory of index.html
     into_directory: bool = False  # `-o DIR/` (or an existing directory): index.html and thumbs/ in it
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # the reranker's frames, for the thumbnails
 
 
 @dataclass
@@ -362,7 +364,6 @@ def _thumbnails(
 ) -> dict[str, Thumbnails]:
     from rankvideo_cli.pipeline.score import default_decode_workers
     from rankvideo_cli.report.thumbnails import make_thumbnails
-    from rankvideo_cli.videos.config import SamplingConfig
     from rankvideo_cli.videos.frame_cache import FrameCache
 
     progress = StepProgress(console, "report: videos")
@@ -377,7 +378,7 @@ def _thumbnails(
     strips = make_thumbnails(
         videos,
         count=request.thumbnails,
-        config=SamplingConfig(),
+        config=request.sampling,
         frame_cache=FrameCache(request.frames_cache) if request.frames_cache is not None else None,
         workers=request.decode_workers or default_decode_workers(),
         on_done=advance,

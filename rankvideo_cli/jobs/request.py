@@ -58,9 +58,10 @@ class RerankOutputs(Value):
         for name in ("output", "scores", "cache", "manifest"):
             object.__setattr__(self, name, optional_path(getattr(self, name)))
 
-    def plan(self, shard: Shard | None, inputs: Sequence[Named]) -> OutputPlan:
-        """Where the job writes, defaults filled in, each place checked writable and none of `inputs`."""
-        return plan_outputs(self.output, self.cache, self.manifest, self.scores, shard, inputs)
+    def plan(self, shard: Shard | None, inputs: Sequence[Named], reranker: str = "rankvideo") -> OutputPlan:
+        """Where the job writes, defaults filled in, each place checked writable and none of `inputs`; a shard's
+        manifest names its `reranker` (`manifest.default_manifest_path`)."""
+        return plan_outputs(self.output, self.cache, self.manifest, self.scores, shard, inputs, reranker)
 
 
 @dataclass(frozen=True)

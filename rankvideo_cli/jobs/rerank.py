@@ -27,8 +27,10 @@ from rankvideo_cli.progress import make_progress
 from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.scoring.deferred import DeferredScorer
 from rankvideo_cli.scoring.loading import check_model_available
+from rankvideo_cli.scoring.rerankers import Selection
 
 if TYPE_CHECKING:
+    from rankvideo_cli.videos.config import SamplingConfig
     from rankvideo_cli.videos.frames import SampledVideo
 
 
@@ -63,7 +65,7 @@ def validate_rerank(job: RerankJob) -> tuple[Shard | None, OutputPlan]:
         check_measures(inputs.measures)
     named = inputs.named()
     named += [Named("--video-map", job.videos.video_map)] if job.videos.video_map is not None else []
-    return shard, outputs.plan(shard, named)
+    return shard, outputs.plan(shard, named, job.scorer.selection().reranker.name)
 
 
 def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Scorer] | None = None) -> None:
@@ -82,6 +84,9 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
         report_tolerated(console, describe_tolerated(read_qrels(job.inputs.qrels)))
     # a rerank still writing this store: now, not after the model loads
     check_not_in_use(outputs.store_dir, shard, every_file=job.outputs.devices is not None)
+    selection = job.scorer.selection()
+    if selection.note:
+        say(console, selection.note)
     inputs = prepare_inputs(job)
     report_tolerated(console, inputs.run.tolerated.describe(inputs.run.source, 6))
     missing_pairs = report_missing_videos(inputs, job.ranking, job.videos, console)
@@ -114,6 +119,7 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
                     inputs={"run": job.inputs.run, "queries": job.inputs.queries},
                     settings=job.settings(),
                     scorer_fingerprint=model_description if scorer is None else describe_scorer(scorer),
+                    reranker=describe_reranker(selection, result),
                     runtime={"device": ",".join(result.settings["devices"])} if on_devices else None,
                     status=final_status,
                     reason=why,
@@ -133,7 +139,9 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
             store.writer  # noqa: B018 (opening the writer takes the lock)
         try:
             if scorer is not None and store is not None:
-                result = score_here(inputs, job.ranking.depth, job.decode, store, scorer, console)
+                result = score_here(
+                    inputs, job.ranking.depth, job.decode, job.scorer.sampling(), store, scorer, console
+                )
             else:
                 from rankvideo_cli.jobs.devices import score_on_devices
 
@@ -168,13 +176,30 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
 
 
 def score_here(
-    inputs: PreparedInputs, depth: int, decode: DecodeOptions, store: ScoreStore, scorer: Scorer, console: Console
+    inputs: PreparedInputs,
+    depth: int,
+    decode: DecodeOptions,
+    sampling: SamplingConfig,
+    store: ScoreStore,
+    scorer: Scorer,
+    console: Console,
 ) -> PipelineResult:
-    """Score the top `depth` candidates in this process, on the scorer's one device, into `store` (opened by the
-    caller, who closes it)."""
+    """Score the top `depth` candidates in this process, on the scorer's one device, with its reranker's frames
+    (`sampling`), into `store` (opened by the caller, who closes it)."""
     from rankvideo_cli.pipeline.score import score_pairs
 
-    return score_pairs(inputs.pairs(depth), scorer, store, decode=decode, progress=make_progress(console))
+    return score_pairs(
+        inputs.pairs(depth), scorer, store, decode=decode, sampling=sampling, progress=make_progress(console)
+    )
+
+
+def describe_reranker(selection: Selection, result: PipelineResult | None) -> dict:
+    """The manifest's `reranker`: its name, what chose it, and for a reranker that fits long videos into its
+    token budget, how many of this run's videos it fitted."""
+    described: dict = selection.describe()
+    if result is not None and selection.reranker.sampling.fit_total_pixels is not None:
+        described["videos_fitted"] = result.counts.videos_fitted
+    return described
 
 
 class NothingToScore:

@@ -17,6 +17,7 @@ from rankvideo_cli.jobs.preflight import check_rankvideo_cache, check_regular_in
 from rankvideo_cli.messages import say
 from rankvideo_cli.scoring.base import Scorer
 from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.videos.config import SamplingConfig
 
 
 def check_score_request(query: str, videos: Sequence[Path], scorer: ScorerOptions) -> None:
@@ -28,9 +29,9 @@ def check_score_request(query: str, videos: Sequence[Path], scorer: ScorerOption
         check_regular_input(video, "VIDEO")
 
 
-def score_videos(scorer: Scorer, query: str, videos: Sequence[Path]) -> list[dict]:
-    """One row per video: path, the model card's score fields, or the reason the video could not be scored."""
-    from rankvideo_cli.videos.config import SamplingConfig
+def score_videos(scorer: Scorer, query: str, videos: Sequence[Path], sampling: SamplingConfig) -> list[dict]:
+    """One row per video: path, the model card's score fields, or the reason the video could not be scored.
+    `sampling`: the reranker's frames (`ScorerOptions.sampling`)."""
     from rankvideo_cli.videos.container import VideoError
     from rankvideo_cli.videos.frames import sample_video
 
@@ -40,7 +41,7 @@ def score_videos(scorer: Scorer, query: str, videos: Sequence[Path]) -> list[dic
         if key in done:
             continue
         try:
-            sampled = sample_video(path, SamplingConfig())
+            sampled = sample_video(path, sampling)
         except VideoError as error:
             done[key] = {"video": key, "error": str(error), "error_kind": error.kind}
             continue
@@ -49,9 +50,11 @@ def score_videos(scorer: Scorer, query: str, videos: Sequence[Path]) -> list[dic
     return [done[str(path)] for path in videos]
 
 
-def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bool, console: Console) -> int:
+def run_score(
+    scorer: Scorer, query: str, videos: Sequence[Path], sampling: SamplingConfig, *, as_json: bool, console: Console
+) -> int:
     """Print one row per video (table or JSON lines on stdout); returns the number of unscorable videos."""
-    rows = score_videos(scorer, query, videos)
+    rows = score_videos(scorer, query, videos, sampling)
     if as_json:
         for row in rows:
             write_stdout(json.dumps(row, sort_keys=True) + "\n")
@@ -77,9 +80,15 @@ def run_score(scorer: Scorer, query: str, videos: Sequence[Path], *, as_json: bo
 
 
 def check_explain_request(options: ScorerOptions) -> None:
-    """`explain` needs a model that writes text: the fake scorer has none (refused before anything loads)."""
+    """`explain` needs a model that writes text (the fake scorer has none) and a reranker whose answer is more
+    than yes or no (refused before anything loads)."""
     from rankvideo_cli.scoring.fake import is_fake_model
 
+    reranker = options.selection().reranker
+    if not reranker.explains:
+        raise UsageError(
+            f"{reranker.name} answers only yes or no: it has no reasoning to show; `rankvideo score` gives its score"
+        )
     if is_fake_model(options.model):
         raise UsageError(
             f"--model {options.model}: the fake scorer writes no explanation (it has no model); give a Qwen3-VL "
@@ -88,19 +97,25 @@ def check_explain_request(options: ScorerOptions) -> None:
 
 
 def run_explain(
-    scorer: Scorer, query: str, videos: Sequence[Path], settings, *, as_json: bool, console: Console
+    scorer: Scorer,
+    query: str,
+    videos: Sequence[Path],
+    settings,
+    sampling: SamplingConfig,
+    *,
+    as_json: bool,
+    console: Console,
 ) -> int:
     """`rankvideo explain`: the model's answer (its reasoning) and score for each video, as text blocks or JSON
     lines on stdout; returns the number of videos that could not be decoded."""
     from rankvideo_cli.scoring.generate import explain_video
-    from rankvideo_cli.videos.config import SamplingConfig
     from rankvideo_cli.videos.container import VideoError
     from rankvideo_cli.videos.frames import sample_video
 
     failures = 0
     for path in videos:
         try:
-            sampled = sample_video(path, SamplingConfig())
+            sampled = sample_video(path, sampling)
         except VideoError as error:
             failures += 1
             say(console, str(error))

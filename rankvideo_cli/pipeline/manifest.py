@@ -92,8 +92,10 @@ def build_manifest(
     status: str = "complete",
     reason: str | None = None,
     output: Path | None = None,
+    reranker: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of one `rerank` (or shard, or `merge`) run.
+    """The manifest of one `rerank` (or shard, or `merge`) run. `reranker`: which reranker scored, and why
+    (`jobs.rerank.describe_reranker`).
 
     `settings` are the job-wide options, the same for every shard of an array (depth, interpolation, video
     layout, tag...): `merge` checks the shards agree on them. `runtime` overrides what the scorer
@@ -123,6 +125,7 @@ def build_manifest(
         "model_fingerprint": result.model_fingerprint,
         "sampling_fingerprint": result.settings_fingerprint,
         "model": fingerprint,
+        "reranker": dict(reranker) if reranker is not None else None,
         **runtime_info,
         "torch_threads": torch_threads(result.settings.get("torch_threads")),
         "libraries": library_versions(),
@@ -182,10 +185,15 @@ def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
     atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
 
 
-def default_manifest_path(output: Path | None, store_dir: Path, shard: Shard | None) -> Path:
-    """`OUTPUT.manifest.json`; for a shard (or a run to stdout) inside the score store directory."""
+def default_manifest_path(
+    output: Path | None, store_dir: Path, shard: Shard | None, reranker: str = "rankvideo"
+) -> Path:
+    """`OUTPUT.manifest.json`; for a shard (or a run to stdout) inside the score store directory. A shard of
+    another reranker than RankVideo names it (`shard-0000-of-0004.qwen3-vl-reranker.manifest.json`): arrays of
+    two rerankers may share one store, and `merge` tells their shards apart."""
     if shard is not None:
-        return store_dir / f"{shard.label}.manifest.json"
+        named = "" if reranker == "rankvideo" else f".{reranker}"
+        return store_dir / f"{shard.label}{named}.manifest.json"
     if output is not None:
         return output.with_name(output.name + ".manifest.json")
     return store_dir / "run.manifest.json"
@@ -203,6 +211,27 @@ def read_shard_manifests(store_dir: Path) -> list[dict[str, Any]]:
 
 
 _ONE_JOB = "merge only the shards of one job (or use a fresh --cache per job)"
+
+
+def reranker_of(manifest: Mapping[str, Any]) -> str:
+    """The reranker a shard ran (a manifest from before there were several: RankVideo)."""
+    return str((manifest.get("reranker") or {}).get("name") or "rankvideo")
+
+
+def shards_of_reranker(manifests: list[dict[str, Any]], reranker: str | None, store_dir: Path) -> list[dict[str, Any]]:
+    """The shard manifests of one reranker: `reranker`'s, or, when it is None, all of them provided they are of
+    one reranker (the scores of two rerankers never merge into one run)."""
+    names = sorted({reranker_of(manifest) for manifest in manifests})
+    if reranker is None:
+        if len(names) > 1:
+            raise UsageError(
+                f"{store_dir}: it holds shards of {' and '.join(names)}; say which to merge with --reranker"
+            )
+        return manifests
+    chosen = [manifest for manifest in manifests if reranker_of(manifest) == reranker]
+    if manifests and not chosen:
+        raise UsageError(f"{store_dir}: no shard of {reranker} (its shards are {', '.join(names)}'s)")
+    return chosen
 
 
 def shared_shard_settings(manifests: list[dict[str, Any]], store_dir: Path) -> dict[str, Any]:
@@ -227,7 +256,11 @@ def shared_shard_settings(manifests: list[dict[str, Any]], store_dir: Path) -> d
                 pair = f"shards {first.get('shard')} and {manifest.get('shard')}"
                 raise UsageError(f"{store_dir}: {pair} read different {name} files; {_ONE_JOB}")
     shards = {manifest.get("shard") for manifest in manifests}
+    reranker = dict(first.get("reranker") or {"name": "rankvideo"})
+    if "videos_fitted" in reranker:
+        reranker["videos_fitted"] = sum((m.get("reranker") or {}).get("videos_fitted", 0) for m in manifests)
     return {
+        "reranker": reranker,
         "settings": first.get("settings", {}),
         "model_fingerprint": first.get("model_fingerprint"),
         "sampling_fingerprint": first.get("sampling_fingerprint"),

@@ -95,6 +95,7 @@ class PipelineCounts(ProgressCounts):
     videos_cached: int = 0  # all of their pairs were in the store: not decoded
     videos_known_bad: int = 0  # recorded bad by an earlier run: skipped
     oom_splits: int = 0  # a video's queries were split in two after running out of memory
+    videos_fitted: int = 0  # of the decoded ones, sampled smaller to fit the reranker's token budget
     videos_from_frame_cache: int = 0  # of the decoded ones, read from --frames-cache instead (bad ones included)
     frame_cache_corrupt: int = 0  # damaged --frames-cache entries, decoded instead
     store_unreadable_lines: int = 0

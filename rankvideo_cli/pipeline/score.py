@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +54,7 @@ from rankvideo_cli.scoring.base import PairScore, Scorer
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.identity import VideoIdentities
 from rankvideo_cli.videos.index import TarMember
+from rankvideo_cli.videos.sampling import is_fitted
 
 if TYPE_CHECKING:  # decoding (torch, PyAV) loads only when a video is decoded
     from rankvideo_cli.videos.frame_cache import FrameCache
@@ -124,7 +124,7 @@ def score_pairs(
             "decode_workers": workers,
             "prefetch": window,
             "retry_bad_videos": retry_bad_videos,
-            "sampling": asdict(sampling),
+            "sampling": sampling.to_dict(),
             "frame_cache": str(frame_cache.directory) if frame_cache is not None else None,
         },
     )
@@ -148,6 +148,7 @@ def score_pairs(
                     _record_bad(job, failure, result, store, settings_fp, progress, identities)
                 else:
                     _score_and_store(scorer, job, sampled, result, store, job.key in retried, identities)
+                    counts.videos_fitted += is_fitted(*sampled.source_size, len(sampled.frame_indices), sampling)
                 progress.update()
                 if stop.signum is not None:
                     break

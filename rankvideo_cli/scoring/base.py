@@ -88,14 +88,15 @@ def scorer_fingerprint(
     attn_implementation: str,
     score_mode: str,
     prompt_hash: str,
-    prompt_format: str = INFERENCE_PROMPT,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """What a Qwen3-VL scorer's scores depend on for the same frames (the store's namespace): built here by the
     loaded scorer and, before any weights load, by `loading.predict_fingerprint`, so the two cannot drift.
 
-    The training prompt adds `prompt_format` (its `prompt` hash differs too), so its scores never answer for
-    the inference prompt's in a store or a merge; the inference prompt's fingerprint is as it always was, so
-    existing stores keep answering.
+    `extra`: the reranker's own fields (`Recipe.fingerprint_fields`): RankVideo's training prompt adds
+    `prompt_format`, Qwen3-VL-Reranker its name, instruction and window, so their scores never answer for another
+    prompt's in a store or a merge; RankVideo's inference prompt adds nothing, so its fingerprint is as it always
+    was and existing stores keep answering.
     """
     fingerprint = {
         "scorer": SCORER_VERSION,
@@ -106,8 +107,7 @@ def scorer_fingerprint(
         "score_mode": score_mode,
         "prompt": prompt_hash,
     }
-    if prompt_format != INFERENCE_PROMPT:
-        fingerprint["prompt_format"] = prompt_format
+    fingerprint.update(extra or {})
     return fingerprint
 
 

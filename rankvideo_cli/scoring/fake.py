@@ -93,14 +93,19 @@ class FakeScorer:
     score_mode: str = "full"
     name: str = FAKE_MODEL_NAME
     calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    reranker: str = "rankvideo"  # whose prompt it stands for: another reranker's scores are other numbers
+    instruction: str | None = None
 
     def fingerprint(self) -> dict[str, str]:
-        return {
+        fingerprint = {
             "scorer": FAKE_SCORER_VERSION,
             "model": self.name,
             "prompt_format": self.prompt,
             "score_mode": self.score_mode,
         }
+        if self.reranker != "rankvideo":  # RankVideo's fingerprint as it was before there were others
+            fingerprint.update(reranker=self.reranker, instruction=str(self.instruction))
+        return fingerprint
 
     def describe(self) -> dict[str, str]:
         return {**self.fingerprint(), "device": "cpu", "batch_size": "any"}
@@ -127,6 +132,8 @@ class FakeScorer:
         from the first stage's), the video the rest: its pixels and what the processor is told of them (source
         fps, frame indices, frame count); the prompt and score mode move both."""
         salt = f"{self.prompt}/{self.score_mode}"
+        if self.reranker != "rankvideo":
+            salt += f"/{self.reranker}/{self.instruction}"
         query_part = _unit(f"{salt}\x00{query}".encode())
         told = json.dumps(video.processor_metadata(), sort_keys=True)
         video_part = _unit(f"{salt}\x00{told}\x00".encode() + video.frames.contiguous().numpy().tobytes())
@@ -134,8 +141,16 @@ class FakeScorer:
         return PairScore.from_logprobs(-_softplus(-delta), -_softplus(delta))
 
 
-def load_fake_scorer(model: str, *, prompt: str = INFERENCE_PROMPT, score_mode: str = "full") -> FakeScorer:
-    """The scorer `--model fake-scorer[:...]` names, after the one-line warning every load prints."""
+def load_fake_scorer(
+    model: str,
+    *,
+    prompt: str = INFERENCE_PROMPT,
+    score_mode: str = "full",
+    reranker: str = "rankvideo",
+    instruction: str | None = None,
+) -> FakeScorer:
+    """The scorer `--model fake-scorer[:...]` names (standing for `reranker`'s prompt), after the one-line warning
+    every load prints."""
     failures = parse_fake_model(model)
     print(FAKE_WARNING, file=sys.stderr, flush=True)
-    return FakeScorer(failures, prompt=prompt, score_mode=score_mode)
+    return FakeScorer(failures, prompt=prompt, score_mode=score_mode, reranker=reranker, instruction=instruction)

@@ -420,7 +420,7 @@ def load_scorer(options: ScorerOptions) -> Scorer:
     )
     if is_fake_model(options.model):
         resolve_device(options.device)  # an unavailable --device is refused as a real model's would be
-        return load_fake_scorer(options.model, prompt=options.prompt, score_mode=options.score_mode)
+        return load_fake_scorer(options.model, **_fake_settings(options))
     if _is_hub_id(options.model):  # before torch and transformers are imported: seconds, when the hub is out of reach
         _fail_fast_when_unreachable(options.model, options.revision, _cache_path(options))
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
@@ -432,7 +432,20 @@ def load_scorer(options: ScorerOptions) -> Scorer:
         batch_size=options.batch_size,
         prompt=options.prompt,
         prefix_cache=options.prefix_cache,
+        reranker=options.selection().reranker.name,
+        instruction=options.instruction,
     )
+
+
+def _fake_settings(options: ScorerOptions) -> dict[str, Any]:
+    """What the fake scorer stands for: the reranker, its prompt, instruction and score mode."""
+    reranker = options.selection().reranker
+    return {
+        "prompt": options.prompt,
+        "score_mode": options.score_mode,
+        "reranker": reranker.name,
+        "instruction": reranker.instruction(options),
+    }
 
 
 def _cache_path(options: ScorerOptions) -> Path | None:
@@ -450,9 +463,8 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
     model, revision, prompt = options.model, options.revision, options.prompt
     if is_fake_model(model):
         resolve_device(options.device)  # as load_scorer does: a rerun refuses what the first run refused
-        return FakeScorer(prompt=prompt, score_mode=options.score_mode).fingerprint()
+        return FakeScorer(**_fake_settings(options)).fingerprint()
     from rankvideo_cli.scoring.base import scorer_fingerprint
-    from rankvideo_cli.scoring.training_prompt import prompt_hash
 
     attn_implementation = check_prompt_options(
         prompt, options.score_mode, options.attn_implementation, options.prefix_cache
@@ -480,7 +492,8 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
         hub_kwargs = {"revision": commit, "cache_dir": cache_path, "local_files_only": True}
     try:
         processor = load_processor(str(source), hub_kwargs)
-        hashed = prompt_hash(processor, prompt)
+        recipe = options.selection().reranker.build_recipe(processor, options)
+        hashed, extra = recipe.prompt_hash(), recipe.fingerprint_fields()
     except (OSError, ValueError, ImportError):
         return None  # loading says why, in its own words
     return scorer_fingerprint(
@@ -490,5 +503,5 @@ def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
         attn_implementation=attn,
         score_mode=options.score_mode,
         prompt_hash=hashed,
-        prompt_format=prompt,
+        extra=extra,
     )

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from rankvideo_cli.videos.config import SamplingConfig
 
 GIB = 1024**3
 # Fixed headroom besides the pairs: CUDA context, cuBLAS/cuDNN workspaces, allocator fragmentation.
@@ -299,18 +302,25 @@ def max_prompt_tokens(max_frames: int, max_pixels: int, shape: ModelShape) -> in
     return (max_frames // shape.temporal_patch) * (max_pixels // pixels_per_token) + PROMPT_TEXT_TOKENS
 
 
-def default_batch_size(model: Any, device: torch.device, dtype: torch.dtype, *, prefix_cache: bool = False) -> int:
+def default_batch_size(
+    model: Any,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    prefix_cache: bool = False,
+    sampling: SamplingConfig | None = None,
+) -> int:
     """`CPU_BATCH_SIZE` off CUDA; on CUDA, `auto_batch_size` from the device's free memory now (weights loaded)
-    for the longest prompt the default sampling produces. With the prefix cache, suffixes per forward
-    (`CPU_SUFFIX_BATCH_SIZE`, or `auto_suffix_batch_size` with that longest prompt as the prefix)."""
+    for the longest prompt `sampling` (default: RankVideo's) produces. With the prefix cache, suffixes per
+    forward (`CPU_SUFFIX_BATCH_SIZE`, or `auto_suffix_batch_size` with that longest prompt as the prefix)."""
     if device.type != "cuda":
         return CPU_SUFFIX_BATCH_SIZE if prefix_cache else CPU_BATCH_SIZE
     from rankvideo_cli.videos.config import SamplingConfig
 
-    sampling = SamplingConfig()
+    sampling = sampling or SamplingConfig()
     shape = shape_from_config(model.config)
     free_bytes, _total = torch.cuda.mem_get_info(device)
-    longest = max_prompt_tokens(sampling.max_frames, sampling.max_pixels, shape)
+    longest = sampling.video_token_budget() + PROMPT_TEXT_TOKENS
     if prefix_cache:
         return auto_suffix_batch_size(free_bytes, longest, shape, dtype)
     return auto_batch_size(free_bytes, longest, shape, dtype)

@@ -12,6 +12,8 @@ from typing import Any
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.options import at_least
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT, check_prompt_options
+from rankvideo_cli.scoring.rerankers import Selection, select_reranker
+from rankvideo_cli.videos.config import SamplingConfig
 
 DEFAULT_MODEL = "hltcoe/RankVideo"
 
@@ -28,6 +30,8 @@ class ScorerOptions:
     batch_size: int | None = None
     prompt: str = INFERENCE_PROMPT  # or TRAINING_PROMPT (experimental: scoring.training_prompt)
     prefix_cache: bool = True  # the training prompt's per-video prefix reuse (off: one full pass per pair)
+    reranker: str | None = None  # a name in `rankvideo_cli.scoring.rerankers` (None: chosen by the model's hub id)
+    instruction: str | None = None  # for a reranker whose prompt has one (None: the reranker's own)
 
     def check(self) -> None:
         """Refuse options that cannot work, before anything loads (no torch)."""
@@ -35,7 +39,16 @@ class ScorerOptions:
         if self.revision is not None and is_named_model(self.model):
             raise UsageError(f"--revision applies to hub ids only, not to {self.model}")
         at_least("batch_size", self.batch_size)
+        self.selection().reranker.check(self)
         check_prompt_options(self.prompt, self.score_mode, self.attn_implementation, self.prefix_cache)
+
+    def selection(self) -> Selection:
+        """The reranker that scores this model, and why (`rerankers.select_reranker`)."""
+        return select_reranker(self.model, self.reranker)
+
+    def sampling(self) -> SamplingConfig:
+        """The frames this model is shown: its reranker's sampling."""
+        return self.selection().reranker.sampling
 
     def on_device(self, device: str) -> ScorerOptions:
         return replace(self, device=device)

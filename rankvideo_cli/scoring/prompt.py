@@ -13,7 +13,7 @@ every query scored against it; only the text is tokenised per query (`tokenize_p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,8 +173,17 @@ class PromptBatch:
     texts: list[str]
 
 
-def tokenize_prompts(processor: Any, queries: Sequence[str], video_inputs: VideoInputs) -> PromptBatch:
-    """Template, expand and tokenise each query's prompt, left-padded; the video tokens are checked per row.
+def tokenize_prompts(
+    processor: Any,
+    queries: Sequence[str],
+    video_inputs: VideoInputs,
+    *,
+    render: Callable[[Any, str], str] = render_prompt,
+    window_cut: Callable[[str, list[int]], list[int]] | None = None,
+) -> PromptBatch:
+    """Template (`render`: RankVideo's prompt unless a reranker gives its own), expand and tokenise each query's
+    prompt, left-padded; the video tokens are checked per row. `window_cut(query, ids)`: a reranker's rule for a
+    prompt longer than its window, applied to each row before padding.
 
     The ids equal those of tokenising each whole prompt (the tests compare with the processor's own call),
     but only the query-dependent part is tokenised per query. Special tokens are split points for the
@@ -189,7 +198,7 @@ def tokenize_prompts(processor: Any, queries: Sequence[str], video_inputs: Video
     texts: list[str] = []
     tail: str | None = None
     for query in queries:
-        templated = render_prompt(processor, query)
+        templated = render(processor, query)
         if templated.count(TEMPLATE_VIDEO_BLOCK) != 1:
             raise ValueError(f"expected exactly one {TEMPLATE_VIDEO_BLOCK} in the templated prompt")
         head, query_tail = templated.split(TEMPLATE_VIDEO_BLOCK)
@@ -206,6 +215,8 @@ def tokenize_prompts(processor: Any, queries: Sequence[str], video_inputs: Video
         video_inputs.shared_ids[tail] = shared
     own = tokenizer(heads, add_special_tokens=False)["input_ids"]
     rows = [head_ids + shared for head_ids in own]
+    if window_cut is not None:
+        rows = [window_cut(query, row) for query, row in zip(queries, rows, strict=True)]
     width = max(len(row) for row in rows)
     pad_id = tokenizer.pad_token_id
     input_ids = torch.tensor([[pad_id] * (width - len(row)) + row for row in rows], dtype=torch.long)

@@ -11,17 +11,14 @@ and by default the video's prefix goes through the language model once, every qu
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import sys
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from rankvideo_cli.options import OptionError, at_least
+from rankvideo_cli.scoring.answers import SCORE_MODES, training_scores
 from rankvideo_cli.scoring.base import (
     INFERENCE_PROMPT,
     TRAINING_PROMPT,
@@ -37,25 +34,12 @@ from rankvideo_cli.scoring.prefix_cache import (
     suffix_logprobs,
 )
 from rankvideo_cli.scoring.prompt import (
-    PROBE_QUERY,
-    SYSTEM_PROMPT,
-    USER_PROMPT,
-    FidelityError,
     PromptBatch,
     VideoInputs,
-    build_prompt_text,
     encode_video,
-    tokenize_prompts,
 )
 from rankvideo_cli.scoring.training_prompt import (
-    TRAINING_SYSTEM_PROMPT,
-    TRAINING_USER_PROMPT,
-    build_training_prompt_text,
-    prompt_hash,
-    rendered_probe,
     split_training_prompts,
-    tokenize_training_prompts,
-    training_answer_ids,
 )
 from rankvideo_cli.videos.frames import SampledVideo
 
@@ -64,113 +48,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCORE_MODES = ("full", "reference")
-# vLLM returned this many log-probs to the reference code (`SamplingParams(logprobs=512)`).
-REFERENCE_TOP_LOGPROBS = 512
-
-
-_ANSWER_IDS: weakref.WeakKeyDictionary[Any, tuple[list[int], list[int]]] = weakref.WeakKeyDictionary()
-
-
-def answer_token_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """The reference's yes / no ids: every id below `tokenizer.vocab_size` whose decoded text, stripped and
-    lower-cased, is `yes` / `no` (added tokens such as <|im_end|> sit above vocab_size and never count).
-
-    Decoding the whole vocabulary takes about a second: the result is remembered per tokenizer object.
-    """
-    try:
-        cached = _ANSWER_IDS.get(tokenizer)
-    except TypeError:  # not weak-referenceable
-        cached = None
-    if cached is not None:
-        return list(cached[0]), list(cached[1])
-    found = _decode_answer_ids(tokenizer)
-    with contextlib.suppress(TypeError):
-        _ANSWER_IDS[tokenizer] = found
-    return list(found[0]), list(found[1])
-
-
-def _decode_answer_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
-    size = int(tokenizer.vocab_size)
-    ids = [[token_id] for token_id in range(size)]
-    backend = getattr(tokenizer, "_tokenizer", None)
-    if backend is not None and hasattr(backend, "decode_batch"):
-        # the Rust tokenizer decodes the whole vocabulary in one call, 3-4x faster than `batch_decode`
-        texts = backend.decode_batch(ids, skip_special_tokens=False)
-        if getattr(tokenizer, "clean_up_tokenization_spaces", False):
-            texts = [tokenizer.clean_up_tokenization(text) for text in texts]
-    else:
-        texts = tokenizer.batch_decode(ids)
-    yes_ids = [token_id for token_id, text in enumerate(texts) if text.strip().lower() == "yes"]
-    no_ids = [token_id for token_id, text in enumerate(texts) if text.strip().lower() == "no"]
-    if not yes_ids or not no_ids:
-        raise ValueError(f"the tokenizer has no yes/no tokens (yes {yes_ids}, no {no_ids})")
-    return yes_ids, no_ids
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    """As the reference computes it (Python floats)."""
-    peak = max(values)
-    return peak + math.log(sum(math.exp(value - peak) for value in values))
-
-
-def full_scores(logprobs: torch.Tensor, yes_ids: Sequence[int], no_ids: Sequence[int]) -> list[PairScore]:
-    """Scores from (B, V) float32 log-probabilities over the full vocabulary."""
-    yes = torch.logsumexp(logprobs[:, list(yes_ids)], dim=-1)
-    no = torch.logsumexp(logprobs[:, list(no_ids)], dim=-1)
-    return [PairScore.from_logprobs(float(y), float(n)) for y, n in zip(yes.tolist(), no.tolist(), strict=True)]
-
-
-def reference_scores(
-    logprobs: torch.Tensor, yes_ids: Sequence[int], no_ids: Sequence[int], top: int = REFERENCE_TOP_LOGPROBS
-) -> list[PairScore]:
-    """Scores as vLLM served them to the reference: only the `top` largest log-probs are visible; ids outside
-    them are dropped, and when every yes or every no id is missing, all four fields are 0.0 (p_yes included,
-    as the reference returns it).
-
-    vLLM also returns the sampled token (greedy among the allowed yes/no ids), but that never changes the
-    result: if it is outside the top `top`, so is every other answer id, and one side is missing anyway.
-    """
-    top_ids = logprobs.topk(min(top, logprobs.shape[-1]), dim=-1).indices
-    scores = []
-    for row in range(logprobs.shape[0]):
-        visible = set(top_ids[row].tolist())
-        row_logprobs = logprobs[row]
-        yes_seen = [float(row_logprobs[i]) for i in yes_ids if i in visible]
-        no_seen = [float(row_logprobs[i]) for i in no_ids if i in visible]
-        if not yes_seen or not no_seen:
-            scores.append(PairScore(logit_delta=0.0, p_yes=0.0, logprob_yes=0.0, logprob_no=0.0))
-            continue
-        scores.append(PairScore.from_logprobs(_logsumexp(yes_seen), _logsumexp(no_seen)))
-    return scores
-
-
-def training_scores(logprobs: torch.Tensor, yes_id: int, no_id: int) -> list[PairScore]:
-    """The training objective's score from (B, V) float32 log-probabilities: `logprob_yes` and `logprob_no` are
-    the log-probabilities of the single ids `encode("yes")[0]` and `encode("no")[0]`, so `logit_delta` equals
-    the training code's `logit[yes] - logit[no]` (the log-softmax's normaliser cancels)."""
-    yes = logprobs[:, yes_id].tolist()
-    no = logprobs[:, no_id].tolist()
-    return [PairScore.from_logprobs(float(y), float(n)) for y, n in zip(yes, no, strict=True)]
-
-
-def check_prompt_text(rendered: str, model_id: str, prompt_format: str = INFERENCE_PROMPT) -> None:
-    """The model's chat template must render the reference's system and user text exactly (another template
-    around them only warns: the reference used the model's own template too)."""
-    if prompt_format == TRAINING_PROMPT:
-        texts = (("system", TRAINING_SYSTEM_PROMPT), ("user", TRAINING_USER_PROMPT.format(query=PROBE_QUERY)))
-    else:
-        texts = (("system", SYSTEM_PROMPT), ("user", USER_PROMPT.format(query=PROBE_QUERY)))
-    for name, text in texts:
-        if text not in rendered:
-            raise FidelityError(
-                f"{model_id}'s chat template does not render the reference's {name} text as it is "
-                f"({text[:60]!r}...): RankVideo would not see the prompt it was trained on"
-            )
-
 
 class Qwen3VLScorer:
-    """Scores (query, video) pairs with a loaded Qwen3-VL model; implements the `Scorer` protocol."""
+    """Scores (query, video) pairs with a loaded Qwen3-VL model; implements the `Scorer` protocol. The prompt, the
+    yes/no ids and the score rule are the reranker's (`rankvideo_cli.scoring.rerankers`); the engine is shared."""
 
     def __init__(
         self,
@@ -181,13 +62,15 @@ class Qwen3VLScorer:
         revision: str = "unknown",
         options: ScorerOptions = ScorerOptions(),
     ) -> None:
-        """`options`: how to score (score mode, batch size, attention implementation, prompt, prefix cache); its
-        model fields are the loader's, who passes `model_id` and `revision`."""
+        """`options`: which reranker and how to score (score mode, batch size, attention implementation, prompt,
+        prefix cache, instruction); its model fields are the loader's, who passes `model_id` and `revision`."""
         score_mode, batch_size, prompt = options.score_mode, options.batch_size, options.prompt
         attn_implementation, prefix_cache = options.attn_implementation, options.prefix_cache
         if score_mode not in SCORE_MODES:
             raise OptionError("score_mode", f"must be one of {', '.join(SCORE_MODES)}, got {score_mode!r}")
         at_least("batch_size", batch_size)
+        self.reranker = options.selection().reranker
+        self.reranker.check(options)
         self.attn_implementation = attn_implementation or str(
             getattr(model.config, "_attn_implementation", None) or "sdpa"
         )
@@ -205,28 +88,22 @@ class Qwen3VLScorer:
         self.dtype = next(model.parameters()).dtype
         # None: from the GPU's free memory once the weights are in (scoring.memory), 8 on the CPU
         self.batch_size = batch_size or default_batch_size(
-            model, self.device, self.dtype, prefix_cache=self.prefix_cache
+            model, self.device, self.dtype, prefix_cache=self.prefix_cache, sampling=self.reranker.sampling
         )
         # the video processor's arithmetic runs where the model is when that is a GPU
         self.preprocess_device: torch.device | None = self.device if self.device.type == "cuda" else None
-        if prompt == TRAINING_PROMPT:
-            yes_id, no_id = training_answer_ids(processor.tokenizer)
-            self.yes_ids, self.no_ids = [yes_id], [no_id]
-        else:
-            self.yes_ids, self.no_ids = answer_token_ids(processor.tokenizer)
-        rendered = rendered_probe(processor, prompt)
-        check_prompt_text(rendered, model_id, prompt)
-        expected = build_training_prompt_text if prompt == TRAINING_PROMPT else build_prompt_text
-        if rendered != expected(PROBE_QUERY):
-            # The reference renders with the model's own template too, so it is used as it is; but it is
-            # not the Qwen3-VL Instruct template RankVideo was trained with (REFERENCE.md section 4).
-            print(
-                f"warning: {model_id}'s chat template renders the RankVideo prompt differently from "
-                "Qwen3-VL-Instruct's; using the model's own template",
-                file=sys.stderr,
-            )
-        self._prompt_hash = prompt_hash(processor, prompt, rendered)
+        self.recipe = self.reranker.build_recipe(processor, options)
+        self.recipe.check_template(model_id)
+        self._prompt_hash = self.recipe.prompt_hash()
         self.oom_halvings = 0
+
+    @property
+    def yes_ids(self) -> list[int]:
+        return self.recipe.yes_ids
+
+    @property
+    def no_ids(self) -> list[int]:
+        return self.recipe.no_ids
 
     @classmethod
     def from_loaded(
@@ -237,13 +114,19 @@ class Qwen3VLScorer:
         batch_size: int | None = None,
         prompt: str = INFERENCE_PROMPT,
         prefix_cache: bool = True,
+        reranker: str | None = None,
+        instruction: str | None = None,
     ) -> Qwen3VLScorer:
+        """`reranker` None: chosen by the model's id, as `ScorerOptions.selection` chooses."""
         options = ScorerOptions(
+            model=loaded.model_id,
             score_mode=score_mode,
             batch_size=batch_size,
             attn_implementation=loaded.attn_implementation,
             prompt=prompt,
             prefix_cache=prefix_cache,
+            reranker=reranker,
+            instruction=instruction,
         )
         return cls(loaded.model, loaded.processor, model_id=loaded.model_id, revision=loaded.revision, options=options)
 
@@ -309,7 +192,7 @@ class Qwen3VLScorer:
             attn_implementation=self.attn_implementation,
             score_mode=self.score_mode,
             prompt_hash=self._prompt_hash,
-            prompt_format=self.prompt,
+            extra=self.recipe.fingerprint_fields(),
         )
 
     def describe(self) -> dict[str, str]:
@@ -318,6 +201,7 @@ class Qwen3VLScorer:
 
         described = {
             **self.fingerprint(),
+            **self.recipe.describe(),
             "device": str(self.device),
             "batch_size": str(self.batch_size),
             "torch": torch.__version__,
@@ -355,27 +239,26 @@ class Qwen3VLScorer:
             deepstack_features=deepstack,  # type: ignore[arg-type]  # typed list[Tensor], holds tuples per video
         )
 
-    def answer_logprobs(self, batch: PromptBatch, video_inputs: VideoInputs, features: Any) -> torch.Tensor:
-        """(B, V) float32 log-softmax at the last prompt position, reusing `features` for every row."""
+    def answer_scores(self, batch: PromptBatch, video_inputs: VideoInputs, features: Any) -> list[PairScore]:
+        """The reranker's scores from the last prompt position, reusing `features` for every row: the backbone
+        runs once per batch, and the reranker's head reads its last position only."""
         rows = batch.input_ids.shape[0]
         repeated = self.repeat_features(features, rows)
         with torch.inference_mode():
-            output = self.model(
+            output = self.model.model(
                 input_ids=batch.input_ids.to(self.device),
                 attention_mask=batch.attention_mask.to(self.device),
                 mm_token_type_ids=batch.mm_token_type_ids.to(self.device),
                 video_grid_thw=video_inputs.video_grid_thw.repeat(rows, 1).to(self.device),
                 mm_encoder_outputs={"video": repeated},
-                logits_to_keep=1,
                 use_cache=False,
             )
-            return torch.log_softmax(output.logits[:, -1, :].float(), dim=-1)
+            # what `logits_to_keep=1` keeps: the last position, as a (B, 1, D) view
+            return self.recipe.scores(output[0][:, -1:, :], self.model.lm_head)
 
     def prompt_batch(self, queries: list[str], video_inputs: VideoInputs) -> PromptBatch:
-        """The whole prompts of this scorer's prompt format, left-padded (the full pass, and `explain`)."""
-        if self.prompt == TRAINING_PROMPT:
-            return tokenize_training_prompts(self.processor, queries, video_inputs)
-        return tokenize_prompts(self.processor, queries, video_inputs)
+        """The reranker's whole prompts, left-padded (the full pass, and `explain`)."""
+        return self.recipe.prompt_batch(queries, video_inputs)
 
     def video_prefix(self, queries: list[str], video_inputs: VideoInputs, features: Any) -> CachedPrefix:
         """The training prompt's prefix (system turn and video) through the language model, once per video."""
@@ -389,19 +272,12 @@ class Qwen3VLScorer:
             self.device,
         )
 
-    def scores_from_logprobs(self, logprobs: torch.Tensor) -> list[PairScore]:
-        if self.prompt == TRAINING_PROMPT:
-            return training_scores(logprobs, self.yes_ids[0], self.no_ids[0])
-        if self.score_mode == "reference":
-            return reference_scores(logprobs, self.yes_ids, self.no_ids)
-        return full_scores(logprobs, self.yes_ids, self.no_ids)
-
     def _score_chunk(
         self, queries: list[str], video_inputs: VideoInputs, features: Any, prefix: CachedPrefix | None = None
     ) -> list[PairScore]:
         if prefix is not None:
             suffixes = split_training_prompts(self.processor, queries, video_inputs).suffix_ids
             logprobs = suffix_logprobs(self.model, suffixes, prefix, self.attn_implementation, self.device)
-            return self.scores_from_logprobs(logprobs)
+            return training_scores(logprobs, self.yes_ids[0], self.no_ids[0])
         batch = self.prompt_batch(queries, video_inputs)
-        return self.scores_from_logprobs(self.answer_logprobs(batch, video_inputs, features))
+        return self.answer_scores(batch, video_inputs, features)

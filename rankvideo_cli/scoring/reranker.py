@@ -12,6 +12,7 @@ of its queries (the reference decodes every video again for every pair).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rankvideo_cli.errors import UsageError
@@ -31,7 +32,10 @@ class VLMReranker:
     `score_mode` ("full" or "reference"), `batch_size` (default: from the free memory), `prompt` ("inference",
     the default and the published setting, or "training": experimental, the authors' training prompt and
     objective) and `prefix_cache` (with the training prompt: each video's prefix computed once for all its
-    queries; False for one full pass each). The options are `ScorerOptions`', checked before anything loads.
+    queries; False for one full pass each); `reranker` (None: chosen by the model's hub id, `"qwen3-vl-reranker"`
+    for Qwen/Qwen3-VL-Reranker-2B/-8B, else `"rankvideo"`) and `instruction` (Qwen3-VL-Reranker's). The options
+    are `ScorerOptions`', checked before anything loads. Each reranker samples its own frames; `score_batch`'s
+    `fps` and `max_frames` default to them.
     """
 
     def __init__(
@@ -47,30 +51,35 @@ class VLMReranker:
         batch_size: int | None = None,
         prompt: str = INFERENCE_PROMPT,
         prefix_cache: bool = True,
+        reranker: str | None = None,
+        instruction: str | None = None,
     ) -> None:
         # the keywords are ScorerOptions' fields; the model card names the model `model_path`
         cache = str(cache_dir) if cache_dir is not None else None
         self.options = from_values(ScorerOptions, {**locals(), "model": model_path, "cache_dir": cache})
         self.options.check()
+        self.sampling = self.options.sampling()
         self.scorer: Scorer = load_scorer(self.options)
 
     @classmethod
-    def from_scorer(cls, scorer: Scorer) -> VLMReranker:
-        """Wrap an already loaded scorer (any `Scorer`)."""
+    def from_scorer(cls, scorer: Scorer, sampling: SamplingConfig | None = None) -> VLMReranker:
+        """Wrap an already loaded scorer (any `Scorer`), which sees frames sampled as `sampling` says (default:
+        RankVideo's)."""
         reranker = cls.__new__(cls)
         reranker.scorer = scorer
+        reranker.sampling = sampling or SamplingConfig()
         return reranker
 
     def score_batch(
         self,
         queries: Sequence[str],
         video_paths: Sequence[str | Path],
-        fps: float = 2.0,
-        max_frames: int = 32,
+        fps: float | None = None,
+        max_frames: int | None = None,
     ) -> list[dict[str, float]]:
         """One dict per (queries[i], video_paths[i]): `logit_delta_yes_minus_no`, `logit_delta`, `p_yes`,
         `logprob_yes`, `logprob_no`. A video that cannot be decoded raises its `VideoError`."""
-        config = _pairs_config(queries, video_paths, fps, max_frames)
+        config = self._pairs_config(queries, video_paths, fps, max_frames)
         scores = score_grouped(self.scorer, list(queries), [str(path) for path in video_paths], config)
         return [score.to_dict() for score in scores]
 
@@ -79,8 +88,8 @@ class VLMReranker:
         queries: Sequence[str],
         video_paths: Sequence[str | Path],
         max_new_tokens: int = 512,
-        fps: float = 2.0,
-        max_frames: int = 32,
+        fps: float | None = None,
+        max_frames: int | None = None,
         *,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -95,7 +104,7 @@ class VLMReranker:
 
         if not isinstance(self.scorer, Qwen3VLScorer):
             raise UsageError(f"generate_batch needs a Qwen3-VL scorer, not {type(self.scorer).__name__}")
-        config = _pairs_config(queries, video_paths, fps, max_frames)
+        config = self._pairs_config(queries, video_paths, fps, max_frames)
         settings = GenerationSettings(max_new_tokens, temperature, top_p, top_k, seed)
         texts: dict[int, str] = {}
         for path, positions in _positions_by_video([str(path) for path in video_paths]).items():
@@ -105,14 +114,15 @@ class VLMReranker:
             texts.update((position, answer.text) for position, answer in zip(positions, answers, strict=True))
         return [texts[position] for position in range(len(queries))]
 
-
-def _pairs_config(
-    queries: Sequence[str], video_paths: Sequence[str | Path], fps: float, max_frames: int
-) -> SamplingConfig:
-    """The sampling of a batch of (queries[i], video_paths[i]) pairs, once the two lists are known to pair up."""
-    if len(queries) != len(video_paths):
-        raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
-    return SamplingConfig(fps=fps, max_frames=max_frames)
+    def _pairs_config(
+        self, queries: Sequence[str], video_paths: Sequence[str | Path], fps: float | None, max_frames: int | None
+    ) -> SamplingConfig:
+        """The sampling of a batch of (queries[i], video_paths[i]) pairs, once the two lists are known to pair up:
+        the reranker's, with the model card's `fps` and `max_frames` where given."""
+        if len(queries) != len(video_paths):
+            raise UsageError(f"{len(queries)} queries but {len(video_paths)} video paths: they are pairs")
+        sampling = self.sampling if fps is None else replace(self.sampling, fps=fps)
+        return sampling if max_frames is None else replace(sampling, max_frames=max_frames)
 
 
 def _positions_by_video(video_paths: list[str]) -> dict[str, list[int]]:

@@ -26,7 +26,14 @@ from rankvideo_cli.videos.container import (
     rotation_turns,
 )
 from rankvideo_cli.videos.index import TarMember
-from rankvideo_cli.videos.sampling import SamplingRefused, output_size, pair_timestamps, sample_count, sample_indices
+from rankvideo_cli.videos.sampling import (
+    SamplingRefused,
+    is_fitted,
+    output_size,
+    pair_timestamps,
+    sample_count,
+    sample_indices,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class VideoPlan:
     keyframes: int
     config_fingerprint: str
     notes: tuple[str, ...] = ()
+    fitted: bool = False  # sampled smaller to fit the reranker's token budget (`SamplingConfig.fit_total_pixels`)
     demux_seconds: float = field(default=0.0, compare=False)
     packets: PacketIndex | None = field(default=None, repr=False, compare=False)
 
@@ -91,6 +99,7 @@ def _make_plan(video: OpenVideo, config: SamplingConfig) -> VideoPlan:
         rotation, coded_size = first_frame
         source_size = coded_size[::-1] if rotation_turns(rotation) % 2 else coded_size
         resized = output_size(source_size[0], source_size[1], count, config)
+        fitted = is_fitted(source_size[0], source_size[1], count, config)
     except SamplingRefused as refused:
         raise VideoError(path, refused.kind, refused.detail) from None
     notes = []
@@ -113,6 +122,7 @@ def _make_plan(video: OpenVideo, config: SamplingConfig) -> VideoPlan:
         keyframes=int(index.keyframe.sum()),
         config_fingerprint=config.fingerprint(),
         notes=tuple(notes),
+        fitted=fitted,
         demux_seconds=demux_seconds,
         packets=index,
     )
@@ -166,6 +176,7 @@ def describe(plan: VideoPlan, *, timings: bool = False) -> dict[str, Any]:
         "output_size": [height, width],
         "tokens_per_pair": tokens_per_pair,
         "video_tokens": tokens_per_pair * math.ceil(len(plan.frame_indices) / 2),
+        "fitted": plan.fitted,
         "notes": list(plan.notes),
     }
     if timings:

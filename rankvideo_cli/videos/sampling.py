@@ -15,12 +15,10 @@ import math
 
 import numpy as np
 
-from rankvideo_cli.videos.config import SamplingConfig
+from rankvideo_cli.videos.config import FRAME_FACTOR, VIDEO_MAX_TOKEN_NUM, SamplingConfig
 
-# qwen-vl-utils 0.0.14 vision_process constants
-FRAME_FACTOR = 2
+# qwen-vl-utils 0.0.14 vision_process constant (FRAME_FACTOR and VIDEO_MAX_TOKEN_NUM: videos/config.py)
 MAX_RATIO = 200
-VIDEO_MAX_TOKEN_NUM = 768
 
 
 class SamplingRefused(ValueError):
@@ -81,11 +79,41 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: float, max_pi
 
 
 def output_size(height: int, width: int, count: int, config: SamplingConfig) -> tuple[int, int]:
-    """(height, width) after resizing, computed exactly as `fetch_video` does for `count` sampled frames."""
+    """(height, width) after resizing, computed exactly as `fetch_video` does for `count` sampled frames (with
+    `config.total_pixels`, or `config.fit_total_pixels` where the video `is_fitted`)."""
+    size = _fetch_video_size(height, width, count, config, config.total_pixels)
+    if config.fit_total_pixels is not None and video_tokens(count, size, config) > _fit_tokens(config):
+        return _fetch_video_size(height, width, count, config, config.fit_total_pixels)
+    return size
+
+
+def is_fitted(height: int, width: int, count: int, config: SamplingConfig) -> bool:
+    """Whether the video's frames at `config.total_pixels` would take more tokens than `config.fit_total_pixels`
+    allows, so that they are sampled smaller (`output_size`)."""
+    if config.fit_total_pixels is None:
+        return False
+    size = _fetch_video_size(height, width, count, config, config.total_pixels)
+    return video_tokens(count, size, config) > _fit_tokens(config)
+
+
+def video_tokens(count: int, size: tuple[int, int], config: SamplingConfig) -> int:
+    """The `<|video_pad|>` tokens of `count` frames of `size`: one per merged patch of each frame pair."""
+    return (count // FRAME_FACTOR) * (size[0] * size[1] // config.patch_factor**2)
+
+
+def _fit_tokens(config: SamplingConfig) -> int:
+    return int((config.fit_total_pixels or 0) // config.patch_factor**2)
+
+
+def _fetch_video_size(
+    height: int, width: int, count: int, config: SamplingConfig, total_pixels: float
+) -> tuple[int, int]:
+    """`fetch_video`'s lines for an element with `min_pixels`, `total_pixels` and (when set) `max_pixels`."""
     factor = config.patch_factor
     frame_max_pixels = VIDEO_MAX_TOKEN_NUM * factor * factor
-    max_pixels = max(min(frame_max_pixels, config.total_pixels / count * FRAME_FACTOR), int(config.min_pixels * 1.05))
-    max_pixels = min(config.max_pixels, max_pixels)
+    max_pixels = max(min(frame_max_pixels, total_pixels / count * FRAME_FACTOR), int(config.min_pixels * 1.05))
+    if config.max_pixels is not None:
+        max_pixels = min(config.max_pixels, max_pixels)
     return smart_resize(height, width, factor, config.min_pixels, max_pixels)
 
 
