@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rankvideo_cli.errors import UsageError
-from rankvideo_cli.scoring.prompt import VideoInputs, encode_video
+from rankvideo_cli.scoring.prompt import VideoInputs
 
 if TYPE_CHECKING:
     from rankvideo_cli.scoring.base import PairScore
@@ -96,7 +96,7 @@ def generate_for_video(
         return []
     with torch.inference_mode():
         if video_inputs is None:
-            video_inputs = encode_video(scorer.processor, video, device=scorer.preprocess_device)
+            video_inputs = scorer.encode(video)
         if features is None:
             features = scorer.vision_features(video_inputs)
         answers: list[Generation] = []
@@ -112,7 +112,7 @@ def explain_video(
 ) -> list[tuple[PairScore, Generation]]:
     """Score and answer every query about one video, from one processor pass and one vision-tower pass."""
     with torch.inference_mode():
-        video_inputs = encode_video(scorer.processor, video, device=scorer.preprocess_device)
+        video_inputs = scorer.encode(video)
         features = scorer.vision_features(video_inputs)
         scores = scorer.score_encoded(queries, video_inputs, features)
         answers = generate_for_video(scorer, queries, video, settings, video_inputs=video_inputs, features=features)

@@ -141,8 +141,14 @@ class VideoInputs:
         return self.placeholder.count(VIDEO_TOKEN)
 
 
-def encode_video(processor: Any, video: SampledVideo, device: torch.device | str | None = None) -> VideoInputs:
+def encode_video(
+    processor: Any,
+    video: SampledVideo,
+    device: torch.device | str | None = None,
+    options: dict[str, Any] | None = None,
+) -> VideoInputs:
     """Run the processor's video part once: normalised patches, grid and the timestamped placeholder text.
+    `options`: a reranker's own processor settings (`Recipe.video_processor_options`).
 
     `device`: where the rescale, normalisation and patchifying run and the patches stay (the model's GPU
     saves a CPU pass over ~47 MB per 32-frame video); None keeps them on the CPU.
@@ -150,7 +156,7 @@ def encode_video(processor: Any, video: SampledVideo, device: torch.device | str
     frames = video.frames
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[1] != 3:
         raise ValueError(f"frames must be uint8 (T, 3, H, W), got {frames.dtype} {tuple(frames.shape)}")
-    options = processor_videos_kwargs(video)
+    options = {**processor_videos_kwargs(video), **(options or {})}
     if device is not None:
         options["device"] = str(device)
     processed = processor.video_processor(videos=[frames], return_tensors="pt", **options)

@@ -140,8 +140,14 @@ class Qwen3VLScorer:
         if not queries:
             return []
         with torch.inference_mode():
-            video_inputs = encode_video(self.processor, video, device=self.preprocess_device)
+            video_inputs = self.encode(video)
             return self.score_encoded(queries, video_inputs, self.vision_features(video_inputs))
+
+    def encode(self, video: SampledVideo) -> VideoInputs:
+        """The processor's video part for one video, with the reranker's processor settings."""
+        return encode_video(
+            self.processor, video, device=self.preprocess_device, options=self.recipe.video_processor_options()
+        )
 
     def score_encoded(self, queries: list[str], video_inputs: VideoInputs, features: Any) -> list[PairScore]:
         """`score_video` for a video already through the processor and the vision tower."""

@@ -48,6 +48,10 @@ class Recipe(Protocol):
         """What of the reranker's settings the fingerprint adds (nothing for RankVideo's inference prompt)."""
         ...
 
+    def video_processor_options(self) -> dict[str, Any]:
+        """What the reranker's reference passes to the Qwen3-VL processor beyond the frames and their metadata."""
+        ...
+
     def prompt_batch(self, queries: list[str], video_inputs: VideoInputs) -> PromptBatch:
         """The whole prompts of `queries` against one video, left-padded."""
         ...

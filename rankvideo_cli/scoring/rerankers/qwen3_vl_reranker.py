@@ -176,6 +176,11 @@ class Qwen3VLRerankerRecipe:
     def fingerprint_fields(self) -> dict[str, str]:
         return {"reranker": RERANKER.name, "instruction": self.instruction, "max_length": str(MAX_LENGTH)}
 
+    def video_processor_options(self) -> dict[str, Any]:
+        # the reference calls the processor with `do_resize=False`: 64 frames of 640x1152 pass the processor's
+        # whole-video `size.longest_edge` (24,576 x 1,024 pixels), which would otherwise shrink them
+        return {"do_resize": False}
+
     def prompt_batch(self, queries: list[str], video_inputs: VideoInputs) -> PromptBatch:
         from rankvideo_cli.scoring.prompt import tokenize_prompts
 

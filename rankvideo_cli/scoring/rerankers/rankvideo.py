@@ -88,6 +88,11 @@ class RankVideoRecipe:
         # the training prompt's scores never answer for the inference prompt's (its `prompt` hash differs too)
         return {"prompt_format": self.prompt} if self.training else {}
 
+    def video_processor_options(self) -> dict[str, Any]:
+        # the checkpoint's processor settings apply, as they did to the reference: a checkpoint that would
+        # resize the sampled frames is refused (`prompt.check_video_grid`)
+        return {}
+
     def prompt_batch(self, queries: list[str], video_inputs: VideoInputs) -> PromptBatch:
         from rankvideo_cli.scoring.prompt import tokenize_prompts
         from rankvideo_cli.scoring.training_prompt import tokenize_training_prompts
