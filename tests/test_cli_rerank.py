@@ -10,7 +10,9 @@ shipped sample with the fake scorer; the tiny model where the model's computatio
   with ENOSPC, as NFS and quota-limited file systems report a failed write-back);
 - `--devices`: one worker per device (two CPU workers stand in for two GPUs), byte-identical to one device; a
   killed worker reported, SIGTERM stopping every worker, and the rerun scoring only what is missing;
-- `--prompt training`: the manifest, the prefix cache, the store keys, workers and the frame cache.
+- `--prompt training`: the manifest, the prefix cache, the store keys, workers and the frame cache;
+- `--reranker qwen3-vl-reranker`: the dry run and the manifest name it, its workers write its one-device run, and
+  its scores (and each `--instruction`'s) are kept apart from rankvideo's in a shared store.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import ir_measures
@@ -35,6 +38,7 @@ from helpers import (
     FIRST_STAGE,
     QRELS,
     QUERIES,
+    RERANKERS,
     SAMPLE,
     TINY,
     TRAINING,
@@ -46,6 +50,7 @@ from helpers import (
     manifest_of,
     rerank_args,
     rerank_sample,
+    reranker_args,
     sample_rerank_args,
     score_records,
     stored_rerank_args,
@@ -329,13 +334,16 @@ def test_output_through_a_symlink_replaces_the_target_not_the_link(tmp_path: Pat
     assert len(target.read_text().splitlines()) == 40
 
 
+@pytest.mark.parametrize("reranker", RERANKERS)
 def test_dry_run_prints_the_plan_loads_nothing_and_writes_nothing(
-    no_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reranker: str, no_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = rerank_sample("--dry-run", "-o", tmp_path / "out.trec")
+    result = rerank_sample("--dry-run", "-o", tmp_path / "out.trec", *reranker_args(reranker))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
+    chosen_by = "default" if reranker == "rankvideo" else "--reranker"
+    assert f"rankvideo: reranker: {reranker} (chosen by {chosen_by})\n" in result.stderr
     assert "40 pairs within depth 100" in result.stderr
     assert "12 found, 1 missing (4 pairs" in result.stderr
     assert "36 to score (12 videos to decode)" in result.stderr
@@ -698,13 +706,28 @@ def long_query(words: int, seed: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def single_device_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The run and raw scores of a plain one-device rerank: what every --devices run must equal."""
-    directory = tmp_path_factory.mktemp("single")
-    output, scores = directory / "single.trec", directory / "single.scores.jsonl"
-    completed = CliRunner().invoke(app, rerank_args(output, "--scores", str(scores), "--decode-workers", "1"))
-    assert completed.exit_code == 0, completed.output
-    return output, scores
+def single_device_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, Path]]:
+    """The run and raw scores of a plain one-device rerank by a reranker (each made once): what every --devices
+    run of that reranker must equal."""
+    made: dict[str, tuple[Path, Path]] = {}
+
+    def single_device_run(reranker: str) -> tuple[Path, Path]:
+        if reranker not in made:
+            directory = tmp_path_factory.mktemp(f"single-{reranker}")
+            output, scores = directory / "single.trec", directory / "single.scores.jsonl"
+            args = rerank_args(output, *reranker_args(reranker), "--scores", str(scores), "--decode-workers", "1")
+            completed = CliRunner().invoke(app, args)
+            assert completed.exit_code == 0, completed.output
+            made[reranker] = output, scores
+        return made[reranker]
+
+    return single_device_run
+
+
+@pytest.fixture(scope="module")
+def single_device_run(single_device_runs) -> tuple[Path, Path]:
+    """The run and raw scores of a plain one-device rankvideo rerank."""
+    return single_device_runs("rankvideo")
 
 
 def test_gpus_that_are_not_there_are_refused() -> None:
@@ -744,10 +767,11 @@ def test_devices_refuse_a_run_from_stdin(tmp_path: Path) -> None:
     assert "every worker reads the run, so it must be a file, not stdin" in completed.output
 
 
-def test_two_workers_write_the_single_device_run(single_device_run, tmp_path: Path) -> None:
-    reference, reference_scores = single_device_run
+@pytest.mark.parametrize("reranker", RERANKERS)
+def test_two_workers_write_the_single_device_run(reranker: str, single_device_runs, tmp_path: Path) -> None:
+    reference, reference_scores = single_device_runs(reranker)
     output, scores = tmp_path / "devices.trec", tmp_path / "devices.scores.jsonl"
-    job = start(rerank_args(output, "--devices", "cpu,cpu", "--scores", str(scores)))
+    job = start(rerank_args(output, *reranker_args(reranker), "--devices", "cpu,cpu", "--scores", str(scores)))
     _stdout, stderr = job.communicate(timeout=600)
     assert job.returncode == 0, stderr
     assert output.read_bytes() == reference.read_bytes()
@@ -770,6 +794,12 @@ def test_two_workers_write_the_single_device_run(single_device_run, tmp_path: Pa
     assert manifest["counts"]["pairs_scored"] == PAIRS_WITH_VIDEO
     assert manifest["pipeline"]["devices"] == ["cpu", "cpu"]
     assert manifest["model"]["model"] == FAKE
+    assert manifest["reranker"]["name"] == reranker
+    named = "" if reranker == "rankvideo" else f".{reranker}"
+    assert sorted(path.name for path in store.glob("shard-*.manifest.json")) == [
+        f"shard-0000-of-0002{named}.manifest.json",
+        f"shard-0001-of-0002{named}.manifest.json",
+    ]
 
 
 def test_cpu_workers_compute_with_the_one_device_threads_so_long_queries_score_the_same_bits(tiny_model_dir, tmp_path):
@@ -910,6 +940,55 @@ def test_the_two_prompts_never_answer_for_each_other_in_a_store(fake_training_ru
     assert (tmp_path / "again.trec").read_bytes() == (fake_training_run / "run.trec").read_bytes()
     assert len(score_records(store)) == 72
     assert (tmp_path / "inference.trec").read_bytes() != (fake_training_run / "run.trec").read_bytes()
+
+
+def test_the_two_rerankers_and_each_instruction_never_answer_for_each_other_in_a_store(
+    reference, copied_store: Path, tmp_path: Path
+) -> None:
+    """One store, both rerankers: each reranker's (and each instruction's) rerun finds its own scores only."""
+    from rankvideo_cli.scoring.rerankers.qwen3_vl_reranker import DEFAULT_INSTRUCTION
+
+    rankvideo_run, store = reference[0], copied_store  # rankvideo's 36 pairs
+    qwen = reranker_args("qwen3-vl-reranker")
+    first = invoke_ok(*stored_rerank_args(tmp_path / "qwen.trec", store, *qwen))
+    assert "36 pairs scored now, 0 from the score store" in first.stderr
+    for name, extra, expected in (
+        ("rankvideo", [], rankvideo_run),
+        ("qwen", qwen, tmp_path / "qwen.trec"),
+        ("qwen-default-instruction", [*qwen, "--instruction", DEFAULT_INSTRUCTION], tmp_path / "qwen.trec"),
+    ):
+        again = invoke_ok(*stored_rerank_args(tmp_path / f"again-{name}.trec", store, *extra))
+        assert "0 pairs scored now, 36 from the score store" in again.stderr, name
+        assert (tmp_path / f"again-{name}.trec").read_bytes() == expected.read_bytes(), name
+
+    instructed = [*qwen, "--instruction", "Find the video that shows what the query describes."]
+    other = invoke_ok(*stored_rerank_args(tmp_path / "instructed.trec", store, *instructed))
+    assert "36 pairs scored now, 0 from the score store" in other.stderr
+    again = invoke_ok(*stored_rerank_args(tmp_path / "again-instructed.trec", store, *instructed))
+    assert "0 pairs scored now, 36 from the score store" in again.stderr
+    assert (tmp_path / "again-instructed.trec").read_bytes() == (tmp_path / "instructed.trec").read_bytes()
+
+    assert len(score_records(store)) == 3 * 36
+    runs = {path.read_bytes() for path in (rankvideo_run, tmp_path / "qwen.trec", tmp_path / "instructed.trec")}
+    assert len(runs) == 3
+
+
+def test_the_manifest_names_qwen3_vl_reranker_and_counts_the_videos_it_fitted(videos, tmp_path: Path) -> None:
+    """A 720p video of 30 s takes more than qwen3-vl-reranker's 7,680 video tokens at 1 fps: it is sampled smaller,
+    and counted; a 3 s one is not."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(SAMPLE / "videos" / "v001.mp4", folder / "v001.mp4")
+    shutil.copy(videos.get(fps=2, seconds=30, width=1280, height=720, pattern="flat"), folder / "long.mp4")
+    run, queries = write_inputs(tmp_path, ("v001", "long", "v404"))
+    output = tmp_path / "out.trec"
+    arguments = ["rerank", run, queries, "--videos", folder, "--model", FAKE, "-o", output]
+    result = invoke_ok(*arguments, *reranker_args("qwen3-vl-reranker"))
+    assert "1 videos sampled smaller to fit qwen3-vl-reranker's token budget" in result.stderr
+    manifest = manifest_of(output)
+    assert manifest["status"] == "complete"
+    assert manifest["reranker"] == {"name": "qwen3-vl-reranker", "chosen_by": "--reranker", "videos_fitted": 1}
+    assert manifest["model"]["reranker"] == "qwen3-vl-reranker"
 
 
 def test_device_workers_score_with_the_training_prompt(fake_training_run: Path, tmp_path: Path) -> None:

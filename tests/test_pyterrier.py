@@ -1,17 +1,19 @@
 """`rankvideo_cli.pyterrier.RankVideoReranker` in PyTerrier pipelines (`%`, `>>`, `pt.Experiment`), without Java.
 
-Its results must be the run `rankvideo rerank` writes for the same first stage (same order, same scores), a
-second `pt.Experiment` must take every score from the store, and rows without a video stay in the results.
+Its results must be the run `rankvideo rerank` writes for the same first stage (same order, same scores), for each
+reranker and instruction, a second `pt.Experiment` must take every score from the store, and rows without a video
+stay in the results.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAKE, SAMPLE, TINY
+from helpers import FAKE, SAMPLE, TINY, reranker_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -45,13 +47,27 @@ def first_stage(topics: pd.DataFrame):
 
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("cli") / "reranked.trec"
-    args = ["rerank", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--videos"]
-    args += [str(SAMPLE / "videos"), "--model", FAKE, "-o", str(output), "--decode-workers", "1"]
-    completed = CliRunner().invoke(app, args)
-    assert completed.exit_code == 0, completed.output
-    return output
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str | None], Path]:
+    """`rankvideo rerank`'s run of the sample by a reranker, with an instruction or its own (each made once)."""
+    made: dict[tuple[str, str | None], Path] = {}
+
+    def cli_run(reranker: str, instruction: str | None) -> Path:
+        if (reranker, instruction) not in made:
+            output = tmp_path_factory.mktemp("cli") / "reranked.trec"
+            args = ["rerank", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--videos"]
+            args += [str(SAMPLE / "videos"), "--model", FAKE, "-o", str(output), "--decode-workers", "1"]
+            args += [*reranker_args(reranker), *(["--instruction", instruction] if instruction is not None else [])]
+            completed = CliRunner().invoke(app, args)
+            assert completed.exit_code == 0, completed.output
+            made[reranker, instruction] = output
+        return made[reranker, instruction]
+
+    return cli_run
+
+
+@pytest.fixture(scope="module")
+def cli_run(cli_runs) -> Path:
+    return cli_runs("rankvideo", None)
 
 
 def trec_lines(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -63,17 +79,37 @@ def run_file_lines(path: Path) -> list[tuple[str, str, str]]:
     return [(fields[0], fields[2], fields[4]) for fields in (line.split() for line in path.read_text().splitlines())]
 
 
-def test_the_pipeline_gives_the_run_of_rankvideo_rerank(first_stage, topics, cli_run, tmp_path, capsys) -> None:
-    reranker = RankVideoReranker(videos=SAMPLE / "videos", model=FAKE, cache=tmp_path / "store", decode_workers=1)
+@pytest.mark.parametrize(
+    ("chosen", "instruction"),
+    [
+        (None, None),
+        ("qwen3-vl-reranker", None),
+        ("qwen3-vl-reranker", "Find the video that shows what the query describes."),
+    ],
+    ids=["rankvideo", "qwen3-vl-reranker", "qwen3-vl-reranker-instruction"],
+)
+def test_the_pipeline_gives_the_run_of_rankvideo_rerank(
+    chosen, instruction, first_stage, topics, cli_runs, tmp_path, capsys
+) -> None:
+    reranker = RankVideoReranker(
+        videos=SAMPLE / "videos",
+        model=FAKE,
+        cache=tmp_path / "store",
+        decode_workers=1,
+        reranker=chosen,
+        instruction=instruction,
+    )
     results = (first_stage % 100 >> reranker)(topics)
     assert len(results) == CANDIDATES  # the v404 rows (no video) are kept
-    assert trec_lines(results) == run_file_lines(cli_run)
+    assert trec_lines(results) == run_file_lines(cli_runs(chosen or "rankvideo", instruction))
     for _qid, group in results.groupby("qid"):
         assert group["rank"].tolist() == list(range(len(group)))
         assert group["docno"].iloc[-1] == "v404"  # unscored: after the scored rows of its query
     assert set(results.columns) == {"qid", "docno", "score", "rank", "query"}
     assert reranker.last_result.counts.pairs_scored == SCORED
-    assert "4 pairs without a video file (keep)" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "4 pairs without a video file (keep)" in said
+    assert f"; reranker {chosen or 'rankvideo'}\n" in said
     assert not pt.java.started() and "jnius" not in sys.modules  # no Java: only the transformer API is used
 
 

