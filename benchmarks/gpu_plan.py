@@ -1,5 +1,6 @@
 """RankVideo's shape on paper (issue 6): parameter counts, analytic FLOPs per pair, weight bytes, and the
 analytic plan (the time floor at an assumed matmul rate, the memory model's batch sizes) that needs no device.
+Since issue 35 the plan also covers Qwen3-VL-Reranker 2B and 8B at MultiVENT's shapes (`reranker_plan`).
 
 `gpu_throughput.py` measures against these; `python benchmarks/gpu_throughput.py --plan` prints the plan.
 """
@@ -15,6 +16,7 @@ import torch
 
 from rankvideo_cli.scoring.memory import (  # the memory model and batch rule the scorer itself uses
     GIB,
+    PROMPT_TEXT_TOKENS,
     QWEN3_VL_8B,
     ModelShape,
     auto_batch_size,
@@ -22,6 +24,7 @@ from rankvideo_cli.scoring.memory import (  # the memory model and batch rule th
     element_size,
     pair_activation_bytes,
     prefix_cache_bytes,
+    vision_activation_bytes,
 )
 
 # ----------------------------------------------------------------------------------------------------
@@ -57,6 +60,34 @@ TINY = ModelShape(
 )
 
 SHAPES = {shape.name: shape for shape in (QWEN3_VL_8B, TINY)}
+
+# Qwen3-VL-2B (Qwen3-VL-Reranker-2B's base): the 8B's layout at about a quarter of its width. Its LM head is its
+# embedding matrix (tied), which `weight_bytes` counts once; `config()` builds it untied, as for every shape.
+QWEN3_VL_2B = ModelShape(
+    name="2b",
+    text_hidden=2048,
+    text_layers=28,
+    text_heads=16,
+    text_kv_heads=8,
+    head_dim=128,
+    text_intermediate=6144,
+    vocab=151936,
+    rms_eps=1e-6,
+    rope_theta=5_000_000.0,
+    mrope_section=(24, 20, 20),
+    vision_depth=24,
+    vision_hidden=1024,
+    vision_intermediate=4096,
+    vision_heads=16,
+    patch=16,
+    temporal_patch=2,
+    merge=2,
+    vision_position_embeddings=2304,
+    deepstack_layers=(5, 11, 17),
+)
+TIED_EMBEDDINGS = frozenset({QWEN3_VL_2B.name})
+# Qwen3-VL-Reranker-2B and -8B have their base models' shapes
+RERANKER_SHAPES = {shape.name: shape for shape in (QWEN3_VL_2B, QWEN3_VL_8B)}
 
 
 def parameter_counts(shape: ModelShape) -> dict[str, int]:
@@ -152,9 +183,10 @@ def lm_flops(shape: ModelShape, prompt_tokens: int, kept_logits: int) -> dict[st
 
 
 def flops_per_pair(
-    shape: ModelShape, prompt_tokens: int, grid: VideoGrid, *, pairs_per_vision_pass: int, kept_logits: int
+    shape: ModelShape, prompt_tokens: int, grid: VideoGrid, *, pairs_per_vision_pass: float, kept_logits: int
 ) -> dict[str, float]:
-    """Analytic FLOPs one pair costs: its LM pass plus its share of a vision pass, with a total."""
+    """Analytic FLOPs one pair costs: its LM pass plus its share of a vision pass (shared by an average of
+    `pairs_per_vision_pass` pairs), with a total."""
     parts = lm_flops(shape, prompt_tokens, kept_logits)
     parts.update({name: value / pairs_per_vision_pass for name, value in vision_flops(shape, grid).items()})
     parts["total"] = sum(parts.values())
@@ -174,7 +206,15 @@ def reference_md_flops(shape: ModelShape, prompt_tokens: int, grid: VideoGrid) -
 
 
 def weight_bytes(shape: ModelShape, dtype: torch.dtype) -> int:
-    return sum(parameter_counts(shape).values()) * element_size(dtype)
+    counts = parameter_counts(shape)
+    tied = counts["lm_head"] if shape.name in TIED_EMBEDDINGS else 0  # the head is the embedding
+    return (sum(counts.values()) - tied) * element_size(dtype)
+
+
+def attention_scores_bytes(tokens: int, shape: ModelShape, dtype: torch.dtype) -> int:
+    """The T x T attention scores term of `pair_activation_bytes` (heads T^2 (2e + 4)): what eager attention or
+    SDPA's math fallback materialises and SDPA's flash and memory-efficient kernels never do."""
+    return shape.text_heads * tokens * tokens * (2 * element_size(dtype) + 4)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -362,3 +402,256 @@ def _tera(value: float) -> str:
 
 def _gib(value: int | None) -> str:
     return "-" if value is None else f"{value / GIB:.1f}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Qwen3-VL-Reranker at MultiVENT's shapes (issue 35)
+# ----------------------------------------------------------------------------------------------------
+
+# The reference's measured long video (REFERENCE.md section 11; tests/reference's oracle): a 70 s 1280x720 file,
+# sampled at 1 fps to 64 frames, query "a dog surfing on a wave". Every 720p video of 64 s or more takes this shape
+# (64 frames, 720 tokens per frame pair unfitted); a longer video's timestamps have more digits, one id per digit per
+# frame pair (a 10-minute video's fitted prompt is about 30 ids, 0.4%, longer).
+RERANKER_SOURCE_HEIGHT, RERANKER_SOURCE_WIDTH, RERANKER_SOURCE_SECONDS = 720, 1280, 70
+RERANKER_QUERY = "a dog surfing on a wave"
+# Prompt ids for that video and query (tests/test_benchmarks.py recomputes both with rankvideo's recipe):
+# unfitted, the frames are 640x1152 (720 tokens per frame pair, 23,040 video tokens) and the prompt is 23,395 ids;
+# the reference's cut keeps every special id (the video pads are special) and drops the text but the last ids,
+# so it stays 23,112 ids: the query is gone. rankvideo fits the video into the reference's own 7,680-token budget
+# (`SamplingConfig.fit_total_pixels`): 352x640 frames, 7,040 video tokens, a 7,395-id prompt, nothing cut.
+RERANKER_REFERENCE_PROMPT_TOKENS = 23112
+RERANKER_FITTED_PROMPT_TOKENS = 7395
+RERANKER_QUERIES_PER_VIDEO = (1.0, 2.3, 10.0)  # MultiVENT at depth 100 averages ~2.3 queries per video
+RERANKER_CARDS_GB = (80, 141)
+
+
+def reranker_video_shapes() -> dict[str, dict[str, Any]]:
+    """The 70 s 720p video as the reference samples it (unfitted) and as rankvideo does (fitted), exactly as the
+    reranker's `SamplingConfig` resizes it (`videos.sampling.output_size`), and RankVideo's nominal shape."""
+    from dataclasses import replace
+
+    from rankvideo_cli.scoring.rerankers import RERANKERS
+    from rankvideo_cli.videos.sampling import output_size, sample_count, video_tokens
+
+    sampling = RERANKERS["qwen3-vl-reranker"].sampling
+    frames = sample_count(RERANKER_SOURCE_SECONDS, 1.0, sampling)  # a 1 fps file: one packet a second
+    shapes = {}
+    for name, config, tokens in (
+        ("unfitted", replace(sampling, fit_total_pixels=None), RERANKER_REFERENCE_PROMPT_TOKENS),
+        ("fitted", sampling, RERANKER_FITTED_PROMPT_TOKENS),
+    ):
+        height, width = output_size(RERANKER_SOURCE_HEIGHT, RERANKER_SOURCE_WIDTH, frames, config)
+        grid = grid_for(frames, height, width, QWEN3_VL_8B)
+        shapes[name] = {
+            "frames": frames,
+            "frame_size": [height, width],
+            "video_grid_thw": [grid.temporal, grid.height, grid.width],
+            "video_tokens": video_tokens(frames, (height, width), config),
+            "prompt_tokens": tokens,
+        }
+    grid = grid_for(NOMINAL_FRAMES, NOMINAL_HEIGHT, NOMINAL_WIDTH, QWEN3_VL_8B)
+    shapes["rankvideo"] = {
+        "frames": NOMINAL_FRAMES,
+        "frame_size": [NOMINAL_HEIGHT, NOMINAL_WIDTH],
+        "video_grid_thw": [grid.temporal, grid.height, grid.width],
+        "video_tokens": grid.merged_tokens(QWEN3_VL_8B.merge),
+        "prompt_tokens": NOMINAL_PROMPT_TOKENS,
+    }
+    return shapes
+
+
+def reranker_flops_per_pair(
+    shape: ModelShape, prompt_tokens: int, grid: VideoGrid, *, queries_per_video: float, reference: bool
+) -> dict[str, float]:
+    """One Qwen3-VL-Reranker pair's FLOPs. The reference: the backbone (`model.model`, vision tower inside) for
+    every pair and the one-row head W[yes] - W[no] at the last position. rankvideo: one vision pass shared by the
+    video's queries, the same backbone and head, and the LM head at the last position (its log-probabilities)."""
+    parts = lm_flops(shape, prompt_tokens, kept_logits=0)
+    parts["lm_head"] = 2.0 * shape.text_hidden * (1 if reference else 1 + shape.vocab)
+    shared = 1.0 if reference else queries_per_video
+    parts.update({name: value / shared for name, value in vision_flops(shape, grid).items()})
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def _memory(
+    shape: ModelShape,
+    dtype: torch.dtype,
+    prompt_tokens: int,
+    grid: VideoGrid,
+    *,
+    rows: Sequence[int],
+    logit_positions: int,
+    weights: int,
+) -> dict[str, Any]:
+    """The memory model's predicted peak at `rows` pairs per forward (one per card), as gpu_throughput.py predicts
+    each run's: weights + one vision pass + rows x the bound per pair; and the same without the T x T scores."""
+    pair = pair_activation_bytes(prompt_tokens, shape, dtype, logit_positions=logit_positions)
+    scores = attention_scores_bytes(prompt_tokens, shape, dtype)
+    vision = vision_activation_bytes(grid.patches, shape, dtype)
+    return {
+        "pair_bound_bytes": pair,
+        "pair_bound_without_scores_bytes": pair - scores,
+        "vision_bytes": vision,
+        "predicted_peak_bytes": [weights + vision + count * pair for count in rows],
+        "predicted_peak_without_scores_bytes": [weights + vision + count * (pair - scores) for count in rows],
+    }
+
+
+def reranker_plan(
+    dtype: torch.dtype,
+    assumed_tflops: float,
+    queries_per_video: Sequence[float] = RERANKER_QUERIES_PER_VIDEO,
+    cards_gb: Sequence[int] = RERANKER_CARDS_GB,
+) -> dict[str, Any]:
+    """Predicted pairs/s (the FLOP floor at `assumed_tflops`) and memory of Qwen3-VL-Reranker 2B and 8B at
+    MultiVENT's shapes, the reference's way (one pair per forward, unfitted and fitted) and rankvideo's (fitted,
+    batched, one vision pass per video), beside RankVideo 8B at its nominal shape.
+
+    Batch: what the scorer picks on each card (`memory.default_batch_size`'s rule: `auto_batch_size` at the
+    reranker's longest prompt, its video-token budget plus `PROMPT_TEXT_TOKENS`); the reference runs one pair.
+    Memory: the predicted peak at that batch (as rows of gpu_throughput.py's runs), and without the T x T
+    attention scores that only eager attention or SDPA's math fallback materialise."""
+    from rankvideo_cli.scoring.rerankers import RERANKERS
+
+    videos = reranker_video_shapes()
+    grids = {name: VideoGrid(*video["video_grid_thw"]) for name, video in videos.items()}
+    longest = {
+        "qwen3-vl-reranker": RERANKERS["qwen3-vl-reranker"].sampling.video_token_budget() + PROMPT_TEXT_TOKENS,
+        "rankvideo": RERANKERS["rankvideo"].sampling.video_token_budget() + PROMPT_TEXT_TOKENS,
+    }
+    models = {}
+    rows: list[dict[str, Any]] = []
+    for model, shape, reranker in (
+        ("RankVideo 8B", QWEN3_VL_8B, "rankvideo"),
+        ("Qwen3-VL-Reranker-2B", QWEN3_VL_2B, "qwen3-vl-reranker"),
+        ("Qwen3-VL-Reranker-8B", QWEN3_VL_8B, "qwen3-vl-reranker"),
+    ):
+        weights = weight_bytes(shape, dtype)
+        batches = [
+            auto_batch_size(card * 10**9 - weights - CARD_CONTEXT_BYTES, longest[reranker], shape, dtype)
+            for card in cards_gb
+        ]
+        models[model] = {
+            "shape": shape.name,
+            "reranker": reranker,
+            "weights_bytes": weights,
+            "tied_embeddings": shape.name in TIED_EMBEDDINGS,
+            "scorer_longest_prompt_tokens": longest[reranker],
+            "auto_batch_size": dict(zip((f"{card}GB" for card in cards_gb), batches, strict=True)),
+        }
+        if reranker == "rankvideo":
+            cases = [("rankvideo", "reference", 1.0)] + [("rankvideo", "rankvideo", q) for q in queries_per_video]
+        else:
+            cases = [("unfitted", "reference", 1.0), ("fitted", "reference", 1.0)]
+            cases += [("fitted", "rankvideo", q) for q in queries_per_video]
+        for video, path, count in cases:
+            tokens = videos[video]["prompt_tokens"]
+            reference = path == "reference"
+            if reranker == "rankvideo":  # RankVideo's reference: the full LM head at every position
+                kept = tokens if reference else 1
+                flops = flops_per_pair(
+                    shape, tokens, grids[video], pairs_per_vision_pass=1 if reference else count, kept_logits=kept
+                )
+            else:
+                kept = 0 if reference else 1
+                flops = reranker_flops_per_pair(
+                    shape, tokens, grids[video], queries_per_video=count, reference=reference
+                )
+            pairs_per_forward = [1 if reference else min(batch, math.ceil(count)) for batch in batches]
+            # a video's prompts differ in length (their queries do): a batch of several is left-padded, and a
+            # kernel that takes the padding as a mask (SDPA's memory-efficient one, the CPU's) computes the whole
+            # T x T square, twice the causal half counted here; flash_attention_2 unpads and keeps the half
+            padded = pairs_per_forward[0] > 1
+            square = flops["total"] + (flops["lm_attention"] if padded else 0.0)
+            rows.append(
+                {
+                    "model": model,
+                    "video": video,
+                    "path": path,
+                    "queries_per_video": count,
+                    "prompt_tokens": tokens,
+                    "flops_per_pair": flops,
+                    "tflop_per_pair": flops["total"] / 1e12,
+                    "pairs_per_s": assumed_tflops * 1e12 / flops["total"],
+                    "pairs_per_s_padded_square": assumed_tflops * 1e12 / square,
+                    "pairs_per_forward": dict(zip((f"{card}GB" for card in cards_gb), pairs_per_forward, strict=True)),
+                    **_memory(
+                        shape,
+                        dtype,
+                        tokens,
+                        grids[video],
+                        rows=pairs_per_forward,
+                        logit_positions=kept,
+                        weights=weights,
+                    ),
+                }
+            )
+    return {
+        "assumed_tflops": assumed_tflops,
+        "dtype": str(dtype).removeprefix("torch."),
+        "source": {
+            "height": RERANKER_SOURCE_HEIGHT,
+            "width": RERANKER_SOURCE_WIDTH,
+            "seconds": RERANKER_SOURCE_SECONDS,
+            "query": RERANKER_QUERY,
+        },
+        "videos": videos,
+        "cards_gb": list(cards_gb),
+        "models": models,
+        "rows": rows,
+    }
+
+
+def format_reranker_plan(result: dict[str, Any]) -> str:
+    """The reranker plan, in at most 80 columns."""
+    videos, source = result["videos"], result["source"]
+    cards = result["cards_gb"]
+
+    def shape_of(video: dict[str, Any]) -> str:
+        height, width = video["frame_size"]
+        return f"{video['frames']} x {height}x{width}, {video['video_tokens']} video tokens"
+
+    lines = [
+        f"Qwen3-VL-Reranker at MultiVENT's shapes ({result['dtype']}): a {source['seconds']} s "
+        f"{source['width']}x{source['height']} video",
+        f"at 1 fps, query {source['query']!r}",
+        f"  unfit: {shape_of(videos['unfitted'])} (the reference's frames),",
+        f"         {videos['unfitted']['prompt_tokens']} ids after the reference's cut (it keeps every special id",
+        "         and drops the query)",
+        f"  fit:   {shape_of(videos['fitted'])} (rankvideo's: fit_total_pixels),",
+        f"         {videos['fitted']['prompt_tokens']} ids",
+        f"  nom:   RankVideo's {shape_of(videos['rankvideo'])}, {videos['rankvideo']['prompt_tokens']} ids",
+        f"pairs/s: the floor at {result['assumed_tflops']:g} TFLOP/s (ASSUMED rate, not measured); x ref: over",
+        "the model's first row; pad sq: pairs/s where a padded batch's attention",
+        "costs the whole T x T square (a masked kernel: SDPA's memory-efficient one,",
+        "the CPU's; flash_attention_2 keeps the causal half). reference: one pair per",
+        "forward, the vision tower in each; rankvideo: a video's queries batched, one",
+        "vision pass per video.",
+        f"batch: pairs per forward on {' / '.join(f'{card} GB' for card in cards)} cards (the scorer's rule, at",
+        f"its longest prompt); peak GiB on {cards[0]} GB at that batch: the memory model's",
+        "bound (eager T x T attention scores counted) / the same without the scores",
+        "(what SDPA's fused kernels need)",
+    ]
+    header = (
+        f"  {'video':<6}{'path':<10}{'q/vid':>5}{'TFLOP/pr':>10}{'pairs/s':>9}{'x ref':>7}{'pad sq':>8}{'batch':>7}"
+        f"{'peak GiB':>15}"
+    )
+    for model, info in result["models"].items():
+        tied = " (tied embeddings)" if info["tied_embeddings"] else ""
+        lines += [
+            f"{model}: weights {_gib(info['weights_bytes'])} GiB{tied}; longest prompt "
+            f"{info['scorer_longest_prompt_tokens']}",
+            header,
+        ]
+        model_rows = [row for row in result["rows"] if row["model"] == model]
+        for row in model_rows:
+            video = {"unfitted": "unfit", "fitted": "fit", "rankvideo": "nom"}[row["video"]]
+            batch = "/".join(str(count) for count in row["pairs_per_forward"].values())
+            peak = f"{_gib(row['predicted_peak_bytes'][0])} / {_gib(row['predicted_peak_without_scores_bytes'][0])}"
+            lines.append(
+                f"  {video:<6}{row['path']:<10}{row['queries_per_video']:>5g}{row['tflop_per_pair']:>10.3g}"
+                f"{row['pairs_per_s']:>9.1f}{row['pairs_per_s'] / model_rows[0]['pairs_per_s']:>6.2f}x"
+                f"{row['pairs_per_s_padded_square']:>8.1f}{batch:>7}{peak:>15}"
+            )
+    return "\n".join(lines)

@@ -55,11 +55,13 @@ from gpu_plan import (
     flops_per_pair,
     format_plan,
     format_prompt_plan,
+    format_reranker_plan,
     lm_flops,
     parameter_counts,
     plan,
     prompt_plan,
     reference_md_flops,
+    reranker_plan,
     vision_flops,
 )
 
@@ -1018,7 +1020,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument(
         "--plan",
         action="store_true",
-        help="print the analytic FLOPs, time floor and batch sizes only (no device, no model)",
+        help="print the analytic FLOPs, time floor and batch sizes only (no device, no model), for RankVideo and "
+        "for Qwen3-VL-Reranker 2B and 8B at MultiVENT's shapes",
     )
     parser.add_argument(
         "--assume-tflops",
@@ -1088,10 +1091,12 @@ def main(argv: list[str] | None = None) -> int:
         dtype = resolve_dtype(options.dtype or "bfloat16", torch.device("cpu"))
         result = plan(SHAPES[options.shape], dtype, options.queries_per_video, args.assume_tflops)
         result["prompts"] = prompt_plan(SHAPES[options.shape], dtype, args.assume_tflops)
+        result["rerankers"] = reranker_plan(dtype, args.assume_tflops)
         if json_path:
             Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(format_plan(result))
         print(format_prompt_plan(result["prompts"]))
+        print(format_reranker_plan(result["rerankers"]))
         return 0
 
     def save(report: dict[str, Any]) -> None:

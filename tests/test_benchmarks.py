@@ -1,7 +1,10 @@
 """The benchmarks under benchmarks/, each checked at a small size on the CPU (their full-size results are in
 benchmarks/README.md; speed is never asserted here):
 
-- gpu_plan.py and gpu_throughput.py: shapes, FLOP accounting, memory model, a CPU smoke run of it all;
+- gpu_plan.py and gpu_throughput.py: shapes, FLOP accounting, memory model, a CPU smoke run of it all, and the
+  Qwen3-VL-Reranker plan (its prompt lengths recomputed with rankvideo's own recipe);
+- rerankers.py: the --smoke configuration (Qwen3-VL-Reranker's batched path against one pair per forward: structure
+  and score agreement);
 - pipeline.py: the --smoke configuration end to end (structure and score agreement; the speed ratio is measured
   and recorded in benchmarks/README.md, not tested);
 - prefix_cache.py's profile: what it counts as attention (by how it was called) and linear time;
@@ -44,6 +47,8 @@ gt = load_benchmark("gpu_throughput")
 gp = load_benchmark("gpu_plan")  # the shapes and FLOPs the throughput run measures against
 pb = load_benchmark("pipeline", "pipeline_benchmark")
 pc = load_benchmark("prefix_cache", "prefix_cache_benchmark")
+rr = load_benchmark("rerankers", "rerankers_benchmark")
+ALL_SHAPES = {**gp.SHAPES, **gp.RERANKER_SHAPES}
 
 
 # ==============================================================================================================
@@ -71,11 +76,11 @@ def _count_by_part(model: torch.nn.Module) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("shape_name", ["8b", "tiny"])
+@pytest.mark.parametrize("shape_name", ["8b", "tiny", "2b"])
 def test_parameter_counts_match_a_model_built_from_the_shape(shape_name: str) -> None:
     from transformers import Qwen3VLForConditionalGeneration
 
-    shape = gp.SHAPES[shape_name]
+    shape = ALL_SHAPES[shape_name]
     with torch.device("meta"):  # no memory: the 8B shape is only counted, never materialised
         model = Qwen3VLForConditionalGeneration._from_config(shape.config(), dtype=torch.bfloat16)
     assert _count_by_part(model) == gp.parameter_counts(shape)
@@ -115,9 +120,9 @@ def test_8b_shape_is_qwen3_vl_8b_instruct() -> None:
     assert gp.lm_matmul_parameters(QWEN3_VL_8B) == pytest.approx(6.95e9, rel=1e-3)
 
 
-@pytest.mark.parametrize("shape_name", ["8b", "tiny"])
+@pytest.mark.parametrize("shape_name", ["8b", "tiny", "2b"])
 def test_shape_round_trips_through_a_config(shape_name: str) -> None:
-    shape = gp.SHAPES[shape_name]
+    shape = ALL_SHAPES[shape_name]
     assert shape_from_config(shape.config(), name=shape.name) == shape
 
 
@@ -372,6 +377,121 @@ def test_plan_needs_no_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "80GB card -> " in out
 
 
+# ------------------------------------------------------------------------------------------------------
+# Qwen3-VL-Reranker in the plan (issue 35)
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_2b_shape_counts_its_tied_head_once() -> None:
+    shape = gp.QWEN3_VL_2B
+    config = shape.config()
+    text, vision = config.text_config, config.vision_config
+    assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads, text.num_key_value_heads) == (
+        2048,
+        28,
+        16,
+        8,
+    )
+    assert (text.head_dim, text.intermediate_size, text.vocab_size) == (128, 6144, 151936)
+    assert (vision.depth, vision.hidden_size, vision.intermediate_size, vision.num_heads) == (24, 1024, 4096, 16)
+    assert (vision.out_hidden_size, list(vision.deepstack_visual_indexes)) == (2048, [5, 11, 17])
+    counts = gp.parameter_counts(shape)
+    assert gp.weight_bytes(shape, torch.bfloat16) == 2 * (sum(counts.values()) - counts["lm_head"])
+    assert gp.weight_bytes(QWEN3_VL_8B, torch.bfloat16) == 2 * sum(gp.parameter_counts(QWEN3_VL_8B).values())
+    assert 2.0e9 < sum(counts.values()) - counts["lm_head"] < 2.3e9  # a "2B" model
+
+
+def _reranker_prompt_ids(processor, sampling, fit: bool) -> tuple[tuple[int, int], int, list[int]]:
+    """(frame size, video tokens, prompt ids per query) of the plan's 70 s 1280x720 1 fps video, through rankvideo's
+    own Qwen3-VL-Reranker recipe (the placeholder from the processor's own expansion; no pixels needed)."""
+    import dataclasses
+
+    from transformers.video_utils import VideoMetadata
+
+    from rankvideo_cli.scoring.options import ScorerOptions
+    from rankvideo_cli.scoring.prompt import VideoInputs
+    from rankvideo_cli.scoring.rerankers import get_reranker
+    from rankvideo_cli.videos.sampling import output_size, sample_count, sample_indices, video_tokens
+
+    config = sampling if fit else dataclasses.replace(sampling, fit_total_pixels=None)
+    total = gp.RERANKER_SOURCE_SECONDS  # 1 fps: one frame a second
+    count = sample_count(total, 1.0, config)
+    size = output_size(gp.RERANKER_SOURCE_HEIGHT, gp.RERANKER_SOURCE_WIDTH, count, config)
+    grid = torch.tensor([[count // 2, size[0] // 16, size[1] // 16]])
+    metadata = VideoMetadata(total_num_frames=total, fps=1.0, frames_indices=sample_indices(total, count))
+    placeholder = processor.replace_video_token({"video_grid_thw": grid, "video_metadata": [metadata]}, video_idx=0)
+    inputs = VideoInputs(pixel_values_videos=torch.empty(0), video_grid_thw=grid, placeholder=placeholder)
+    recipe = get_reranker("qwen3-vl-reranker").build_recipe(processor, ScorerOptions(reranker="qwen3-vl-reranker"))
+    batch = recipe.prompt_batch([gp.RERANKER_QUERY, "the election results in Ohio"], inputs)
+    return size, video_tokens(count, size, config), batch.attention_mask.sum(dim=1).tolist()
+
+
+def test_reranker_plan_prompts_are_the_recipes(tiny_loaded) -> None:
+    """The plan's prompt lengths are what rankvideo's recipe builds for the plan's video (and, unfitted, what the
+    reference's own run measured: 23,112 ids after its cut, REFERENCE.md section 11)."""
+    from rankvideo_cli.scoring.rerankers import get_reranker
+
+    sampling = get_reranker("qwen3-vl-reranker").sampling
+    shapes = gp.reranker_video_shapes()
+    size, tokens, ids = _reranker_prompt_ids(tiny_loaded.processor, sampling, fit=False)
+    assert (size, tokens) == ((640, 1152), 23040)
+    assert list(size) == shapes["unfitted"]["frame_size"] and tokens == shapes["unfitted"]["video_tokens"]
+    # the cut keeps every special id: every query's prompt is the same length, the query gone
+    assert ids == [gp.RERANKER_REFERENCE_PROMPT_TOKENS] * 2
+    size, tokens, ids = _reranker_prompt_ids(tiny_loaded.processor, sampling, fit=True)
+    assert (size, tokens) == ((352, 640), 7040) and tokens <= 7680
+    assert list(size) == shapes["fitted"]["frame_size"] and tokens == shapes["fitted"]["video_tokens"]
+    assert ids[0] == gp.RERANKER_FITTED_PROMPT_TOKENS and ids[1] != ids[0]  # nothing cut: the query counts
+    assert shapes["unfitted"]["frames"] == shapes["fitted"]["frames"] == 64
+
+
+def test_reranker_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert gt.main(["--plan", "--json", str(tmp_path / "plan.json")]) == 0
+    result = json.loads((tmp_path / "plan.json").read_text())["rerankers"]
+    assert set(result["models"]) == {"RankVideo 8B", "Qwen3-VL-Reranker-2B", "Qwen3-VL-Reranker-8B"}
+    rows: dict[tuple[str, str, str, float], dict] = {
+        (row["model"], row["video"], row["path"], row["queries_per_video"]): row for row in result["rows"]
+    }
+    assert len(rows) == len(result["rows"]) == 4 + 5 + 5
+    # RankVideo's rows are the plan above's
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert rows[("RankVideo 8B", "rankvideo", "reference", 1.0)]["flops_per_pair"]["total"] == pytest.approx(
+        plan["flops_per_pair"]["reference"]["total"]
+    )
+    for model in ("Qwen3-VL-Reranker-2B", "Qwen3-VL-Reranker-8B"):
+        unfit = rows[(model, "unfitted", "reference", 1.0)]
+        fit = rows[(model, "fitted", "reference", 1.0)]
+        batched = [rows[(model, "fitted", "rankvideo", q)] for q in (1.0, 2.3, 10.0)]
+        assert unfit["prompt_tokens"] == 23112 and fit["prompt_tokens"] == 7395
+        # fitting cuts the work about fourfold; one query per video gains nothing from batching; more do
+        assert fit["pairs_per_s"] / unfit["pairs_per_s"] > 3.5
+        assert batched[0]["tflop_per_pair"] == pytest.approx(fit["tflop_per_pair"], rel=1e-4)
+        assert [row["pairs_per_s"] for row in batched] == sorted(row["pairs_per_s"] for row in batched)
+        assert batched[2]["pairs_per_s"] > 1.15 * fit["pairs_per_s"]
+        # the reference reads one row of the head; rankvideo also the LM head's log-probabilities
+        assert (
+            unfit["flops_per_pair"]["lm_head"] == 2 * gp.RERANKER_SHAPES[result["models"][model]["shape"]].text_hidden
+        )
+        # one pair per forward for the reference; the memory without the T x T scores is far below the bound
+        assert unfit["pairs_per_forward"] == {"80GB": 1, "141GB": 1}
+        assert unfit["predicted_peak_without_scores_bytes"][0] < 0.5 * unfit["predicted_peak_bytes"][0]
+        assert all(1 <= count <= 10 for row in batched for count in row["pairs_per_forward"].values())
+        # a padded batch through a masked kernel pays the whole attention square: one pair per forward does not
+        assert unfit["pairs_per_s_padded_square"] == unfit["pairs_per_s"]
+        assert batched[0]["pairs_per_s_padded_square"] == batched[0]["pairs_per_s"]
+        for row in batched[1:]:
+            assert fit["pairs_per_s"] * 0.99 < row["pairs_per_s_padded_square"] < row["pairs_per_s"]
+    small, large = (rows[(m, "fitted", "rankvideo", 2.3)] for m in ("Qwen3-VL-Reranker-2B", "Qwen3-VL-Reranker-8B"))
+    assert small["pairs_per_s"] > 3 * large["pairs_per_s"]
+    assert result["models"]["Qwen3-VL-Reranker-2B"]["tied_embeddings"] is True
+    assert result["models"]["Qwen3-VL-Reranker-2B"]["weights_bytes"] == pytest.approx(4.0 * GIB, rel=0.03)
+    out = capsys.readouterr().out
+    section = out[out.index("Qwen3-VL-Reranker at MultiVENT's shapes") :]
+    assert max(len(line) for line in section.splitlines()) <= 80
+    assert "ASSUMED rate, not measured" in section
+    assert section.count("  fit   rankvideo ") == 6 and section.count("  unfit reference ") == 2
+
+
 # ==============================================================================================================
 # benchmarks/pipeline.py
 # ==============================================================================================================
@@ -459,6 +579,68 @@ def test_arguments() -> None:
     assert pb.parse_args(["--no-last-position"])[0].last_position is False
     with pytest.raises(ValueError, match="--videos"):
         pb.run_benchmark(pb.Options(videos=len(pb.VIDEO_SOURCES) + 1))
+
+
+# ==============================================================================================================
+# benchmarks/rerankers.py
+# ==============================================================================================================
+
+
+@pytest.fixture(scope="module")
+def reranker_smoke(tiny_loaded, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`rerankers.py --smoke` in-process, on the session's tiny-random (not modified by it)."""
+    work = tmp_path_factory.mktemp("reranker-benchmark")
+    options, _ = rr.parse_args(["--smoke", "--cache-dir", str(work / "clips")])
+    report = rr.run_benchmark(options, loaded=tiny_loaded)
+    return {"report": json.loads(json.dumps(report, default=str)), "text": rr.format_report(report)}
+
+
+def test_reranker_smoke_report(reranker_smoke: dict) -> None:
+    report = reranker_smoke["report"]
+    assert report["reranker"] == "qwen3-vl-reranker" and report["model"]["reranker"] == "qwen3-vl-reranker"
+    assert report["model"]["model"] == "tiny-random" and report["model"]["dtype"] == "float32"
+    assert report["clips"]["count"] == 4 and report["clips"]["video_tokens"] > 0
+    assert [row["queries_per_video"] for row in report["rows"]] == [1.0, 3.0]
+    for row in report["rows"]:
+        pairs, videos = row["pairs"], row["videos"]
+        assert pairs == sum(row["query_counts"])
+        reference, batched = row["stages"]["reference"], row["stages"]["rankvideo"]
+        # the reference runs the vision tower and the backbone once per pair; rankvideo once per video
+        assert reference["vision_calls"] == reference["lm_calls"] == pairs
+        assert batched["vision_calls"] == batched["lm_calls"] == videos
+        assert reference["prompt_tokens_mean"] == pytest.approx(batched["prompt_tokens_mean"])
+        for stage in (reference, batched):
+            assert stage["seconds"]["total"] >= stage["seconds"]["vision"] + stage["seconds"]["language_model"]
+        assert row["speedup"] == pytest.approx(row["pairs_per_s"]["rankvideo"] / row["pairs_per_s"]["reference"])
+        assert row["flop_model_speedup"] >= row["flop_model_speedup_padded_square"] > 0
+        # the scores agree, and the comparison has teeth: they differ across pairs far more than the tolerance
+        assert row["agreement"]["pairs"] == pairs
+        assert row["agreement"]["max_abs_logit"] < 1e-5 and row["agreement"]["max_abs_p_yes"] < 1e-5
+        assert row["agreement"]["reference_logit_spread"] > 1e-2
+    assert report["reference_prompts_cut"] == 0
+    text = reranker_smoke["text"]
+    assert text.startswith("machine: ")
+    assert "| queries per video | pairs | pairs/s reference | pairs/s rankvideo |" in text
+
+
+def test_reranker_benchmark_fails_loudly_when_scores_differ() -> None:
+    rows = [{"queries_per_video": 2.3, "agreement": {"max_abs_logit": 2e-5, "max_abs_p_yes": 1e-7}}]
+    with pytest.raises(AssertionError, match="differ from the reference's"):
+        rr.check_agreement(rows)
+    rr.check_agreement([{"queries_per_video": 1.0, "agreement": {"max_abs_logit": 9e-6, "max_abs_p_yes": 0.0}}])
+
+
+def test_reranker_benchmark_arguments_and_workloads() -> None:
+    options, args = rr.parse_args([])
+    assert (options.clip, options.queries_per_video, options.repeats) == ("640x360@8x70", (1.0, 2.3, 10.0), 1)
+    assert args.json is None
+    options, _ = rr.parse_args(["--smoke", "--queries-per-video", "1,4", "--batch-size", "2"])
+    assert (options.smoke, options.queries_per_video, options.batch_size) == (True, (1.0, 4.0), 2)
+    counts = rr.workload(2.3)
+    assert len(counts) == 10 and sum(counts) / len(counts) == pytest.approx(2.3) and set(counts) == {2, 3}
+    assert rr.workload(10.0) == [10] and rr.workload(4.0) == [4, 4]
+    pool = gt.make_queries(rr.QUERY_POOL)
+    assert len(set(rr.queries_for(0, 10, pool))) == 10 and rr.queries_for(0, 3, pool) != rr.queries_for(1, 3, pool)
 
 
 # ==============================================================================================================
