@@ -559,9 +559,9 @@ def reranker_plan(
                     shape, tokens, grids[video], queries_per_video=count, reference=reference
                 )
             pairs_per_forward = [1 if reference else min(batch, math.ceil(count)) for batch in batches]
-            # a video's prompts differ in length (their queries do): a batch of several is left-padded, and a
-            # kernel that takes the padding as a mask (SDPA's memory-efficient one, the CPU's) computes the whole
-            # T x T square, twice the causal half counted here; flash_attention_2 unpads and keeps the half
+            # `pad sq`, a counterfactual: a video's prompts differ in length, and a batch of them left-padded with
+            # an explicit mask makes SDPA's kernels compute the whole T x T square, twice the causal half counted
+            # here; the scorer pads each row at its end and passes no mask, so it keeps the half
             padded = pairs_per_forward[0] > 1
             square = flops["total"] + (flops["lm_attention"] if padded else 0.0)
             rows.append(

@@ -214,13 +214,20 @@ class StageMeter:
 
     STAGES = ("vision", "language_model")
 
-    def __init__(self, model: torch.nn.Module, shape: ModelShape, device: torch.device) -> None:
+    def __init__(
+        self, model: torch.nn.Module, shape: ModelShape, device: torch.device, pad_token_id: int | None = None
+    ) -> None:
+        """`pad_token_id`: the scorer's padding, which it puts after each row's last token with no attention
+        mask (`PromptBatch.right_padded`): a row's length is then where its trailing padding starts."""
         self.shape = shape
         self.device = device
+        self.pad_token_id = pad_token_id
         self._started: dict[str, float] = {}
         self._handles: list[Any] = []
+        self._row_lengths: list[int] | None = None
         self.reset()
         inner = model.model
+        self._handles.append(inner.register_forward_pre_hook(self._note_row_lengths, with_kwargs=True))
         self._hook(inner.visual, "vision", self._count_vision)
         self._hook(inner.language_model, "language_model", self._count_language_model)
         # the LM head runs right after the language model: charged to it
@@ -263,12 +270,26 @@ class StageMeter:
         for temporal, height, width in grid_thw.tolist():
             self._add(vision_flops(self.shape, VideoGrid(temporal, height, width)))
 
+    def _note_row_lengths(self, _module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        """Rows padded at their end without a mask: each row's length, from the backbone's `input_ids`."""
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        self._row_lengths = None
+        if self.pad_token_id is None or kwargs.get("attention_mask") is not None or input_ids is None:
+            return
+        width = int(input_ids.shape[1])
+        real = (input_ids != self.pad_token_id).int()
+        # the last position that is not padding, +1 (a row is never all padding)
+        last = width - real.flip(dims=[1]).argmax(dim=1)
+        self._row_lengths = [int(n) for n in last.tolist()]
+
     def _count_language_model(self, args: tuple, kwargs: dict) -> None:
         embeds = kwargs.get("inputs_embeds")
         batch, positions = int(embeds.shape[0]), int(embeds.shape[1])
         mask = kwargs.get("attention_mask")
         if isinstance(mask, torch.Tensor) and mask.dim() == 2:
             lengths = [int(n) for n in mask.sum(dim=1).tolist()]
+        elif self._row_lengths is not None and len(self._row_lengths) == batch:
+            lengths = self._row_lengths
         else:
             lengths = [positions] * batch
         self.lm_calls += 1
@@ -842,7 +863,7 @@ def _run_benchmark(options: Options, on_update: Callable[[dict[str, Any]], None]
         chosen_batch = int(options.batch_size)
     settings = ScorerOptions(batch_size=chosen_batch, attn_implementation=options.attn)
     scorer = Qwen3VLScorer(model, processor, options=settings)
-    meter = StageMeter(model, shape, device)
+    meter = StageMeter(model, shape, device, processor.tokenizer.pad_token_id)
     queries = make_queries(largest)
     pairs = [Pair(video, query) for video in range(options.videos) for query in queries]
     pairs = pairs[: options.reference_pairs] if options.reference_pairs else pairs

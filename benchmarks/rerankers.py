@@ -9,8 +9,9 @@ Both paths score the same (query, video) pairs from the same decoded frames, in 
   `model.model(**inputs).last_hidden_state[:, -1]` (the backbone, the vision tower inside), the one-row linear head
   W[yes] - W[no], sigmoid;
 - rankvideo: `Qwen3VLScorer.from_loaded(loaded, reranker="qwen3-vl-reranker").score_video(queries, video)`: the
-  processor's video part and the vision tower once per video, the video's prompts left-padded into batches (8 per
-  forward on the CPU), the backbone once per batch, the reranker's head on the last position only.
+  processor's video part and the vision tower once per video, the video's prompts padded at their end into batches
+  (8 per forward on the CPU; no attention mask), the backbone once per batch, the reranker's head on each row's
+  last position only.
 
 Decoding is outside both timings (each video is decoded once, beforehand; the reference would decode it again for
 every pair: the report gives the seconds per video). The two paths run alternately `--repeats` times per workload
@@ -217,9 +218,9 @@ def time_workload(
         for name in ("reference", "rankvideo")
     }
     predicted = {name: parts["total"] for name, parts in flops.items()}
-    # a video's prompts differ in length (their queries do), so a batch of them is left-padded and its attention
-    # takes an explicit mask: the CPU's kernel then computes the whole T x T square, twice the causal half the FLOP
-    # model counts (benchmarks/README.md, issue 24); one prompt per forward runs `is_causal`
+    # the counterfactual the scorer avoids: a video's prompts differ in length, and a batch of them left-padded
+    # with an explicit mask makes the kernel compute the whole T x T square, twice the causal half the FLOP model
+    # counts (benchmarks/README.md); the scorer pads each row at its end and passes no mask (`is_causal`)
     padded = max(counts) > 1 and scorer.batch_size > 1
     square = flops["rankvideo"]["lm_attention"] if padded else 0.0
     return {
@@ -275,7 +276,8 @@ def run_benchmark(options: Options, loaded: Any | None = None) -> dict[str, Any]
     reference.score(pool[0], clips.videos[0])
     scorer.score_video(pool[:2], clips.videos[0])
 
-    meter = StageMeter(loaded.model, TINY, torch.device("cpu"))  # hooks on the model: removed below
+    pad_token_id = loaded.processor.tokenizer.pad_token_id
+    meter = StageMeter(loaded.model, TINY, torch.device("cpu"), pad_token_id)  # hooks on the model: removed below
     try:
         rows = [
             time_workload(count, counts, clips, reference, scorer, meter, pool, options.repeats)

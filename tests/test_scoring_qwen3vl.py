@@ -95,13 +95,14 @@ def _uncached_scores(loaded, queries: list[str], video: SampledVideo) -> list[Pa
 def test_cached_vision_pass_is_identical_to_the_uncached_forward(tiny_loaded, tiny_scorer, make_sampled_video) -> None:
     video = make_sampled_video(seed=7, frames=4)
     assert tiny_scorer.score_video(["a dog surfing"], video) == _uncached_scores(tiny_loaded, ["a dog surfing"], video)
-    # B copies through the vision tower in one pass, against one pass shared by B rows
+    # B copies through the vision tower in one pass, against one pass shared by B rows (padded at their end
+    # without a mask here, at their start with one there: float32 rounding apart, a few units in the last place)
     queries = QUERIES[:3]
     for ours, theirs in zip(
         tiny_scorer.score_video(queries, video), _uncached_scores(tiny_loaded, queries, video), strict=True
     ):
-        assert ours.logprob_yes == pytest.approx(theirs.logprob_yes, abs=1e-6)
-        assert ours.logprob_no == pytest.approx(theirs.logprob_no, abs=1e-6)
+        assert ours.logprob_yes == pytest.approx(theirs.logprob_yes, rel=1e-6)
+        assert ours.logprob_no == pytest.approx(theirs.logprob_no, rel=1e-6)
 
 
 def _count_calls(module: torch.nn.Module) -> list[int]:

@@ -178,6 +178,16 @@ class PromptBatch:
     mm_token_type_ids: torch.Tensor  # (B, L): 2 at video tokens
     texts: list[str]
 
+    def right_padded(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`input_ids` and `mm_token_type_ids` with each row's padding moved after its last token, and the rows'
+        lengths. Under causal attention a token after a row's last one cannot change it, so such a batch needs
+        no attention mask: the kernels then skip the future half of the attention square, which the explicit
+        mask of left padding makes them compute (3.6x the time per pair on a CPU at 7.4k tokens)."""
+        lengths = self.attention_mask.sum(dim=1)
+        width = self.input_ids.shape[1]
+        index = (torch.arange(width).unsqueeze(0) + (width - lengths).unsqueeze(1)) % width
+        return self.input_ids.gather(1, index), self.mm_token_type_ids.gather(1, index), lengths
+
 
 def tokenize_prompts(
     processor: Any,

@@ -246,21 +246,24 @@ class Qwen3VLScorer:
         )
 
     def answer_scores(self, batch: PromptBatch, video_inputs: VideoInputs, features: Any) -> list[PairScore]:
-        """The reranker's scores from the last prompt position, reusing `features` for every row: the backbone
-        runs once per batch, and the reranker's head reads its last position only."""
+        """The reranker's scores from each prompt's last position, reusing `features` for every row: the backbone
+        runs once per batch on the rows padded at their end (no attention mask: see `PromptBatch.right_padded`),
+        and the reranker's head reads each row's last token only."""
         rows = batch.input_ids.shape[0]
         repeated = self.repeat_features(features, rows)
+        input_ids, mm_token_type_ids, lengths = batch.right_padded()
         with torch.inference_mode():
             output = self.model.model(
-                input_ids=batch.input_ids.to(self.device),
-                attention_mask=batch.attention_mask.to(self.device),
-                mm_token_type_ids=batch.mm_token_type_ids.to(self.device),
+                input_ids=input_ids.to(self.device),
+                mm_token_type_ids=mm_token_type_ids.to(self.device),
                 video_grid_thw=video_inputs.video_grid_thw.repeat(rows, 1).to(self.device),
                 mm_encoder_outputs={"video": repeated},
                 use_cache=False,
             )
-            # what `logits_to_keep=1` keeps: the last position, as a (B, 1, D) view
-            return self.recipe.scores(output[0][:, -1:, :], self.model.lm_head)
+            last = (lengths - 1).to(self.device)
+            # each row's last position, as a (B, 1, D) tensor: what `logits_to_keep=1` keeps of a left-padded row
+            hidden = output[0][torch.arange(rows, device=self.device), last].unsqueeze(1)
+            return self.recipe.scores(hidden, self.model.lm_head)
 
     def prompt_batch(self, queries: list[str], video_inputs: VideoInputs) -> PromptBatch:
         """The reranker's whole prompts, left-padded (the full pass, and `explain`)."""
