@@ -38,9 +38,136 @@ _click = getattr(typer.core, "_click", None) or __import__("click")
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what `cmd | head` leaves for a command killed by the closed pipe
 
 
+# Help at 80 columns: every option in a panel by what it is about, and a metavar that says what it takes (Typer's
+# own are `<Path>`, `<bool>`, `<list[str]>`). Options of a fixed set of values show their choices instead.
+HELP_PANELS = {
+    "Videos": (
+        "videos",
+        "video_pattern",
+        "multivent",
+        "video_map",
+        "frames_cache",
+        "decode_workers",
+        "prefetch",
+        "verify",
+        "rebuild",
+        "save",
+        "thumbnails",
+    ),
+    "Model": (
+        "model",
+        "reranker",
+        "instruction",
+        "revision",
+        "cache_dir",
+        "dtype",
+        "device",
+        "attn_implementation",
+        "score_mode",
+        "prompt",
+        "batch_size",
+    ),
+    "Experimental": ("prefix_cache",),
+    "Ranking": ("depth", "interpolate", "normalization", "on_missing_video", "on_bad_video", "missing_query", "tag"),
+    "Store and cluster": ("cache", "shard", "devices", "dry_run", "allow_missing", "force", "retry_bad_videos"),
+    "Output": ("output", "scores", "manifest", "as_json", "fmt", "qrels", "measure", "measures"),
+}
+METAVARS = {
+    "videos": "DIR",
+    "frames_cache": "DIR",
+    "save": "DIR",
+    "cache": "DIR",
+    "cache_dir": "DIR",
+    "video_pattern": "PATTERN",
+    "video_map": "FILE",
+    "output": "FILE",
+    "scores": "FILE",
+    "manifest": "FILE",
+    "qrels": "FILE",
+    "queries": "FILE",
+    "baseline": "RUN",
+    "explanations": "FILE",
+    "measure": "MEASURE",
+    "measures": "MEASURE",
+    "model": "MODEL",
+    "revision": "REV",
+    "dtype": "bf16|fp16|fp32",
+    "device": "DEVICE",
+    "attn_implementation": "IMPL",
+    "reranker": "NAME",
+    "score_mode": "full|reference",
+    "prompt": "inference|training",
+    "normalization": "minmax|zscore|none",
+    "on_missing_video": "keep|drop|error",
+    "on_bad_video": "keep|drop|error",
+    "missing_query": "error|skip",
+    "correction": "holm|bonferroni|none",
+    "batch_size": "N",
+    "instruction": "TEXT",
+    "decode_workers": "N",
+    "prefetch": "N",
+    "depth": "K",
+    "interpolate": "ALPHA",
+    "tag": "TAG",
+    "shard": "I/N|auto",
+    "devices": "LIST",
+    "query": "TEXT",
+    "qid": "QID",
+    "top": "N",
+    "thumbnails": "N",
+    "limit": "N",
+    "max_new_tokens": "N",
+    "temperature": "T",
+    "top_p": "P",
+    "top_k": "K",
+    "seed": "N",
+    "reference_model": "NAME",
+    "alphas": "LIST",
+    "normalizations": "LIST",
+    "folds": "K",
+}
+
+
+def tidy_help(command: Any) -> None:
+    """Give each option of `command` its panel and metavar (flags none): `HELP_PANELS`, `METAVARS`."""
+    panel_of = {name: panel for panel, names in HELP_PANELS.items() for name in names}
+    if command.help and not command.short_help:
+        # the docstring's first paragraph as one line (its own line breaks would show in the command list)
+        command.short_help = " ".join(command.help.split("\n\n")[0].split())
+    for param in command.params:
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            shown = "DIR" if param.name == "directory" else "FILE..." if param.nargs != 1 else "FILE"
+            param.display_type_rich = lambda ctx=None, shown=shown: shown  # Typer would show <Path>, <list[Path]>
+            continue
+        if getattr(param, "is_flag", False):
+            param.metavar = " "  # a flag takes no value: Typer would show <bool>
+        elif param.name in METAVARS:
+            param.metavar = METAVARS[param.name]
+        if param.name in panel_of and len(command.params) > 8:
+            param.rich_help_panel = panel_of[param.name]
+    help_option = command.get_help_option
+
+    def get_help_option(context: Any) -> Any:
+        option = help_option(context)
+        if option is not None:
+            option.metavar = " "
+            if len(command.params) > 8:
+                option.rich_help_panel = "Output"
+        return option
+
+    command.get_help_option = get_help_option
+
+
 class OneLineErrorsGroup(typer.core.TyperGroup):
     """Option and argument errors as one line on stderr and exit 2, like every other rankvideo error (click's
-    own format is a usage block and a boxed message); a closed stdout pipe ends the command quietly."""
+    own format is a usage block and a boxed message); a closed stdout pipe ends the command quietly. Its commands'
+    help is tidied for 80 columns (`tidy_help`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in (self, *self.commands.values()):
+            tidy_help(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -76,7 +203,7 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
 app = typer.Typer(
     name="rankvideo",
     cls=OneLineErrorsGroup,
-    help="Rerank text-to-video retrieval runs with RankVideo (Qwen3-VL), and evaluate them.",
+    help="Rerank text-to-video retrieval runs with Qwen3-VL rerankers (RankVideo, Qwen3-VL-Reranker); evaluate them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -97,7 +224,7 @@ def _root(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """Rerank text-to-video retrieval runs with RankVideo (Qwen3-VL), and evaluate them."""
+    """Rerank text-to-video retrieval runs with Qwen3-VL rerankers (RankVideo, Qwen3-VL-Reranker); evaluate them."""
 
 
 class ScoreMode(str, Enum):
@@ -156,53 +283,54 @@ ModelOpt = Annotated[
     str,
     typer.Option(
         "--model",
-        help="Hub id, local directory, or 'tiny-random' (a random-weight model for smoke tests: meaningless scores).",
+        help="Hub id, directory, or tiny-random (for tests).",
     ),
 ]
-RevisionOpt = Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit) on the hub.")]
+RevisionOpt = Annotated[str | None, typer.Option(help="Hub branch, tag or commit.")]
 CacheDirOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Hugging Face cache directory.", parser=non_empty_path)
 ]
 DtypeOpt = Annotated[
     str | None,
-    typer.Option(help="Model dtype: bfloat16, float16, float32 (default: bf16 on GPU, fp32 on CPU)."),
+    typer.Option(help="Default: bf16 on GPU, fp32 on CPU."),
 ]
-DeviceOpt = Annotated[str | None, typer.Option(help="torch device (default: cuda if available, else cpu).")]
+DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: cuda if any).")]
 AttnOpt = Annotated[
-    str | None, typer.Option("--attn-implementation", help="sdpa (default), flash_attention_2 or eager.")
+    str | None,
+    typer.Option(
+        "--attn-implementation",
+        help="sdpa, eager or flash_attention_2 (default on CUDA where installed).",
+    ),
 ]
 ScoreModeOpt = Annotated[
     ScoreMode,
-    typer.Option(help="full: log-softmax over the whole vocabulary; reference: mimic vLLM's top-512 logprobs."),
+    typer.Option(help="reference: vLLM's top-512 log-probs only."),
 ]
 PromptOpt = Annotated[
     PromptFormat,
     typer.Option(
         "--prompt",
-        help="inference: the reference's prompt (query first; the published results). training: EXPERIMENTAL, "
-        "the authors' training prompt (video first) and objective, each video's prefix computed once for all "
-        "its queries; its retrieval quality with the released weights is unmeasured.",
+        help="training: RankVideo's training prompt (EXPERIMENTAL).",
     ),
 ]
 PrefixCacheOpt = Annotated[
     bool,
     typer.Option(
         "--prefix-cache/--no-prefix-cache",
-        help="With --prompt training: reuse each video's prefix across its queries (off: one full pass per pair).",
+        help="With --prompt training: a video's prefix once for its queries.",
     ),
 ]
-BatchOpt = Annotated[int | None, typer.Option(help="(query, video) pairs per forward pass (default: automatic).")]
+BatchOpt = Annotated[int | None, typer.Option(help="Pairs per forward (default: by memory).")]
 RerankerOpt = Annotated[
     RerankerName | None,
     typer.Option(
         "--reranker",
-        help="Whose prompt, frames and score (default: from the model's hub id: Qwen/Qwen3-VL-Reranker-2B or -8B "
-        "is qwen3-vl-reranker, any other rankvideo).",
+        help="rankvideo or qwen3-vl-reranker (default: by hub id).",
     ),
 ]
 InstructionOpt = Annotated[
     str | None,
-    typer.Option(help="qwen3-vl-reranker's instruction (default: its own, 'Given a search query, retrieve ...')."),
+    typer.Option(help="For qwen3-vl-reranker (default: its own)."),
 ]
 # the frames shown without a model (frames, sample, report)
 FramesOfOpt = Annotated[RerankerName, typer.Option("--reranker", help="Show the frames this reranker samples.")]
@@ -285,31 +413,31 @@ with_scorer_options = option_group(
 with_ranking_options = option_group(
     "ranking",
     [
-        _keyword("tag", Annotated[str, typer.Option(help="Run tag, the 6th TREC column.")], "rankvideo"),
-        _keyword("depth", Annotated[int, typer.Option(help="Rerank the top K candidates of each query.")], 100),
+        _keyword("tag", Annotated[str, typer.Option(help="Run tag (6th column).")], "rankvideo"),
+        _keyword("depth", Annotated[int, typer.Option(help="Rerank the top K.")], 100),
         _keyword(
             "interpolate",
-            Annotated[float | None, typer.Option(help="final = ALPHA*norm(model) + (1-ALPHA)*norm(first stage).")],
+            Annotated[float | None, typer.Option(help="Mix ALPHA of the model's score.")],
             None,
         ),
         _keyword(
             "normalization",
-            Annotated[Normalization, typer.Option(help="Score normalisation for --interpolate.")],
+            Annotated[Normalization, typer.Option(help="For --interpolate.")],
             Normalization.minmax,
         ),
         _keyword(
             "on_missing_video",
-            Annotated[VideoPolicy, typer.Option(help="A candidate without a video file.")],
+            Annotated[VideoPolicy, typer.Option(help="No video file.")],
             VideoPolicy.keep,
         ),
         _keyword(
             "on_bad_video",
-            Annotated[VideoPolicy, typer.Option(help="A video that cannot be decoded or sampled.")],
+            Annotated[VideoPolicy, typer.Option(help="Undecodable video.")],
             VideoPolicy.keep,
         ),
         _keyword(
             "missing_query",
-            Annotated[QueryPolicy, typer.Option(help="A run qid absent from the query file.")],
+            Annotated[QueryPolicy, typer.Option(help="Qid without text.")],
             QueryPolicy.error,
         ),
     ],
@@ -319,26 +447,25 @@ ReferenceModelOpt = Annotated[
     str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
 ]
 VideosOpt = Annotated[
-    Path | None, typer.Option("--videos", help="Directory holding the candidate videos.", parser=non_empty_path)
+    Path | None, typer.Option("--videos", help="Directory of the candidate videos.", parser=non_empty_path)
 ]
-VideoPatternOpt = Annotated[str, typer.Option(help="Path of a video under --videos, formatted with {docid}.")]
-MultiventOpt = Annotated[
-    bool, typer.Option("--multivent", help="MultiVENT 2.0 layout: {int(docid)//100+1:06d}/{docid}.mp4.")
+# rerank and sample cannot run without it (checked by `_required_videos`, with the one-line error)
+RequiredVideosOpt = Annotated[
+    Path | None,
+    typer.Option("--videos", help="Directory of the candidate videos (required).", parser=non_empty_path),
 ]
-VideoMapOpt = Annotated[
-    Path | None, typer.Option(help="TSV docid<TAB>path (relative to --videos).", parser=non_empty_path)
-]
+VideoPatternOpt = Annotated[str, typer.Option(help="Path of a video under --videos.")]
+MultiventOpt = Annotated[bool, typer.Option("--multivent", help="MultiVENT 2.0's folders of 100 videos.")]
+VideoMapOpt = Annotated[Path | None, typer.Option(help="TSV: docid, path under --videos.", parser=non_empty_path)]
 FramesCacheOpt = Annotated[
     Path | None,
     typer.Option(
         "--frames-cache",
-        help="Sampled frames written by `rankvideo sample`: read when present, else decoded.",
+        help="Frames from `rankvideo sample`.",
         parser=non_empty_path,
     ),
 ]
-MeasureOpt = Annotated[
-    list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure, repeatable (e.g. nDCG@10).")
-]
+MeasureOpt = Annotated[list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure (repeatable).")]
 
 
 @app.command()
@@ -349,65 +476,56 @@ def rerank(
     run: Annotated[
         Path,
         typer.Argument(
-            help="First-stage run: TREC 6-column (.gz ok), JSON {qid:{docid:score}}, or - for stdin.",
+            help="First-stage run: TREC (.gz ok), JSON, or - (stdin).",
             parser=non_empty_path,
         ),
     ],
-    queries: Annotated[
-        Path, typer.Argument(help="Queries: TSV qid<TAB>text, MultiVENT CSV, or JSONL.", parser=non_empty_path)
-    ],
-    videos: VideosOpt = None,
+    queries: Annotated[Path, typer.Argument(help="TSV qid<TAB>text, MultiVENT CSV, or JSONL.", parser=non_empty_path)],
+    videos: RequiredVideosOpt = None,
     video_pattern: VideoPatternOpt = "{docid}.mp4",
     multivent: MultiventOpt = False,
     video_map: VideoMapOpt = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the run here (atomic) instead of stdout.", parser=non_empty_path),
+        typer.Option("--output", "-o", help="The run (atomic; default: stdout).", parser=non_empty_path),
     ] = None,
-    scores: Annotated[
-        Path | None, typer.Option(help="Also write raw model scores as JSONL.", parser=non_empty_path)
-    ] = None,
+    scores: Annotated[Path | None, typer.Option(help="Also the raw scores, as JSONL.", parser=non_empty_path)] = None,
     qrels: Annotated[
         Path | None,
-        typer.Option(help="Evaluate the reranked run against these qrels (to stderr).", parser=non_empty_path),
+        typer.Option(help="Evaluate the run against these (stderr).", parser=non_empty_path),
     ] = None,
     measures: MeasureOpt = None,
-    decode_workers: Annotated[
-        int | None, typer.Option(help="Background decode threads (default: from CPU count).")
-    ] = None,
-    prefetch: Annotated[int | None, typer.Option(help="Decoded videos queued ahead of the GPU.")] = None,
+    decode_workers: Annotated[int | None, typer.Option(help="Decode threads (default: one per core).")] = None,
+    prefetch: Annotated[int | None, typer.Option(help="Decoded videos queued for the model.")] = None,
     cache: Annotated[
         Path | None,
-        typer.Option("--cache", help="Score store directory (default: next to the output).", parser=non_empty_path),
+        typer.Option("--cache", help="Score store (default: beside -o).", parser=non_empty_path),
     ] = None,
-    shard: Annotated[str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")] = None,
-    retry_bad_videos: Annotated[bool, typer.Option(help="Try again videos that failed in an earlier run.")] = False,
+    shard: Annotated[str | None, typer.Option(help="This array task's share (auto: SLURM's).")] = None,
+    retry_bad_videos: Annotated[
+        bool, typer.Option("--retry-bad-videos", help="Decode again videos found bad before.")
+    ] = False,
     manifest: Annotated[
         Path | None,
         typer.Option(
-            help="Run manifest path (default: OUTPUT.manifest.json, or in the store with stdout).",
+            help="The run's manifest (default: beside -o).",
             parser=non_empty_path,
         ),
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option(
-            "--dry-run", help="Validate everything, read the store and print the plan; load no model, write nothing."
-        ),
+        typer.Option("--dry-run", help="Check and plan; load and write nothing."),
     ] = False,
     frames_cache: FramesCacheOpt = None,
     devices: Annotated[
         str | None,
-        typer.Option(
-            help="Several devices of this node: cuda:0,cuda:1 or 'all' GPUs, one worker process each "
-            "(each scores a shard into the one score store; the run is the same as on one device)."
-        ),
+        typer.Option(help="This node's GPUs (cuda:0,cuda:1 or all), one worker each: the one-device run."),
     ] = None,
     *,
     scorer: ScorerOptions,  # the model's options (with_scorer_options)
     ranking: RankingOptions,  # with_ranking_options
 ) -> None:
-    """Rerank the top candidates of RUN with RankVideo; write a TREC run to stdout or -o."""
+    """Rerank the top candidates of RUN; write a TREC run to stdout or -o."""
     from rankvideo_cli.jobs.request import RerankInputs, RerankJob, RerankOutputs
     from rankvideo_cli.jobs.rerank import run_rerank
 
@@ -623,16 +741,18 @@ def sample(
             parser=non_empty_path,
         ),
     ],
-    videos: VideosOpt = None,
+    videos: RequiredVideosOpt = None,
     video_pattern: VideoPatternOpt = "{docid}.mp4",
     multivent: MultiventOpt = False,
     video_map: VideoMapOpt = None,
     depth: Annotated[int, typer.Option(help="Sample the videos of the top K candidates of each query.")] = 100,
-    shard: Annotated[str | None, typer.Option(help="I/N, or 'auto' to read SLURM_ARRAY_TASK_ID/COUNT.")] = None,
+    shard: Annotated[str | None, typer.Option(help="This array task's share (auto: SLURM's).")] = None,
     decode_workers: Annotated[int | None, typer.Option(help="Decode threads (default: one per core).")] = None,
-    retry_bad_videos: Annotated[bool, typer.Option(help="Try again videos the cache records as bad.")] = False,
+    retry_bad_videos: Annotated[
+        bool, typer.Option("--retry-bad-videos", help="Try again videos the cache records as bad.")
+    ] = False,
     verify: Annotated[
-        bool, typer.Option(help="Decode every existing entry to check it (default: header and length only).")
+        bool, typer.Option("--verify", help="Decode every existing entry to check it (default: its header).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
     reranker: FramesOfOpt = DEFAULT_RERANKER_NAME,
@@ -693,7 +813,7 @@ def videos(
         typer.Argument(help="The --videos directory: video files, sub-folders, .tar shards.", parser=non_empty_path),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
-    rebuild: Annotated[bool, typer.Option(help="Ignore the cached index and read every tar again.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Ignore the cached index; read every tar again.")] = False,
 ) -> None:
     """What `--videos DIR` finds: videos by docid in folders and inside .tar shards (counts, extensions)."""
     from rankvideo_cli.jobs.videos import run_videos
@@ -709,8 +829,12 @@ def merge(
     cache: Annotated[
         Path, typer.Option("--cache", help="Score store directory the shards wrote to.", parser=non_empty_path)
     ],
-    output: Annotated[Path | None, typer.Option("--output", "-o", parser=non_empty_path)] = None,
-    allow_missing: Annotated[bool, typer.Option(help="Write the run even if some pairs were never scored.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The run (atomic; default: stdout).", parser=non_empty_path)
+    ] = None,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="Write the run even if some pairs were never scored.")
+    ] = False,
     qrels: Annotated[
         Path | None, typer.Option(help="Evaluate the merged run (to stderr).", parser=non_empty_path)
     ] = None,
@@ -722,7 +846,7 @@ def merge(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Merge even if RUN or QUERIES differ from the files the shards read.")
+        bool, typer.Option("--force", help="Merge even if RUN or QUERIES differ from the files the shards read.")
     ] = False,
     reranker: Annotated[
         RerankerName | None,
