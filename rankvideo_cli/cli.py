@@ -455,7 +455,7 @@ RequiredVideosOpt = Annotated[
     typer.Option("--videos", help="Directory of the candidate videos (required).", parser=non_empty_path),
 ]
 VideoPatternOpt = Annotated[str, typer.Option(help="Path of a video under --videos.")]
-MultiventOpt = Annotated[bool, typer.Option("--multivent", help="MultiVENT 2.0's folders of 100 videos.")]
+MultiventOpt = Annotated[bool, typer.Option("--multivent", help="The reference code's folders of 100 integer ids.")]
 VideoMapOpt = Annotated[Path | None, typer.Option(help="TSV: docid, path under --videos.", parser=non_empty_path)]
 FramesCacheOpt = Annotated[
     Path | None,
