@@ -8,6 +8,7 @@ import os
 import sys
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +31,7 @@ from rankvideo_cli.options import (
     VideoSource,
     from_values,
 )
+from rankvideo_cli.progress import NORMAL, QUIET, VERBOSE, VERBOSITY_VARIABLE
 from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions
 from rankvideo_cli.scoring.rerankers import DEFAULT_RERANKER, RERANKERS, get_reranker
 
@@ -70,7 +72,7 @@ HELP_PANELS = {
     "Experimental": ("prefix_cache",),
     "Ranking": ("depth", "interpolate", "normalization", "on_missing_video", "on_bad_video", "missing_query", "tag"),
     "Store and cluster": ("cache", "shard", "devices", "dry_run", "allow_missing", "force", "retry_bad_videos"),
-    "Output": ("output", "scores", "manifest", "as_json", "fmt", "qrels", "measure", "measures"),
+    "Output": ("output", "scores", "manifest", "as_json", "fmt", "qrels", "measure", "measures", "quiet", "verbose"),
 }
 METAVARS = {
     "videos": "DIR",
@@ -443,6 +445,50 @@ with_ranking_options = option_group(
     ],
     lambda values: from_values(RankingOptions, values),
 )
+
+
+@dataclass
+class Verbosity:
+    """--quiet / --verbose for the length of one command (`progress.verbosity`; the environment carries it to
+    device workers), restored afterwards."""
+
+    level: int = NORMAL
+    _previous: str | None = None
+
+    @classmethod
+    def from_flags(cls, values: dict[str, Any]) -> Verbosity:
+        if values["quiet"] and values["verbose"]:
+            raise UsageError("--quiet and --verbose are exclusive")
+        return cls(QUIET if values["quiet"] else VERBOSE if values["verbose"] else NORMAL)
+
+    def __enter__(self) -> Verbosity:
+        self._previous = os.environ.get(VERBOSITY_VARIABLE)
+        if self.level != NORMAL:
+            os.environ[VERBOSITY_VARIABLE] = str(self.level)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is None:
+            os.environ.pop(VERBOSITY_VARIABLE, None)
+        else:
+            os.environ[VERBOSITY_VARIABLE] = self._previous
+
+
+# How much a long command says on stderr, for rerank, sample, merge, report, tune and rank.
+with_verbosity = option_group(
+    "verbosity",
+    [
+        _keyword(
+            "quiet",
+            Annotated[bool, typer.Option("--quiet", help="No progress; what was skipped, missing or bad still shows.")],
+            False,
+        ),
+        _keyword(
+            "verbose", Annotated[bool, typer.Option("--verbose", help="A progress line after every video.")], False
+        ),
+    ],
+    Verbosity.from_flags,
+)
 ReferenceModelOpt = Annotated[
     str | None, typer.Option(help="The model name in the reference's file names, when the directory has several.")
 ]
@@ -470,6 +516,7 @@ MeasureOpt = Annotated[list[str] | None, typer.Option("--measure", "-m", help="i
 
 @app.command()
 @user_errors
+@with_verbosity()
 @with_ranking_options()
 @with_scorer_options()
 def rerank(
@@ -524,6 +571,7 @@ def rerank(
     *,
     scorer: ScorerOptions,  # the model's options (with_scorer_options)
     ranking: RankingOptions,  # with_ranking_options
+    verbosity: Verbosity,  # with_verbosity
 ) -> None:
     """Rerank the top candidates of RUN; write a TREC run to stdout or -o."""
     from rankvideo_cli.jobs.request import RerankInputs, RerankJob, RerankOutputs
@@ -539,7 +587,8 @@ def rerank(
         scorer=scorer,
     )
     # the model loads after the inputs validate, and only when a pair is not in the score store
-    run_rerank(job, stderr)
+    with verbosity:
+        run_rerank(job, stderr)
 
 
 class Correction(str, Enum):
@@ -567,7 +616,10 @@ def eval_(
     ] = None,
     measures: MeasureOpt = None,
     per_query: Annotated[bool, typer.Option("--per-query", help="One row per query.")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", help="Default: table on a terminal, tsv when piped."),
+    ] = None,
     correction: Annotated[
         Correction,
         typer.Option(help="Multiple-testing correction of each measure's p-values over the compared runs."),
@@ -586,7 +638,7 @@ def eval_(
         baseline=baseline,
         measures=measures,
         per_query=per_query,
-        fmt=fmt.value,
+        fmt=fmt.value if fmt is not None else None,
         correction=correction.value,
         console=stderr,
     )
@@ -594,6 +646,7 @@ def eval_(
 
 @app.command()
 @user_errors
+@with_verbosity()
 def tune(
     run: Annotated[Path, typer.Argument(help="The first-stage run that was reranked.", parser=non_empty_path)],
     qrels: Annotated[Path, typer.Argument(help="Qrels: TREC 4-column or MultiVENT JSONL.", parser=non_empty_path)],
@@ -619,18 +672,24 @@ def tune(
         typer.Option("--output", "-o", help="Write the cross-validated interpolated run here.", parser=non_empty_path),
     ] = None,
     tag: Annotated[str, typer.Option(help="Run tag of the written run.")] = "rankvideo-interpolated",
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="table, tsv, csv or json.")] = OutputFormat.table,
+    *,
+    verbosity: Verbosity,  # with_verbosity
 ) -> None:
     """Choose --interpolate ALPHA (and its normalisation) by k-fold cross-validation over queries, from stored
     scores (no model is loaded); optionally write the cross-validated interpolated run."""
     from rankvideo_cli.jobs.tune import TuneOptions, run_tune
 
     options = from_values(TuneOptions, locals())
-    run_tune(run, qrels, scores, options, reference_model=reference_model, output=output, fmt=fmt.value, console=stderr)
+    with verbosity:
+        run_tune(
+            run, qrels, scores, options, reference_model=reference_model, output=output, fmt=fmt.value, console=stderr
+        )
 
 
 @app.command()
 @user_errors
+@with_verbosity()
 @with_ranking_options("on_missing_video", "on_bad_video", "missing_query")
 def rank(
     run: Annotated[Path, typer.Argument(help="The first-stage run.", parser=non_empty_path)],
@@ -653,20 +712,22 @@ def rank(
     measures: MeasureOpt = None,
     *,
     ranking: RankingOptions,  # with_ranking_options
+    verbosity: Verbosity,  # with_verbosity
 ) -> None:
     """Rerank RUN with stored scores, no model: ours, or the reference code's per-video JSON files."""
     from rankvideo_cli.jobs.rank import run_rank
 
-    run_rank(
-        run,
-        scores,
-        ranking,
-        reference_model=reference_model,
-        output=output,
-        qrels=qrels,
-        measures=measures,
-        console=stderr,
-    )
+    with verbosity:
+        run_rank(
+            run,
+            scores,
+            ranking,
+            reference_model=reference_model,
+            output=output,
+            qrels=qrels,
+            measures=measures,
+            console=stderr,
+        )
 
 
 @app.command()
@@ -729,6 +790,7 @@ def explain(
 
 @app.command()
 @user_errors
+@with_verbosity()
 def sample(
     run: Annotated[
         Path, typer.Argument(help="The first-stage run the GPU jobs will rerank (- for stdin).", parser=non_empty_path)
@@ -756,6 +818,8 @@ def sample(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
     reranker: FramesOfOpt = DEFAULT_RERANKER_NAME,
+    *,
+    verbosity: Verbosity,  # with_verbosity
 ) -> None:
     """Decode and sample, on CPU, every video a rerank of RUN needs, into a frame cache (no model)."""
     import json
@@ -773,7 +837,8 @@ def sample(
         verify=verify,
         sampling=get_reranker(reranker.value).sampling,
     )
-    result = run_sample(request, stderr)
+    with verbosity:
+        result = run_sample(request, stderr)
     if as_json:
         write_stdout(json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n")
 
@@ -823,6 +888,7 @@ def videos(
 
 @app.command()
 @user_errors
+@with_verbosity()
 def merge(
     run: Annotated[Path, typer.Argument(help="The same first-stage run the shards reranked.", parser=non_empty_path)],
     queries: Annotated[Path, typer.Argument(help="The same query file.", parser=non_empty_path)],
@@ -852,6 +918,8 @@ def merge(
         RerankerName | None,
         typer.Option("--reranker", help="Merge this reranker's shards (when the store holds several rerankers')."),
     ] = None,
+    *,
+    verbosity: Verbosity,  # with_verbosity
 ) -> None:
     """Combine the score stores of SLURM array shards into the final reranked run."""
     from rankvideo_cli.jobs.merge import run_merge
@@ -859,18 +927,20 @@ def merge(
 
     values = locals()
     inputs, outputs = from_values(RerankInputs, values), from_values(RerankOutputs, values)
-    run_merge(
-        inputs,
-        outputs,
-        stderr,
-        allow_missing=allow_missing,
-        force=force,
-        reranker=reranker.value if reranker is not None else None,
-    )
+    with verbosity:
+        run_merge(
+            inputs,
+            outputs,
+            stderr,
+            allow_missing=allow_missing,
+            force=force,
+            reranker=reranker.value if reranker is not None else None,
+        )
 
 
 @app.command()
 @user_errors
+@with_verbosity()
 def report(
     run: Annotated[
         Path, typer.Argument(help="The reranked run to show (TREC or JSON; - for stdin).", parser=non_empty_path)
@@ -929,35 +999,38 @@ def report(
         ),
     ] = None,
     reranker: FramesOfOpt = DEFAULT_RERANKER_NAME,
+    *,
+    verbosity: Verbosity,  # with_verbosity
 ) -> None:
     """A web page of what the reranker did: measures, charts, and per query both rankings with the frames the
     model saw (no model is loaded)."""
     from rankvideo_cli.jobs.report import ReportRequest, run_report
 
-    run_report(
-        ReportRequest(
-            run_path=run,
-            baseline_path=baseline,
-            qrels_path=qrels,
-            queries_path=queries,
-            videos=from_values(VideoSource, locals()) if videos is not None else None,
-            frames_cache=frames_cache,
-            scores_path=scores,
-            reference_model=reference_model,
-            explanations_path=explanations,
-            measures=measures,
-            correction=correction.value,
-            top=top,
-            thumbnails=thumbnails,
-            qids=qid or (),
-            limit=limit,
-            decode_workers=decode_workers,
-            output=Path(output) if output is not None else None,
-            into_directory=output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir()),
-            sampling=get_reranker(reranker.value).sampling,
-        ),
-        stderr,
-    )
+    with verbosity:
+        run_report(
+            ReportRequest(
+                run_path=run,
+                baseline_path=baseline,
+                qrels_path=qrels,
+                queries_path=queries,
+                videos=from_values(VideoSource, locals()) if videos is not None else None,
+                frames_cache=frames_cache,
+                scores_path=scores,
+                reference_model=reference_model,
+                explanations_path=explanations,
+                measures=measures,
+                correction=correction.value,
+                top=top,
+                thumbnails=thumbnails,
+                qids=qid or (),
+                limit=limit,
+                decode_workers=decode_workers,
+                output=Path(output) if output is not None else None,
+                into_directory=output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir()),
+                sampling=get_reranker(reranker.value).sampling,
+            ),
+            stderr,
+        )
 
 
 def main() -> None:

@@ -6,19 +6,25 @@ reporter prints one self-contained line every `interval_s` seconds (and one at t
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from rankvideo_cli.messages import plural
 
 
 @dataclass
@@ -54,10 +60,24 @@ def status_line(counts: ProgressCounts, elapsed_s: float) -> str:
     return (
         f"{counts.pairs_scored}/{counts.pairs_to_score} pairs scored ({percent:.1f}%), "
         f"{rate:.2f} pairs/s, {counts.videos_decoded}/{counts.videos_to_decode} videos decoded, "
-        f"{counts.pairs_cached} cached, {counts.bad_videos} bad videos, "
-        f"{counts.missing_videos} missing videos, elapsed {format_duration(elapsed_s)}, "
+        f"{counts.pairs_cached} cached, {plural(counts.bad_videos, 'bad video')}, "
+        f"{plural(counts.missing_videos, 'missing video')}, elapsed {format_duration(elapsed_s)}, "
         f"ETA {format_duration(eta) if left > 0 else '0:00:00'}"
     )
+
+
+# --quiet / --verbose, in the environment so that device workers and SLURM tasks started from the command follow it
+VERBOSITY_VARIABLE = "RANKVIDEO_VERBOSITY"
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+
+
+def verbosity() -> int:
+    """QUIET: no progress and no throughput report (what was written, skipped, missing or bad still prints);
+    VERBOSE: a progress line after every video; NORMAL otherwise."""
+    try:
+        return max(QUIET, min(VERBOSE, int(os.environ.get(VERBOSITY_VARIABLE, NORMAL))))
+    except ValueError:
+        return NORMAL
 
 
 class ProgressReporter:
@@ -89,8 +109,8 @@ class LogProgress(ProgressReporter):
         super().start(counts)
         self.last_line = self.started
         self._print(
-            f"{counts.pairs_total} pairs: {counts.pairs_cached} already in the score store, "
-            f"{counts.pairs_to_score} to score over {counts.videos_to_decode} videos"
+            f"{plural(counts.pairs_total, 'pair')}: {counts.pairs_cached} already in the score store, "
+            f"{counts.pairs_to_score} to score over {plural(counts.videos_to_decode, 'video')}"
         )
 
     def update(self) -> None:
@@ -110,21 +130,65 @@ class LogProgress(ProgressReporter):
         self.console.print(f"{self.prefix}{text}", markup=False, highlight=False, soft_wrap=True)
 
 
+def nothing_to_score(counts: ProgressCounts) -> str:
+    """The one line a run with no pair left to score shows instead of an empty bar."""
+    parts = [f"{plural(counts.pairs_cached, 'pair')} already in the score store"]
+    if counts.bad_videos:
+        parts.append(f"{plural(counts.bad_videos, 'known bad video')}")
+    if counts.missing_videos:
+        parts.append(f"{plural(counts.missing_videos, 'missing video')}")
+    return "nothing to score: " + ", ".join(parts)
+
+
+class _FittingProgress(Progress):
+    """A `Progress` whose columns are the first of `layouts` (richest first) that fits the console's width:
+    on a narrow terminal the secondary columns go first, and what is left is never cut (`12345/36000` rather
+    than `123…`)."""
+
+    def __init__(self, layouts: list[tuple[ProgressColumn, ...]], **kwargs: Any) -> None:
+        self.layouts = layouts
+        super().__init__(*layouts[0], **kwargs)
+
+    def layout_width(self, columns: tuple[ProgressColumn, ...]) -> int:
+        """The columns a layout takes for the widest task (one space between columns)."""
+        widest = 0
+        for task in self.tasks:
+            cells = [self.console.measure(column(task)).maximum for column in columns]
+            widest = max(widest, sum(cells) + len(cells) - 1)
+        return widest
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        if not hasattr(self, "live"):  # rich's __init__ renders once before it has made its console
+            yield from super().get_renderables()
+            return
+        with self._lock:
+            width = self.console.width
+            self.columns = next(
+                (layout for layout in self.layouts if self.layout_width(layout) <= width), self.layouts[-1]
+            )
+            yield self.make_tasks_table(self.tasks)
+
+
 class RichProgress(ProgressReporter):
-    """Live bar on a terminal: pairs done/total, pairs/s, ETA, videos, cache hits, bad and missing videos."""
+    """Live bar on a terminal: pairs done/total, pairs/s, ETA, videos, cache hits, bad and missing videos. At
+    80 columns the count, rate and ETA stay whole; the videos' details, the elapsed time and the bar's length
+    give way first. With nothing to score, one line says so instead of an empty bar."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = Progress(
-            TextColumn("[bold]scoring"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("pairs"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[videos]}"),
+        label = TextColumn("[bold]scoring")
+        count, pairs, rate = MofNCompleteColumn(), TextColumn("pairs"), TextColumn("{task.fields[rate]}")
+        elapsed, eta, remaining = TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()
+        videos, videos_short = TextColumn("{task.fields[videos]}"), TextColumn("{task.fields[videos_short]}")
+        self.progress = _FittingProgress(
+            [
+                (label, BarColumn(), count, pairs, rate, elapsed, eta, remaining, videos),
+                (label, BarColumn(bar_width=20), count, pairs, rate, elapsed, eta, remaining, videos_short),
+                (label, BarColumn(bar_width=12), count, pairs, rate, eta, remaining, videos_short),
+                (label, BarColumn(bar_width=12), count, pairs, rate, eta, remaining),
+                (label, count, pairs, rate, eta, remaining),
+                (count, rate, eta, remaining),
+            ],
             console=console,
             transient=False,
         )
@@ -132,12 +196,14 @@ class RichProgress(ProgressReporter):
 
     def start(self, counts: ProgressCounts) -> None:
         super().start(counts)
+        if counts.pairs_to_score == 0:
+            self.console.print(f"rankvideo: {nothing_to_score(counts)}", markup=False, highlight=False, soft_wrap=True)
+            return
         self.progress.start()
-        rate, videos = self._fields()
-        self.task = self.progress.add_task("scoring", total=max(1, counts.pairs_to_score), rate=rate, videos=videos)
+        self.task = self.progress.add_task("scoring", total=counts.pairs_to_score, **self._fields())
 
-    def _fields(self) -> tuple[str, str]:
-        """The bar's `rate` and `videos` fields."""
+    def _fields(self) -> dict[str, Any]:
+        """The bar's `rate`, `videos` and `videos_short` fields."""
         counts = self.counts
         elapsed = time.monotonic() - self.started
         rate = counts.pairs_scored / elapsed if elapsed > 0 else 0.0
@@ -145,25 +211,48 @@ class RichProgress(ProgressReporter):
             f"videos {counts.videos_decoded}/{counts.videos_to_decode} | cached {counts.pairs_cached}"
             f" | bad {counts.bad_videos} | missing {counts.missing_videos}"
         )
-        return f"{rate:.2f}/s", videos
+        trouble = [
+            f"{count} {what}"
+            for count, what in ((counts.bad_videos, "bad"), (counts.missing_videos, "missing"))
+            if count
+        ]
+        videos_short = f"videos {counts.videos_decoded}/{counts.videos_to_decode}" + "".join(f", {t}" for t in trouble)
+        return {"rate": f"{rate:.2f}/s", "videos": videos, "videos_short": videos_short}
 
     def update(self) -> None:
         if self.task is not None:
             done = self.counts.pairs_scored + self.counts.pairs_failed
-            rate, videos = self._fields()
-            self.progress.update(self.task, completed=done, rate=rate, videos=videos)
+            self.progress.update(self.task, completed=done, **self._fields())
 
     def note(self, text: str) -> None:
         self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
-        self.update()
-        self.progress.stop()
+        if self.task is not None:
+            self.update()
+            self.progress.stop()
+
+
+class QuietProgress(ProgressReporter):
+    """--quiet: no progress, but every note (a bad video, an interruption) still gets its line."""
+
+    def __init__(self, console: Console, prefix: str = "rankvideo: ") -> None:
+        self.console = console
+        self.prefix = prefix
+
+    def note(self, text: str) -> None:
+        self.console.print(f"{self.prefix}{text}", markup=False, highlight=False, soft_wrap=True)
 
 
 def make_progress(console: Console | None = None, *, interval_s: float = 30.0) -> ProgressReporter:
-    """A live display when stderr is a terminal, periodic plain lines otherwise (SLURM logs, pipes)."""
+    """A live display when stderr is a terminal, periodic plain lines otherwise (SLURM logs, pipes); with
+    --verbose a plain line after every video, with --quiet only the notes (`verbosity`)."""
     console = console if console is not None else Console(stderr=True, highlight=False)
+    level = verbosity()
+    if level == QUIET:
+        return QuietProgress(console)
+    if level == VERBOSE:
+        return LogProgress(console, interval_s=0.0)
     if console.is_terminal:
         return RichProgress(console)
     return LogProgress(console, interval_s=interval_s)
@@ -181,6 +270,8 @@ class StepProgress:
         self.bar: tuple[Progress, TaskID] | None = None  # on a terminal, from the first step on
 
     def __call__(self, done: int, total: int) -> None:
+        if verbosity() == QUIET:
+            return
         if self.console.is_terminal:
             if self.bar is None:
                 progress = Progress(

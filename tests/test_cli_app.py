@@ -150,7 +150,7 @@ def test_a_huge_docid_or_field_is_quoted_short_in_every_message(tmp_path: Path) 
     queries.write_text("q1\tpeople dancing\n")
     planned = invoke("rerank", run, queries, "--videos", VIDEOS, "--dry-run")
     assert planned.exit_code == 0
-    warning = next(line for line in planned.stderr.splitlines() if "have no file under" in line)
+    warning = next(line for line in planned.stderr.splitlines() if "has no file under" in line)
     assert len(warning) < 1_000 and "[10,000,000 characters]" in warning
     assert len(planned.stderr) < 5_000
     run.write_text(f"q1 Q0 v001 1 {huge} r\n")  # an error quoting the bad score

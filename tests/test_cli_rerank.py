@@ -110,7 +110,7 @@ def test_rerank_raw_scores_file(reranked: Reranked) -> None:
 def test_rerank_reports_on_stderr(reranked: Reranked) -> None:
     stderr = reranked.result.stderr
     assert "MEANINGLESS" in stderr  # the fake scorer says loudly what it is
-    assert f"1 candidate videos have no file under {VIDEOS}" in stderr
+    assert f"1 candidate video has no file under {VIDEOS}" in stderr
     assert "4 queries, 40 candidates in; 40 written (36 reranked, 4 unscored kept in first-stage order" in stderr
     assert "4 pairs without a video file (keep)" in stderr
     assert "nDCG@10" in stderr and "first stage" in stderr and "W/T/L" in stderr
@@ -145,7 +145,7 @@ def test_rerank_reads_the_run_from_stdin(reranked: Reranked, tmp_path: Path) -> 
 def test_missing_video_policies(tmp_path: Path) -> None:
     refused = invoke(*sample_rerank_args(VIDEOS, "--on-missing-video", "error", "--cache", tmp_path / "store"))
     assert refused.exit_code != 0 and refused.stdout == ""
-    assert "1 candidate videos are missing" in refused.stderr and "Traceback" not in refused.stderr
+    assert "1 candidate video is missing" in refused.stderr and "Traceback" not in refused.stderr
 
     dropped = invoke(*sample_rerank_args(VIDEOS, "--on-missing-video", "drop", "--cache", tmp_path / "store"))
     assert dropped.exit_code == 0, dropped.output
@@ -210,7 +210,7 @@ def test_missing_query_skip_keeps_the_query_in_first_stage_order(tmp_path: Path)
     )
     assert result.exit_code == 0, result.output
     assert [row[2] for row in trec_lines(result.stdout) if row[0] == "q9"] == ["v001", "v002"]
-    assert "1 queries without text kept in first-stage order (q9)" in result.stderr
+    assert "1 query without text kept in first-stage order (q9)" in result.stderr
 
 
 def test_interpolation_mixes_model_and_first_stage(tmp_path: Path) -> None:
@@ -489,7 +489,7 @@ def test_long_docids_extensions_in_docids_and_the_paths_tried(tmp_path: Path) ->
     args = ["rerank", run, queries, "--videos", videos, "--video-pattern", "{docid}", "--model", FAKE]
     result = invoke(*args, "--cache", tmp_path / "store")
     assert result.exit_code == 0, result.output
-    assert "1 pairs scored now" in result.stderr  # v001.mp4 resolved to itself
+    assert "1 pair scored now" in result.stderr  # v001.mp4 resolved to itself
     assert "2 candidate videos have no file" in result.stderr and "tried v404.mp4" in result.stderr
     assert [line.split()[2] for line in result.stdout.splitlines()] == ["v001.mp4", long_docid, "v404.mp4"]
     refused = invoke(*args, "--cache", tmp_path / "store", "--on-missing-video", "error")
@@ -984,7 +984,7 @@ def test_the_manifest_names_qwen3_vl_reranker_and_counts_the_videos_it_fitted(vi
     output = tmp_path / "out.trec"
     arguments = ["rerank", run, queries, "--videos", folder, "--model", FAKE, "-o", output]
     result = invoke_ok(*arguments, *reranker_args("qwen3-vl-reranker"))
-    assert "1 videos sampled smaller to fit qwen3-vl-reranker's token budget" in result.stderr
+    assert "1 video sampled smaller to fit qwen3-vl-reranker's token budget" in result.stderr
     manifest = manifest_of(output)
     assert manifest["status"] == "complete"
     assert manifest["reranker"] == {"name": "qwen3-vl-reranker", "chosen_by": "--reranker", "videos_fitted": 1}

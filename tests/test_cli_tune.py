@@ -87,3 +87,38 @@ def test_a_long_sweep_says_how_far_it_is(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if "tune: configurations evaluated" in line]
     assert lines and lines[-1].startswith("rankvideo: tune: configurations evaluated: 22/22, elapsed")
+
+
+def test_every_format_tune_lists_works(tmp_path: Path) -> None:
+    """`tune --format` listed tsv and csv and refused them; each now prints the table's rows (a row per fold and
+    `all`: the setting chosen on every query, its mean there and the cross-validated mean)."""
+    run = read_run(SAMPLE / "first_stage.trec")
+    scores = tmp_path / "scores.jsonl"
+    scores.write_text(
+        "".join(
+            json.dumps({"qid": qid, "docid": c.docid, "logit_delta": float(len(c.docid) + i)}) + "\n"
+            for qid, candidates in run.items()
+            for i, c in enumerate(candidates)
+        )
+    )
+    args = [
+        "tune",
+        str(SAMPLE / "first_stage.trec"),
+        str(SAMPLE / "qrels.txt"),
+        "--scores",
+        str(scores),
+        "--folds",
+        "2",
+    ]
+    payload = json.loads(CliRunner().invoke(app, [*args, "--format", "json"]).stdout)
+    for fmt, separator in (("tsv", "\t"), ("csv", ",")):
+        result = CliRunner().invoke(app, [*args, "--format", fmt])
+        assert result.exit_code == 0, result.output
+        rows = [line.split(separator) for line in result.stdout.splitlines()]
+        assert rows[0] == ["measure", "fold", "queries", "alpha", "normalization", "train_mean", "test_mean"]
+        assert [row[1] for row in rows[1:]] == ["0", "1", "all"] and {row[0] for row in rows[1:]} == {"nDCG@10"}
+        assert float(rows[-1][6]) == payload["cross_validated"] and int(rows[-1][2]) == 4
+        assert float(rows[-1][3]) == payload["chosen_on_all"]["alpha"]
+        assert "cross-validated nDCG@10" in result.stderr
+    table = CliRunner().invoke(app, [*args, "--format", "table"])
+    assert table.exit_code == 0 and "by fold" in table.stdout

@@ -26,7 +26,7 @@ from rankvideo_cli.evaluation.measures import (
     evaluate_runs,
     parse_measure_specs,
 )
-from rankvideo_cli.evaluation.tables import format_report, render_table
+from rankvideo_cli.evaluation.tables import format_p, format_report, render_table
 from rankvideo_cli.io.qrels import read_qrels
 from rankvideo_cli.io.runs import format_trec_lines, read_run
 
@@ -202,7 +202,12 @@ def test_delimited_formats_parse_back(compared_report, fmt: str) -> None:
         row = summary.loc[comparison.measure]
         assert row["delta"] == comparison.delta
         assert (row["wins"], row["ties"], row["losses"]) == (comparison.wins, comparison.ties, comparison.losses)
-        assert (math.isnan(row["p_value"]) and math.isnan(comparison.p_value)) or row["p_value"] == comparison.p_value
+        # p-values at the table's precision (3 significant digits), the same in every format but json
+        assert (math.isnan(row["p_value"]) and math.isnan(comparison.p_value)) or row["p_value"] == float(
+            format_p(comparison.p_value)
+        )
+    p_texts = [line.split(separator)[-2] for line in text.splitlines()[1:] if line.split(separator)[-2]]
+    assert p_texts and all(len(p.replace("0.", "").lstrip("0")) == 3 for p in p_texts if "e" not in p), p_texts
 
 
 def reject_constant(name: str) -> None:
@@ -239,7 +244,7 @@ def test_table_shows_aggregates_and_comparison(compared_report) -> None:
         assert f"{ours.aggregate[measure]:.4f}" in text
     comparison = compared_report.comparisons[0]
     assert f"{comparison.wins}/{comparison.ties}/{comparison.losses}" in text
-    assert "1 judged queries missing from the run" in text
+    assert "1 judged query missing from the run" in text
 
 
 # --------------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_trec_eval_10_comments_skipped_and_extra_columns_tolerated(tmp_path: Pat
     assert as_tuples(frame) == [("q1", "d1", 1), ("q1", "d2", 0)]
     assert frame.attrs["tolerated"] == {"comments": 3, "extra_columns": 1}
     assert describe_tolerated(frame) == (
-        f"{path}: 1 lines with columns after the 4th (ignored; trec_eval 10.0 and ir-measures would refuse these lines)"
+        f"{path}: 1 line with columns after the 4th (ignored; trec_eval 10.0 and ir-measures would refuse these lines)"
     )
 
 

@@ -2,7 +2,7 @@
 circle (imports inside functions and under TYPE_CHECKING count: a lazy import is still an arrow).
 
 Stages, top to bottom (a module may import its own package and any stage below its own):
-cli and pyterrier > jobs > pipeline, report > scoring, evaluation > options > videos > io > progress, versions,
+cli and pyterrier > jobs > pipeline, report > scoring, evaluation > options > videos > io > progress, versions >
 messages > errors.
 """
 
@@ -20,7 +20,8 @@ STAGES = [
     {"options"},
     {"videos"},
     {"io"},
-    {"progress", "versions", "messages"},
+    {"progress", "versions"},
+    {"messages"},  # the lines on stderr: how they are shortened, worded (plurals) and fitted to the terminal
     {"errors"},
 ]
 RANK = {name: rank for rank, names in enumerate(STAGES) for name in names}

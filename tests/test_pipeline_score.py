@@ -401,7 +401,7 @@ def test_log_progress_prints_plain_status_lines(video_dir, tmp_path):
     assert lines[0] == "rankvideo: 12 pairs: 0 already in the score store, 12 to score over 8 videos"
     assert any(line.startswith("rankvideo: bad video (") for line in lines)
     assert lines[-1].startswith("rankvideo: 11/12 pairs scored (100.0%), ")
-    assert "7/8 videos decoded, 0 cached, 1 bad videos, 1 missing videos" in lines[-1]
+    assert "7/8 videos decoded, 0 cached, 1 bad video, 1 missing video" in lines[-1]
     assert "\x1b" not in buffer.getvalue()
 
 

@@ -158,7 +158,7 @@ def test_the_missing_video_policy_applies(first_stage, topics, tmp_path) -> None
     refusing = RankVideoReranker(
         videos=SAMPLE / "videos", model=FAKE, cache=tmp_path / "store", on_missing_video="error"
     )
-    with pytest.raises(RankVideoError, match="candidate videos are missing"):
+    with pytest.raises(RankVideoError, match="1 candidate video is missing"):
         (first_stage >> refusing)(topics)
 
 

@@ -124,7 +124,9 @@ def test_local_directory_loads(tiny_model_dir: Path) -> None:
 def test_tiny_random_warns_loudly(tiny_model_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
     loaded = load_model(ScorerOptions("tiny-random", device="cpu"))
     captured = capfd.readouterr()
-    assert TINY_WARNING in captured.err and "MEANINGLESS" in captured.err
+    banner = captured.err.splitlines()
+    assert len(banner) == 2 and all(len(line) <= 80 and line.startswith("!! ") for line in banner)  # 80 columns
+    assert " ".join(line.strip("! ") for line in banner) == TINY_WARNING and "MEANINGLESS" in captured.err
     assert captured.out == ""
     assert loaded.is_tiny and loaded.model_id == "tiny-random"
     assert loaded.model.training is False

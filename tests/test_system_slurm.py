@@ -334,7 +334,7 @@ def test_a_whole_node_job_scores_on_every_device_and_writes_the_run(
     assert (tmp_path / "node.trec").read_bytes() == expected_run, logs(tmp_path)
     log = logs(tmp_path)
     assert "rankvideo-node: devices cpu,cpu" in log
-    assert "rankvideo: worker 1 (shard 1/2 on cpu, 1 decode threads)" in log
+    assert "rankvideo: worker 1 (shard 1/2 on cpu, 1 decode thread)" in log
     assert "Traceback" not in log
     store = tmp_path / "node.trec.scores"
     pairs = [(r["qid"], r["docid"]) for path in store.glob("scores*.jsonl") for r in score_records(path)]

@@ -209,7 +209,7 @@ def test_an_edited_header_is_never_trusted(tmp_path: Path) -> None:
     shown = json.loads(invoke_ok(*["frames", str(edited), "--json", "--frames-cache", str(cache_dir)]).stdout)
     assert shown["frame_cache"]["status"] == "corrupt" and "checksum" in shown["frame_cache"]["detail"]
     result = invoke_ok(*cached_rerank_args(tmp_path, "cached", "--frames-cache", str(cache_dir)))
-    assert "11 of them from the frame cache (1 damaged entries decoded instead)" in result.stderr
+    assert "11 of them from the frame cache (1 damaged entry decoded instead)" in result.stderr
     assert (tmp_path / "cached.scores.jsonl").read_bytes() == (tmp_path / "decoded.scores.jsonl").read_bytes()
     assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
 
@@ -256,7 +256,7 @@ def test_a_bad_video_is_remembered_with_its_reason(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     first = invoke_ok(*[*sample_args(cache_dir, videos), "--json"])
     assert json.loads(first.stdout)["bad"] == 1
-    assert "1 bad videos (not_a_video: 1)" in first.stderr
+    assert "1 bad video (not_a_video: 1)" in first.stderr
     cache = FrameCache(cache_dir)
     identity = content_identity(videos / "v004.mp4")
     with pytest.raises(VideoError) as raised:

@@ -147,7 +147,7 @@ def test_the_multivent_shaped_sample_reranks_like_the_flat_sample(tmp_path: Path
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "1 candidate videos have no file" in result.stderr and "36 pairs scored now" in result.stderr
+    assert "1 candidate video has no file" in result.stderr and "36 pairs scored now" in result.stderr
     flat = CliRunner().invoke(
         app,
         [

@@ -11,9 +11,11 @@ from typing import Any
 import pandas as pd
 from rich.console import Console, JustifyMethod
 from rich.table import Table
+from rich.text import Text
 
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.evaluation.measures import Comparison, EvalReport
+from rankvideo_cli.messages import plural
 
 # ---------------------------------------------------------------------------------------------------------
 # Output formats: one small function each, chosen from a registry ("table" is `render_table`).
@@ -103,12 +105,25 @@ def _as_json(report: EvalReport, per_query: bool) -> str:
     return json.dumps(report_dict(report, per_query=per_query), indent=2, allow_nan=False) + "\n"
 
 
+P_COLUMNS = ("p_value", "p_value_corrected")
+
+
+def _text_frame(report: EvalReport, per_query: bool) -> pd.DataFrame:
+    """`report_frame` as the tsv and csv print it: p-values to the table's precision (`format_p`), empty where
+    there is none (as every other empty cell)."""
+    frame = report_frame(report, per_query=per_query)
+    for column in P_COLUMNS:
+        if column in frame.columns:
+            frame[column] = [None if pd.isna(value) else format_p(value) for value in frame[column]]
+    return frame
+
+
 def _as_tsv(report: EvalReport, per_query: bool) -> str:
-    return report_frame(report, per_query=per_query).to_csv(sep="\t", index=False, lineterminator="\n")
+    return _text_frame(report, per_query).to_csv(sep="\t", index=False, lineterminator="\n")
 
 
 def _as_csv(report: EvalReport, per_query: bool) -> str:
-    return report_frame(report, per_query=per_query).to_csv(index=False, lineterminator="\n")
+    return _text_frame(report, per_query).to_csv(index=False, lineterminator="\n")
 
 
 FORMATTERS: dict[str, Callable[[EvalReport, bool], str]] = {
@@ -135,73 +150,150 @@ def format_delta(report: EvalReport, measure: str, value: float) -> str:
 
 
 def format_p(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.3g}"
+    """A p-value as every output prints it: 3 significant digits, trailing zeros kept (0.500, 1.00, 1.23e-05);
+    "-" where there is none (the tsv and csv leave the cell empty)."""
+    return "-" if math.isnan(value) else f"{value:#.3g}"
 
 
 def _title(report: EvalReport) -> str:
     judged = len(report.runs[0].per_query)
     compared = report.runs[:-1] if report.comparisons else report.runs
     names = compared[0].name if len(compared) == 1 else f"{len(compared)} runs"
-    return f"{names}: {judged} judged queries"
+    return f"{names}: {plural(judged, 'judged query', 'judged queries')}"
 
 
-def _values_table(report: EvalReport) -> Table:
-    table = Table(title=_title(report), title_justify="left")
-    table.add_column("measure")
-    for evaluation in report.runs:
-        table.add_column(evaluation.name, justify="right", overflow="fold")
-    for measure in report.measures:
-        table.add_row(
-            measure, *(format_value(report, measure, evaluation.aggregate[measure]) for evaluation in report.runs)
-        )
+NARROWEST_NAME = 12  # a run name is never shortened below this many characters
+
+
+def fit_name(name: str, limit: int) -> str:
+    """`name` in at most `limit` characters (never fewer than `NARROWEST_NAME`), for a table on a narrow
+    terminal: whole when it fits; a path keeps its end, where paths that share a file name differ
+    (`…ts/bm25/run.trec`); a bare name its start and end (`reranked_wi…alpha05.trec`). The tsv, csv and json
+    always carry the whole name."""
+    limit = max(limit, NARROWEST_NAME)
+    if len(name) <= limit:
+        return name
+    if "/" in name and len(name.rsplit("/", 1)[1]) < limit - 1:
+        return "…" + name[len(name) - (limit - 1) :]
+    tail = (limit - 1) // 2
+    return name[: limit - 1 - tail] + "…" + name[len(name) - tail :]
+
+
+def _narrowest(table: Table, console: Console) -> int:
+    """The fewest columns `table` takes with no cell that may not wrap split or cut (measured unconstrained:
+    a console's own measure is capped at its width)."""
+    return console.measure(table, options=console.options.update_width(1_000_000)).minimum
+
+
+def _fitted(build: Callable[[Callable[[str], str]], Table], names: list[str], console: Console) -> Table:
+    """The table `build` makes with the run names whole if it fits the console's width; else with the names
+    shortened (`fit_name`) just enough. A name is never folded across lines: the columns that give way are the
+    headers, which wrap between words."""
+    table = build(lambda name: name)
+    longest = max((len(name) for name in names), default=0)
+    while longest > NARROWEST_NAME:
+        excess = _narrowest(table, console) - console.width
+        if excess <= 0:
+            break
+        longest = max(NARROWEST_NAME, longest - excess)
+        table = build(lambda name, limit=longest: fit_name(name, limit))  # type: ignore[misc]
     return table
 
 
-def _comparison_table(report: EvalReport) -> Table:
-    """One row per (measure, run): the baseline's value first, then each run against it."""
+def _values_table(report: EvalReport, console: Console) -> Table:
+    """One row per measure, one column per run; one row per run (a column per measure) where the runs' names
+    would not fit side by side."""
+    names = [evaluation.name for evaluation in report.runs]
+
+    def by_measure(shown: Callable[[str], str]) -> Table:
+        table = Table()
+        table.add_column("measure")
+        for evaluation in report.runs:
+            table.add_column(shown(evaluation.name), justify="right", no_wrap=True)
+        for measure in report.measures:
+            table.add_row(
+                measure,
+                *(format_value(report, measure, evaluation.aggregate[measure]) for evaluation in report.runs),
+            )
+        return table
+
+    def by_run(shown: Callable[[str], str]) -> Table:
+        table = Table()
+        table.add_column("run", no_wrap=True)
+        for measure in report.measures:
+            table.add_column(measure, justify="right")
+        for evaluation in report.runs:
+            table.add_row(
+                shown(evaluation.name),
+                *(format_value(report, measure, evaluation.aggregate[measure]) for measure in report.measures),
+            )
+        return table
+
+    table = by_measure(lambda name: name)
+    if _narrowest(table, console) <= console.width:
+        return table
+    return _fitted(by_run, names, console)
+
+
+def _comparison_table(report: EvalReport, console: Console) -> Table:
+    """One row per (measure, run): the baseline's value first (its delta cell says "baseline"), then each run
+    against it."""
     baseline = report.baseline
     assert baseline is not None
-    table = Table(title=f"{_title(report)}; baseline {baseline.name}", title_justify="left")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("measure", "left"),
-        ("run", "left"),
-        ("value", "right"),
-        ("delta", "right"),
-        ("W/T/L", "right"),
-        ("p (paired t)", "right"),
-        (f"p ({report.correction})", "right"),
-    ]
-    for column, justify in columns:
-        table.add_column(column, justify=justify, overflow="fold")
     by_measure: dict[str, list[Comparison]] = {}
     for comparison in report.comparisons:
         by_measure.setdefault(comparison.measure, []).append(comparison)
     values = {evaluation.name: evaluation.aggregate for evaluation in report.runs}
-    for number, measure in enumerate(report.measures):
-        label = baseline.name if baseline.name.endswith("(baseline)") else f"{baseline.name} (baseline)"
-        table.add_row(measure, label, format_value(report, measure, baseline.aggregate[measure]), "", "", "", "")
-        family = by_measure.get(measure, [])
-        for position, comparison in enumerate(family):
-            table.add_row(
-                "",
-                comparison.run,
-                format_value(report, measure, values[comparison.run][measure]),
-                format_delta(report, measure, comparison.delta),
-                f"{comparison.wins}/{comparison.ties}/{comparison.losses}",
-                format_p(comparison.p_value),
-                format_p(comparison.p_value_corrected),
-                end_section=position == len(family) - 1 and number < len(report.measures) - 1,
-            )
-    return table
+
+    def build(shown: Callable[[str], str]) -> Table:
+        table = Table()
+        columns: list[tuple[str, JustifyMethod, bool]] = [
+            ("measure", "left", True),
+            ("run", "left", True),
+            ("value", "right", True),
+            ("delta", "right", True),
+            ("W/T/L", "right", True),
+            ("p", "right", False),
+            (f"p ({report.correction})", "right", False),
+        ]
+        for column, justify, no_wrap in columns:
+            # only the p-values' headers may wrap (between words); a name or a number is never split
+            table.add_column(column, justify=justify, no_wrap=no_wrap)
+        for number, measure in enumerate(report.measures):
+            value = format_value(report, measure, baseline.aggregate[measure])
+            table.add_row(measure, shown(baseline.name), value, "baseline", "", "", "")
+            family = by_measure.get(measure, [])
+            for position, comparison in enumerate(family):
+                table.add_row(
+                    "",
+                    shown(comparison.run),
+                    format_value(report, measure, values[comparison.run][measure]),
+                    format_delta(report, measure, comparison.delta),
+                    f"{comparison.wins}/{comparison.ties}/{comparison.losses}",
+                    format_p(comparison.p_value),
+                    format_p(comparison.p_value_corrected),
+                    end_section=position == len(family) - 1 and number < len(report.measures) - 1,
+                )
+        return table
+
+    return _fitted(build, [evaluation.name for evaluation in report.runs], console)
 
 
 def render_table(report: EvalReport, console: Console, *, per_query: bool = False) -> None:
     """A rich table of the aggregates (and per-query tables); with a baseline, one row per measure and run
     with the delta, W/T/L and the raw and corrected p-values."""
-    console.print(_comparison_table(report) if report.comparisons else _values_table(report))
+    if report.comparisons:
+        assert report.baseline is not None
+        title = f"{_title(report)}; baseline {report.baseline.name}; p: paired t-tests"
+        console.print(Text(title, style="table.title"))  # above the table, wrapped at the console's width
+        console.print(_comparison_table(report, console))
+    else:
+        console.print(Text(_title(report), style="table.title"))
+        console.print(_values_table(report, console))
     if per_query:
         for evaluation in report.runs:
-            detail = Table(title=f"{evaluation.name}: per query", title_justify="left")
+            console.print(Text(f"{evaluation.name}: per query", style="table.title"))
+            detail = Table()
             detail.add_column("query_id")
             for measure in report.measures:
                 detail.add_column(measure, justify="right")
@@ -210,15 +302,23 @@ def render_table(report: EvalReport, console: Console, *, per_query: bool = Fals
                     str(qid), *(format_value(report, measure, values[measure]) for measure in report.measures)
                 )
             console.print(detail)
+    for note in report_notes(report):
+        console.print(note, markup=False)
+
+
+def report_notes(report: EvalReport) -> list[str]:
+    """What the numbers do not say: judged queries a run lacks (counted as zero), run queries without judgments."""
+    notes = []
     for evaluation in report.runs:
         if evaluation.missing_queries:
-            console.print(
-                f"{evaluation.name}: {len(evaluation.missing_queries)} judged queries missing from the run, "
-                "counted as zero",
-                markup=False,
+            notes.append(
+                f"{evaluation.name}: {plural(len(evaluation.missing_queries), 'judged query', 'judged queries')} "
+                "missing from the run, counted as zero"
             )
         if evaluation.unjudged_queries:
-            console.print(
-                f"{evaluation.name}: {len(evaluation.unjudged_queries)} run queries have no judgments (ignored)",
-                markup=False,
+            notes.append(
+                f"{evaluation.name}: "
+                f"{plural(len(evaluation.unjudged_queries), 'run query has', 'run queries have')} no judgments "
+                "(ignored)"
             )
+    return notes

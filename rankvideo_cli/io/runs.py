@@ -24,6 +24,7 @@ from typing import BinaryIO, NamedTuple
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.bulk import collector_paused
 from rankvideo_cli.io.text import STDIN, check_utf8, display_name, iter_lines, open_text_lines
+from rankvideo_cli.messages import plural
 
 
 class Candidate(NamedTuple):
@@ -70,9 +71,9 @@ class Tolerated(dict[str, int]):
         """One line for stderr naming what was tolerated in `source`, or None when nothing was."""
         parts = []
         if self.get(EXTRA_COLUMNS):
-            parts.append(f"{self[EXTRA_COLUMNS]} lines with columns after the {columns}th ({why})")
+            parts.append(f"{plural(self[EXTRA_COLUMNS], 'line')} with columns after the {columns}th ({why})")
         if self.get(NON_INTEGER_RANK):
-            parts.append(f"{self[NON_INTEGER_RANK]} lines with a non-integer rank (trec_eval never reads it)")
+            parts.append(f"{plural(self[NON_INTEGER_RANK], 'line')} with a non-integer rank (trec_eval never reads it)")
         return f"{source}: {'; '.join(parts)}" if parts else None
 
 

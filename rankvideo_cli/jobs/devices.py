@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from rankvideo_cli.errors import RankVideoError, UsageError
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.pipeline.shards import Shard
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def run_workers(job: RerankJob, devices: list[str], store_dir: Path, console: Co
             with lock:
                 say(
                     console,
-                    f"worker {plan.shard.index} ({plan.name}, {plan.decode_workers} decode threads): "
+                    f"worker {plan.shard.index} ({plan.name}, {plural(plan.decode_workers, 'decode thread')}): "
                     f"pid {worker.process.pid}",
                 )
             if received:  # stopped while starting: start no more
@@ -281,7 +281,8 @@ def run_workers(job: RerankJob, devices: list[str], store_dir: Path, console: Co
         described = "; ".join(f"worker {w.plan.shard.index} ({w.plan.name}) {w.describe_exit()}" for w in failed)
         finished = len(workers) - len(failed)
         stopped = WorkerFailed(
-            f"{described}; the scores of the {finished} workers that finished, and every score stored before, "
+            f"{described}; the scores of the {plural(finished, 'worker')} that finished, and every score stored "
+            "before, "
             f"are in {store_dir}: run the same command again to score what is missing"
         )
     if stopped is not None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.pipeline.plan import triage_pairs
 from rankvideo_cli.pipeline.store import model_fingerprints, read_store, store_namespaces
 from rankvideo_cli.videos.identity import VideoIdentities
@@ -80,15 +80,15 @@ def print_plan(
     lines = [
         f"reranker: {selection.reranker.name} (chosen by {selection.chosen_by})",
         *([selection.note] if selection.note else []),
-        f"dry run: {plan['queries']} queries, {plan['candidates']} candidates; "
-        f"{plan['pairs_within_depth']} pairs within depth {plan['depth']}"
+        f"dry run: {plural(plan['queries'], 'query', 'queries')}, {plural(plan['candidates'], 'candidate')}; "
+        f"{plural(plan['pairs_within_depth'], 'pair')} within depth {plan['depth']}"
         + (
-            f" ({plan['queries_without_text']} queries without text kept in first-stage order)"
+            f" ({plural(plan['queries_without_text'], 'query', 'queries')} without text kept in first-stage order)"
             if plan["queries_without_text"]
             else ""
         ),
         f"videos: {plan['videos_found']} found, {plan['missing_videos']} missing "
-        f"({plan['pairs_missing_video']} pairs, --on-missing-video {job.ranking.on_missing_video})",
+        f"({plural(plan['pairs_missing_video'], 'pair')}, --on-missing-video {job.ranking.on_missing_video})",
         f"score store: {plan['score_store']}"
         + ("" if plan["store_exists"] else " (new)")
         + (f"; shard {plan['shard']}" if plan["shard"] else ""),
@@ -98,9 +98,9 @@ def print_plan(
         if entry["model"] is None:
             who = "no stored scores"
         lines.append(
-            f"  {who}: {entry['pairs_cached']} pairs already scored, {entry['pairs_known_bad_video']} with a "
-            f"known bad video, {entry['pairs_to_score']} to score ({entry['videos_to_decode']} videos to decode)"
-            + (f", {entry['pairs_outside_shard']} in other shards" if plan["shard"] else "")
+            f"  {who}: {plural(entry['pairs_cached'], 'pair')} already scored, {entry['pairs_known_bad_video']} with a "
+            f"known bad video, {entry['pairs_to_score']} to score ({plural(entry['videos_to_decode'], 'video')} to "
+            "decode)" + (f", {entry['pairs_outside_shard']} in other shards" if plan["shard"] else "")
         )
     if len(plan["by_stored_model"]) > 1:
         lines.append("  (the store holds several models: the loaded model's fingerprint decides which applies)")

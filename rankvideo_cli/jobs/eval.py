@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from rankvideo_cli.io.atomic import write_stdout
 from rankvideo_cli.io.runs import read_run_scores
 from rankvideo_cli.io.text import display_name
 from rankvideo_cli.jobs.inputs import report_tolerated
+from rankvideo_cli.messages import say
 
 if TYPE_CHECKING:
     from rankvideo_cli.evaluation.measures import EvalReport
@@ -25,13 +27,14 @@ def run_eval(
     baseline: Path | None,
     measures: Sequence[str] | None,
     per_query: bool,
-    fmt: str,
+    fmt: str | None = None,
     correction: str = "holm",
     console: Console | None = None,
 ) -> EvalReport:
-    """`rankvideo eval`: ir-measures on each RUN (and BASELINE); table to the terminal, other formats to stdout."""
+    """`rankvideo eval`: ir-measures on each RUN (and BASELINE) to stdout, in `fmt` (table, tsv, csv, json); by
+    default (None) a table on a terminal and tsv elsewhere (`eval ... | cut -f`, `> results.tsv`)."""
     from rankvideo_cli.evaluation.measures import CORRECTIONS, evaluate_runs, parse_measure_specs
-    from rankvideo_cli.evaluation.tables import format_report, render_table
+    from rankvideo_cli.evaluation.tables import format_report, render_table, report_notes
     from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
 
     console = console or Console(stderr=True, highlight=False)
@@ -60,11 +63,23 @@ def run_eval(
         baseline=(names[-1], scores[-1]) if baseline is not None else None,
         correction=correction,
     )
+    fmt = fmt if fmt is not None else default_format()
     if fmt == "table":
         render_table(report, Console(highlight=False), per_query=per_query)
     else:
         write_stdout(format_report(report, fmt, per_query=per_query))
+        for note in report_notes(report):
+            say(console, note)
     return report
+
+
+def default_format() -> str:
+    """`eval`'s output without --format: the table for a person (stdout a terminal), else the tsv that
+    ir-measures' and trec_eval's users pipe (one row per run and measure, tab-separated, a header line)."""
+    try:
+        return "table" if sys.stdout.isatty() else "tsv"
+    except (AttributeError, ValueError):
+        return "tsv"
 
 
 def check_shared_queries(

@@ -24,7 +24,7 @@ from rankvideo_cli.io.atomic import atomic_write_text, write_output_chunks
 from rankvideo_cli.io.runs import Run, iter_trec_chunks
 from rankvideo_cli.jobs.preflight import OutputPlan
 from rankvideo_cli.jobs.request import RerankJob
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import RankingOptions, VideoPolicy
 from rankvideo_cli.pipeline.request import PreparedInputs
 from rankvideo_cli.pipeline.result import (
@@ -101,21 +101,21 @@ def print_summary(
     dropped = inputs.run.pair_count - written
     counts = result.counts
     parts = [
-        f"{len(inputs.run)} queries, {inputs.run.pair_count} candidates in",
+        f"{plural(len(inputs.run), 'query', 'queries')}, {plural(inputs.run.pair_count, 'candidate')} in",
         f"{written} written ({provenance[RERANKED]} reranked, {provenance[UNSCORED]} unscored kept in "
         f"first-stage order, {provenance[BELOW_DEPTH]} below depth {ranking.depth})",
-        f"{counts.pairs_scored} pairs scored now, {counts.pairs_cached} from the score store",
-        f"{counts.pairs_missing_video} pairs without a video file ({ranking.on_missing_video})",
-        f"{counts.pairs_bad_video} pairs with a bad video ({ranking.on_bad_video})",
+        f"{plural(counts.pairs_scored, 'pair')} scored now, {counts.pairs_cached} from the score store",
+        f"{plural(counts.pairs_missing_video, 'pair')} without a video file ({ranking.on_missing_video})",
+        f"{plural(counts.pairs_bad_video, 'pair')} with a bad video ({ranking.on_bad_video})",
     ]
     if counts.videos_fitted:
-        parts.append(f"{counts.videos_fitted} videos sampled smaller to fit {reranker}'s token budget")
+        parts.append(f"{plural(counts.videos_fitted, 'video')} sampled smaller to fit {reranker}'s token budget")
     parts.append(f"reranker {reranker}")
     if dropped:
-        parts.append(f"{dropped} candidates dropped as asked")
+        parts.append(f"{plural(dropped, 'candidate')} dropped as asked")
     if inputs.skipped_queries:
         parts.append(
-            f"{len(inputs.skipped_queries)} queries without text kept in first-stage order "
+            f"{plural(len(inputs.skipped_queries), 'query', 'queries')} without text kept in first-stage order "
             f"({', '.join(inputs.skipped_queries[:5])})"
         )
     say(console, "; ".join(parts))
@@ -125,19 +125,26 @@ def print_summary(
 
 
 def report_decoding(result: PipelineResult, console: Console) -> None:
-    """Where the decoded videos came from, how long the model waited for them, and the fix when too long."""
+    """Where the decoded videos came from, how long the model waited for them, and the fix when too long (not
+    with --quiet)."""
+    from rankvideo_cli.progress import QUIET, verbosity
+
     counts, timings = result.counts, result.timings
-    if not counts.videos_decoded:
+    if not counts.videos_decoded or verbosity() == QUIET:
         return
     from_cache = (
         f", {counts.videos_from_frame_cache} of them from the frame cache"
-        + (f" ({counts.frame_cache_corrupt} damaged entries decoded instead)" if counts.frame_cache_corrupt else "")
+        + (
+            f" ({plural(counts.frame_cache_corrupt, 'damaged entry', 'damaged entries')} decoded instead)"
+            if counts.frame_cache_corrupt
+            else ""
+        )
         if result.settings.get("frame_cache")
         else ""
     )
     say(
         console,
-        f"{counts.videos_decoded} videos sampled{from_cache}; the model waited "
+        f"{plural(counts.videos_decoded, 'video')} sampled{from_cache}; the model waited "
         f"{timings.wait_s:.1f} s for them ({decode_wait_share(timings):.0%} of its time)",
     )
     advice = decode_wait_advice(result)

@@ -10,7 +10,7 @@ from rankvideo_cli.errors import RankVideoError
 from rankvideo_cli.io.queries import check_queries_cover_run, read_queries
 from rankvideo_cli.io.runs import Run, read_run
 from rankvideo_cli.jobs.request import RerankJob
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import RankingOptions, VideoPolicy, VideoSource
 from rankvideo_cli.pipeline.request import MemoResolver, PreparedInputs, count_missing_videos
 
@@ -54,12 +54,12 @@ def report_missing_videos(
     root, policy = videos.videos, ranking.on_missing_video
     if policy == VideoPolicy.error:
         raise RankVideoError(
-            f"{missing_docids} candidate videos are missing under {root} "
-            f"({missing_pairs} pairs{why}{tried}); --on-missing-video keep or drop to go on without them"
+            f"{plural(missing_docids, 'candidate video is', 'candidate videos are')} missing under {root} "
+            f"({plural(missing_pairs, 'pair')}{why}{tried}); --on-missing-video keep or drop to go on without them"
         )
     say(
         console,
-        f"{missing_docids} candidate videos have no file under {root} "
-        f"({missing_pairs} pairs within depth{why}{tried}): {policy}",
+        f"{plural(missing_docids, 'candidate video has', 'candidate videos have')} no file under {root} "
+        f"({plural(missing_pairs, 'pair')} within depth{why}{tried}): {policy}",
     )
     return missing_pairs

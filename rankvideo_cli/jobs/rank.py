@@ -22,7 +22,7 @@ from rankvideo_cli.jobs.finish import (
 )
 from rankvideo_cli.jobs.inputs import read_run_reporting
 from rankvideo_cli.jobs.preflight import Named, check_output_file
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import RankingOptions
 
 
@@ -59,10 +59,15 @@ def run_rank(
     outside = sum(1 for qid, _docid in model_scores if qid not in run)
     say(
         console,
-        f"{len(run)} queries, {run.pair_count} candidates; {provenance[RERANKED]} reranked with the "
+        f"{plural(len(run), 'query', 'queries')}, {plural(run.pair_count, 'candidate')}; {provenance[RERANKED]} "
+        "reranked with the "
         f"stored scores, {provenance[UNSCORED]} within depth {ranking.depth} without a score kept in first-stage "
         f"order, {provenance[BELOW_DEPTH]} below depth"
-        + (f"; {outside} stored scores are for queries not in the run (ignored)" if outside else ""),
+        + (
+            f"; {plural(outside, 'stored score is', 'stored scores are')} for queries not in the run (ignored)"
+            if outside
+            else ""
+        ),
     )
     if qrels is not None:
         evaluate_against_first_stage(ranked, run, qrels, measures, console)

@@ -35,7 +35,7 @@ from rankvideo_cli.jobs.preflight import (
     check_output_file,
     check_writable_directory,
 )
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import VideoSource, at_least
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
@@ -343,7 +343,11 @@ def check_scores_cover_the_run(
     examples = ", ".join(f"{qid} {docid}" for qid, docid in unscored[:shown]) + (
         ", ..." if len(unscored) > shown else ""
     )
-    say(console, f"{len(unscored)} of {len(pairs)} pairs of {run.source} have no score in {source} (e.g. {examples})")
+    say(
+        console,
+        f"{len(unscored)} of {plural(len(pairs), 'pair')} of {run.source} "
+        f"{'has' if len(unscored) == 1 else 'have'} no score in {source} (e.g. {examples})",
+    )
 
 
 def _deltas(evaluation: EvalReport | None) -> dict[str, float]:
@@ -448,7 +452,8 @@ def _summary(result: ReportResult) -> str:
     problems = ", ".join(f"{count} {kind}" for kind, count in sorted(result.problems.items()))
     where = f"written to {result.written}" if result.written is not None else "written to stdout"
     return (
-        f"report of {result.queries} queries, {result.videos} videos ({result.from_frame_cache} from the frame "
+        f"report of {plural(result.queries, 'query', 'queries')}, {plural(result.videos, 'video')} "
+        f"({result.from_frame_cache} from the frame "
         f"cache, {result.decoded} decoded" + (f", {problems}" if problems else "") + f"); {result.bytes:,} bytes "
         f"{where}"
     )

@@ -16,7 +16,7 @@ from rankvideo_cli.jobs.finish import check_bad_video_policy, finish_run, report
 from rankvideo_cli.jobs.inputs import prepare_inputs, report_missing_videos, report_tolerated
 from rankvideo_cli.jobs.preflight import Named, OutputPlan, check_rankvideo_cache, is_stdout
 from rankvideo_cli.jobs.request import RerankJob
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import DecodeOptions
 from rankvideo_cli.pipeline.manifest import build_manifest, write_manifest
 from rankvideo_cli.pipeline.request import PreparedInputs, anything_to_score
@@ -152,7 +152,7 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
         if shard is not None:
             say(
                 console,
-                f"shard {shard}: {result.counts.pairs_scored} pairs scored, "
+                f"shard {shard}: {plural(result.counts.pairs_scored, 'pair')} scored, "
                 f"{result.counts.pairs_cached} cached; scores in {outputs.store_dir} (merge with `rankvideo merge`)",
             )
             report_decoding(result, console)

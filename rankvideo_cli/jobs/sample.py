@@ -27,7 +27,7 @@ from rankvideo_cli.jobs.preflight import (
     check_rankvideo_cache,
     check_writable_directory,
 )
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import DecodeOptions, VideoSource, at_least
 from rankvideo_cli.pipeline.plan import VideoJob, plan_pairs
 from rankvideo_cli.pipeline.score import Sampler, StopFlag, _decode_in_order, default_decode_workers
@@ -145,7 +145,7 @@ def run_sample(
     where = f"shard {shard}" if shard is not None else "all shards"
     _say(
         console,
-        f"{len(videos)} videos within depth {request.depth} ({where}): {result.already_cached} already in "
+        f"{plural(len(videos), 'video')} within depth {request.depth} ({where}): {result.already_cached} already in "
         f"{request.frames_cache}, {result.known_bad} known bad, {len(todo)} to sample",
     )
     stop = StopFlag()
@@ -160,7 +160,8 @@ def run_sample(
         left = len(todo) - result.sampled - len(result.bad)
         raise SampleInterrupted(
             stop.signum,
-            f"interrupted by {signal.Signals(stop.signum).name}: {result.sampled} videos sampled in this run, "
+            f"interrupted by {signal.Signals(stop.signum).name}: {plural(result.sampled, 'video')} sampled in this "
+            "run, "
             f"{left} still to sample; every finished video is saved in {request.frames_cache}: run the same "
             "command again to resume",
         )
@@ -168,7 +169,7 @@ def run_sample(
     if result.bad:
         shown = ", ".join(sorted(result.bad)[:5]) + (" and more" if len(result.bad) > 5 else "")
         kinds = ", ".join(f"{kind}: {count}" for kind, count in result.as_dict()["bad_by_kind"].items())
-        _say(console, f"{len(result.bad)} bad videos ({kinds}): {shown}")
+        _say(console, f"{plural(len(result.bad), 'bad video')} ({kinds}): {shown}")
     return result
 
 
@@ -271,11 +272,17 @@ def _count_saved_after_stop(
 
 def _summary_line(result: SampleResult, request: SampleRequest) -> str:
     per_video = f" ({result.bytes_written / result.sampled / 1e6:.2f} MB per video)" if result.sampled else ""
-    damaged = f", {result.damaged_entries} damaged entries sampled again" if result.damaged_entries else ""
+    damaged = (
+        f", {plural(result.damaged_entries, 'damaged entry', 'damaged entries')} sampled again"
+        if result.damaged_entries
+        else ""
+    )
+    without_video = plural(result.candidates_without_video, "candidate has", "candidates have")
     return (
-        f"{result.sampled} videos sampled now, {len(result.bad)} bad, {result.already_cached} were already cached"
+        f"{plural(result.sampled, 'video')} sampled now, {len(result.bad)} bad, {result.already_cached} were "
+        "already cached"
         f"{damaged}; {result.bytes_written / 1e6:.1f} MB written{per_video} to {request.frames_cache} in "
-        f"{format_duration(result.wall_s)}; {result.candidates_without_video} candidates have no video file"
+        f"{format_duration(result.wall_s)}; {without_video} no video file"
     )
 
 

@@ -15,7 +15,7 @@ from rankvideo_cli.io.atomic import write_output_chunks, write_stdout
 from rankvideo_cli.io.runs import iter_trec_chunks
 from rankvideo_cli.jobs.inputs import read_run_reporting, report_tolerated
 from rankvideo_cli.jobs.preflight import Named, check_output_file
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import RankingOptions
 from rankvideo_cli.progress import StepProgress
 
@@ -69,8 +69,8 @@ def run_tune(
     from rankvideo_cli.evaluation.measures import as_qrels_dict
     from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
 
-    if fmt not in ("table", "json"):
-        raise UsageError(f"--format must be table or json for tune, got {fmt!r}")
+    if fmt not in TUNE_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(TUNE_FORMATS)} for tune, got {fmt!r}")
     console = console if console is not None else Console(stderr=True, highlight=False)
     sources = [Named("the run", run_path), Named("the qrels", qrels_path), Named("--scores", scores_path)]
     check_output_file(output, sources)
@@ -100,16 +100,48 @@ def run_tune(
         write_output_chunks(iter_trec_chunks(ranked, options.tag), output)
     if fmt == "json":
         write_stdout(json.dumps(fusion.sweep_dict(result), indent=2, allow_nan=False) + "\n")
+    elif fmt in ("tsv", "csv"):
+        write_stdout(sweep_frame(result).to_csv(sep="\t" if fmt == "tsv" else ",", index=False, lineterminator="\n"))
     else:
         _print_sweep(result, Console(highlight=False))
     chosen = result.chosen_on_all
     say(
         console,
-        f"cross-validated {result.measure} {result.cross_validated:.4f} over {len(result.fold_of)} "
-        f"judged queries in {options.folds} folds; on all queries: --interpolate {chosen.alpha:g} "
+        f"cross-validated {result.measure} {result.cross_validated:.4f} over "
+        f"{plural(len(result.fold_of), 'judged query', 'judged queries')} in {options.folds} folds; on all "
+        f"queries: --interpolate {chosen.alpha:g} "
         f"--normalization {chosen.normalization}" + (f"; interpolated run written to {output}" if output else ""),
     )
     return result
+
+
+TUNE_FORMATS = ("table", "tsv", "csv", "json")
+
+
+def sweep_frame(result):
+    """The sweep as the tsv and csv print it, the table's rows: one per fold (its held-out queries, the ALPHA and
+    normalisation chosen on the other folds, their mean there and on the fold), then `all`: every judged query,
+    the setting chosen on all of them, its mean on all (`train_mean`, not held out) and the cross-validated mean
+    (`test_mean`)."""
+    import pandas as pd
+
+    rows = [
+        (
+            fold.fold,
+            len(fold.test_queries),
+            fold.chosen.alpha,
+            fold.chosen.normalization,
+            fold.train_mean,
+            fold.test_mean,
+        )
+        for fold in result.folds
+    ]
+    chosen = result.chosen_on_all
+    rows.append(
+        ("all", len(result.fold_of), chosen.alpha, chosen.normalization, result.mean(chosen), result.cross_validated)
+    )
+    columns = ["fold", "queries", "alpha", "normalization", "train_mean", "test_mean"]
+    return pd.DataFrame(rows, columns=columns).assign(measure=result.measure)[["measure", *columns]]
 
 
 def _print_sweep(result, console: Console) -> None:

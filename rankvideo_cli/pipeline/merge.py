@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.messages import plural
 from rankvideo_cli.pipeline.plan import Pairs, reorder, triage_pairs
 from rankvideo_cli.pipeline.result import (
     UNSCORED,
@@ -68,7 +69,7 @@ def _describe_unscored(unscored: list[tuple[Pair, str]], shard_count: int | None
     ordered = sorted(unscored)
     shown = ", ".join(f"{qid}/{docid}" for (qid, docid), _key in ordered[:10])
     more = f" and {len(ordered) - 10} more" if len(ordered) > 10 else ""
-    message = f"{len(ordered)} pairs have no score in {directory}: {shown}{more}"
+    message = f"{plural(len(ordered), 'pair has', 'pairs have')} no score in {directory}: {shown}{more}"
     if shard_count:
         shards = sorted({shard_of(key, shard_count) for _pair, key in unscored})
         listed = ",".join(str(index) for index in shards)

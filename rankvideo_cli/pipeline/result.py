@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.messages import plural
 from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.pipeline.store import (
     BadVideo,
@@ -58,7 +59,7 @@ class Interrupted(RankVideoError):
         self.result = result
         name = signal.Signals(signum).name
         super().__init__(
-            f"interrupted by {name}: {scored} pairs scored in this run, {remaining} still to score; "
+            f"interrupted by {name}: {plural(scored, 'pair')} scored in this run, {remaining} still to score; "
             f"all scores are saved in {store_dir}: run the same command again to resume"
         )
 
@@ -150,7 +151,8 @@ def decode_wait_advice(result: PipelineResult) -> str | None:
     workers = result.settings.get("decode_workers")
     return (
         f"decoding held the model back: it waited {result.timings.wait_s:.1f} s for decoded videos, {share:.0%} of "
-        f"its time, with {workers} decode threads on {usable_cores()} usable cores; give the job more cores "
+        f"its time, with {plural(int(workers or 0), 'decode thread')} on {plural(usable_cores(), 'usable core')}; "
+        "give the job more cores "
         "(sbatch --cpus-per-task) and as many --decode-workers, or sample the frames beforehand on CPU nodes "
         "(`rankvideo sample ... --frames-cache DIR`, then `rerank --frames-cache DIR`)"
     )
@@ -171,4 +173,4 @@ def summarize_bad_videos(result: PipelineResult, limit: int = 5) -> str:
     by_kind = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items()))
     names = sorted(result.bad_videos)
     shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-    return f"{len(names)} bad videos ({by_kind}): {shown}"
+    return f"{plural(len(names), 'bad video')} ({by_kind}): {shown}"

@@ -24,12 +24,12 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.messages import warn_loudly
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT, PairScore
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 FAKE_MODEL_NAME = "fake-scorer"
 FAKE_SCORER_VERSION = "fake-1"
-FAKE_WARNING = "WARNING: model 'fake-scorer' loads no model; its scores are a hash of query and pixels, MEANINGLESS"
+FAKE_WARNING = "WARNING: model 'fake-scorer' loads no model; its scores are MEANINGLESS hashes"
 
 
 @dataclass(frozen=True)
@@ -152,5 +152,5 @@ def load_fake_scorer(
     """The scorer `--model fake-scorer[:...]` names (standing for `reranker`'s prompt), after the one-line warning
     every load prints."""
     failures = parse_fake_model(model)
-    print(FAKE_WARNING, file=sys.stderr, flush=True)
+    warn_loudly(FAKE_WARNING, framed=False)  # one line at 80 columns, wrapped on a narrower terminal
     return FakeScorer(failures, prompt=prompt, score_mode=score_mode, reranker=reranker, instruction=instruction)

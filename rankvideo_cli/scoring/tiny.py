@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -395,6 +394,8 @@ def ensure_tiny_model(root: Path | None = None) -> Path:
 
 
 def warn_tiny_model() -> None:
-    """The loud stderr warning every load of `tiny-random` prints."""
-    bar = "!" * 100
-    print(f"{bar}\n{TINY_WARNING}\n{bar}", file=sys.stderr, flush=True)
+    """The loud stderr warning every load of `tiny-random` prints, fitted to the terminal (two lines at 80
+    columns, framed in `!!`)."""
+    from rankvideo_cli.messages import warn_loudly
+
+    warn_loudly(TINY_WARNING)
