@@ -114,12 +114,12 @@ def test_rankvideo_import_is_the_same_lazy_class() -> None:
 
 
 def test_the_model_card_snippet_runs_as_written(tiny_model_dir, tmp_path) -> None:
-    """The README's copy of the model card's snippet, run unchanged but for its video path, in a fresh
+    """The docs' copy (docs/python-api.md) of the model card's snippet, run unchanged but for its video path, in a fresh
     interpreter; `hltcoe/RankVideo` resolves offline from a Hugging Face cache holding the tiny model's files
     under that id (the real weights cannot be fetched here), so the loading path is the hub id's own."""
     root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    snippet = re.search(r"The model card's snippet works.*?```python\n(.*?)```", readme, re.S).group(1)
+    page = (root / "docs" / "python-api.md").read_text()
+    snippet = re.search(r"The model card's snippet works.*?```python\n(.*?)```", page, re.S).group(1)
     video = root / "sample_runs" / "videos" / "v001.mp4"
     assert snippet.count('"/path/to/video.mp4"') == 1
     commit = "0123456789abcdef0123456789abcdef01234567"
