@@ -97,6 +97,7 @@ METAVARS = {
     "device": "DEVICE",
     "attn_implementation": "IMPL",
     "reranker": "NAME",
+    "fmt": "table|tsv|csv|json",
     "score_mode": "full|reference",
     "prompt": "inference|training",
     "normalization": "minmax|zscore|none",

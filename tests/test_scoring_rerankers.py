@@ -156,3 +156,22 @@ def test_the_python_api_scores_with_the_chosen_reranker(tiny_model_dir: Path, ti
     assert scored == expected.to_dict()
     (rankvideo,) = VLMReranker(TINY, device="cpu", dtype="float32").score_batch(["a dog"], [video])
     assert rankvideo["logit_delta"] != scored["logit_delta"]
+
+
+def test_a_scorer_built_around_a_loaded_model_chooses_by_its_model_id(tiny_loaded) -> None:
+    from rankvideo_cli import VLMReranker
+    from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
+
+    by_id = Qwen3VLScorer(tiny_loaded.model, tiny_loaded.processor, model_id="Qwen/Qwen3-VL-Reranker-2B")
+    assert by_id.reranker.name == QWEN3
+    assert Qwen3VLScorer(tiny_loaded.model, tiny_loaded.processor).reranker.name == "rankvideo"
+    # the Python API's wrapper of such a scorer samples its reranker's frames
+    assert VLMReranker.from_scorer(by_id).sampling == RERANKERS[QWEN3].sampling
+
+
+def test_a_local_model_of_unknown_origin_is_named_once_by_the_dry_run(tmp_path: Path, no_model: None) -> None:
+    model = tmp_path / "my-model"
+    model.mkdir()
+    result = invoke_ok(*sample_rerank_args(SAMPLE / "videos", "--dry-run", model=str(model)))
+    assert result.stderr.count("a local model whose origin rankvideo cannot tell") == 1
+    assert "reranker: rankvideo (chosen by default: a local model of unknown origin)" in result.stderr

@@ -157,6 +157,9 @@ def test_a_frame_cache_sampled_for_rankvideo_is_not_used_by_a_qwen3_vl_reranker_
     invoke_ok(*cached_rerank_args(tmp_path, "decoded", *qwen))
     cached = invoke_ok(*cached_rerank_args(tmp_path, "cached", *qwen, "--frames-cache", str(cache_dir)))
     assert "12 videos sampled, 0 of them from the frame cache" in cached.stderr
+    # and says so, with the command that fills it for this reranker
+    assert "held none of these videos for qwen3-vl-reranker's frames" in cached.stderr
+    assert "`rankvideo sample ... --reranker qwen3-vl-reranker`" in cached.stderr
     assert json.loads((tmp_path / "cached.trec.manifest.json").read_text())["counts"]["videos_from_frame_cache"] == 0
     assert (tmp_path / "cached.trec").read_bytes() == (tmp_path / "decoded.trec").read_bytes()
     assert (tmp_path / "cached.scores.jsonl").read_bytes() == (tmp_path / "decoded.scores.jsonl").read_bytes()

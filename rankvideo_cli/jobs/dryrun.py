@@ -79,7 +79,6 @@ def print_plan(
     selection = job.scorer.selection()
     lines = [
         f"reranker: {selection.reranker.name} (chosen by {selection.chosen_by})",
-        *([selection.note] if selection.note else []),
         f"dry run: {plural(plan['queries'], 'query', 'queries')}, {plural(plan['candidates'], 'candidate')}; "
         f"{plural(plan['pairs_within_depth'], 'pair')} within depth {plan['depth']}"
         + (

@@ -121,12 +121,12 @@ def print_summary(
     say(console, "; ".join(parts))
     if result.bad_videos:
         say(console, summarize_bad_videos(result))
-    report_decoding(result, console)
+    report_decoding(result, console, reranker)
 
 
-def report_decoding(result: PipelineResult, console: Console) -> None:
+def report_decoding(result: PipelineResult, console: Console, reranker: str) -> None:
     """Where the decoded videos came from, how long the model waited for them, and the fix when too long (not
-    with --quiet)."""
+    with --quiet); and a frame cache that held none of them for `reranker`'s frames."""
     from rankvideo_cli.progress import QUIET, verbosity
 
     counts, timings = result.counts, result.timings
@@ -147,6 +147,13 @@ def report_decoding(result: PipelineResult, console: Console) -> None:
         f"{plural(counts.videos_decoded, 'video')} sampled{from_cache}; the model waited "
         f"{timings.wait_s:.1f} s for them ({decode_wait_share(timings):.0%} of its time)",
     )
+    frame_cache = result.settings.get("frame_cache")
+    if frame_cache and not counts.videos_from_frame_cache:
+        say(
+            console,
+            f"the frame cache {frame_cache} held none of these videos for {reranker}'s frames (each reranker's "
+            f"have their own entries): fill it with `rankvideo sample ... --reranker {reranker}`",
+        )
     advice = decode_wait_advice(result)
     if advice is not None:
         say(console, advice)

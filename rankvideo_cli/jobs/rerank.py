@@ -155,7 +155,7 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
                 f"shard {shard}: {plural(result.counts.pairs_scored, 'pair')} scored, "
                 f"{result.counts.pairs_cached} cached; scores in {outputs.store_dir} (merge with `rankvideo merge`)",
             )
-            report_decoding(result, console)
+            report_decoding(result, console, job.scorer.selection().reranker.name)
             check_bad_video_policy(result, job.ranking.on_bad_video)
         else:
             finish_run(job, outputs, inputs, result, console)  # the bad-video policy is checked there

@@ -9,7 +9,8 @@
 - `options`: `ScorerOptions` (how to load a scorer, as plain data: the workers' and every entry point's);
   `deferred`: `DeferredScorer` (the weights load only when a pair needs scoring).
 - `memory`: batch sizes from the model's shape and the free device memory; `generate`: `explain`'s answers.
-- `qwen3vl`: `Qwen3VLScorer` (one vision pass per video, left-padded batches, last-position log-softmax).
+- `qwen3vl`: `Qwen3VLScorer` (one vision pass per video, batches padded at their end, the last position only);
+  `rerankers`: each reranker's prompt, frames and score behind one registry; `answers`: RankVideo's score rules.
 - `tiny`: the offline random-weight Qwen3-VL with Qwen's real vocabulary.
 - `reranker`: `VLMReranker`, the model card's API.
 

@@ -1,7 +1,7 @@
 """RankVideo's score with a Qwen3-VL model: log P(yes) - log P(no) at the answer position (REFERENCE.md §5).
 
 Per video, the processor's video part and the vision tower run once; the B prompts of a batch then reuse
-the vision tower's output (`mm_encoder_outputs`), are left-padded into one forward, and only the last
+the vision tower's output (`mm_encoder_outputs`), are padded at their end into one forward, and only the last
 position goes through the LM head (`logits_to_keep=1`).
 
 With `prompt="training"` (experimental) the prompt and the score are the training code's (`training_prompt`),
@@ -38,6 +38,7 @@ from rankvideo_cli.scoring.prompt import (
     VideoInputs,
     encode_video,
 )
+from rankvideo_cli.scoring.rerankers import select_reranker
 from rankvideo_cli.scoring.training_prompt import (
     split_training_prompts,
 )
@@ -69,7 +70,8 @@ class Qwen3VLScorer:
         if score_mode not in SCORE_MODES:
             raise OptionError("score_mode", f"must be one of {', '.join(SCORE_MODES)}, got {score_mode!r}")
         at_least("batch_size", batch_size)
-        self.reranker = options.selection().reranker
+        # the loader names the reranker in `options`; else the model's own id chooses, as for a hub id
+        self.reranker = select_reranker(model_id, options.reranker).reranker
         self.reranker.check(options)
         self.attn_implementation = attn_implementation or str(
             getattr(model.config, "_attn_implementation", None) or "sdpa"
@@ -261,7 +263,7 @@ class Qwen3VLScorer:
                 use_cache=False,
             )
             last = (lengths - 1).to(self.device)
-            # each row's last position, as a (B, 1, D) tensor: what `logits_to_keep=1` keeps of a left-padded row
+            # each row's last position, as a (B, 1, D) tensor: what `logits_to_keep=1` kept of a left-padded row
             hidden = output[0][torch.arange(rows, device=self.device), last].unsqueeze(1)
             return self.recipe.scores(hidden, self.model.lm_head)
 

@@ -63,11 +63,12 @@ class VLMReranker:
 
     @classmethod
     def from_scorer(cls, scorer: Scorer, sampling: SamplingConfig | None = None) -> VLMReranker:
-        """Wrap an already loaded scorer (any `Scorer`), which sees frames sampled as `sampling` says (default:
-        RankVideo's)."""
+        """Wrap an already loaded scorer (any `Scorer`), which sees frames sampled as `sampling` says (default: its
+        reranker's, else RankVideo's)."""
         reranker = cls.__new__(cls)
         reranker.scorer = scorer
-        reranker.sampling = sampling or SamplingConfig()
+        own = getattr(getattr(scorer, "reranker", None), "sampling", None)  # a Qwen3VLScorer knows its reranker's
+        reranker.sampling = sampling or own or SamplingConfig()
         return reranker
 
     def score_batch(

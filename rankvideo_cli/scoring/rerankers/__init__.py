@@ -60,7 +60,7 @@ def select_reranker(model: str, reranker: str | None = None) -> Selection:
             f"{model}: a local model whose origin rankvideo cannot tell; scored as {DEFAULT_RERANKER} "
             f"(give --reranker to choose: {', '.join(RERANKERS)})"
         )
-        return Selection(RERANKERS[DEFAULT_RERANKER], "default (unknown local model)", note)
+        return Selection(RERANKERS[DEFAULT_RERANKER], "default: a local model of unknown origin", note)
     by = "the model id" if hub_id == model else "the hub cache's repo id"
     for candidate in RERANKERS.values():
         if hub_id.lower() in (known.lower() for known in candidate.hub_ids):
