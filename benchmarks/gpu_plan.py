@@ -16,12 +16,12 @@ import torch
 
 from rankvideo_cli.scoring.memory import (  # the memory model and batch rule the scorer itself uses
     GIB,
-    PROMPT_TEXT_TOKENS,
     QWEN3_VL_8B,
     ModelShape,
     auto_batch_size,
     auto_suffix_batch_size,
     element_size,
+    max_prompt_tokens,
     pair_activation_bytes,
     prefix_cache_bytes,
     vision_activation_bytes,
@@ -509,17 +509,14 @@ def reranker_plan(
     batched, one vision pass per video), beside RankVideo 8B at its nominal shape.
 
     Batch: what the scorer picks on each card (`memory.default_batch_size`'s rule: `auto_batch_size` at the
-    reranker's longest prompt, its video-token budget plus `PROMPT_TEXT_TOKENS`); the reference runs one pair.
+    reranker's longest prompt, `max_prompt_tokens`); the reference runs one pair.
     Memory: the predicted peak at that batch (as rows of gpu_throughput.py's runs), and without the T x T
     attention scores that only eager attention or SDPA's math fallback materialise."""
     from rankvideo_cli.scoring.rerankers import RERANKERS
 
     videos = reranker_video_shapes()
     grids = {name: VideoGrid(*video["video_grid_thw"]) for name, video in videos.items()}
-    longest = {
-        "qwen3-vl-reranker": RERANKERS["qwen3-vl-reranker"].sampling.video_token_budget() + PROMPT_TEXT_TOKENS,
-        "rankvideo": RERANKERS["rankvideo"].sampling.video_token_budget() + PROMPT_TEXT_TOKENS,
-    }
+    longest = {name: max_prompt_tokens(RERANKERS[name].sampling) for name in ("qwen3-vl-reranker", "rankvideo")}
     models = {}
     rows: list[dict[str, Any]] = []
     for model, shape, reranker in (

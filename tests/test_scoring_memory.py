@@ -42,10 +42,10 @@ def test_auto_batch_size_by_card(shape_8b: memory.ModelShape, card_gb: int, expe
     assert auto_batch_size(free, PROMPT_8B, shape_8b, torch.bfloat16) == expected
 
 
-def test_the_longest_default_prompt(shape_8b: memory.ModelShape) -> None:
+def test_the_longest_default_prompt() -> None:
     sampling = SamplingConfig()
     # 16 frame pairs at the 131072-pixel budget (128 tokens each) and the text around them
-    assert max_prompt_tokens(sampling.max_frames, sampling.max_pixels, shape_8b) == 16 * 128 + 384 > PROMPT_8B
+    assert max_prompt_tokens(sampling) == 16 * 128 + 384 > PROMPT_8B
 
 
 def test_the_scorer_uses_the_cpu_batch_without_a_gpu(tiny_loaded) -> None:
@@ -64,7 +64,7 @@ def test_the_scorer_sizes_its_batch_from_free_gpu_memory(tiny_loaded, monkeypatc
     cuda = torch.device("cuda", 0)
     shape = shape_from_config(tiny_loaded.model.config)
     sampling = SamplingConfig()
-    tokens = max_prompt_tokens(sampling.max_frames, sampling.max_pixels, shape)
+    tokens = max_prompt_tokens(sampling)
     expected = auto_batch_size(10 * GIB, tokens, shape, torch.float32)
     assert memory.default_batch_size(tiny_loaded.model, cuda, torch.float32) == expected > 1
     assert asked == [cuda]

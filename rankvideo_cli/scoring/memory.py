@@ -296,10 +296,9 @@ def auto_suffix_batch_size(
     return batch
 
 
-def max_prompt_tokens(max_frames: int, max_pixels: int, shape: ModelShape) -> int:
-    """The longest prompt the sampler can produce: every frame pair at the pixel budget, plus the text."""
-    pixels_per_token = (shape.patch * shape.merge) ** 2
-    return (max_frames // shape.temporal_patch) * (max_pixels // pixels_per_token) + PROMPT_TEXT_TOKENS
+def max_prompt_tokens(sampling: SamplingConfig) -> int:
+    """The longest prompt a reranker's `sampling` can produce: its video-token budget, plus the text around it."""
+    return sampling.video_token_budget() + PROMPT_TEXT_TOKENS
 
 
 def default_batch_size(
@@ -320,7 +319,7 @@ def default_batch_size(
     sampling = sampling or SamplingConfig()
     shape = shape_from_config(model.config)
     free_bytes, _total = torch.cuda.mem_get_info(device)
-    longest = sampling.video_token_budget() + PROMPT_TEXT_TOKENS
+    longest = max_prompt_tokens(sampling)
     if prefix_cache:
         return auto_suffix_batch_size(free_bytes, longest, shape, dtype)
     return auto_batch_size(free_bytes, longest, shape, dtype)
