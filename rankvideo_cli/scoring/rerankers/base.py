@@ -4,6 +4,7 @@ its score rule, the fingerprint fields of its settings). Importing this module i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -67,13 +68,14 @@ class Recipe(Protocol):
 
 @dataclass(frozen=True)
 class Reranker:
-    """One reranker: `recipe` names the class (`module:Class`) that builds its `Recipe` from a processor."""
+    """One reranker: `recipe` builds its `Recipe` from a processor (its recipe class, whose torch imports wait
+    until it is built)."""
 
     name: str
     summary: str  # one line, for --help and `--dry-run`
     hub_ids: tuple[str, ...]  # model ids that select it (any case); a hub cache snapshot of one does too
     sampling: SamplingConfig
-    recipe: str
+    recipe: Callable[[Any, RecipeSettings], Recipe]
     prompts: tuple[str, ...] = ("inference",)  # the --prompt formats it has
     score_modes: tuple[str, ...] = ("full",)
     default_instruction: str | None = None  # None: it takes no --instruction
@@ -102,11 +104,7 @@ class Reranker:
         return settings.instruction if settings.instruction is not None else self.default_instruction
 
     def build_recipe(self, processor: Any, settings: RecipeSettings) -> Recipe:
-        import importlib
-
-        module, _, name = self.recipe.partition(":")
-        recipe: Recipe = getattr(importlib.import_module(module), name)(processor, settings)
-        return recipe
+        return self.recipe(processor, settings)
 
 
 @dataclass(frozen=True)

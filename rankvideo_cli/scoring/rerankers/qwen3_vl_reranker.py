@@ -61,23 +61,6 @@ QWEN_VL_UTILS_TOTAL_PIXELS = 128000 * 32 * 32 * 0.9
 # Bump when anything here changes what the model sees for the same frames (it is part of every cache key).
 PROMPT_VERSION = 1
 
-RERANKER = Reranker(
-    name="qwen3-vl-reranker",
-    summary="Qwen3-VL-Reranker's instruction prompt, 1 fps up to 64 frames, sigmoid(yes - no)",
-    hub_ids=("Qwen/Qwen3-VL-Reranker-2B", "Qwen/Qwen3-VL-Reranker-8B"),
-    sampling=SamplingConfig(
-        fps=1.0,
-        min_frames=4,
-        max_frames=64,
-        min_pixels=QWEN_VL_UTILS_MIN_PIXELS,
-        max_pixels=None,
-        total_pixels=QWEN_VL_UTILS_TOTAL_PIXELS,
-        fit_total_pixels=MAX_TOTAL_PIXELS,
-    ),
-    recipe="rankvideo_cli.scoring.rerankers.qwen3_vl_reranker:Qwen3VLRerankerRecipe",
-    default_instruction=DEFAULT_INSTRUCTION,
-    explains=False,
-)
 
 PROBE_QUERY = "a dog surfing"
 
@@ -226,3 +209,22 @@ class Qwen3VLRerankerRecipe:
 
     def describe(self) -> dict[str, str]:
         return {"prompts_cut": str(self.prompts_cut)}
+
+
+RERANKER = Reranker(
+    name="qwen3-vl-reranker",
+    summary="Qwen3-VL-Reranker's instruction prompt, 1 fps up to 64 frames, sigmoid(yes - no)",
+    hub_ids=("Qwen/Qwen3-VL-Reranker-2B", "Qwen/Qwen3-VL-Reranker-8B"),
+    sampling=SamplingConfig(
+        fps=1.0,
+        min_frames=4,
+        max_frames=64,
+        min_pixels=QWEN_VL_UTILS_MIN_PIXELS,
+        max_pixels=None,
+        total_pixels=QWEN_VL_UTILS_TOTAL_PIXELS,
+        fit_total_pixels=MAX_TOTAL_PIXELS,
+    ),
+    recipe=Qwen3VLRerankerRecipe,
+    default_instruction=DEFAULT_INSTRUCTION,
+    explains=False,
+)

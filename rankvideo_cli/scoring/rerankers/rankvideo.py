@@ -19,16 +19,6 @@ if TYPE_CHECKING:
     from rankvideo_cli.scoring.base import PairScore
     from rankvideo_cli.scoring.prompt import PromptBatch, VideoInputs
 
-RERANKER = Reranker(
-    name="rankvideo",
-    summary="RankVideo's reference prompt, frames and yes/no score (any other Qwen3-VL checkpoint: zero-shot)",
-    hub_ids=("hltcoe/RankVideo",),
-    sampling=SamplingConfig(),
-    recipe="rankvideo_cli.scoring.rerankers.rankvideo:RankVideoRecipe",
-    prompts=("inference", "training"),
-    score_modes=("full", "reference"),
-)
-
 
 class RankVideoRecipe:
     """The inference prompt's yes/no ids (every id decoding to yes / no) and log-sum-exp score, full or as vLLM
@@ -119,3 +109,14 @@ class RankVideoRecipe:
 
     def describe(self) -> dict[str, str]:
         return {}
+
+
+RERANKER = Reranker(
+    name="rankvideo",
+    summary="RankVideo's reference prompt, frames and yes/no score (any other Qwen3-VL checkpoint: zero-shot)",
+    hub_ids=("hltcoe/RankVideo",),
+    sampling=SamplingConfig(),
+    recipe=RankVideoRecipe,
+    prompts=("inference", "training"),
+    score_modes=("full", "reference"),
+)
