@@ -90,7 +90,7 @@ def _path_parameters() -> list[tuple[str, str, bool]]:
 
     import typer.models
 
-    from rankvideo_cli.cli import non_empty_path, non_empty_text
+    from rankvideo_cli.cli.params import non_empty_path, non_empty_text
 
     found = []
     for info in app.registered_commands:

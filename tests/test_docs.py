@@ -65,7 +65,7 @@ def test_every_command_is_in_the_reference(name: str, sections: dict[str, str]) 
 @pytest.mark.parametrize(("name", "param"), PARAMS)
 def test_every_option_has_help_and_is_in_the_reference(name: str, param: Any, sections: dict[str, str]) -> None:
     shown = param.opts if param.param_type_name == "option" else [param.metavar or param.name.upper()]
-    assert (param.help or "").strip(), f"rankvideo {name} {shown[0]}: no help text (add help= in rankvideo_cli/cli.py)"
+    assert (param.help or "").strip(), f"rankvideo {name} {shown[0]}: no help text (add help= in rankvideo_cli/cli/)"
     for opt in [*shown, *param.secondary_opts]:
         assert f"`{opt}`" in sections[name], f"rankvideo {name} {opt} is missing from the CLI reference"
     assert hook._text(" ".join(hook._paragraphs(param.help))) in sections[name]
