@@ -1,9 +1,13 @@
-"""The shipped SLURM scripts on a real SLURM: a one-node cluster on this machine (tests/slurm/start_cluster.sh),
-`configs/slurm/rerank-array.sbatch` over the sample with the fake scorer in 3 shards, then
-`configs/slurm/merge.sbatch` once they succeed. The merged run must be byte-identical to a single-process
-`rankvideo rerank` of the same inputs. The other tests stop one task the way SLURM warns of a time limit
-(SIGTERM to the batch shell), which must requeue itself and resume while the merge waits for it, and re-run
-chosen shards by hand (`RANKVIDEO_SHARDS=3 sbatch --array=0,2`; without it such a gappy array is refused).
+"""The shipped SLURM scripts on a real SLURM: a one-node cluster on this machine (tests/slurm/start_cluster.sh)
+runs the package's templates as `rankvideo slurm TEMPLATE` prints them, filled in for this cluster (partition,
+account, time, and an environment-setup line activating this venv). The `array` script reranks the sample with
+the fake scorer in 3 shards, then the `merge` script runs once they succeed, neither given the submitting
+shell's environment (SBATCH_EXPORT=NONE: the setup line alone finds rankvideo). The merged run must be
+byte-identical to a single-process `rankvideo rerank` of the same inputs. The other tests stop one task the way
+SLURM warns of a time limit (SIGTERM to the batch shell), which must requeue itself and resume while the merge
+waits for it, re-run chosen shards by hand (`RANKVIDEO_SHARDS=3 sbatch --array=0,2`; without it such a gappy
+array is refused), feed the GPU array from a CPU `sample` array's frame cache, run the whole-node `node` script,
+and submit a script whose setup line was never filled in, which must stop before it runs anything.
 
 Needs Debian's slurm-wlm and munge, and root (the cluster's daemons are started here). Without them the tests
 skip, unless RANKVIDEO_REQUIRE_SLURM=1 (CI sets it), when they fail instead. The cluster is left running:
@@ -31,16 +35,14 @@ pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_runs"
-RERANK_SBATCH = ROOT / "configs" / "slurm" / "rerank-array.sbatch"
-MERGE_SBATCH = ROOT / "configs" / "slurm" / "merge.sbatch"
-SAMPLE_SBATCH = ROOT / "configs" / "slurm" / "sample-array.sbatch"
-NODE_SBATCH = ROOT / "configs" / "slurm" / "rerank-node.sbatch"
 START_CLUSTER = ROOT / "tests" / "slurm" / "start_cluster.sh"
 SLURM_TOOLS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo", "slurmctld", "slurmd", "munged")
 JOB_TIMEOUT_S = 300.0
-# Limits that fit any small CI machine (the defaults in the scripts ask for a GPU node); memory is not
-# enforced on this cgroup-less cluster, it only decides how many tasks run at once.
-SMALL_JOB = ["--gres=none", "--cpus-per-task=1", "--mem=1G", "--time=00:15:00"]
+# The test cluster's answers to the templates' placeholders (its one partition; no account is enforced here).
+CLUSTER = ["--partition", "debug", "--account", "rankvideo-test", "--time", "00:15:00"]
+# Limits that fit any small CI machine (the templates ask for a GPU node), given to sbatch as a user overrides
+# the #SBATCH lines; memory is not enforced on this cgroup-less cluster, it only decides how many tasks run at once.
+SMALL_JOB = ["--gres=none", "--cpus-per-task=1", "--mem=1G"]
 SHARDS = 3
 # The model is not the subject here (the scripts, the scheduler, requeues and the store are): the fake scorer
 # scores in no time, with the store keys and the byte-identical run a real model gives.
@@ -82,6 +84,28 @@ def job_environment() -> dict[str, str]:
     executable = Path(sys.executable).parent / "rankvideo"  # not resolved: the venv's bin, not the base python's
     environ["RANKVIDEO"] = str(executable) if executable.exists() else f"{sys.executable} -m rankvideo_cli.cli"
     return environ
+
+
+# What a user's environment-setup line does: make this venv's rankvideo the one on PATH. A job that is given no
+# environment (SBATCH_EXPORT=NONE) starts from a login shell's, where no rankvideo is found without it.
+VENV_BIN = Path(sys.executable).parent  # not resolved, as above
+SETUP = f"source {VENV_BIN / 'activate'}" if (VENV_BIN / "activate").exists() else f'export PATH="{VENV_BIN}:$PATH"'
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each shipped template as `rankvideo slurm TEMPLATE` prints it for this cluster, by template name."""
+    directory = tmp_path_factory.mktemp("sbatch")
+    rankvideo = job_environment()["RANKVIDEO"].split()
+    printed = {}
+    for name in ("array", "merge", "sample", "node"):
+        path = directory / f"{name}.sbatch"
+        command = [*rankvideo, "slurm", name, *CLUSTER, "--setup", SETUP, "-o", str(path)]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert completed.returncode == 0, completed.stderr
+        assert completed.stderr == "", completed.stderr  # every placeholder filled: nothing left to edit
+        printed[name] = path
+    return printed
 
 
 def link_videos(directory: Path) -> None:
@@ -126,10 +150,20 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[dic
     return (directory / "reference.trec").read_bytes(), records
 
 
-def sbatch(arguments: list[str], directory: Path, extra_environment: dict[str, str] | None = None) -> str:
+def sbatch(
+    arguments: list[str],
+    directory: Path,
+    extra_environment: dict[str, str] | None = None,
+    export_environment: bool = True,
+) -> str:
+    """Submit; without `export_environment` the job gets none of this one (SBATCH_EXPORT=NONE), not RANKVIDEO."""
+    environ = {**job_environment(), **(extra_environment or {})}
+    if not export_environment:
+        environ = {key: value for key, value in environ.items() if not key.startswith("RANKVIDEO")}
+        environ["SBATCH_EXPORT"] = "NONE"
     completed = subprocess.run(
         ["sbatch", "--parsable", f"--chdir={directory}", *arguments],
-        env={**job_environment(), **(extra_environment or {})},
+        env=environ,
         capture_output=True,
         text=True,
         timeout=60,
@@ -139,27 +173,30 @@ def sbatch(arguments: list[str], directory: Path, extra_environment: dict[str, s
 
 
 def submit_array(
+    scripts: dict[str, Path],
     directory: Path,
     array: str,
     extra_environment: dict[str, str] | None = None,
     extra_options: list[str] | None = None,
     after: str | None = None,
     model: str = FAKE,
+    export_environment: bool = True,
 ) -> str:
-    """rerank-array.sbatch over the sample (tasks `array`, store `directory/store`): the array job id."""
+    """The array script over the sample (tasks `array`, store `directory/store`): the array job id."""
     rerank_options = ["--videos", "videos", "--model", model, *(extra_options or [])]
-    arguments = [f"--array={array}", *SMALL_JOB, f"--output={directory}/rerank-%A_%a.log", str(RERANK_SBATCH)]
+    arguments = [f"--array={array}", *SMALL_JOB, f"--output={directory}/rerank-%A_%a.log", str(scripts["array"])]
     if after is not None:
         arguments.insert(0, f"--dependency=afterok:{after}")
-    return sbatch([*arguments, *inputs(), "store", *rerank_options], directory, extra_environment)
+    submitted = [*arguments, *inputs(), "store", *rerank_options]
+    return sbatch(submitted, directory, extra_environment, export_environment)
 
 
-def submit_merge(directory: Path, after: list[str]) -> str:
-    """merge.sbatch of `directory/store` into `directory/merged.trec`, once the jobs `after` succeeded."""
+def submit_merge(scripts: dict[str, Path], directory: Path, after: list[str], export_environment: bool = True) -> str:
+    """The merge script of `directory/store` into `directory/merged.trec`, once the jobs `after` succeeded."""
     dependency = "afterok:" + ":".join(after)
     arguments = [f"--dependency={dependency}", "--kill-on-invalid-dep=yes", *SMALL_JOB]
-    arguments += [f"--output={directory}/merge-%j.log", str(MERGE_SBATCH)]
-    return sbatch([*arguments, *inputs(), "store", "merged.trec"], directory)
+    arguments += [f"--output={directory}/merge-%j.log", str(scripts["merge"])]
+    return sbatch([*arguments, *inputs(), "store", "merged.trec"], directory, None, export_environment)
 
 
 def show_jobs(job_id: str) -> list[dict[str, str]]:
@@ -227,12 +264,12 @@ def assert_merged_equals_reference(directory: Path, reference: tuple[bytes, list
         assert "Traceback" not in path.read_text(errors="replace"), logs(directory)
 
 
-def test_array_job_then_merge_equals_a_single_process_run(
-    slurm_cluster: None, reference: tuple[bytes, list[dict]], tmp_path: Path
+def test_array_job_then_merge_equals_a_single_process_run_with_no_environment_exported(
+    slurm_cluster: None, scripts: dict[str, Path], reference: tuple[bytes, list[dict]], tmp_path: Path
 ) -> None:
     link_videos(tmp_path)
-    array_id = submit_array(tmp_path, f"0-{SHARDS - 1}")
-    merge_id = submit_merge(tmp_path, [array_id])
+    array_id = submit_array(scripts, tmp_path, f"0-{SHARDS - 1}", export_environment=False)
+    merge_id = submit_merge(scripts, tmp_path, [array_id], export_environment=False)
     wait_for([array_id, merge_id], tmp_path)
 
     tasks = assert_completed(array_id, tmp_path)
@@ -246,12 +283,12 @@ def test_array_job_then_merge_equals_a_single_process_run(
 
 
 def test_a_task_warned_of_its_time_limit_requeues_itself_and_the_merge_waits_for_it(
-    slurm_cluster: None, reference: tuple[bytes, list[dict]], tmp_path: Path
+    slurm_cluster: None, scripts: dict[str, Path], reference: tuple[bytes, list[dict]], tmp_path: Path
 ) -> None:
     link_videos(tmp_path)
     # slow enough (a dozen pairs a task, 0.4 s each) to be signalled while it scores
-    array_id = submit_array(tmp_path, f"0-{SHARDS - 1}", model=f"{FAKE}:seconds=0.4")
-    merge_id = submit_merge(tmp_path, [array_id])
+    array_id = submit_array(scripts, tmp_path, f"0-{SHARDS - 1}", model=f"{FAKE}:seconds=0.4")
+    merge_id = submit_merge(scripts, tmp_path, [array_id])
     task_log = tmp_path / f"rerank-{array_id}_0.log"
     deadline = time.monotonic() + JOB_TIMEOUT_S
     # Signal once rankvideo is scoring: its handler is set, and SLURM has long finished launching the task (a
@@ -274,11 +311,11 @@ def test_a_task_warned_of_its_time_limit_requeues_itself_and_the_merge_waits_for
 
 
 def test_shards_rerun_by_hand_need_rankvideo_shards_and_complete_the_store(
-    slurm_cluster: None, reference: tuple[bytes, list[dict]], tmp_path: Path
+    slurm_cluster: None, scripts: dict[str, Path], reference: tuple[bytes, list[dict]], tmp_path: Path
 ) -> None:
     link_videos(tmp_path)
     # SLURM gives `--array=0,2` a task count of 2: without the shard count, the tasks refuse to start.
-    gappy = submit_array(tmp_path, "0,2")
+    gappy = submit_array(scripts, tmp_path, "0,2")
     wait_for([gappy], tmp_path)
     for task in show_jobs(gappy):
         assert (task["JobState"], task["ExitCode"]) == ("FAILED", "2:0"), task
@@ -286,9 +323,9 @@ def test_shards_rerun_by_hand_need_rankvideo_shards_and_complete_the_store(
     assert not (tmp_path / "store").exists()
 
     shards = {"RANKVIDEO_SHARDS": str(SHARDS)}
-    first = submit_array(tmp_path, "0,2", shards)
-    second = submit_array(tmp_path, "1", shards)
-    merge_id = submit_merge(tmp_path, [first, second])
+    first = submit_array(scripts, tmp_path, "0,2", shards)
+    second = submit_array(scripts, tmp_path, "1", shards)
+    merge_id = submit_merge(scripts, tmp_path, [first, second])
     wait_for([first, second, merge_id], tmp_path)
 
     assert sorted(task["ArrayTaskId"] for task in assert_completed(first, tmp_path)) == ["0", "2"]
@@ -299,13 +336,14 @@ def test_shards_rerun_by_hand_need_rankvideo_shards_and_complete_the_store(
 
 
 def test_a_cpu_sample_array_feeds_the_gpu_array_through_the_frame_cache(
-    slurm_cluster: None, reference: tuple[bytes, list[dict]], tmp_path: Path
+    slurm_cluster: None, scripts: dict[str, Path], reference: tuple[bytes, list[dict]], tmp_path: Path
 ) -> None:
     link_videos(tmp_path)
-    arguments = ["--array=0-3", *SMALL_JOB, f"--output={tmp_path}/sample-%A_%a.log", str(SAMPLE_SBATCH)]
+    arguments = ["--array=0-3", *SMALL_JOB, f"--output={tmp_path}/sample-%A_%a.log", str(scripts["sample"])]
     sampled = sbatch([*arguments, str(SAMPLE / "first_stage.trec"), "frames", "--videos", "videos"], tmp_path)
-    array_id = submit_array(tmp_path, f"0-{SHARDS - 1}", extra_options=["--frames-cache", "frames"], after=sampled)
-    merge_id = submit_merge(tmp_path, [array_id])
+    cached = ["--frames-cache", "frames"]
+    array_id = submit_array(scripts, tmp_path, f"0-{SHARDS - 1}", extra_options=cached, after=sampled)
+    merge_id = submit_merge(scripts, tmp_path, [array_id])
     wait_for([sampled, array_id, merge_id], tmp_path)
 
     assert len(assert_completed(sampled, tmp_path)) == 4
@@ -321,11 +359,11 @@ def test_a_cpu_sample_array_feeds_the_gpu_array_through_the_frame_cache(
 
 
 def test_a_whole_node_job_scores_on_every_device_and_writes_the_run(
-    slurm_cluster: None, reference: tuple[bytes, list[dict]], tmp_path: Path
+    slurm_cluster: None, scripts: dict[str, Path], reference: tuple[bytes, list[dict]], tmp_path: Path
 ) -> None:
-    """rerank-node.sbatch: one task, one worker per device (two CPU workers stand in for the GPUs)."""
+    """The node script: one task, one worker per device (two CPU workers stand in for the GPUs)."""
     link_videos(tmp_path)
-    arguments = [*SMALL_JOB, "--cpus-per-task=2", f"--output={tmp_path}/node-%j.log", str(NODE_SBATCH)]
+    arguments = [*SMALL_JOB, "--cpus-per-task=2", f"--output={tmp_path}/node-%j.log", str(scripts["node"])]
     options = ["--videos", "videos", "--model", FAKE]
     job_id = sbatch([*arguments, *inputs(), "node.trec", *options], tmp_path, {"RANKVIDEO_DEVICES": "cpu,cpu"})
     wait_for([job_id], tmp_path)
@@ -339,3 +377,34 @@ def test_a_whole_node_job_scores_on_every_device_and_writes_the_run(
     store = tmp_path / "node.trec.scores"
     pairs = [(r["qid"], r["docid"]) for path in store.glob("scores*.jsonl") for r in score_records(path)]
     assert sorted(pairs) == sorted((record["qid"], record["docid"]) for record in expected_records)
+
+
+def test_a_script_whose_setup_line_was_never_filled_in_stops_before_running_anything(
+    slurm_cluster: None, tmp_path: Path
+) -> None:
+    """Placeholders left in a printed template fail loudly: sbatch refuses `<partition>` (a user may also give it
+    on the command line, which overrides it), and the unfilled setup line ends the task before it runs anything.
+    (An unfilled `<time>` is refused even with --time on the command line: sbatch checks every #SBATCH line.)"""
+    script = tmp_path / "array.sbatch"
+    rankvideo = job_environment()["RANKVIDEO"].split()
+    printed = subprocess.run(
+        [*rankvideo, "slurm", "array", "--time", "00:05:00", "-o", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert "edit the lines marked EDIT before submitting: partition, account, environment setup" in printed.stderr
+
+    submit = ["sbatch", "--parsable", f"--chdir={tmp_path}", "--array=0", *SMALL_JOB]
+    submit += [f"--output={tmp_path}/unfilled-%A_%a.log", str(script), "run", "queries", "store"]
+    refused = subprocess.run(submit, env=job_environment(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "invalid partition specified: <partition>" in refused.stderr
+
+    job_id = sbatch(["--partition=debug", *submit[3:]], tmp_path)
+    wait_for([job_id], tmp_path)
+    [task] = show_jobs(job_id)
+    assert (task["JobState"], task["ExitCode"]) == ("FAILED", "2:0"), task
+    log = logs(tmp_path)
+    assert "rankvideo-array: fill in the environment-setup line marked EDIT" in log
+    assert "rankvideo-array: task" not in log  # it stopped before the script's first step
