@@ -29,6 +29,8 @@ def main() -> None:
         Requirement(line) for line in project["optional-dependencies"]["dev"] if Requirement(line).name in wanted_extras
     ]
     for requirement in requirements:
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue  # not for this Python (tomli before 3.11)
         if requirement.name not in PINNED_ELSEWHERE:
             print(lowest(requirement))
 

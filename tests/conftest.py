@@ -42,6 +42,28 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def no_user_defaults() -> Iterator[None]:
+    """No rankvideo.toml and no RANKVIDEO_<COMMAND>_<OPTION> of the developer's changes what a test runs
+    (`RANKVIDEO_CONFIG=/dev/null` reads no file; tests/test_cli_defaults.py sets its own)."""
+    import typer.main
+
+    from rankvideo_cli.cli import app
+
+    prefixes = tuple(f"RANKVIDEO_{name.upper()}_" for name in typer.main.get_command(app).commands)
+    saved = {name: value for name, value in os.environ.items() if name.startswith(prefixes)}
+    saved_config = os.environ.get("RANKVIDEO_CONFIG")
+    for name in saved:
+        del os.environ[name]
+    os.environ["RANKVIDEO_CONFIG"] = os.devnull
+    yield
+    os.environ.update(saved)
+    if saved_config is None:
+        os.environ.pop("RANKVIDEO_CONFIG", None)
+    else:
+        os.environ["RANKVIDEO_CONFIG"] = saved_config
+
+
+@pytest.fixture(scope="session", autouse=True)
 def rankvideo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The session's `RANKVIDEO_CACHE` (empty at the start; `tiny_model_dir` builds into it)."""
     root = tmp_path_factory.mktemp("rankvideo-cache")

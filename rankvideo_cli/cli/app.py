@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from rankvideo_cli import __version__
+from rankvideo_cli.cli.doctor import doctor
 from rankvideo_cli.cli.evaluate import eval_, rank, tune
 from rankvideo_cli.cli.group import OneLineErrorsGroup
 from rankvideo_cli.cli.merge import merge
 from rankvideo_cli.cli.report import report
 from rankvideo_cli.cli.rerank import explain, rerank, score
+from rankvideo_cli.cli.slurm import slurm
 from rankvideo_cli.cli.videos import frames, sample, videos
 
 app = typer.Typer(
@@ -20,7 +22,7 @@ app = typer.Typer(
     cls=OneLineErrorsGroup,
     help="Rerank text-to-video retrieval runs with Qwen3-VL rerankers (RankVideo, Qwen3-VL-Reranker); evaluate them.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -35,7 +37,12 @@ def _print_version(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """Rerank text-to-video retrieval runs with Qwen3-VL rerankers (RankVideo, Qwen3-VL-Reranker); evaluate them."""
@@ -52,8 +59,10 @@ app.command()(frames)
 app.command()(videos)
 app.command()(merge)
 app.command()(report)
+app.command()(doctor)
+app.command()(slurm)
 
 
 def main() -> None:
     """Console entry point."""
-    app()
+    app(prog_name="rankvideo")

@@ -8,11 +8,12 @@ from typing import Any
 import typer
 import typer.core
 
+from rankvideo_cli.cli.defaults import NOT_FROM_FILE, Defaults, config_paths, env_variable, load_defaults, option_key
+from rankvideo_cli.cli.params import click
+from rankvideo_cli.errors import RankVideoError
 from rankvideo_cli.io.atomic import StdoutClosed, quiet_broken_pipe
 from rankvideo_cli.messages import printable
 
-# typer >= 0.20 vendors click as typer._click; older releases use click itself
-_click = getattr(typer.core, "_click", None) or __import__("click")
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what `cmd | head` leaves for a command killed by the closed pipe
 
 
@@ -114,6 +115,7 @@ def tidy_help(command: Any) -> None:
         # the docstring's first paragraph as one line (its own line breaks would show in the command list)
         command.short_help = " ".join(command.help.split("\n\n")[0].split())
     for param in command.params:
+        param.show_envvar = False  # every option has one (cli/defaults.py): the docs name the rule once
         if param.param_type_name == "argument":
             param.metavar = param.metavar or param.name.upper()
             shown = "DIR" if param.name == "directory" else "FILE..." if param.nargs != 1 else "FILE"
@@ -148,23 +150,48 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
         for command in (self, *self.commands.values()):
             tidy_help(command)
 
+    def options_of(self) -> dict[str, dict[str, str]]:
+        """{command: {option key: parameter name}} (`frames_cache`: cli/defaults.py), for the defaults the
+        environment and a file may give; each option reads its own variable, RANKVIDEO_<COMMAND>_<OPTION>."""
+        found: dict[str, dict[str, str]] = {}
+        for name, command in self.commands.items():
+            found[name] = {}
+            for param in command.params:
+                if param.param_type_name == "option" and param.name:
+                    found[name][option_key(param)] = param.name
+                    if param.name not in NOT_FROM_FILE:
+                        param.envvar = env_variable(name, option_key(param))
+        return found
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        tidy_help(self)  # again: Typer adds the completion options after __init__
         try:
+            # defaults from the environment (RANKVIDEO_<COMMAND>_<OPTION>) and rankvideo.toml: cli/defaults.py
+            defaults = load_defaults(self.options_of(), config_paths())
             result = super().main(
-                args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                default_map=defaults.default_map(),
+                obj=defaults,
+                **extra,
             )
-        except _click.exceptions.NoArgsIsHelpError:  # the help is already printed
+        except click.exceptions.NoArgsIsHelpError:  # the help is already printed
             return self._leave(2, standalone_mode)
-        except _click.exceptions.UsageError as error:
+        except click.exceptions.UsageError as error:
             where = error.ctx.command_path if error.ctx is not None else "rankvideo"
-            message = printable(" ".join(error.format_message().split()))
-            _click.echo(f"{where}: {message} (see '{where} --help')", err=True)
+            message = printable(" ".join(error.format_message().split())) + _given_by(error)
+            click.echo(f"{where}: {message} (see '{where} --help')", err=True)
             return self._leave(error.exit_code, standalone_mode)
-        except _click.exceptions.ClickException as error:
-            _click.echo(f"rankvideo: {printable(' '.join(error.format_message().split()))}", err=True)
+        except RankVideoError as error:  # a defaults file that cannot be used (the commands catch their own)
+            click.echo(f"rankvideo: {printable(str(error))}", err=True)
+            return self._leave(error.exit_code, standalone_mode)
+        except click.exceptions.ClickException as error:
+            click.echo(f"rankvideo: {printable(' '.join(error.format_message().split()))}", err=True)
             return self._leave(error.exit_code, standalone_mode)
         except typer.Abort:
-            _click.echo("rankvideo: aborted", err=True)
+            click.echo("rankvideo: aborted", err=True)
             return self._leave(130, standalone_mode)
         except StdoutClosed:
             quiet_broken_pipe()
@@ -177,3 +204,16 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _given_by(error: Any) -> str:
+    """Where a refused value came from when not from the command line: an environment variable or a file."""
+    context, param = getattr(error, "ctx", None), getattr(error, "param", None)
+    if context is None or param is None or not param.name:
+        return ""
+    kind = getattr(context.get_parameter_source(param.name), "name", None)
+    if kind == "ENVIRONMENT":
+        return f" (from {env_variable(context.info_name, option_key(param))})"
+    if kind == "DEFAULT_MAP" and isinstance(context.obj, Defaults):
+        return f" (from {context.obj.origin(context.info_name, param.name) or 'a rankvideo.toml'})"
+    return ""

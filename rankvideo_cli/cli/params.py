@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 
 from rankvideo_cli.errors import RankVideoError, UsageError
@@ -32,6 +33,8 @@ from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions
 from rankvideo_cli.scoring.rerankers import DEFAULT_RERANKER, RERANKERS
 
 stderr = Console(stderr=True, highlight=False)
+# typer >= 0.20 vendors click as typer.click; older releases use click itself
+click = getattr(typer.core, "_click", None) or __import__("click")
 
 
 class ScoreMode(str, Enum):
@@ -323,3 +326,18 @@ FramesCacheOpt = Annotated[
     ),
 ]
 MeasureOpt = Annotated[list[str] | None, typer.Option("--measure", "-m", help="ir-measures measure (repeatable).")]
+
+
+def current_context() -> Any:
+    """The running command's click context (click's own or Typer's vendored copy)."""
+    import importlib
+
+    return importlib.import_module(f"{click.__name__}.globals").get_current_context()
+
+
+def option_sources() -> dict[str, str]:
+    """Where each option of the running command that is not at its default came from (cli/defaults.py)."""
+    from rankvideo_cli.cli.defaults import Defaults, value_sources
+
+    context = current_context()
+    return value_sources(context, context.obj if isinstance(context.obj, Defaults) else Defaults())

@@ -17,6 +17,7 @@ from rankvideo_cli.cli.params import (
     VideoPatternOpt,
     _required_videos,
     non_empty_path,
+    option_sources,
     stderr,
     user_errors,
     with_ranking_options,
@@ -73,8 +74,9 @@ def rerank(
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Check and plan; load and write nothing."),
+        typer.Option("--dry-run", help="Check what the run needs, plan, predict; load and write nothing."),
     ] = False,
+    json: Annotated[bool, typer.Option("--json", help="With --dry-run: the plan as JSON on stdout.")] = False,
     frames_cache: FramesCacheOpt = None,
     devices: Annotated[
         str | None,
@@ -89,7 +91,7 @@ def rerank(
     from rankvideo_cli.jobs.request import RerankInputs, RerankJob, RerankOutputs
     from rankvideo_cli.jobs.rerank import run_rerank
 
-    values = locals()
+    values = {**locals(), "option_sources": option_sources()}
     job = RerankJob(
         inputs=from_values(RerankInputs, values),
         videos=_required_videos(values),
