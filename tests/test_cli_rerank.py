@@ -363,6 +363,59 @@ def test_dry_run_counts_what_the_store_already_holds(tmp_path: Path) -> None:
     assert f"{36 - stored} to score" in plan.stderr
 
 
+def test_dry_run_json_is_the_plan_with_its_checks_on_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = rerank_sample("--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert (plan["pairs_within_depth"], plan["videos_found"], plan["missing_videos"]) == (40, 12, 1)
+    checks = {check["check"]: check for check in plan["checks"]}
+    assert checks["model"]["status"] == "ok" and FAKE in checks["model"]["detail"]
+    assert checks["device"]["detail"].startswith("cpu, float32")
+    assert checks["score store"]["status"] == "ok"
+    assert plan["predicted_gpu_time"]["seconds"] is None  # the fake scorer has no size to predict from
+    assert "dry run:" not in result.stderr  # the plan is on stdout only
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_without_dry_run_is_refused() -> None:
+    assert_refused(rerank_sample("--json"), "--json prints the plan of a dry run: give it with --dry-run")
+
+
+def test_a_dry_run_fails_on_a_model_the_real_run_could_not_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = rerank_sample("--dry-run", "--cache-dir", tmp_path / "hub", model="hltcoe/RankVideo")
+    assert result.exit_code == 1, result.output
+    *_, problem, summary = result.stderr.splitlines()
+    assert problem.startswith("rankvideo: model: model 'hltcoe/RankVideo' is not in the Hugging Face cache")
+    assert summary == "rankvideo: 1 problem: the real run would fail (see above)"
+    assert "dry run: 4 queries" in result.stderr  # the plan is still shown
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dry_run_fails_on_a_device_this_machine_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if torch.cuda.is_available():
+        pytest.xfail("this machine has a CUDA device: the refusal is for machines without one")
+    monkeypatch.chdir(tmp_path)
+    result = rerank_sample("--dry-run", "--device", "cuda", model=TINY)
+    assert result.exit_code == 1, result.output
+    assert "rankvideo: device: device 'cuda' requested but no CUDA device is available" in result.stderr
+
+
+def test_a_dry_run_that_passes_means_the_real_run_gets_past_loading(tiny_model_dir: Path, tmp_path: Path) -> None:
+    arguments = ("--depth", "1", "-o", tmp_path / "run.trec", "--device", "cpu")
+    planned = rerank_sample("--dry-run", *arguments, model=TINY)
+    assert planned.exit_code == 0, planned.output
+    assert "warn: model: tiny-random: random weights" in planned.stderr
+    assert "GPU time: no prediction for rankvideo at size unknown" in planned.stderr
+    ran = rerank_sample(*arguments, model=TINY)
+    assert ran.exit_code == 0, ran.output
+    assert manifest_of(tmp_path / "run.trec")["status"] == "complete"
+
+
 def test_manifest_says_failed_with_the_reason_when_the_run_file_was_not_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,17 +4,26 @@ Read, validated and resolved exactly as the real run does it (same code), then a
 which pairs are within depth, which videos exist, which pairs the store already holds, which are left to score.
 The store's scores are keyed by a model fingerprint that only a loaded model can compute, so the plan counts
 the stored pairs of every model the store holds (with the current sampling settings), naming each.
+
+Then what the real run needs is checked as the real run will meet it (`jobs/readiness.py`): the model resolvable
+offline (or downloadable), the device, dtype and attention implementation, room for the store; and the GPU time
+the pairs left are predicted to take (`scoring/throughput.py`: an analytic floor, marked as predicted). A failed
+check is one line and exit 1: a dry run that passes means the real run gets past loading.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from rankvideo_cli.io.atomic import write_stdout
+from rankvideo_cli.jobs.readiness import Finding, check_device, check_model, check_space, report_problems, store_bytes
 from rankvideo_cli.messages import plural, say
 from rankvideo_cli.pipeline.plan import triage_pairs
 from rankvideo_cli.pipeline.store import model_fingerprints, read_store, store_namespaces
+from rankvideo_cli.scoring.throughput import Prediction, model_size, predict
 from rankvideo_cli.videos.identity import VideoIdentities
 
 if TYPE_CHECKING:
@@ -71,11 +80,47 @@ def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, sh
     }
 
 
+def check_readiness(job: RerankJob, plan: dict, outputs: OutputPlan) -> tuple[list[Finding], Prediction]:
+    """What the real run needs (`jobs/readiness.py`): the model resolvable as it will load, the device, dtype and
+    attention implementation, room for the store and the run; and the GPU time the plan's pairs are predicted
+    to take."""
+    model, location = check_model(job.scorer)
+    device, choice = check_device(job.scorer)
+    worst = max(plan["by_stored_model"], key=lambda entry: entry["pairs_to_score"])
+    to_score, videos = worst["pairs_to_score"], worst["videos_to_decode"]
+    space = check_space("score store", outputs.store_dir, store_bytes(to_score, plan["candidates"]))
+    gpu = choice.gpu if choice is not None else None
+    prediction = predict(
+        to_score,
+        to_score / videos if videos else 1.0,
+        job.scorer.selection().reranker.name,
+        model_size(location.directory),
+        gpu,
+    )
+    return [model, device, space], prediction
+
+
 def print_plan(
     job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None, console: Console
 ) -> dict:
-    """Print the plan (stderr: nothing is written, stdout stays empty) and return it."""
+    """Print the plan (stderr; with `--json` on stdout) and the checks of what the real run needs; a failed
+    check is one line each and `NotReady` (exit 1): a dry run that passes means the real run gets past
+    loading."""
     plan = dry_run_plan(job, inputs, outputs, shard)
+    findings, prediction = check_readiness(job, plan, outputs)
+    plan["checks"] = [finding.as_dict() for finding in findings]
+    plan["predicted_gpu_time"] = prediction.as_dict()
+    if job.outputs.json:
+        write_stdout(json.dumps(plan, indent=2, sort_keys=True) + "\n")
+    else:
+        for line in plan_lines(job, plan, findings, prediction):
+            say(console, line)
+    report_problems(findings, lambda line: say(console, line))
+    return plan
+
+
+def plan_lines(job: RerankJob, plan: dict, findings: list[Finding], prediction: Prediction) -> list[str]:
+    """The plan for a person: counts, the store, the checks, the predicted GPU time."""
     selection = job.scorer.selection()
     lines = [
         f"reranker: {selection.reranker.name} (chosen by {selection.chosen_by})",
@@ -103,7 +148,19 @@ def print_plan(
         )
     if len(plan["by_stored_model"]) > 1:
         lines.append("  (the store holds several models: the loaded model's fingerprint decides which applies)")
+    lines += [f"{finding.status}: {finding.check}: {finding.detail}" for finding in findings if not finding.failed]
+    lines.append(f"GPU time: {describe_prediction(prediction)}")
     lines.append(f"would write: {plan['output']}, manifest {plan['manifest']}; nothing was loaded or written")
-    for line in lines:
-        say(console, line)
-    return plan
+    return lines
+
+
+def describe_prediction(prediction: Prediction) -> str:
+    if prediction.seconds is None:
+        return prediction.basis
+    if prediction.pairs == 0:
+        return "none (nothing to score)"
+    hours, rest = divmod(round(prediction.seconds), 3600)
+    return (
+        f"{hours}h {rest // 60:02d}m for {plural(prediction.pairs, 'pair')} at {prediction.pairs_per_second} pairs/s, "
+        f"{prediction.basis}"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rankvideo_cli.jobs.preflight import Named, OutputPlan, plan_outputs
-from rankvideo_cli.options import DecodeOptions, RankingOptions, Value, VideoSource, optional_path
+from rankvideo_cli.options import DecodeOptions, OptionError, RankingOptions, Value, VideoSource, optional_path
 from rankvideo_cli.pipeline.shards import Shard
 from rankvideo_cli.scoring.options import ScorerOptions
 
@@ -44,7 +44,9 @@ class RerankInputs(Value):
 class RerankOutputs(Value):
     """Where the job writes: the run (`output`, None or `-`: stdout), the raw `scores` JSONL, the score store
     (`cache`, default beside the output) and the `manifest`; and how the work is split: `shard` I/N of an array,
-    or one worker per device of `devices`. `dry_run`: plan only, load and write nothing."""
+    or one worker per device of `devices`. `dry_run`: plan and check only, load and write nothing (`json`: the plan
+    as JSON on stdout). `option_sources`: where each option not at its default came from (the command line,
+    a variable, a rankvideo.toml), as the manifest records it."""
 
     output: Path | None = None
     scores: Path | None = None
@@ -53,10 +55,14 @@ class RerankOutputs(Value):
     shard: str | None = None
     devices: str | None = None
     dry_run: bool = False
+    json: bool = False
+    option_sources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("output", "scores", "cache", "manifest"):
             object.__setattr__(self, name, optional_path(getattr(self, name)))
+        if self.json and not self.dry_run:
+            raise OptionError("json", "prints the plan of a dry run: give it with {dry_run}")
 
     def plan(self, shard: Shard | None, inputs: Sequence[Named], reranker: str = "rankvideo") -> OutputPlan:
         """Where the job writes, defaults filled in, each place checked writable and none of `inputs`; a shard's

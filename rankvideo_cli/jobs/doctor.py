@@ -1,0 +1,318 @@
+"""`rankvideo doctor`: what this machine has of what a rerank with the given options needs, before a job is
+queued for hours: versions against the declared floors, GPUs (free memory, bfloat16), flash-attn, the video
+decoders, the model offline, writable caches with free disk, the SLURM variables a job will read, and where each
+configured default comes from. Exit 0 when what the options need is there; else one line per problem, each with
+what to do, and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rankvideo_cli import __version__
+from rankvideo_cli.io.atomic import write_stdout
+from rankvideo_cli.jobs.readiness import (
+    FAIL,
+    INFO,
+    OK,
+    WARN,
+    Finding,
+    check_device,
+    check_model,
+    check_space,
+    report_problems,
+)
+from rankvideo_cli.messages import say
+from rankvideo_cli.scoring.options import ScorerOptions
+
+# The codecs MultiVENT's videos come in, and what decodes each (FFmpeg's decoder names, any of them).
+DECODERS = {
+    "h264": ("h264",),
+    "vp9": ("vp9", "libvpx-vp9"),
+    "av1": ("libdav1d", "libaom-av1", "av1"),
+    "mpeg4": ("mpeg4",),
+}
+VIDEOS_PROBED = 20  # the first videos by name: enough to meet each codec of a collection, quick on 110k
+# What a job reads from its environment (SLURM's, and the tool's own)
+JOB_VARIABLES = (
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_RESTART_COUNT",
+    "SLURM_CPUS_PER_TASK",
+    "CUDA_VISIBLE_DEVICES",
+    "RANKVIDEO_SHARDS",
+    "RANKVIDEO_REQUEUE",
+    "RANKVIDEO_DEVICES",
+    "RANKVIDEO_CACHE",
+    "RANKVIDEO_CONFIG",
+    "HF_HOME",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+)
+# benchmarks/README.md's decode table: cores per GPU at MultiVENT's ~2.5 queries per video
+CORES_DECODING, CORES_FROM_CACHE = 20, 3
+
+
+@dataclass(frozen=True)
+class DoctorRequest:
+    """What to check: the scorer's options (`model` None: no model is checked), the videos to probe, the score
+    store and frame cache to write, and the defaults configured outside the command line (rows of
+    `cli/defaults.configured`) with the files read."""
+
+    scorer: ScorerOptions | None = None
+    videos: Path | None = None
+    cache: Path | None = None
+    frames_cache: Path | None = None
+    configured: Sequence[dict[str, Any]] = ()
+    config_files: Sequence[Path] = ()
+
+
+@dataclass
+class Checkup:
+    """The findings, in the order they are shown, and the facts behind them (for --json)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": not any(finding.failed for finding in self.findings),
+            "checks": [finding.as_dict() for finding in self.findings],
+            **self.facts,
+        }
+
+
+def run_doctor(request: DoctorRequest, *, as_json: bool, console: Console) -> Checkup:
+    """Check, print (a table, or JSON on stdout), and raise `NotReady` after one line per problem."""
+    checkup = examine(request)
+    if as_json:
+        write_stdout(json.dumps(checkup.as_dict(), indent=2, sort_keys=True, default=str) + "\n")
+    else:
+        print_checkup(checkup)
+    report_problems(checkup.findings, lambda line: say(console, line))
+    return checkup
+
+
+def examine(request: DoctorRequest) -> Checkup:
+    checkup = Checkup()
+    checkup.add(Finding("rankvideo", INFO, f"{__version__} on Python {platform.python_version()} ({sys.executable})"))
+    check_versions(checkup)
+    check_gpus(checkup, request.scorer)
+    check_decoders(checkup, request.videos)
+    if request.scorer is not None:
+        finding, location = check_model(request.scorer)
+        checkup.add(finding)
+        checkup.facts["model"] = {"directory": location.directory, "revision": location.revision}
+    else:
+        checkup.add(Finding("model", INFO, "not checked: give --model (or set it in rankvideo.toml)"))
+    check_locations(checkup, request)
+    check_job(checkup)
+    check_configuration(checkup, request)
+    return checkup
+
+
+def check_versions(checkup: Checkup) -> None:
+    """Every declared requirement installed within its bounds (`versions.py`, the lowest-versions CI job's)."""
+    from packaging.specifiers import SpecifierSet
+
+    from rankvideo_cli.versions import declared_requirements
+
+    versions: dict[str, str | None] = {}
+    problems, wanted = [], []
+    for name, specifier in sorted(declared_requirements().items()):
+        try:
+            installed: str | None = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        versions[name] = installed
+        if installed is None or (specifier and not SpecifierSet(specifier).contains(installed, prereleases=True)):
+            problems.append(f"{name} {installed or 'missing'} (needs {name}{specifier})")
+            wanted.append(f"'{name}{specifier}'")
+    checkup.facts["versions"] = versions
+    if problems:
+        checkup.add(Finding("versions", FAIL, "; ".join(problems), f"pip install {' '.join(wanted)}"))
+    else:
+        checkup.add(Finding("versions", OK, f"{len(versions)} requirements within their declared bounds"))
+
+
+def check_gpus(checkup: Checkup, scorer: ScorerOptions | None) -> None:
+    """The CUDA devices (free memory, bfloat16), flash-attn, and the device the options resolve to."""
+    import importlib.util
+
+    try:
+        import torch
+    except ImportError:
+        checkup.add(Finding("gpus", FAIL, "torch is not installed", "install rankvideo-cli's requirements"))
+        return
+    gpus = []
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        free, total = torch.cuda.mem_get_info(index)
+        gpus.append(
+            {
+                "index": index,
+                "name": torch.cuda.get_device_name(index),
+                "free_gib": round(free / 1024**3, 1),
+                "total_gib": round(total / 1024**3, 1),
+                "bf16": torch.cuda.get_device_capability(index) >= (8, 0),
+            }
+        )
+    checkup.facts["gpus"] = gpus
+    flash = importlib.util.find_spec("flash_attn") is not None
+    described = "; ".join(
+        f"cuda:{gpu['index']} {gpu['name']} {gpu['free_gib']}/{gpu['total_gib']} GiB free"
+        + ("" if gpu["bf16"] else " (no bf16)")
+        for gpu in gpus
+    )
+    checkup.add(
+        Finding("gpus", OK, f"torch {torch.__version__}: {described}")
+        if gpus
+        else Finding("gpus", WARN, f"torch {torch.__version__}: no CUDA device (a rerank would score on the CPU)")
+    )
+    checkup.add(Finding("flash-attn", OK if flash else INFO, "installed" if flash else "not installed (sdpa is used)"))
+    if scorer is not None:
+        finding, _ = check_device(scorer)
+        checkup.add(finding)
+
+
+def check_decoders(checkup: Checkup, videos: Path | None) -> None:
+    """FFmpeg's decoders for MultiVENT's codecs, and those of the first videos under `videos`."""
+    try:
+        import av
+    except ImportError:
+        checkup.add(Finding("decoders", FAIL, "PyAV is not installed", "pip install av"))
+        return
+    available = set(av.codecs_available)
+    have = {codec: [name for name in names if name in available] for codec, names in DECODERS.items()}
+    missing = [codec for codec, names in have.items() if not names]
+    ffmpeg = ".".join(str(part) for part in av.library_versions.get("libavcodec", ()))
+    checkup.facts["decoders"] = have
+    detail = f"PyAV {av.__version__} (libavcodec {ffmpeg}): " + ", ".join(
+        f"{codec} ({names[0]})" for codec, names in have.items() if names
+    )
+    if missing:
+        checkup.add(Finding("decoders", WARN, f"{detail}; no decoder for {', '.join(missing)}"))
+    else:
+        checkup.add(Finding("decoders", OK, detail))
+    if videos is not None:
+        checkup.add(probe_videos(videos, available))
+
+
+def probe_videos(videos: Path, available: set[str]) -> Finding:
+    """The codecs of the first `VIDEOS_PROBED` video files under `videos`, each with a decoder here."""
+    import av
+
+    if not videos.is_dir():
+        return Finding("videos", FAIL, f"{videos}: not a directory", "pass the directory holding the videos")
+    files = sorted(
+        path for path in videos.rglob("*") if path.suffix.lower() in (".mp4", ".mkv", ".webm", ".mov", ".avi")
+    )[:VIDEOS_PROBED]
+    if not files:
+        return Finding("videos", WARN, f"{videos}: no video files outside .tar shards to probe")
+    codecs: dict[str, int] = {}
+    unreadable = []
+    for path in files:
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                codecs[stream.codec_context.name] = codecs.get(stream.codec_context.name, 0) + 1
+        except (av.error.FFmpegError, IndexError, OSError):
+            unreadable.append(path.name)
+    found = ", ".join(f"{codec} x{count}" for codec, count in sorted(codecs.items()))
+    undecodable = [codec for codec in codecs if codec not in available]
+    if undecodable or unreadable:
+        problem = (f"no decoder for {', '.join(undecodable)}" if undecodable else "") + (
+            f"{'; ' if undecodable else ''}unreadable: {', '.join(unreadable[:3])}" if unreadable else ""
+        )
+        return Finding("videos", FAIL, f"{len(files)} of {videos} probed ({found}): {problem}", "check PyAV's FFmpeg")
+    return Finding("videos", OK, f"{len(files)} of {videos} probed: {found}")
+
+
+def check_locations(checkup: Checkup, request: DoctorRequest) -> None:
+    """The places a run writes: writable, with their free disk."""
+    from rankvideo_cli.scoring.tiny import cache_root
+
+    places = [("rankvideo cache", cache_root()), ("working directory", Path.cwd())]
+    if request.scorer is not None:
+        places.append(("model cache", hub_cache(request.scorer)))
+    if request.cache is not None:
+        places.append(("score store", request.cache))
+    if request.frames_cache is not None:
+        places.append(("frame cache", request.frames_cache))
+    for what, path in places:
+        checkup.add(check_space(what, path))
+
+
+def hub_cache(scorer: ScorerOptions) -> Path:
+    if scorer.cache_dir is not None:
+        return Path(scorer.cache_dir).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def check_job(checkup: Checkup) -> None:
+    """The SLURM (and tool) variables a job will read, the shard `--shard auto` gives, and the cores here
+    against what decoding needs."""
+    from rankvideo_cli.errors import RankVideoError
+    from rankvideo_cli.pipeline.shards import parse_shard
+
+    found = {name: os.environ[name] for name in JOB_VARIABLES if name in os.environ}
+    checkup.facts["environment"] = found
+    if "SLURM_JOB_ID" in found:
+        try:
+            shard = parse_shard("auto")
+            detail = f"job {found['SLURM_JOB_ID']}: --shard auto is {shard if shard is not None else 'the whole run'}"
+            checkup.add(Finding("slurm", OK, detail))
+        except RankVideoError as error:
+            checkup.add(Finding("slurm", FAIL, str(error)))
+    else:
+        checkup.add(Finding("slurm", INFO, "not in a SLURM job"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    checkup.facts["cores"] = cores
+    detail = f"{cores} cores: decoding feeds a GPU with {CORES_DECODING}+, a frame cache with {CORES_FROM_CACHE}"
+    status = OK if cores >= CORES_DECODING else INFO
+    checkup.add(Finding("cores", status, detail + ("" if status == OK else " (`rankvideo sample` on CPU nodes)")))
+
+
+def check_configuration(checkup: Checkup, request: DoctorRequest) -> None:
+    """The defaults set outside the command line, and where each comes from."""
+    checkup.facts["config_files"] = [str(path) for path in request.config_files]
+    checkup.facts["configured"] = list(request.configured)
+    files = ", ".join(str(path) for path in request.config_files) or "no rankvideo.toml"
+    checkup.add(Finding("config", INFO, f"{files}; {len(request.configured)} defaults set"))
+    for row in request.configured:
+        option = f"  {row['command']} --{row['option'].replace('_', '-')}"
+        checkup.add(Finding(option, INFO, f"{row['value']!r} from {row['from']}"))
+
+
+def print_checkup(checkup: Checkup) -> None:
+    """The findings on stdout: a table on a terminal, tab-separated columns through a pipe."""
+    if not sys.stdout.isatty():
+        write_stdout("".join(f"{f.status}\t{f.check.strip()}\t{f.detail}\n" for f in checkup.findings))
+        return
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("found", overflow="fold")
+    style = {OK: "green", WARN: "yellow", FAIL: "bold red", INFO: "dim"}
+    for finding in checkup.findings:
+        table.add_row(f"[{style[finding.status]}]{finding.status}[/]", finding.check, finding.detail)
+    Console(highlight=False).print(table)

@@ -1,0 +1,172 @@
+"""What a real run needs, checked without loading the model: shared by `rankvideo doctor` and the dry run, so
+that a dry run that passes means the real run gets past loading.
+
+Each check is a `Finding` (ok, warn, fail or info) with what was found and, when it is not ok, what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rankvideo_cli.errors import ModelLoadError, RankVideoError, UsageError
+from rankvideo_cli.messages import plural
+from rankvideo_cli.scoring.fake import is_fake_model
+from rankvideo_cli.scoring.options import ScorerOptions
+from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
+
+OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
+GIB = 1024**3
+STORE_BYTES_PER_PAIR = 512  # a score record is ~300 bytes of JSON; the rest is margin
+RUN_BYTES_PER_PAIR = 96  # a TREC line with a long qid and docid
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check: `status` ok, warn, fail or info; `detail` what was found; `fix` what to do when not ok."""
+
+    check: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+    def line(self) -> str:
+        """The problem as one line: what, then what to do."""
+        return f"{self.check}: {self.detail}" + (f"; {self.fix}" if self.fix else "")
+
+    def as_dict(self) -> dict:
+        return {"check": self.check, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+class NotReady(RankVideoError):
+    """A check the real run would fail: the one line per problem is already printed."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where the model's files are (None: not on this machine, or no files: the fake scorer), at which commit."""
+
+    directory: Path | None
+    revision: str | None
+
+
+def check_model(options: ScorerOptions) -> tuple[Finding, ModelLocation]:
+    """The model resolvable as the run will load it: a local Qwen3-VL directory, or a hub id in the cache (or
+    downloadable, when the hub is allowed and reachable)."""
+    model = options.model
+    if is_fake_model(model):
+        return Finding("model", OK, f"{model}: no weights (the test scorer)"), ModelLocation(None, None)
+    if model == TINY_MODEL_NAME:
+        return Finding("model", WARN, "tiny-random: random weights, its scores mean nothing"), ModelLocation(None, None)
+    from rankvideo_cli.scoring.loading import check_model_available
+
+    try:
+        check_model_available(options)
+    except ModelLoadError as error:
+        return Finding("model", FAIL, str(error)), ModelLocation(None, None)
+    directory = Path(model).expanduser()
+    if directory.is_dir():
+        return Finding("model", OK, f"local directory {directory}"), ModelLocation(directory, None)
+    from huggingface_hub import try_to_load_from_cache
+
+    cache_dir = str(Path(options.cache_dir).expanduser()) if options.cache_dir is not None else None
+    cached = try_to_load_from_cache(model, "config.json", revision=options.revision, cache_dir=cache_dir)
+    if isinstance(cached, str):
+        snapshot = Path(cached).parent
+        return Finding("model", OK, f"{model} in the cache at commit {snapshot.name}"), ModelLocation(
+            snapshot, snapshot.name
+        )
+    return Finding(
+        "model", WARN, f"{model} is not in the cache: the run will download it (about 17 GB for an 8B)"
+    ), ModelLocation(None, None)
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """The device, dtype and attention implementation the run will use; `gpu` the CUDA device's name."""
+
+    device: str
+    dtype: str
+    attn_implementation: str
+    gpu: str | None
+
+
+def check_device(options: ScorerOptions) -> tuple[Finding, DeviceChoice | None]:
+    """Device, dtype and attention implementation resolved as loading resolves them, and bfloat16 on a GPU
+    that has it."""
+    try:
+        import torch
+    except ImportError:
+        return Finding("device", FAIL, "torch is not installed", "pip install rankvideo-cli's requirements"), None
+    from rankvideo_cli.scoring.base import check_prompt_options
+    from rankvideo_cli.scoring.loading import resolve_attn_implementation, resolve_device, resolve_dtype
+
+    try:
+        attn = check_prompt_options(
+            options.prompt, options.score_mode, options.attn_implementation, options.prefix_cache
+        )
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        attn = resolve_attn_implementation(attn, device, dtype)
+    except UsageError as error:
+        return Finding("device", FAIL, str(error)), None
+    dtype_name = str(dtype).removeprefix("torch.")
+    gpu = None
+    detail = f"{device}, {dtype_name}, {attn}"
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        gpu = torch.cuda.get_device_name(index)
+        free, total = torch.cuda.mem_get_info(index)
+        detail = f"{device} ({gpu}, {free / GIB:.1f} of {total / GIB:.1f} GiB free), {dtype_name}, {attn}"
+        if dtype == torch.bfloat16 and torch.cuda.get_device_capability(index) < (8, 0):
+            return Finding("device", FAIL, f"{gpu} has no bfloat16", "pass --dtype fp16 or fp32"), None
+    elif not is_fake_model(options.model):
+        return Finding("device", WARN, detail + ": no GPU, scoring on the CPU takes minutes a pair"), DeviceChoice(
+            str(device), dtype_name, attn, None
+        )
+    return Finding("device", OK, detail), DeviceChoice(str(device), dtype_name, attn, gpu)
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path`, or its nearest ancestor that exists (where a directory to be created will live)."""
+    path = path.expanduser().absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_space(what: str, path: Path, needed_bytes: int = 0) -> Finding:
+    """`path` (or where it will be created) writable, with `needed_bytes` free."""
+    existing = nearest_existing(path)
+    if not existing.is_dir():
+        return Finding(what, FAIL, f"{path}: {existing} is a file, not a directory", "choose a directory")
+    if not os.access(existing, os.W_OK):
+        return Finding(what, FAIL, f"{path} is not writable (by {existing})", "choose a writable location")
+    free = shutil.disk_usage(existing).free
+    detail = f"{path}: {free / GIB:.1f} GiB free"
+    if needed_bytes > free:
+        return Finding(what, FAIL, f"{detail}, {needed_bytes / GIB:.2f} GiB needed", "free space or move it")
+    return Finding(what, OK, detail + (f", {needed_bytes / GIB:.2f} GiB needed" if needed_bytes else ""))
+
+
+def store_bytes(pairs_to_score: int, candidates: int) -> int:
+    """Disk a run needs beside its inputs: a record per scored pair in the store, and the run itself."""
+    return pairs_to_score * STORE_BYTES_PER_PAIR + candidates * RUN_BYTES_PER_PAIR
+
+
+def report_problems(findings: list[Finding], say_line: Callable[[str], None]) -> None:
+    """One line per failed check (through `say_line`), then `NotReady`."""
+    failed = [finding for finding in findings if finding.failed]
+    for finding in failed:
+        say_line(finding.line())
+    if failed:
+        raise NotReady(f"{plural(len(failed), 'problem')}: the real run would fail (see above)")

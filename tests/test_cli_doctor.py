@@ -1,0 +1,141 @@
+"""`rankvideo doctor`: versions, GPUs, decoders, the model offline, writable places with free disk, SLURM's
+variables and the configured defaults; exit 0 when what the given options need is there, else one line per
+problem with what to do, and exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import FIRST_STAGE, TINY, VIDEOS, invoke, invoke_ok
+
+
+def checks_of(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {check["check"].strip(): check for check in json.loads(result.stdout)["checks"]}
+
+
+def problems_of(result) -> list[str]:  # type: ignore[no-untyped-def]
+    """The one-line problems on stderr (the last line sums them up)."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("rankvideo: ") and "problem" in lines[-1]
+    return lines[:-1]
+
+
+def test_this_machine_passes_without_a_model_and_says_what_it_found() -> None:
+    checks = checks_of(invoke_ok("doctor", "--json"))
+    assert checks["versions"]["status"] == "ok"
+    assert checks["decoders"]["status"] == "ok"
+    assert all(codec in checks["decoders"]["detail"] for codec in ("h264", "vp9", "av1", "mpeg4"))
+    assert checks["model"]["status"] == "info" and "give --model" in checks["model"]["detail"]
+    assert checks["rankvideo cache"]["status"] == "ok" and "GiB free" in checks["rankvideo cache"]["detail"]
+    assert checks["gpus"]["status"] in ("ok", "warn")
+
+
+def test_a_pipe_gets_one_tab_separated_line_per_check() -> None:
+    lines = invoke_ok("doctor").stdout.splitlines()
+    assert all(len(line.split("\t")) == 3 for line in lines)
+    assert {line.split("\t")[1] for line in lines} >= {"versions", "gpus", "decoders", "model", "slurm", "cores"}
+
+
+def test_the_tiny_model_is_found_and_flagged_as_meaningless() -> None:
+    checks = checks_of(invoke_ok("doctor", "--model", TINY, "--device", "cpu", "--json"))
+    assert checks["model"]["status"] == "warn" and "mean nothing" in checks["model"]["detail"]
+    assert checks["device"]["detail"].startswith("cpu, float32, sdpa")
+
+
+def test_a_model_directory_that_is_not_there_is_a_problem(tmp_path: Path) -> None:
+    result = invoke("doctor", "--model", tmp_path / "no-model", "--json")
+    (line,) = problems_of(result)
+    assert line.startswith("rankvideo: model: model directory ") and "does not exist" in line
+    assert json.loads(result.stdout)["ok"] is False
+
+
+def test_a_hub_model_missing_from_the_offline_cache_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (line,) = problems_of(invoke("doctor", "--model", "hltcoe/RankVideo", "--cache-dir", tmp_path))
+    assert "not in the Hugging Face cache" in line and "hf download hltcoe/RankVideo" in line
+
+
+def test_a_device_this_machine_lacks_is_a_problem() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.xfail("this machine has a CUDA device: the refusal is for machines without one")
+    (line,) = problems_of(invoke("doctor", "--model", TINY, "--device", "cuda"))
+    assert line.startswith("rankvideo: device: ") and "no CUDA device" in line
+
+
+def test_the_videos_codecs_are_probed(tmp_path: Path) -> None:
+    checks = checks_of(invoke_ok("doctor", "--videos", VIDEOS, "--json"))
+    assert checks["videos"]["status"] == "ok" and "h264" in checks["videos"]["detail"]
+    broken = tmp_path / "videos"
+    broken.mkdir()
+    (broken / "v001.mp4").write_bytes(b"not a video")
+    (line,) = problems_of(invoke("doctor", "--videos", broken))
+    assert "videos: " in line and "unreadable: v001.mp4" in line
+
+
+def test_a_place_under_a_file_is_a_problem() -> None:
+    (line,) = problems_of(invoke("doctor", "--cache", FIRST_STAGE / "store"))
+    assert line.startswith("rankvideo: score store: ") and "is a file, not a directory" in line
+
+
+def test_an_installed_version_outside_the_declared_bounds_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "0.0.1" if name == "rich" else real_version(name))
+    (line,) = problems_of(invoke("doctor"))
+    assert "rich 0.0.1 (needs rich>=13)" in line and "pip install 'rich>=13'" in line
+
+
+def in_array_task(monkeypatch: pytest.MonkeyPatch, task: int, tasks: range) -> None:
+    """The variables SLURM gives task `task` of an array of `tasks` (job 77 of array job 70)."""
+    variables = {
+        "SLURM_JOB_ID": "77",
+        "SLURM_ARRAY_JOB_ID": "70",
+        "SLURM_ARRAY_TASK_ID": str(task),
+        "SLURM_ARRAY_TASK_COUNT": str(len(tasks)),
+        "SLURM_ARRAY_TASK_MIN": str(min(tasks)),
+        "SLURM_ARRAY_TASK_MAX": str(max(tasks)),
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_an_array_task_sees_its_shard_and_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    in_array_task(monkeypatch, 2, range(4))
+    result = invoke_ok("doctor", "--json")
+    assert checks_of(result)["slurm"]["detail"] == "job 77: --shard auto is 2/4"
+    assert json.loads(result.stdout)["environment"]["SLURM_ARRAY_TASK_ID"] == "2"
+
+
+def test_a_gappy_array_without_its_shard_count_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    in_array_task(monkeypatch, 5, range(3, 6, 2))  # --array=3,5
+    (line,) = problems_of(invoke("doctor"))
+    assert line.startswith("rankvideo: slurm: ") and "RANKVIDEO_SHARDS" in line
+
+
+def test_configured_defaults_are_listed_with_where_each_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "rankvideo.toml"
+    config.write_text("multivent = true\n[rerank]\ndepth = 50\n")
+    monkeypatch.setenv("RANKVIDEO_CONFIG", str(config))
+    monkeypatch.setenv("RANKVIDEO_RERANK_MODEL", "hltcoe/RankVideo")
+    report = json.loads(invoke_ok("doctor", "--json").stdout)
+    rows = {(row["command"], row["option"]): row for row in report["configured"]}
+    assert rows["rerank", "depth"] == {
+        "command": "rerank",
+        "option": "depth",
+        "value": 50,
+        "from": f"{config} [rerank]",
+    }
+    assert rows["sample", "multivent"]["from"] == str(config)
+    assert rows["rerank", "model"]["from"] == "RANKVIDEO_RERANK_MODEL"
+    assert report["config_files"] == [str(config)]
