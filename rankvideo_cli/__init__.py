@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from rankvideo_cli.scoring.reranker import VLMReranker
+    from rankvideo_cli.scoring.reranker import RankedResults, RankedVideo, UnscoredVideo, VLMReranker
 
-__all__ = ["VLMReranker", "__version__"]
+# the Python API: `VLMReranker` and the result objects its `rank()` returns
+__all__ = ["RankedResults", "RankedVideo", "UnscoredVideo", "VLMReranker", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     # torch and transformers load only when the API is used, so `rankvideo --help` stays instant.
-    if name == "VLMReranker":
-        from rankvideo_cli.scoring.reranker import VLMReranker
+    if name in __all__:
+        from rankvideo_cli.scoring import reranker
 
-        return VLMReranker
-    raise AttributeError(name)
+        return getattr(reranker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

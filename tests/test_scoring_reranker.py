@@ -1,9 +1,13 @@
 """VLMReranker (the model card's API) and the rows behind `rankvideo score`, on real decoded video files; the
 model card's `from rankvideo import VLMReranker` works, is this package's class and imports no torch, and the
-card's snippet runs as written."""
+card's snippet runs as written. Its `rank()` orders videos as `rankvideo rerank` orders a run (score descending,
+ties by doc id descending) and says which videos it could not score; its keywords are `ScorerOptions`' fields."""
 
 from __future__ import annotations
 
+import dataclasses
+import doctest
+import inspect
 import os
 import re
 import shutil
@@ -12,15 +16,25 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import (
-    SAMPLE,
-    TINY,
-)
+from helpers import FAKE, SAMPLE, TINY, VIDEOS
 from video_factory import make_video
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.evaluation.ranking import rerank_query
+from rankvideo_cli.io.queries import read_queries
+from rankvideo_cli.io.runs import Candidate, read_run
+from rankvideo_cli.options import OptionError
 from rankvideo_cli.scoring import reranker as reranker_module
-from rankvideo_cli.scoring.reranker import VLMReranker
+from rankvideo_cli.scoring.base import PairScore
+from rankvideo_cli.scoring.deferred import DeferredScorer
+from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions
+from rankvideo_cli.scoring.reranker import (
+    RankedResults,
+    RankedVideo,
+    UnscoredVideo,
+    UnscoredVideoWarning,
+    VLMReranker,
+)
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.frames import sample_video
 
@@ -106,8 +120,10 @@ def test_score_rows_for_the_cli(tiny_scorer, clips, tmp_path: Path, monkeypatch:
 def test_rankvideo_import_is_the_same_lazy_class() -> None:
     probe = (
         "import sys, rankvideo; assert 'torch' not in sys.modules; "
-        "from rankvideo import VLMReranker; import rankvideo_cli; "
-        "assert VLMReranker is rankvideo_cli.VLMReranker; print(VLMReranker.__name__, rankvideo.__version__)"
+        "from rankvideo import VLMReranker, RankedResults, RankedVideo, UnscoredVideo; import rankvideo_cli; "
+        "assert VLMReranker is rankvideo_cli.VLMReranker and RankedResults is rankvideo_cli.RankedResults; "
+        "assert RankedVideo.__module__ == UnscoredVideo.__module__ == 'rankvideo_cli.scoring.reranker'; "
+        "print(VLMReranker.__name__, rankvideo.__version__)"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split()[0] == "VLMReranker"
@@ -153,3 +169,215 @@ def test_vlm_reranker_takes_the_prompt(tiny_model_dir: Path) -> None:
     full = VLMReranker(model_path=TINY, device="cpu", prompt="training", prefix_cache=False)
     (same,) = full.score_batch(queries=["a red ball"], video_paths=[video])
     assert same["logit_delta"] == pytest.approx(row["logit_delta"], abs=1e-5)
+
+
+class ScoresByPath:
+    """A `Scorer` whose score of a video is looked up by its path: the ranking rules, without a model."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def score_video(self, queries, video):
+        return [PairScore.from_logprobs(self.scores[video.path], 0.0) for _ in queries]
+
+    def fingerprint(self) -> dict[str, str]:
+        return {"model": "scores-by-path"}
+
+
+@pytest.fixture
+def undecoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`sample_video` hands the scorer the path alone (no decoding); the paths it was asked for, in order."""
+    asked: list[str] = []
+
+    def path_only(path, config):
+        asked.append(str(path))
+        return type("PathOnly", (), {"path": str(path)})()
+
+    monkeypatch.setattr(reranker_module, "sample_video", path_only)
+    return asked
+
+
+def test_rank_orders_by_score_then_doc_id_descending_as_the_rerank_does(undecoded) -> None:
+    scores = {"a": 1.0, "b": 2.0, "c": 1.0, "d": 2.0, "e": -0.5}
+    results = VLMReranker.from_scorer(ScoresByPath(scores)).rank("q", ["c", "a", "e", "d", "b"])
+    assert [(video.doc_id, video.score, video.rank) for video in results] == [
+        ("d", 2.0, 1),
+        ("b", 2.0, 2),
+        ("c", 1.0, 3),
+        ("a", 1.0, 4),
+        ("e", -0.5, 5),
+    ]
+    # the same order as the project's ranking of a run with these model scores, whatever the first stage said
+    candidates = first_stage(["e", "a", "b", "c", "d"])
+    ranked = rerank_query("q", candidates, {("q", docid): score for docid, score in scores.items()})
+    assert [doc.docid for doc in ranked] == results.doc_ids()
+
+
+def first_stage(docids: list[str]) -> list[Candidate]:
+    """A query's candidates in this first-stage order."""
+    return [Candidate(docid, float(-position), position + 1) for position, docid in enumerate(docids)]
+
+
+def test_rank_keeps_the_top_k_and_names_videos_by_doc_id(undecoded) -> None:
+    scorer = ScoresByPath({"clips/1.mp4": 0.5, "clips/2.mp4": 3.0, "clips/3.mp4": -1.0})
+    results = VLMReranker.from_scorer(scorer).rank(
+        "a dog", ["clips/1.mp4", "clips/2.mp4", "clips/3.mp4"], top_k=2, doc_ids=["one", "two", "three"]
+    )
+    assert isinstance(results, RankedResults) and results.query == "a dog"
+    assert len(results) == 2 and results.unscored == ()
+    best = results[0]
+    assert isinstance(best, RankedVideo)
+    assert (best.rank, best.doc_id, best.video_path, best.score) == (1, "two", "clips/2.mp4", 3.0)
+    assert best.p_yes == pytest.approx(1 / (1 + 2.718281828459045**-3.0))
+    assert (best.logprob_yes, best.logprob_no) == (3.0, 0.0)
+    assert [video.doc_id for video in results] == ["two", "one"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        best.score = 0.0  # type: ignore[misc]
+    assert repr(best) == "RankedVideo(rank=1, doc_id='two', video_path='clips/2.mp4', score=3.0000, p_yes=0.9526)"
+    assert repr(results) == (
+        "RankedResults(query='a dog', results=[\n"
+        "    RankedVideo(rank=1, doc_id='two', video_path='clips/2.mp4', score=3.0000, p_yes=0.9526),\n"
+        "    RankedVideo(rank=2, doc_id='one', video_path='clips/1.mp4', score=0.5000, p_yes=0.6225),\n"
+        "], unscored=[])"
+    )
+
+
+def test_rank_gives_the_scores_and_order_of_rankvideo_rerank(reranked) -> None:
+    """The fake scorer's ranking of q1's candidates is the head of `rankvideo rerank`'s run of q1, score for score;
+    the candidate without a video file is reported, as the run keeps it below the scored ones."""
+    candidates = read_run(reranked.output)["q1"]
+    docids = [candidate.docid for candidate in candidates]
+    reranker = VLMReranker(model=FAKE)
+    with pytest.warns(UnscoredVideoWarning, match="1 of 10 videos could not be scored"):
+        results = reranker.rank(
+            read_queries(SAMPLE / "queries.tsv")["q1"], [VIDEOS / f"{docid}.mp4" for docid in docids], doc_ids=docids
+        )
+    assert [(video.doc_id, video.score) for video in results] == [(c.docid, c.score) for c in candidates[:9]]
+    assert [(video.doc_id, video.kind) for video in results.unscored] == [("v404", "missing")]
+    assert candidates[9].docid == "v404"
+
+
+def test_rank_reports_each_video_it_cannot_score_and_ranks_the_rest(clips, tmp_path: Path) -> None:
+    first, second = clips
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_bytes(b"these are notes, not a video")
+    missing = tmp_path / "missing.mp4"
+    with pytest.warns(UnscoredVideoWarning) as warned:
+        results = VLMReranker(model=FAKE).rank("a dog", [first, not_a_video, second, missing])
+    assert sorted(results.doc_ids()) == sorted([str(first), str(second)])
+    assert [(video.doc_id, video.kind) for video in results.unscored] == [
+        (str(not_a_video), "not_a_video"),
+        (str(missing), "missing"),
+    ]
+    assert all(video.reason.startswith(f"{video.video_path}: {video.kind}: ") for video in results.unscored)
+    (warning,) = warned
+    assert str(warning.message).startswith("2 of 4 videos could not be scored and are not ranked")
+    assert warning.filename == __file__  # it points at the caller of rank()
+    assert f"UnscoredVideo(doc_id={str(missing)!r}, kind='missing'" in repr(results)
+
+
+def test_rank_refuses_bad_arguments_before_decoding(undecoded) -> None:
+    reranker = VLMReranker.from_scorer(ScoresByPath({"a": 1.0, "b": 2.0}))
+    with pytest.raises(UsageError, match="video path 'a' is given twice"):
+        reranker.rank("q", ["a", "b", "a"])
+    with pytest.raises(UsageError, match="doc id 'x' is given twice"):
+        reranker.rank("q", ["a", "b"], doc_ids=["x", "x"])
+    with pytest.raises(UsageError, match="1 doc ids but 2 video paths"):
+        reranker.rank("q", ["a", "b"], doc_ids=["x"])
+    with pytest.raises(OptionError, match="top_k must be at least 1, got 0"):
+        reranker.rank("q", ["a", "b"], top_k=0)
+    with pytest.raises(UsageError, match="the query is empty"):
+        reranker.rank("  ", ["a"])
+    assert undecoded == []
+    assert reranker.rank("q", []).results == ()
+
+
+def test_rank_leaves_a_non_finite_score_out_and_says_so(undecoded) -> None:
+    reranker = VLMReranker.from_scorer(ScoresByPath({"a": 1.0, "b": float("nan")}))
+    with pytest.warns(UnscoredVideoWarning, match="1 of 2 videos"):
+        results = reranker.rank("q", ["a", "b"])
+    assert results.doc_ids() == ["a"]
+    assert results.unscored == (UnscoredVideo("b", "b", "non_finite_score", "b: the model's score is nan"),)
+
+
+def test_the_keywords_are_the_scorer_options_fields() -> None:
+    """Every model option is a keyword of its own, spelled as `ScorerOptions` spells it (the PyTerrier reranker's
+    are checked in tests/test_pyterrier.py); nothing hides behind **options."""
+    fields = {field.name for field in dataclasses.fields(ScorerOptions)}
+    parameters = inspect.signature(VLMReranker).parameters
+    assert fields <= set(parameters)
+    assert {"model_path", "fps", "max_frames"} <= set(parameters)
+    assert all(parameter.kind is not parameter.VAR_KEYWORD for parameter in parameters.values())
+    assert [name for name, p in parameters.items() if p.kind is not p.KEYWORD_ONLY] == ["model_path"]
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[ScorerOptions]:
+    """The options each VLMReranker loads its scorer with (a fake scorer is loaded instead)."""
+    from rankvideo_cli.scoring.fake import FakeScorer
+
+    asked: list[ScorerOptions] = []
+    monkeypatch.setattr(reranker_module, "load_scorer", lambda options: asked.append(options) or FakeScorer())
+    return asked
+
+
+def test_model_is_the_model_cards_model_path(loads) -> None:
+    VLMReranker(model_path=FAKE)
+    VLMReranker(model=FAKE)
+    VLMReranker(FAKE, model=FAKE)  # the same model under both names
+    VLMReranker()
+    assert [options.model for options in loads] == [FAKE, FAKE, FAKE, DEFAULT_MODEL]
+    with pytest.raises(UsageError, match="model='tiny-random' and model_path='fake-scorer' name two models"):
+        VLMReranker(model_path=FAKE, model=TINY)
+    assert len(loads) == 4  # refused before loading
+
+
+def test_the_options_are_checked_before_the_model_loads(loads) -> None:
+    with pytest.raises(OptionError, match="batch_size must be at least 1"):
+        VLMReranker(FAKE, batch_size=0)
+    with pytest.raises(OptionError, match="fps must be a positive number"):
+        VLMReranker(FAKE, fps=0.0)
+    with pytest.raises(OptionError, match="max_frames must be at least 2"):
+        VLMReranker(FAKE, max_frames=1)
+    with pytest.raises(UsageError, match="did you mean 'tiny-random'"):
+        VLMReranker(model="tiny_random")
+    assert loads == []
+    chosen = VLMReranker(FAKE, cache_dir=Path("/hub"), reranker="qwen3-vl-reranker", instruction="Find it.")
+    (options,) = loads
+    assert (options.cache_dir, options.reranker, options.instruction) == ("/hub", "qwen3-vl-reranker", "Find it.")
+    assert chosen.sampling == options.sampling()  # the reranker's own frames
+
+
+def test_fps_and_max_frames_set_the_frames_of_every_call(clips, decodes) -> None:
+    reranker = VLMReranker(FAKE, fps=1.0, max_frames=16)
+    reranker.rank("a dog", [clips[0]])
+    reranker.score_batch(["a dog"], [clips[0]])
+    reranker.score_batch(["a dog"], [clips[0]], fps=0.5)  # a call's own setting wins
+    assert [(config.fps, config.max_frames) for _, config in decodes] == [(1.0, 16), (1.0, 16), (0.5, 16)]
+
+
+def test_repr_says_model_reranker_device_and_dtype_without_loading(tiny_scorer, tiny_model_dir) -> None:
+    assert (
+        repr(VLMReranker(FAKE, device="cpu")) == "VLMReranker(model='fake-scorer', reranker='rankvideo', device='cpu')"
+    )
+    assert repr(VLMReranker.from_scorer(tiny_scorer)) == (
+        "VLMReranker(model='tiny-random', reranker='rankvideo', device='cpu', dtype='float32')"
+    )
+    deferred = DeferredScorer(ScorerOptions(model=TINY, device="cpu", reranker="qwen3-vl-reranker"))
+    assert repr(VLMReranker.from_scorer(deferred)) == (
+        "VLMReranker(model='tiny-random', reranker='qwen3-vl-reranker', device='cpu')"
+    )
+    assert not deferred.loaded
+
+
+def test_the_docs_rank_session_runs_as_shown(tiny_model_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/python-api.md's `rank` session, run as a doctest in sample_runs/ with the tiny model: every shown
+    output (the reranker's repr, the ranking, the unscored video) is what the code prints."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "python-api.md").read_text()
+    session = re.search(r"### Ranking videos for a query.*?```pycon\n(.*?)```", page, re.S).group(1)
+    monkeypatch.chdir(SAMPLE)
+    test = doctest.DocTestParser().get_doctest(session, {}, "python-api.md", "docs/python-api.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    with pytest.warns(UnscoredVideoWarning, match="1 of 4 videos"):
+        runner.run(test, out=lambda report: pytest.fail(report))
+    assert tuple(runner.summarize(verbose=False)) == (0, len(test.examples)) and len(test.examples) == 7
