@@ -1,4 +1,5 @@
-"""RankVideo as a PyTerrier reranker: `first_stage % 100 >> RankVideoReranker(videos="/data/videos")`.
+"""RankVideo as a PyTerrier reranker: `first_stage % 100 >> RankVideoReranker(videos="/data/videos")`; public as
+`rankvideo.pyterrier`.
 
 A result-to-result `pt.Transformer` (as pyterrier_t5's MonoT5): it takes a result frame (`qid`, `query`,
 `docno`, `score`, `rank`) and returns the same rows rescored and re-ranked by the model, through the very code
@@ -7,7 +8,9 @@ second `pt.Experiment` reuses the scores instead of computing them again) and mi
 it could not score are kept after the scored rows of their query, in first-stage order, and counted on stderr;
 the scores it writes reproduce its order under trec_eval's tie rule, as the CLI's run file does.
 
-Only PyTerrier's transformer API is used: no Java, no index (`pip install -e '.[pyterrier]'`).
+Only PyTerrier's transformer API is used: no Java, no index (`pip install -e '.[pyterrier]'`). `read_topics` reads
+a query file as `rankvideo rerank` does, into PyTerrier's topics frame: `pt.io.read_topics` has no reader for a
+header row (its single-line format takes `qid<TAB>text` for a query) nor for MultiVENT's CSV.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from typing import TYPE_CHECKING
 
 try:
     import pyterrier as pt
-except ImportError as error:  # pragma: no cover - the message is the point
+except ImportError as error:  # pragma: no cover - the message is the point (tests/test_pyterrier.py, in a subprocess)
     raise ImportError(
-        "rankvideo_cli.pyterrier needs PyTerrier: pip install 'rankvideo-cli[pyterrier]' (or -e '.[pyterrier]')"
+        "rankvideo.pyterrier needs PyTerrier: pip install 'rankvideo-cli[pyterrier]' (or -e '.[pyterrier]')"
     ) from error
 import pandas as pd
 from rich.console import Console
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.io.queries import read_queries
 from rankvideo_cli.io.runs import Run, run_from_scores
 from rankvideo_cli.jobs.finish import print_summary, rank_result
 from rankvideo_cli.jobs.inputs import report_missing_videos
@@ -53,7 +57,7 @@ class RankVideoReranker(pt.Transformer):
     """Rescore and re-rank a result frame with RankVideo.
 
     `videos`, `video_pattern`, `multivent`, `video_map`: where a docno's video is, as `rerank --videos ...`.
-    `model`, `revision`, `dtype`, `device`, `attn_implementation`, `score_mode`, `batch_size`, `prompt`,
+    `model`, `revision`, `cache_dir`, `dtype`, `device`, `attn_implementation`, `score_mode`, `batch_size`, `prompt`,
     `prefix_cache`, `reranker`, `instruction`: the model, as for `rerank` (`"tiny-random"` is the meaningless test
     model, and says so; `prompt="training"` is experimental; `reranker` None: chosen by the model's hub id,
     `"qwen3-vl-reranker"` for Qwen/Qwen3-VL-Reranker-2B/-8B). `depth`, `interpolate`,
@@ -68,6 +72,7 @@ class RankVideoReranker(pt.Transformer):
         *,
         model: str = DEFAULT_MODEL,
         revision: str | None = None,
+        cache_dir: str | Path | None = None,
         dtype: str | None = None,
         device: str | None = None,
         attn_implementation: str | None = None,
@@ -95,7 +100,9 @@ class RankVideoReranker(pt.Transformer):
         self.videos = VideoSource(Path(videos), video_pattern, multivent, optional_path(video_map))
         self.ranking = RankingOptions(depth, interpolate, normalization, on_missing_video, on_bad_video)
         self.decode = DecodeOptions(decode_workers, prefetch, optional_path(frames_cache), retry_bad_videos)
-        self.scorer_options = from_values(ScorerOptions, locals())  # the model's keywords are its fields
+        hub_cache = str(cache_dir) if cache_dir is not None else None
+        # the model's keywords are its fields
+        self.scorer_options = from_values(ScorerOptions, {**locals(), "cache_dir": hub_cache})
         self.scorer_options.check()
         self.store_dir = check_writable_directory(cache, "cache")
         self.console = Console(stderr=True, highlight=False, quiet=not verbose)
@@ -127,6 +134,14 @@ class RankVideoReranker(pt.Transformer):
         if self._scorer is None:
             self._scorer = DeferredScorer(self.scorer_options)  # loads the weights only when a pair needs scoring
         return self._scorer
+
+
+def read_topics(path: str | Path) -> pd.DataFrame:
+    """A query file (TSV with or without a header row, MultiVENT's `Query_id,query` CSV, JSON lines) as PyTerrier's
+    topics frame (`qid`, `query`, as text), read by the reader `rankvideo rerank` uses: the same queries, the same
+    texts, the same one-line errors."""
+    queries = read_queries(path)
+    return pd.DataFrame({"qid": list(queries), "query": list(queries.values())}, dtype=str)
 
 
 def results_to_run(frame: pd.DataFrame) -> tuple[Run, dict[str, str]]:

@@ -1,31 +1,38 @@
-"""`rankvideo_cli.pyterrier.RankVideoReranker` in PyTerrier pipelines (`%`, `>>`, `pt.Experiment`), without Java.
+"""`rankvideo.pyterrier.RankVideoReranker` in PyTerrier pipelines (`%`, `>>`, `pt.Experiment`), without Java.
 
 Its results must be the run `rankvideo rerank` writes for the same first stage (same order, same scores), for each
 reranker and instruction, a second `pt.Experiment` must take every score from the store, and rows without a video
-stay in the results.
+stay in the results. `read_topics` reads a query file as `rerank` does (a header row is no query), and the docs'
+example, run as written, prints what the docs show and gives `rerank`'s run.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FAKE, SAMPLE, TINY, reranker_args
+from helpers import FAKE, SAMPLE, TINY, invoke_ok, reranker_args, sample_rerank_args
 from typer.testing import CliRunner
 
 from rankvideo_cli.cli import app
-from rankvideo_cli.errors import RankVideoError, UsageError
+from rankvideo_cli.errors import InputError, RankVideoError, UsageError
 from rankvideo_cli.evaluation.measures import evaluate
 from rankvideo_cli.io.qrels import read_qrels
 from rankvideo_cli.io.queries import read_queries
 from rankvideo_cli.io.runs import read_run_scores
+from rankvideo_cli.scoring.options import ScorerOptions
 
 pt = pytest.importorskip("pyterrier", reason="the pyterrier extra is part of the dev install")
 
-from rankvideo_cli.pyterrier import RankVideoReranker, results_to_run  # noqa: E402
+from rankvideo_cli.pyterrier import RankVideoReranker, read_topics, results_to_run  # noqa: E402
 
 CANDIDATES = 40  # 4 queries x 10 candidates, one of them (v404) without a video file
 SCORED = 36
@@ -200,3 +207,70 @@ def test_the_pyterrier_reranker_takes_the_prompt(tmp_path: Path) -> None:
         RankVideoReranker(
             SAMPLE / "videos", model=TINY, prompt="training", score_mode="reference", cache=tmp_path / "s"
         )
+
+
+def test_rankvideo_pyterrier_is_the_reranker() -> None:
+    import rankvideo.pyterrier
+
+    assert rankvideo.pyterrier.RankVideoReranker is RankVideoReranker
+    assert rankvideo.pyterrier.read_topics is read_topics
+
+
+def test_without_pyterrier_the_import_says_what_to_install() -> None:
+    probe = "import sys; sys.modules['pyterrier'] = None; import rankvideo.pyterrier"  # None: as if not installed
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ImportError: rankvideo.pyterrier needs PyTerrier: pip install 'rankvideo-cli[pyterrier]' "
+        "(or -e '.[pyterrier]')"
+    )
+
+
+def test_the_model_keywords_are_the_scorer_options_fields(tmp_path) -> None:
+    fields = {field.name for field in dataclasses.fields(ScorerOptions)}
+    assert fields <= set(inspect.signature(RankVideoReranker).parameters)
+    reranker = RankVideoReranker(SAMPLE / "videos", model=FAKE, cache_dir=tmp_path / "hub", cache=tmp_path / "s")
+    assert reranker.scorer_options.cache_dir == str(tmp_path / "hub")
+
+
+def test_read_topics_reads_a_query_file_as_rerank_does(tmp_path) -> None:
+    topics = read_topics(SAMPLE / "queries.tsv")
+    assert list(topics.columns) == ["qid", "query"]
+    assert topics["qid"].tolist() == ["q1", "q2", "q3", "q4"]  # the header row, `qid<TAB>text`, is no query
+    assert dict(zip(topics["qid"], topics["query"], strict=True)) == read_queries(SAMPLE / "queries.tsv")
+    multivent = read_topics(SAMPLE / "multivent" / "queries.csv")  # `Query_id,query`
+    assert dict(zip(multivent["qid"], multivent["query"], strict=True)) == read_queries(
+        SAMPLE / "multivent" / "queries.csv"
+    )
+    # why not pt.io.read_topics: its single-line format takes the header row for a query
+    assert pt.io.read_topics(str(SAMPLE / "queries.tsv"), format="singleline")["qid"].iloc[0] == "qid"
+    repeated = tmp_path / "queries.tsv"
+    repeated.write_text("q1\ta\nq1\tb\n")
+    with pytest.raises(InputError, match="duplicate query id 'q1'"):
+        read_topics(repeated)
+
+
+def test_the_docs_example_runs_as_written_and_gives_the_rerank_run(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    """docs/python-api.md's PyTerrier example, executed unchanged in a copy of the sample's folder: it prints the
+    table the page shows, its topics hold the four queries (no header row), and its pipeline's results are the run
+    `rankvideo rerank --model tiny-random` writes for the same inputs."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "python-api.md").read_text()
+    code, shown = re.search(
+        r"## PyTerrier: `RankVideoReranker`.*?```python\n(.*?)```\n\n```\n(.*?)```", page, re.S
+    ).groups()
+    shutil.copytree(SAMPLE, tmp_path / "sample_runs", ignore=shutil.ignore_patterns("out"))
+    monkeypatch.chdir(tmp_path)
+    example: dict = {}
+    exec(compile(code, "docs/python-api.md", "exec"), example)
+    assert capsys.readouterr().out == shown
+
+    topics = example["topics"]
+    assert topics["qid"].tolist() == ["q1", "q2", "q3", "q4"]
+    assert dict(zip(topics["qid"], topics["query"], strict=True)) == read_queries(SAMPLE / "queries.tsv")
+    results = (example["first_stage"] % 100 >> example["rankvideo"])(topics)
+    assert example["rankvideo"].last_result.counts.pairs_cached == SCORED  # the example's own scores
+    run = tmp_path / "reranked.trec"
+    invoke_ok(*sample_rerank_args(SAMPLE / "videos", "-o", str(run), model=TINY))
+    assert trec_lines(results) == run_file_lines(run)
