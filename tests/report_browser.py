@@ -1,5 +1,5 @@
 """Debian's Chromium driven by Playwright (no browser download): what tests/test_system_browser.py opens the report
-with, and the command that makes the README's screenshot of the sample's report:
+with, and the command that makes the docs' screenshot of the sample's two-run report:
 
     python tests/report_browser.py docs/report.png
 """
@@ -64,24 +64,34 @@ def load_every_image(page: Any) -> list[int]:
     )
 
 
-def sample_report(directory: Path) -> Path:
-    """The report of the MultiVENT-shaped sample: stored made-up scores ranked by `rankvideo rank` (no model)."""
+RUN_A, RUN_B = "rankvideo.trec", "qwen3-vl.trec"
+
+
+def sample_report(directory: Path, *extra: str) -> Path:
+    """The report of the MultiVENT-shaped sample comparing two rerankers' runs with the first stage, from stored
+    made-up scores ranked by `rankvideo rank` (no model): `rankvideo.trec` ranked by its scores alone (its score
+    is the logit_delta), `qwen3-vl.trec` by other scores interpolated with the first stage's."""
     sys.path.insert(0, str(REPO / "tests"))
     from test_cli_report import write_scores
 
-    scores = write_scores(MULTIVENT / "first_stage.trec", directory / "scores.jsonl")
-    reranked = directory / "reranked.trec"
     rankvideo = [sys.executable, "-m", "rankvideo_cli.cli"]
-    subprocess.run([*rankvideo, "rank", str(MULTIVENT / "first_stage.trec"), "--scores", str(scores), "-o",
-                    str(reranked)], check=True)  # fmt: skip
+    first_stage = str(MULTIVENT / "first_stage.trec")
+    scores = {
+        RUN_A: write_scores(MULTIVENT / "first_stage.trec", directory / "rankvideo.scores.jsonl"),
+        RUN_B: write_scores(MULTIVENT / "first_stage.trec", directory / "qwen3-vl.scores.jsonl", salt="qwen"),
+    }
+    for name, interpolation in ((RUN_A, []), (RUN_B, ["--interpolate", "0.5"])):
+        subprocess.run([*rankvideo, "rank", first_stage, "--scores", str(scores[name]), *interpolation, "--tag",
+                        name.split(".")[0], "-o", str(directory / name)], check=True, capture_output=True)  # fmt: skip
     report = directory / "report.html"
     subprocess.run(
         [
             *rankvideo,
             "report",
-            str(reranked),
+            str(directory / RUN_A),
+            str(directory / RUN_B),
             "--baseline",
-            str(MULTIVENT / "first_stage.trec"),
+            first_stage,
             "--qrels",
             str(MULTIVENT / "judgments.jsonl"),
             "--queries",
@@ -89,24 +99,43 @@ def sample_report(directory: Path) -> Path:
             "--videos",
             str(MULTIVENT / "videos"),
             "--scores",
-            str(scores),
+            str(scores[RUN_A]),
+            "--scores",
+            str(scores[RUN_B]),
             "-o",
             str(report),
+            *extra,
         ],
         check=True,
+        capture_output=True,
     )
     return report
 
 
 def screenshot(target: Path) -> None:
+    """The two-run report at 1400 px: the overview, then a query's section (reached by its deep link) with the
+    baseline and both runs, one picture above the other."""
+    from PIL import Image
+
     with tempfile.TemporaryDirectory() as scratch:
         report = sample_report(Path(scratch))
         with browser_page(1400, 900) as (page, errors):
             page.goto(report.as_uri())
+            overview = Path(scratch) / "overview.png"
+            bottom = page.evaluate("document.getElementById('charts').getBoundingClientRect().top + scrollY")
+            page.screenshot(path=str(overview), clip={"x": 0, "y": 0, "width": 1400, "height": bottom}, full_page=True)
+            page.evaluate("window.rankvideoReport.reveal('#q-1')")
             load_every_image(page)
-            page.screenshot(path=str(target), clip={"x": 0, "y": 0, "width": 1400, "height": 1500}, full_page=True)
+            page.evaluate("window.rankvideoReport.reveal('#q-1')")
+            section = Path(scratch) / "section.png"
+            page.screenshot(path=str(section))
             if errors:
                 raise SystemExit(f"the page logged errors: {errors}")
+        parts = [Image.open(overview), Image.open(section)]
+        picture = Image.new("RGB", (1400, sum(part.height for part in parts)), "white")
+        picture.paste(parts[0], (0, 0))
+        picture.paste(parts[1], (0, parts[0].height))
+        picture.save(target, optimize=True)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,15 @@ def embedded_json(page: str, element_id: str):
     return json.loads(match.group(1))
 
 
-def write_scores(run: Path, path: Path) -> Path:
-    """A `--scores` JSONL for every candidate of `run`: a made-up logit_delta per (query, video)."""
+def write_scores(run: Path, path: Path, salt: str = "") -> Path:
+    """A `--scores` JSONL for every candidate of `run`: a made-up logit_delta per (query, video); another `salt`,
+    another model's."""
     lines = []
     for line in run.read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         qid, _q0, docid, *_ = line.split()
-        delta = (sum(map(ord, qid + docid)) % 97) / 10 - 4.85
+        delta = (sum(map(ord, salt + qid + docid)) * (7 if salt else 1) % 97) / 10 - 4.85
         lines.append(json.dumps({"qid": qid, "docid": docid, "logit_delta": delta}))
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -140,31 +141,36 @@ def test_each_row_says_how_it_moved(tmp_path: Path) -> None:
     baseline.write_text("".join(f"q1 Q0 d{n} {n} {10 - n} b\n" for n in range(1, 6)))  # d1 > d2 > ... > d5
     run = tmp_path / "run.trec"
     run.write_text("q1 Q0 d4 1 9 r\nq1 Q0 d1 2 8 r\nq1 Q0 d9 3 7 r\nq1 Q0 d3 4 6 r\nq1 Q0 d2 5 5 r\n")
+    other = tmp_path / "other.trec"
+    other.write_text("q1 Q0 d2 1 9 o\nq1 Q0 d1 2 8 o\n")
     (section,) = build_sections(
-        ["q1"], read_run(run), read_run(baseline), top=3, queries=None, qrels={"q1": {"d4": 1, "d1": 0}},
-        evaluation=None, model_scores={("q1", "d4"): 2.0},
+        ["q1"], [read_run(run), read_run(other)], read_run(baseline), top=3, queries=None,
+        qrels={"q1": {"d4": 1, "d1": 0}}, evaluation=None, model_scores=[{("q1", "d4"): 2.0}, None],
     )  # fmt: skip
-    assert [(row.docid, row.move) for row in section.run_rows] == [
-        ("d4", "new in top 3 (was 4)"),
-        ("d1", "down 1"),
-        ("d9", "not in the baseline"),
+    ours, theirs = section.runs
+    assert [(row.docid, [move.text for move in row.moves]) for row in ours.rows] == [
+        ("d4", ["new in top 3 (was 4)"]),
+        ("d1", ["down 1"]),
+        ("d9", ["not in the baseline"]),
     ]
-    assert [(row.docid, row.move) for row in section.baseline_rows] == [
-        ("d1", "to 2"),
-        ("d2", "out of top 3 (to 5)"),
-        ("d3", "out of top 3 (to 4)"),
+    # a baseline row: where each run put it, in the runs' order
+    assert [(row.docid, [move.text for move in row.moves]) for row in section.baseline_rows] == [
+        ("d1", ["to 2", "to 2"]),
+        ("d2", ["out of top 3 (to 5)", "to 1"]),
+        ("d3", ["out of top 3 (to 4)", "not in the run"]),
     ]
-    assert [row.judgment for row in section.run_rows] == [1, 0, None]  # None: unjudged
-    assert section.run_rows[0].logit_delta == 2.0 and section.run_rows[0].p_yes == pytest.approx(0.8807970779778823)
+    assert [row.judgment for row in ours.rows] == [1, 0, None]  # None: unjudged
+    assert ours.rows[0].logit_delta == 2.0 and ours.rows[0].p_yes == pytest.approx(0.8807970779778823)
+    assert all(row.logit_delta is None for row in [*section.baseline_rows, *theirs.rows])  # their own --scores only
 
 
 def test_limit_keeps_the_largest_gains_and_losses() -> None:
     run = {qid: [] for qid in ("a", "b", "c", "d", "e")}
     deltas = {"a": 0.5, "b": -0.4, "c": 0.1, "d": -0.05, "e": 0.0}
-    assert select_queries(run, run, deltas, qids=None, limit=2) == ["a", "b"]
-    assert select_queries(run, run, deltas, qids=None, limit=4) == ["a", "c", "d", "b"]
-    assert select_queries(run, run, {}, qids=None, limit=2) == ["a", "b"]  # no measures: by qid
-    assert select_queries(run, run, deltas, qids=["e", "a", "e"], limit=None) == ["e", "a"]
+    assert select_queries(run, deltas, qids=None, limit=2) == ["a", "b"]
+    assert select_queries(run, deltas, qids=None, limit=4) == ["a", "c", "d", "b"]
+    assert select_queries(run, {}, qids=None, limit=2) == ["a", "b"]  # no measures: by qid
+    assert select_queries(run, deltas, qids=["e", "a", "e"], limit=None) == ["e", "a"]
 
 
 def test_explanations_are_matched_by_query_text_and_video_file(tmp_path: Path) -> None:
@@ -204,7 +210,11 @@ def test_report_of_the_multivent_sample(multivent_rerank: tuple[Path, Path], tmp
     assert all(source.startswith("data:image/jpeg;base64,") for strip in shown for source in strip["images"])
     (missing,) = [strip for strip in thumbnails.values() if "problem" in strip]
     assert missing["problem"].startswith("missing video")
-    assert page.count('id="chart-') == 3 and page.count("<svg") == 3
+    # the change per query, the ECDF and the per-query strips of the scores, and where the relevant moved
+    assert re.findall(r'<figure id="(chart-[^"]+)"', page) == [
+        "chart-run1-delta", "chart-run1-ecdf", "chart-run1-strip", "chart-run1-ranks"
+    ]  # fmt: skip
+    assert page.count("<svg") == 4
     assert "logit_delta" in page and "unjudged" in page
     # the overview is `rankvideo eval`'s report of the same files
     evaluated = invoke(
@@ -278,7 +288,8 @@ def test_report_of_the_flat_sample_without_baseline_or_scores(tmp_path: Path) ->
     page = output.read_text()
     assert page.count('<section class="query"') == 2
     assert "logit_delta" not in page.split('id="sections"')[1].split("<script")[0]  # no --scores: no column
-    assert page.count('id="chart-') == 1  # the scores of judged candidates; no baseline, no delta or moves
+    # the scores of judged candidates (ECDF and strips); no baseline: no change per query, no moves
+    assert re.findall(r'<figure id="(chart-[^"]+)"', page) == ["chart-run1-ecdf", "chart-run1-strip"]
 
 
 def test_a_run_without_qrels_still_renders(tmp_path: Path) -> None:

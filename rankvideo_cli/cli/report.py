@@ -1,4 +1,4 @@
-"""report: a web page of what the reranker did."""
+"""report: a web page of what the rerankers did."""
 
 from __future__ import annotations
 
@@ -32,13 +32,18 @@ from rankvideo_cli.scoring.rerankers import get_reranker
 @user_errors
 @with_verbosity()
 def report(
-    run: Annotated[
-        Path, typer.Argument(help="The reranked run to show (TREC or JSON; - for stdin).", parser=non_empty_path)
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The reranked runs to show, one column each (TREC or JSON; - for stdin).",
+            parser=non_empty_path,
+            metavar="RUN...",
+        ),
     ],
     baseline: Annotated[
         Path | None,
         typer.Option(
-            help="The run it came from (the first stage): shown beside it, with moves.", parser=non_empty_path
+            help="The run they came from (the first stage): shown beside them, with moves.", parser=non_empty_path
         ),
     ] = None,
     qrels: Annotated[
@@ -58,15 +63,20 @@ def report(
         ),
     ] = None,
     scores: Annotated[
-        Path | None,
+        list[str] | None,
         typer.Option(
-            help="The model's scores (`rerank --scores` JSONL, or the reference's files).", parser=non_empty_path
+            help="A run's model scores (`rerank --scores` JSONL, or the reference's files): one per run in order, "
+            "or RUN=SCORES (repeatable).",
+            parser=non_empty_text,
         ),
     ] = None,
     reference_model: ReferenceModelOpt = None,
     explanations: Annotated[
-        Path | None,
-        typer.Option(help="The model's answers: the output of `rankvideo explain --json`.", parser=non_empty_path),
+        list[str] | None,
+        typer.Option(
+            help="A run's model answers (`rankvideo explain --json`): one per run in order, or RUN=FILE (repeatable).",
+            parser=non_empty_text,
+        ),
     ] = None,
     measures: MeasureOpt = None,
     correction: Annotated[
@@ -76,7 +86,7 @@ def report(
     thumbnails: Annotated[int, typer.Option(help="Frames shown per video, chosen evenly among those sampled.")] = 4,
     qid: Annotated[list[str] | None, typer.Option("--qid", help="Show this query (repeatable).")] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Show the N queries with the largest change (gains and losses).")
+        int | None, typer.Option(help="Show the N queries whose first run changed most (gains and losses).")
     ] = None,
     decode_workers: Annotated[int | None, typer.Option(help="Decode threads (default: one per core).")] = None,
     output: Annotated[
@@ -92,22 +102,22 @@ def report(
     *,
     verbosity: Verbosity,  # with_verbosity
 ) -> None:
-    """A web page of what the reranker did: measures, charts, and per query both rankings with the frames the
-    model saw (no model is loaded)."""
+    """A web page of what the rerankers did: measures, charts, and per query the baseline and every run's ranking
+    with the frames the model saw (no model is loaded)."""
     from rankvideo_cli.jobs.report import ReportRequest, run_report
 
     with verbosity:
         run_report(
             ReportRequest(
-                run_path=run,
+                run_paths=runs,
                 baseline_path=baseline,
                 qrels_path=qrels,
                 queries_path=queries,
                 videos=from_values(VideoSource, locals()) if videos is not None else None,
                 frames_cache=frames_cache,
-                scores_path=scores,
+                scores=scores or (),
                 reference_model=reference_model,
-                explanations_path=explanations,
+                explanations=explanations or (),
                 measures=measures,
                 correction=correction.value,
                 top=top,

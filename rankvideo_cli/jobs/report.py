@@ -1,8 +1,9 @@
 """`rankvideo report`: a web page of what the reranker did, query by query, with the frames the model saw.
 
-Steps: check every option and the output location; read the run, the baseline, the qrels, the queries, the
-scores and the explanations (any of them bad: one line, exit 2, nothing written); evaluate as `rankvideo eval`
-does; choose the queries; make the thumbnails (frame cache, else PyAV, in threads); draw the charts; write the
+Steps: check every option and the output location; read the runs, the baseline, the qrels, the queries, each
+run's scores and explanations (any of them bad: one line, exit 2, nothing written); evaluate as `rankvideo eval`
+does, every run against the baseline; choose the queries; make the thumbnails (frame cache, else PyAV, in
+threads); draw each run's charts; write the
 page atomically (into a directory: the page and its thumbnails, swapped in together). No model is loaded and
 torch is never imported.
 """
@@ -39,13 +40,13 @@ from rankvideo_cli.messages import plural, say
 from rankvideo_cli.options import VideoSource, at_least
 from rankvideo_cli.pipeline.request import MemoResolver
 from rankvideo_cli.progress import StepProgress
-from rankvideo_cli.report.data import build_sections, read_explanations, select_queries
+from rankvideo_cli.report.data import QuerySection, build_sections, read_explanations, select_queries
 from rankvideo_cli.videos.config import SamplingConfig
 from rankvideo_cli.videos.index import TarMember
 
 if TYPE_CHECKING:
     from rankvideo_cli.evaluation.measures import EvalReport
-    from rankvideo_cli.report.page import Chart
+    from rankvideo_cli.report.page import Chart, ShownRun
     from rankvideo_cli.report.thumbnails import Thumbnails
 
 INDEX = "index.html"
@@ -53,15 +54,17 @@ INDEX = "index.html"
 
 @dataclass
 class ReportRequest:
-    run_path: Path
+    run_paths: Sequence[Path]  # the runs compared, in the order their columns show
     baseline_path: Path | None = None
     qrels_path: Path | None = None
     queries_path: Path | None = None
     videos: VideoSource | None = None  # None: no thumbnails
     frames_cache: Path | None = None
-    scores_path: Path | None = None
+    # Each run's --scores and --explanations: `RUN=FILE` names the run (as given), plain files go to the other
+    # runs in order (see `files_per_run`).
+    scores: Sequence[str | Path] = ()
     reference_model: str | None = None
-    explanations_path: Path | None = None
+    explanations: Sequence[str | Path] = ()
     measures: Sequence[str] | None = None
     correction: str = "holm"
     top: int = 10
@@ -119,13 +122,17 @@ def validate_report(request: ReportRequest) -> None:
         if request.videos is None:
             raise UsageError("--frames-cache needs --videos (the cache is keyed by each video file's content)")
         check_frame_cache(request.frames_cache)
+    if not request.run_paths:
+        raise UsageError("give at least one run to show")
+    scores = files_per_run("--scores", request.scores, request.run_paths)
+    explanations = files_per_run("--explanations", request.explanations, request.run_paths)
     paths = [
-        ("the run", request.run_path),
+        *(("the run", path) for path in request.run_paths),
         ("--baseline", request.baseline_path),
         ("--qrels", request.qrels_path),
         ("--queries", request.queries_path),
-        ("--scores", request.scores_path),
-        ("--explanations", request.explanations_path),
+        *(("--scores", path) for path in scores),
+        *(("--explanations", path) for path in explanations),
         ("--video-map", request.videos.video_map if request.videos is not None else None),
     ]
     inputs = [Named(option, Path(path)) for option, path in paths if path is not None]
@@ -139,13 +146,48 @@ def validate_report(request: ReportRequest) -> None:
         check_output_file(request.output, inputs)
 
 
+def files_per_run(option: str, values: Sequence[str | Path], run_paths: Sequence[Path]) -> list[Path | None]:
+    """Each run's file of a per-run option (`--scores`, `--explanations`), None where it has none: `RUN=FILE`
+    names its run as the command line gave it (or by its file name); plain files go to the other runs in their
+    order, one each (none at all is fine: those runs have no such file). Anything else is a `UsageError`."""
+    runs = [str(path) for path in run_paths]
+    names = [Path(run).name for run in runs]
+    chosen: list[Path | None] = [None] * len(runs)
+    named: set[int] = set()
+    plain: list[Path] = []
+    for value in map(str, values):
+        run, equals, file = value.partition("=")
+        position = runs.index(run) if run in runs else names.index(run) if equals and run in names else None
+        if equals and file and position is not None:
+            if position in named:
+                raise UsageError(f"{option}: two files for the run {run}")
+            named.add(position)
+            chosen[position] = Path(file)
+        elif equals and not Path(value).exists():
+            raise UsageError(f"{option} {value}: {run!r} is not one of the runs ({', '.join(runs)}) nor a file")
+        else:
+            plain.append(Path(value))
+    rest = [position for position in range(len(runs)) if position not in named]
+    if plain and len(plain) != len(rest):
+        raise UsageError(
+            f"{option}: {plural(len(plain), 'file')} for {plural(len(rest), 'run')}: give one per run, in the runs' "
+            f"order, or name each run's as RUN=FILE"
+        )
+    for position, path in zip(rest if plain else [], plain, strict=True):
+        chosen[position] = path
+    return chosen
+
+
 def run_report(request: ReportRequest, console: Console) -> ReportResult:
     """`rankvideo report` (see the module docstring); the counts for the summary line."""
     validate_report(request)
-    run = read_run_reporting(request.run_path, console)
+    scores_paths = files_per_run("--scores", request.scores, request.run_paths)
+    explanations_paths = files_per_run("--explanations", request.explanations, request.run_paths)
+    runs = [read_run_reporting(path, console) for path in request.run_paths]
     baseline = read_run_reporting(request.baseline_path, console) if request.baseline_path is not None else None
     if baseline is not None:
-        check_shared_queries(run.source, run, baseline.source, baseline)
+        for run in runs:
+            check_shared_queries(run.source, run, baseline.source, baseline)
     qrels = None
     if request.qrels_path is not None:
         from rankvideo_cli.evaluation.measures import as_qrels_dict
@@ -159,36 +201,39 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         from rankvideo_cli.io.queries import read_queries
 
         queries = read_queries(request.queries_path)
-    model_scores = None
-    if request.scores_path is not None:
+    model_scores: list[dict[tuple[str, str], float] | None] = []
+    for run, path in zip(runs, scores_paths, strict=True):
+        if path is None:
+            model_scores.append(None)
+            continue
         from rankvideo_cli.evaluation.fusion import read_model_scores
 
-        model_scores = read_model_scores(request.scores_path, request.reference_model)
-        check_scores_cover_the_run(run, model_scores, request.scores_path, console)
-    names = run_names([request.run_path], request.baseline_path)
+        scores = read_model_scores(path, request.reference_model)
+        check_scores_cover_the_run(run, scores, path, console)
+        model_scores.append(scores)
+    names = run_names(list(request.run_paths), request.baseline_path)
     evaluation = None
     if qrels is not None:
         from rankvideo_cli.evaluation.measures import evaluate_runs
 
         evaluation = evaluate_runs(
-            [(names[0], run.scores())],
+            [(name, run.scores()) for name, run in zip(names, runs, strict=False)],
             qrels,
             request.measures,
-            baseline=(names[1], baseline.scores()) if baseline is not None else None,
+            baseline=(names[-1], baseline.scores()) if baseline is not None else None,
             correction=request.correction,
         )
-    deltas = _deltas(evaluation)
-    known = set(run) | set(baseline or {})
+    deltas = [_deltas(evaluation, position) for position in range(len(runs))]
+    known = set(baseline or {}).union(*runs)
     unknown = [qid for qid in request.qids if qid not in known]
     if unknown:
-        raise UsageError(
-            f"--qid {unknown[0]}: no such query in {run.source}" + (" or the baseline" if baseline else "")
-        )
-    qids = select_queries(run, baseline, deltas, qids=request.qids, limit=request.limit)
+        sources = " or ".join(run.source for run in runs)
+        raise UsageError(f"--qid {unknown[0]}: no such query in {sources}" + (" or the baseline" if baseline else ""))
+    qids = select_queries(known, deltas[0], qids=request.qids, limit=request.limit)
     if queries is not None:
         missing = [qid for qid in qids if qid not in queries]
         if missing:
-            source = run if missing[0] in run or baseline is None else baseline
+            source = next((run for run in runs if missing[0] in run), baseline or runs[0])
             raise InputError(
                 source.source,
                 source.first_line.get(missing[0]),
@@ -196,7 +241,7 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
             )
     sections = build_sections(
         qids,
-        run,
+        runs,
         baseline,
         top=request.top,
         queries=queries,
@@ -204,38 +249,43 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         evaluation=evaluation,
         model_scores=model_scores,
     )
-    docids = sorted({row.docid for section in sections for row in (*section.run_rows, *section.baseline_rows)})
+    shown_rows = [
+        (section.qid, row)
+        for section in sections
+        for row in (*section.baseline_rows, *(row for column in section.runs for row in column.rows))
+    ]
+    docids = sorted({row.docid for _qid, row in shown_rows})
     resolver = _resolver(request)
     videos = {docid: resolver.resolve(docid) if resolver is not None else None for docid in docids}
-    if request.explanations_path is not None:
-        pairs = {
-            (section.qid, row.docid): str(videos[row.docid]) if videos[row.docid] is not None else None
-            for section in sections
-            for row in (*section.run_rows, *section.baseline_rows)
-        }
-        answers = read_explanations(request.explanations_path, queries or {}, pairs)
-        for section in sections:
-            for row in (*section.run_rows, *section.baseline_rows):
-                row.explanation = answers.get((section.qid, row.docid))
+    for position, path in enumerate(explanations_paths):
+        if path is not None:
+            _attach_explanations(path, position, sections, videos, queries or {})
     result = ReportResult(queries=len(sections), videos=len(docids))
     strips = _thumbnails(request, videos, console, result) if resolver is not None and request.thumbnails else {}
     if resolver is None:
         say(console, "no --videos: the report shows no frames")
-    charts = _charts(run, baseline, qrels, model_scores, deltas, evaluation, request.top)
-    from rankvideo_cli.report.page import render_page, thumbnail_sources
+    from rankvideo_cli.report.page import ShownRun, render_page, section_ids, thumbnail_sources
 
+    links = section_ids(sections)
+    shown_runs = [
+        ShownRun.of(name, position, has_model_scores=scores is not None, sections=sections)
+        for position, (name, scores) in enumerate(zip(names, model_scores, strict=False))
+    ]
+    charts = [
+        _charts(shown, run, baseline, qrels, scores, run_deltas, evaluation, request.top, links)
+        for shown, run, scores, run_deltas in zip(shown_runs, runs, model_scores, deltas, strict=True)
+    ]
     directory = output_directory(request)
     thumbnails, thumbnail_files = thumbnail_sources(strips, as_files=directory is not None)
     page = render_page(
-        run_name=names[0],
-        baseline_name=names[1] if baseline is not None else None,
+        runs=shown_runs,
+        baseline_name=names[-1] if baseline is not None else None,
         sections=sections,
         total_queries=len(known),
         top=request.top,
         evaluation=evaluation,
         charts=charts,
         thumbnails=thumbnails,
-        has_model_scores=model_scores is not None,
     )
     result.bytes = len(page.encode("utf-8"))
     if directory is not None:
@@ -248,6 +298,21 @@ def run_report(request: ReportRequest, console: Console) -> ReportResult:
         write_stdout(page)
     say(console, _summary(result))
     return result
+
+
+def _attach_explanations(
+    path: Path,
+    position: int,
+    sections: Sequence[QuerySection],
+    videos: Mapping[str, Path | TarMember | None],
+    queries: Mapping[str, str],
+) -> None:
+    """The answers of `rankvideo explain --json` (the model of the run at `position`) beside that run's rows."""
+    rows = [(section.qid, row) for section in sections for row in section.runs[position].rows]
+    pairs = {(qid, row.docid): str(videos[row.docid]) if videos[row.docid] is not None else None for qid, row in rows}
+    answers = read_explanations(path, queries, pairs)
+    for qid, row in rows:
+        row.explanation = answers.get((qid, row.docid))
 
 
 class ReportWriteError(RankVideoError):
@@ -350,12 +415,12 @@ def check_scores_cover_the_run(
     )
 
 
-def _deltas(evaluation: EvalReport | None) -> dict[str, float]:
-    """qid -> the change of the first measure (run - baseline), for the judged queries of both."""
+def _deltas(evaluation: EvalReport | None, position: int) -> dict[str, float]:
+    """qid -> the change of the first measure (the run at `position` - the baseline), for the judged queries."""
     if evaluation is None or evaluation.baseline is None:
         return {}
     measure = evaluation.measures[0]
-    ours, theirs = evaluation.runs[0].per_query[measure], evaluation.baseline.per_query[measure]
+    ours, theirs = evaluation.runs[position].per_query[measure], evaluation.baseline.per_query[measure]
     return {str(qid): float(ours[qid] - theirs[qid]) for qid in ours.index if qid in theirs.index}
 
 
@@ -398,6 +463,7 @@ def _thumbnails(
 
 
 def _charts(
+    shown: ShownRun,
     run: Run,
     baseline: Run | None,
     qrels: Mapping[str, Mapping[str, int]] | None,
@@ -405,46 +471,72 @@ def _charts(
     deltas: Mapping[str, float],
     evaluation: EvalReport | None,
     top: int,
+    links: Mapping[str, str],
 ) -> list[Chart]:
-    """The overview's charts: what the inputs allow (the change per query needs a baseline and qrels)."""
+    """One run's charts: what the inputs allow (the change per query needs a baseline and qrels, the others qrels).
+    Each chart's ids start with its own name, so that several inline SVGs never share one."""
     from rankvideo_cli.report import charts
     from rankvideo_cli.report.page import Chart
 
     drawn = []
+    key = f"run{shown.position + 1}"
     if deltas and evaluation is not None:
         measure = evaluation.measures[0]
-        drawn.append(Chart("delta", f"Change in {measure} per judged query", charts.delta_chart(deltas, measure)))
-    if qrels is not None:
-        relevant: list[float] = []
-        not_relevant: list[float] = []
-        name = "logit_delta (--scores)" if model_scores is not None else "the run's score"
-        for qid, candidates in run.items():
-            judged = qrels.get(qid, {})
-            for candidate in candidates:
-                if candidate.docid not in judged:
-                    continue
-                value = model_scores.get((qid, candidate.docid)) if model_scores is not None else candidate.score
-                if value is None or not math.isfinite(value):
-                    continue
-                (relevant if judged[candidate.docid] > 0 else not_relevant).append(value)
         drawn.append(
             Chart(
-                "scores",
-                f"{name} of judged candidates: relevant and not",
-                charts.score_distribution_chart(relevant, not_relevant, name),
+                f"{key}-delta",
+                f"Change in {measure} per judged query (a bar leads to its query)",
+                charts.delta_chart(deltas, measure, links, f"{key}-delta"),
             )
         )
-        if baseline is not None:
-            moved = []
-            for qid, candidates in run.items():
-                first_stage = {c.docid: c.first_stage_rank for c in baseline.get(qid, [])}
-                judged = qrels.get(qid, {})
-                for candidate in candidates:
-                    if judged.get(candidate.docid, 0) > 0 and candidate.docid in first_stage:
-                        moved.append((first_stage[candidate.docid], candidate.first_stage_rank))
-            drawn.append(
-                Chart("ranks", "Where the judged-relevant candidates moved", charts.rank_change_chart(moved, top))
+    if qrels is None:
+        return drawn
+    name = "logit_delta (--scores)" if model_scores is not None else "the run's score"
+    judged_scores: dict[str, list[tuple[float, int]]] = {}
+    for qid, candidates in run.items():
+        judged = qrels.get(qid, {})
+        for candidate in candidates:
+            if candidate.docid not in judged:
+                continue
+            value = model_scores.get((qid, candidate.docid)) if model_scores is not None else candidate.score
+            if value is not None and math.isfinite(value):
+                judged_scores.setdefault(qid, []).append((value, judged[candidate.docid]))
+    everything = [pair for pairs in judged_scores.values() for pair in pairs]
+    drawn.append(
+        Chart(
+            f"{key}-ecdf",
+            f"{name} of judged candidates: the share at or below each value, relevant and not",
+            charts.score_ecdf_chart(
+                [value for value, grade in everything if grade > 0],
+                [value for value, grade in everything if grade <= 0],
+                name,
+                f"{key}-ecdf",
+            ),
+        )
+    )
+    order = sorted(judged_scores, key=lambda qid: (-deltas.get(qid, 0.0), qid)) if deltas else sorted(judged_scores)
+    drawn.append(
+        Chart(
+            f"{key}-strip",
+            f"{name} per query, by judgment: are the relevant above the rest within each query?",
+            charts.strip_chart([(qid, judged_scores[qid]) for qid in order], name, links, f"{key}-strip"),
+        )
+    )
+    if baseline is not None:
+        moved = []
+        for qid, candidates in run.items():
+            first_stage = {c.docid: c.first_stage_rank for c in baseline.get(qid, [])}
+            judged = qrels.get(qid, {})
+            for candidate in candidates:
+                if judged.get(candidate.docid, 0) > 0 and candidate.docid in first_stage:
+                    moved.append((first_stage[candidate.docid], candidate.first_stage_rank))
+        drawn.append(
+            Chart(
+                f"{key}-ranks",
+                "Where the judged-relevant candidates moved",
+                charts.rank_change_chart(moved, top, f"{key}-ranks"),
             )
+        )
     return drawn
 
 

@@ -1,9 +1,17 @@
 """The report's charts, drawn by matplotlib as inline SVG (text kept as text, no fonts embedded, fixed ids and
-no date: the same inputs give the same bytes), so the page needs no JavaScript library and no network."""
+no date: the same inputs give the same bytes), so the page needs no JavaScript library and no network.
+
+Several charts share one page, so every id of a chart starts with the name it is given (`_svg`): matplotlib
+numbers its elements per figure (`figure_1`, `patch_1`...), which would repeat from one SVG to the next.
+Colours are Okabe and Ito's, told apart by colour-blind readers too, and never laid over each other: relevant
+and non-relevant candidates are lines of their own or points side by side, each with its own line style or mark.
+"""
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -11,71 +19,169 @@ if TYPE_CHECKING:  # matplotlib loads only when a chart is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-WIN, TIE, LOSS = "#2e7d32", "#9e9e9e", "#c62828"
-RELEVANT, NOT_RELEVANT = "#1565c0", "#ef6c00"
+# Okabe and Ito's palette: blue and vermillion stay apart in every kind of colour blindness.
+GAIN, TIE, LOSS = "#0072B2", "#999999", "#D55E00"
+RELEVANT, NOT_RELEVANT = "#0072B2", "#E69F00"
+LABELLED_BARS = 40  # up to this many queries, each bar of the change chart carries its qid below it
+ECDF_POINTS = 200  # steps drawn per line: an ECDF of thousands of scores looks the same and weighs far less
+RASTER_POINTS = 400  # a strip chart with more points draws them as one embedded image (the text stays text)
 
 
-def _figure(width: float = 7.0, height: float = 2.6) -> tuple[Figure, Axes]:
+def _figure(width: float = 5.6, height: float = 2.8) -> tuple[Figure, Axes]:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "rankvideo", "font.size": 9})
+    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "rankvideo", "font.size": 9.5})
     figure, axes = plt.subplots(figsize=(width, height), layout="constrained")
     axes.spines[["top", "right"]].set_visible(False)
     return figure, axes
 
 
-def _svg(figure: Figure) -> str:
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def _svg(figure: Figure, prefix: str, titles: Mapping[str, str] | None = None) -> str:
+    """The figure as an `<svg>` element whose ids all start with `prefix-` (references to them follow), and
+    `titles` (link -> text) as the tooltip of each element that links there."""
     from matplotlib import pyplot as plt
 
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None}, dpi=144)
     plt.close(figure)
     text = buffer.getvalue()
-    return text[text.index("<svg") :]  # the XML prolog and doctype do not belong inside HTML
+    text = text[text.index("<svg") :]  # the XML prolog and doctype do not belong inside HTML
+    defined = set(_ID.findall(text))
+
+    def renamed(match: re.Match[str]) -> str:
+        name = match.group(2)
+        return f"{match.group(1)}{prefix}-{name}{match.group(3)}" if name in defined else match.group(0)
+
+    text = re.sub(r'(\bid=")([^"]+)(")', renamed, text)
+    text = re.sub(r"(url\(#)([^)]+)(\))", renamed, text)
+    text = re.sub(r'(href="#)([^"]+)(")', renamed, text)
+    # matplotlib opens every link in a new tab; a link to a section of this page belongs in this one
+    text = re.sub(r'(<a xlink:href="#[^"]*") target="_blank"', r"\1", text)
+    for link, title in (titles or {}).items():
+        anchor = f'<a xlink:href="{html.escape(link)}">'
+        text = text.replace(anchor, f"{anchor}<title>{html.escape(title)}</title>")
+    return text
 
 
-def delta_chart(deltas: Mapping[str, float], measure: str) -> str:
-    """Per-query change of `measure`, sorted, one bar per query: gains green, ties grey, losses red."""
+def delta_chart(deltas: Mapping[str, float], measure: str, links: Mapping[str, str], prefix: str) -> str:
+    """Per-query change of `measure`, sorted, one bar per query: gains blue, ties grey, losses vermillion. Each
+    bar (and its qid, when there are few enough to print) links to the query's section (`links`: qid -> #id),
+    with the qid and the change as its tooltip."""
     ordered = sorted(deltas.items(), key=lambda item: (-item[1], item[0]))
-    figure, axes = _figure()
+    figure, axes = _figure(height=3.0)
     values = [value for _qid, value in ordered]
-    colours = [WIN if value > 0 else LOSS if value < 0 else TIE for value in values]
-    axes.bar(range(len(values)), values, color=colours, width=0.9)
+    colours = [GAIN if value > 0 else LOSS if value < 0 else TIE for value in values]
+    bars = axes.bar(range(len(values)), values, color=colours, width=0.85)
+    titles = {}
+    for bar, (qid, value) in zip(bars, ordered, strict=True):
+        if qid in links:
+            bar.set_url(links[qid])
+            titles[links[qid]] = f"{qid}: Δ {measure} {value:+.4f}"
     axes.axhline(0, color="#424242", linewidth=0.8)
-    axes.set_xlabel(f"queries, sorted by the change ({len(values)})")
     axes.set_ylabel(f"Δ {measure}")
-    axes.set_xticks([])
+    if len(ordered) <= LABELLED_BARS:
+        axes.set_xticks(range(len(ordered)), [qid for qid, _ in ordered], rotation=90, fontsize=8)
+        for label, (qid, _value) in zip(axes.get_xticklabels(), ordered, strict=True):
+            if qid in links:
+                label.set_url(links[qid])
+        axes.set_xlabel(f"queries, sorted by the change ({len(values)})")
+    else:
+        axes.set_xticks([])
+        axes.set_xlabel(f"queries, sorted by the change ({len(values)}; hover a bar for its query)")
     wins = sum(value > 0 for value in values)
     losses = sum(value < 0 for value in values)
     axes.set_title(f"{wins} better, {len(values) - wins - losses} tied, {losses} worse", loc="left")
-    return _svg(figure)
+    return _svg(figure, prefix, titles)
 
 
-def score_distribution_chart(relevant: Sequence[float], not_relevant: Sequence[float], score_name: str) -> str:
-    """Histograms of the score for judged-relevant and judged-non-relevant candidates."""
+def _ecdf_steps(values: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The empirical CDF of `values` at no more than ECDF_POINTS of them (evenly spaced in rank, the last
+    included): x, and the share of values at or below x."""
+    ordered = sorted(values)
+    count = len(ordered)
+    positions: Sequence[int]
+    if count <= ECDF_POINTS:
+        positions = range(count)
+    else:
+        positions = sorted({round(step * (count - 1) / (ECDF_POINTS - 1)) for step in range(ECDF_POINTS)})
+    return [ordered[index] for index in positions], [(index + 1) / count for index in positions]
+
+
+def score_ecdf_chart(relevant: Sequence[float], not_relevant: Sequence[float], score_name: str, prefix: str) -> str:
+    """The ECDF of the score of judged-relevant (solid blue) and judged-non-relevant (dashed orange) candidates,
+    as the RankVideo authors' visualize.py draws it: the further right the blue line, the better the model
+    separates them."""
     figure, axes = _figure()
-    values = [*relevant, *not_relevant]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    bins = [low + (high - low) * step / 30 for step in range(31)] if high > low else 10
-    if not_relevant:
-        axes.hist(not_relevant, bins=bins, alpha=0.6, color=NOT_RELEVANT, label=f"not relevant ({len(not_relevant)})")
-    if relevant:
-        axes.hist(relevant, bins=bins, alpha=0.6, color=RELEVANT, label=f"relevant ({len(relevant)})")
+    for values, colour, style, label in (
+        (not_relevant, NOT_RELEVANT, "--", "not relevant"),
+        (relevant, RELEVANT, "-", "relevant"),
+    ):
+        if values:
+            xs, ys = _ecdf_steps(values)
+            axes.step(xs, ys, where="post", color=colour, linestyle=style, linewidth=1.6,
+                      label=f"{label} ({len(values)})")  # fmt: skip
     axes.set_xlabel(score_name)
-    axes.set_ylabel("candidates")
-    if values:
-        axes.legend(frameon=False)
-    return _svg(figure)
+    axes.set_ylabel("share ≤ x")
+    axes.set_ylim(0, 1.02)
+    if relevant or not_relevant:
+        axes.legend(frameon=False, loc="upper left")
+    return _svg(figure, prefix)
 
 
-def rank_change_chart(pairs: Sequence[tuple[int, int]], top: int) -> str:
+def strip_chart(
+    per_query: Sequence[tuple[str, Sequence[tuple[float, int]]]],
+    score_name: str,
+    links: Mapping[str, str],
+    prefix: str,
+) -> str:
+    """One strip per query (in the order given): the scores of its judged candidates, relevant as blue dots just
+    right of the strip's middle, non-relevant as orange crosses just left, so that none covers another colour;
+    each qid (when few enough to print) links to its section."""
+    figure, axes = _figure(height=3.0)
+    points = sum(len(pairs) for _qid, pairs in per_query)
+    raster = points > RASTER_POINTS
+    for offset, relevant, colour, marker, label in (
+        (-0.18, False, NOT_RELEVANT, "x", "not relevant"),
+        (0.18, True, RELEVANT, "o", "relevant"),
+    ):
+        xs = [
+            position + offset
+            for position, (_qid, pairs) in enumerate(per_query)
+            for _value, grade in pairs
+            if (grade > 0) == relevant
+        ]
+        ys = [value for _qid, pairs in per_query for value, grade in pairs if (grade > 0) == relevant]
+        if xs:
+            axes.scatter(xs, ys, s=11, color=colour, marker=marker, linewidths=1.0, label=f"{label} ({len(xs)})",
+                         rasterized=raster)  # fmt: skip
+    axes.set_ylabel(score_name)
+    if 0 < len(per_query) <= LABELLED_BARS:
+        axes.set_xticks(range(len(per_query)), [qid for qid, _ in per_query], rotation=90, fontsize=8)
+        for tick, (qid, _pairs) in zip(axes.get_xticklabels(), per_query, strict=True):
+            if qid in links:
+                tick.set_url(links[qid])
+    else:
+        axes.set_xticks([])
+    axes.set_xlabel(f"judged queries ({len(per_query)})")
+    axes.set_xlim(-0.6, max(len(per_query), 1) - 0.4)
+    if points:
+        axes.legend(frameon=False, fontsize=8, loc="best")
+    return _svg(figure, prefix)
+
+
+def rank_change_chart(pairs: Sequence[tuple[int, int]], top: int, prefix: str) -> str:
     """First-stage rank against reranked rank of the judged-relevant candidates; below the diagonal: moved up."""
-    figure, axes = _figure(4.2, 3.4)
+    figure, axes = _figure(height=3.4)
     if pairs:
-        axes.scatter([a for a, _ in pairs], [b for _, b in pairs], s=12, color=RELEVANT, alpha=0.7)
+        axes.scatter(
+            [a for a, _ in pairs], [b for _, b in pairs], s=14, color=RELEVANT, edgecolors="white", linewidths=0.5
+        )
         limit = max(max(a for a, _ in pairs), max(b for _, b in pairs))
         axes.plot([1, limit], [1, limit], color="#9e9e9e", linewidth=0.8)
         axes.axhline(top + 0.5, color="#bdbdbd", linewidth=0.6, linestyle="--")
@@ -85,4 +191,4 @@ def rank_change_chart(pairs: Sequence[tuple[int, int]], top: int) -> str:
     axes.set_xlabel("first-stage rank")
     axes.set_ylabel("reranked rank")
     axes.set_title(f"judged-relevant candidates ({len(pairs)})", loc="left")
-    return _svg(figure)
+    return _svg(figure, prefix)

@@ -1,5 +1,5 @@
-"""The report's content as plain data: per query, its measures in both runs, the top K of each side by side with
-each candidate's move, judgment, scores and explanation; the explanations file read strictly.
+"""The report's content as plain data: per query, its measures in the baseline and in each run, the top K of each
+with each candidate's moves, judgment, scores and explanation; the explanations file read strictly.
 
 Nothing here renders or decodes: `page.py` turns this into HTML, `thumbnails.py` makes the frames.
 """
@@ -7,7 +7,7 @@ Nothing here renders or decodes: `page.py` turns this into HTML, `thumbnails.py`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,103 +23,131 @@ Pair = tuple[str, str]
 
 
 @dataclass
+class Move:
+    """Where a candidate went, seen from one column against another: "up 3", "down 2", "=", "new in top 10 (was
+    14)", "not in the baseline", "to 4", "out of top 10 (to 12)"; `kind` (up, down, same, new, out) picks the
+    colour."""
+
+    text: str
+    kind: str
+
+
+@dataclass
 class Row:
     """One candidate as a column of the report shows it."""
 
     rank: int
     docid: str
     score: float  # the run file's score
-    move: str  # against the other column: "up 3", "down 2", "=", "new in top 10", "not in the run"...
-    move_kind: str  # up, down, same, new, out (for the colour)
+    moves: list[Move]  # a run's row: against the baseline (one, none without one); a baseline row: one per run
     judgment: int | None  # None: unjudged
-    logit_delta: float | None = None  # from --scores
+    logit_delta: float | None = None  # from the run's --scores
     p_yes: float | None = None
     explanation: str | None = None
+
+
+@dataclass
+class RunColumn:
+    """One run's part of a query's section: its measures, the change of the first measure, its top K."""
+
+    measures: dict[str, float] = field(default_factory=dict)
+    delta: float | None = None  # of the first measure, run - baseline
+    rows: list[Row] = field(default_factory=list)
 
 
 @dataclass
 class QuerySection:
     qid: str
     text: str | None
-    run_measures: dict[str, float] = field(default_factory=dict)
     baseline_measures: dict[str, float] = field(default_factory=dict)
-    delta: float | None = None  # of the first measure, run - baseline
-    run_rows: list[Row] = field(default_factory=list)
     baseline_rows: list[Row] = field(default_factory=list)
+    runs: list[RunColumn] = field(default_factory=list)  # in the order the runs were given
+
+    @property
+    def delta(self) -> float | None:
+        """The first run's change: what --limit and the page's first order go by."""
+        return self.runs[0].delta if self.runs else None
 
 
 def _ranks(candidates: Sequence[Candidate]) -> dict[str, int]:
     return {candidate.docid: candidate.first_stage_rank for candidate in candidates}
 
 
-def _move(rank: int, other_rank: int | None, top: int, other_name: str) -> tuple[str, str]:
+def _move(rank: int, other_rank: int | None, top: int) -> Move:
+    """A run's row seen from the baseline: where the baseline had it."""
     if other_rank is None:
-        return f"not in {other_name}", "new"
+        return Move("not in the baseline", "new")
     if other_rank > top:
-        return f"new in top {top} (was {other_rank})", "new"
+        return Move(f"new in top {top} (was {other_rank})", "new")
     if other_rank == rank:
-        return "=", "same"
-    return (f"up {other_rank - rank}", "up") if other_rank > rank else (f"down {rank - other_rank}", "down")
+        return Move("=", "same")
+    return Move(f"up {other_rank - rank}", "up") if other_rank > rank else Move(f"down {rank - other_rank}", "down")
 
 
-def _leaves(rank: int, other_rank: int | None, top: int, other_name: str) -> tuple[str, str]:
-    """A baseline row seen from the run: where the run put it."""
+def _leaves(rank: int, other_rank: int | None, top: int) -> Move:
+    """A baseline row seen from a run: where the run put it."""
     if other_rank is None:
-        return f"not in {other_name}", "out"
+        return Move("not in the run", "out")
     if other_rank > top:
-        return f"out of top {top} (to {other_rank})", "out"
+        return Move(f"out of top {top} (to {other_rank})", "out")
     if other_rank == rank:
-        return "=", "same"
-    return (f"to {other_rank}", "up") if other_rank < rank else (f"to {other_rank}", "down")
+        return Move("=", "same")
+    return Move(f"to {other_rank}", "up" if other_rank < rank else "down")
 
 
 def build_sections(
     qids: Sequence[str],
-    run: Run,
+    runs: Sequence[Run],
     baseline: Run | None,
     *,
     top: int,
     queries: Mapping[str, str] | None,
     qrels: Mapping[str, Mapping[str, int]] | None,
     evaluation: EvalReport | None,
-    model_scores: Mapping[Pair, float] | None,
+    model_scores: Sequence[Mapping[Pair, float] | None],
 ) -> list[QuerySection]:
-    """One section per qid, in the order given."""
-    run_eval = evaluation.runs[0] if evaluation is not None else None
+    """One section per qid, in the order given; `model_scores` holds each run's --scores (None: none)."""
     base_eval = evaluation.baseline if evaluation is not None else None
     first = evaluation.measures[0] if evaluation is not None else None
     sections = []
     for qid in qids:
         section = QuerySection(qid, (queries or {}).get(qid))
-        if run_eval is not None and qid in run_eval.per_query.index:
-            section.run_measures = {k: float(v) for k, v in run_eval.per_query.loc[qid].items()}
         if base_eval is not None and qid in base_eval.per_query.index:
-            section.baseline_measures = {k: float(v) for k, v in base_eval.per_query.loc[qid].items()}
-        if first is not None and first in section.run_measures and first in section.baseline_measures:
-            section.delta = section.run_measures[first] - section.baseline_measures[first]
+            section.baseline_measures = _measures_of(base_eval.per_query, qid)
         judged = (qrels or {}).get(qid, {})
-        ours = run.get(qid, [])
         theirs = baseline.get(qid, []) if baseline is not None else []
-        their_ranks, our_ranks = _ranks(theirs), _ranks(ours)
-
-        for candidate in ours[:top]:
-            move = (
-                _move(candidate.first_stage_rank, their_ranks.get(candidate.docid), top, "the baseline")
-                if baseline is not None
-                else ("", "same")
-            )
-            section.run_rows.append(_row(qid, candidate, move, judged, model_scores))
+        their_ranks = _ranks(theirs)
+        ours_by_run = [run.get(qid, []) for run in runs]
+        for position, (ours, scores) in enumerate(zip(ours_by_run, model_scores, strict=True)):
+            column = RunColumn()
+            if evaluation is not None and qid in evaluation.runs[position].per_query.index:
+                column.measures = _measures_of(evaluation.runs[position].per_query, qid)
+            if first is not None and first in column.measures and first in section.baseline_measures:
+                column.delta = column.measures[first] - section.baseline_measures[first]
+            for candidate in ours[:top]:
+                moves = (
+                    [_move(candidate.first_stage_rank, their_ranks.get(candidate.docid), top)]
+                    if baseline is not None
+                    else []
+                )
+                column.rows.append(_row(qid, candidate, moves, judged, scores))
+            section.runs.append(column)
+        our_ranks = [_ranks(ours) for ours in ours_by_run]
         for candidate in theirs[:top]:
-            move = _leaves(candidate.first_stage_rank, our_ranks.get(candidate.docid), top, "the run")
-            section.baseline_rows.append(_row(qid, candidate, move, judged, model_scores))
+            moves = [_leaves(candidate.first_stage_rank, ranks.get(candidate.docid), top) for ranks in our_ranks]
+            section.baseline_rows.append(_row(qid, candidate, moves, judged, None))
         sections.append(section)
     return sections
+
+
+def _measures_of(per_query: Any, qid: str) -> dict[str, float]:
+    return {str(name): float(value) for name, value in per_query.loc[qid].items()}
 
 
 def _row(
     qid: str,
     candidate: Candidate,
-    move: tuple[str, str],
+    moves: list[Move],
     judged: Mapping[str, int],
     model_scores: Mapping[Pair, float] | None,
 ) -> Row:
@@ -128,26 +156,33 @@ def _row(
         rank=candidate.first_stage_rank,
         docid=candidate.docid,
         score=candidate.score,
-        move=move[0],
-        move_kind=move[1],
+        moves=moves,
         judgment=judged.get(candidate.docid),
         logit_delta=delta,
         p_yes=p_yes_of(delta) if delta is not None else None,
     )
 
 
+def score_is_logit_delta(sections: Sequence[QuerySection], position: int, tolerance: float = 5e-6) -> bool:
+    """Whether the run at `position` is ranked by the model's logit_delta itself (no interpolation): then its
+    score column and its logit_delta column would say the same, and the page shows one. The run file keeps 6
+    decimals (`rankvideo rank`), hence the tolerance."""
+    scored = [row for section in sections for row in section.runs[position].rows if row.logit_delta is not None]
+    return bool(scored) and all(abs(row.score - row.logit_delta) <= tolerance for row in scored)  # type: ignore[operator]
+
+
 def select_queries(
-    run: Run,
-    baseline: Run | None,
+    known: Iterable[str],
     deltas: Mapping[str, float],
     *,
     qids: Sequence[str] | None,
     limit: int | None,
 ) -> list[str]:
-    """The queries the report shows: `qids` as asked (each must be in the run or the baseline), else every query
-    of either run; `limit` keeps the N with the largest change, half gains and half losses (by |delta| where one
-    side has fewer), or the first N by qid without measures."""
-    everything = sorted(set(run) | set(baseline or {}))
+    """The queries the report shows: `qids` as asked (each must be in a run or the baseline), else every `known`
+    query (those of the runs and the baseline); `limit` keeps the N with the largest change (`deltas`: the first
+    run's), half gains and half losses (by |delta| where one side has fewer), or the first N by qid without
+    measures."""
+    everything = sorted(set(known))
     if qids:
         return list(dict.fromkeys(qids))
     if limit is None or limit >= len(everything):
