@@ -169,9 +169,11 @@ def test_a_scorer_built_around_a_loaded_model_chooses_by_its_model_id(tiny_loade
     assert VLMReranker.from_scorer(by_id).sampling == RERANKERS[QWEN3].sampling
 
 
-def test_a_local_model_of_unknown_origin_is_named_once_by_the_dry_run(tmp_path: Path, no_model: None) -> None:
+def test_a_local_model_of_unknown_origin_is_named_once_by_the_dry_run(
+    tmp_path: Path, tiny_model_dir: Path, no_model: None
+) -> None:
     model = tmp_path / "my-model"
-    model.mkdir()
+    shutil.copytree(tiny_model_dir, model)  # a checkpoint the dry run finds loadable
     result = invoke_ok(*sample_rerank_args(SAMPLE / "videos", "--dry-run", model=str(model)))
     assert result.stderr.count("a local model whose origin rankvideo cannot tell") == 1
     assert "reranker: rankvideo (chosen by default: a local model of unknown origin)" in result.stderr

@@ -3,9 +3,10 @@
 A rerun whose pairs are all in the score store (a finished job run again, a SLURM array task requeued after it
 wrote its last score) needs the model's fingerprint, to find its scores, and nothing else: loading 17 GB of
 weights onto a GPU to write a file is minutes of a GPU node for nothing. `DeferredScorer` answers `fingerprint`
-from the processor alone (`loading.predict_fingerprint`) and loads the weights on the first `score_video`. The
-loaded scorer's fingerprint must equal the predicted one, or nothing is scored (the store would mix two models).
-Where the fingerprint cannot be known beforehand (a hub id that may update online), the model loads at once.
+from the model's files alone, without torch (`loading.predict_fingerprint`), and loads the weights on the first
+`score_video`. The loaded scorer's fingerprint must equal the predicted one, or nothing is scored (the store
+would mix two models). Where the fingerprint cannot be known beforehand (a hub id that may update online), the
+model loads at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import ModelLoadError
-from rankvideo_cli.scoring.loading import load_scorer, predict_fingerprint, resolve_device
+from rankvideo_cli.scoring.loading import load_scorer, predict_fingerprint, resolve_device_name
 from rankvideo_cli.scoring.options import ScorerOptions
 
 if TYPE_CHECKING:
@@ -68,4 +69,4 @@ class DeferredScorer:
             return described() if callable(described) else self._scorer.fingerprint()
         if self._predicted is None:
             return {"model": self.options.model, "batch_size": NOT_LOADED}
-        return {**self._predicted, "device": str(resolve_device(self.options.device)), "batch_size": NOT_LOADED}
+        return {**self._predicted, "device": resolve_device_name(self.options.device), "batch_size": NOT_LOADED}

@@ -7,11 +7,7 @@ a plain Qwen3-VL, which transformers implements itself.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
-import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -22,27 +18,31 @@ from rankvideo_cli.errors import ModelLoadError, UsageError
 from rankvideo_cli.scoring.base import Scorer, check_prompt_options
 from rankvideo_cli.scoring.fake import FakeScorer, is_fake_model, load_fake_scorer
 from rankvideo_cli.scoring.hf import LoadedModel, quiet_progress_bars
-from rankvideo_cli.scoring.options import DEFAULT_MODEL, ScorerOptions, is_named_model
+from rankvideo_cli.scoring.model_files import (
+    COMMIT,
+    cached_snapshot,
+    check_architecture,
+    check_local_dir,
+    hub_cache,
+    is_hub_id,
+    local_revision,
+    looks_like_path,
+    not_cached_offline,
+    offline,
+    resolve_model_offline,
+    snapshot_revision,
+)
+from rankvideo_cli.scoring.options import ScorerOptions, is_named_model
+from rankvideo_cli.scoring.runtime import (
+    attn_implementation_for,
+    device_type,
+    dtype_name,
+    unavailable_cuda,
+)
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME, ensure_tiny_model, warn_tiny_model
 
 if TYPE_CHECKING:
     import torch
-
-
-QWEN3_VL_MODEL_TYPE = "qwen3_vl"
-ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
-_DTYPES = {
-    "bf16": "bfloat16",
-    "bfloat16": "bfloat16",
-    "fp16": "float16",
-    "float16": "float16",
-    "half": "float16",
-    "fp32": "float32",
-    "float32": "float32",
-    "float": "float32",
-}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -56,94 +56,21 @@ def resolve_device(device: str | None) -> torch.device:
     except (RuntimeError, ValueError):
         raise UsageError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} requested but no CUDA device is available (use --device cpu)")
+        raise unavailable_cuda(device)
     return resolved
 
 
 def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    """`None`: bfloat16 on CUDA (the checkpoint's dtype), float32 elsewhere."""
+    """`None`: bfloat16 on CUDA (the checkpoint's dtype), float32 elsewhere (`runtime.dtype_name`)."""
     import torch
 
-    if dtype is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    name = _DTYPES.get(dtype.lower())
-    if name is None:
-        raise UsageError(f"unknown dtype {dtype!r} (use bfloat16, float16 or float32)")
-    return getattr(torch, name)
+    return getattr(torch, dtype_name(dtype, device.type))  # a torch.dtype by its name
 
 
 def resolve_attn_implementation(attn_implementation: str | None, device: torch.device, dtype: torch.dtype) -> str:
-    """`None`: flash_attention_2 on CUDA in half precision when flash-attn is installed, else sdpa."""
-    import torch
-
-    flash_installed = importlib.util.find_spec("flash_attn") is not None
-    half = dtype in (torch.bfloat16, torch.float16)
-    if attn_implementation is None:
-        return "flash_attention_2" if device.type == "cuda" and half and flash_installed else "sdpa"
-    if attn_implementation not in ATTN_IMPLEMENTATIONS:
-        raise UsageError(
-            f"unknown attention implementation {attn_implementation!r} (use {', '.join(ATTN_IMPLEMENTATIONS)})"
-        )
-    if attn_implementation == "flash_attention_2":
-        if not flash_installed:
-            raise UsageError("flash_attention_2 needs the flash-attn package, which is not installed (use sdpa)")
-        if device.type != "cuda" or not half:
-            raise UsageError("flash_attention_2 runs only on CUDA in bfloat16 or float16 (use sdpa)")
-    return attn_implementation
-
-
-def _offline() -> bool:
-    return any(
-        os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
-def _looks_like_path(model: str) -> bool:
-    return model.startswith(("/", "./", "../", "~", ".\\")) or "\\" in model or not _HUB_ID.match(model)
-
-
-def _hub_cache(cache_dir: Path | None) -> str:
-    if cache_dir is not None:
-        return str(cache_dir)
-    from huggingface_hub import constants
-
-    return str(constants.HF_HUB_CACHE)
-
-
-def _check_architecture(config: dict[str, Any], where: str) -> None:
-    model_type = config.get("model_type")
-    if model_type != QWEN3_VL_MODEL_TYPE:
-        architectures = ", ".join(config.get("architectures") or []) or "no architectures listed"
-        raise ModelLoadError(
-            f"{where} is a {model_type!r} model ({architectures}), not Qwen3-VL: RankVideo needs a "
-            f"Qwen3VLForConditionalGeneration checkpoint such as {DEFAULT_MODEL}"
-        )
-
-
-def _check_local_dir(directory: Path) -> None:
-    if not directory.exists():
-        raise ModelLoadError(
-            f"model directory {directory} does not exist: pass a directory holding config.json and the "
-            f"weights, or a Hugging Face hub id such as {DEFAULT_MODEL}"
-        )
-    if not directory.is_dir():
-        raise ModelLoadError(f"{directory} is a file: --model takes a model directory or a hub id")
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise ModelLoadError(
-            f"{directory} has no config.json: not a transformers model directory (pass the directory holding "
-            "config.json, the *.safetensors weights and the processor files)"
-        )
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"{config_path}: unreadable config ({error})") from None
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{config_path}: not a JSON object")
-    _check_architecture(config, str(directory))
-    if not list(directory.glob("*.safetensors")) and not list(directory.glob("pytorch_model*.bin")):
-        raise ModelLoadError(f"{directory} has no weights (*.safetensors): the download may be incomplete")
+    """`None`: flash_attention_2 on CUDA in half precision when flash-attn is installed, else sdpa
+    (`runtime.attn_implementation_for`)."""
+    return attn_implementation_for(attn_implementation, device.type, str(dtype).removeprefix("torch."))
 
 
 def _explain_hub_failure(model: str, revision: str | None, cache_dir: Path | None, error: BaseException) -> str:
@@ -162,21 +89,13 @@ def _explain_hub_failure(model: str, revision: str | None, cache_dir: Path | Non
             f"no accessible model {model!r} on the Hugging Face Hub (misspelt, private or gated: "
             f"log in with `hf auth login`); no local directory {model!r} exists either"
         )
-    if _offline():
-        return (
-            f"model {at!r} is not in the Hugging Face cache ({_hub_cache(cache_dir)}) and HF_HUB_OFFLINE=1 "
-            f"forbids downloading it: run `hf download {model}` where there is network and point HF_HOME "
-            f"(or --cache-dir) at that cache, or pass the model's local directory (there is no {model!r})"
-        )
+    if offline():
+        return not_cached_offline(model, revision, cache_dir)
     return (
         f"could not download {at!r} from the Hugging Face Hub ({type(error).__name__}): check the network, "
         f"or set HF_HUB_OFFLINE=1 to use the cached copy, or pass the model's local directory (there is no "
         f"{model!r})"
     )
-
-
-def _is_hub_id(model: str) -> bool:
-    return not (is_named_model(model) or _looks_like_path(model) or Path(model).expanduser().exists())
 
 
 def _hub_reachable(timeout_s: float = 2.0) -> bool:
@@ -198,19 +117,16 @@ def _hub_reachable(timeout_s: float = 2.0) -> bool:
 def _fail_fast_when_unreachable(model: str, revision: str | None, cache_path: Path | None) -> None:
     """A hub id that is not in the cache needs the network: without it, fail in a second or two with the
     one-line message, instead of huggingface_hub's half a minute of retries and warnings."""
-    if _offline():
+    if offline():
         return
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(model, "config.json", revision=revision, cache_dir=cache_path)
-    if isinstance(cached, str):
+    if cached_snapshot(model, revision, cache_path) is not None:
         return  # a cached copy: transformers falls back to it when the hub cannot be reached
     if not _hub_reachable():
         from huggingface_hub import constants
 
         at = f"{model}@{revision}" if revision else model
         raise ModelLoadError(
-            f"model {at!r} is not in the Hugging Face cache ({_hub_cache(cache_path)}) and the hub "
+            f"model {at!r} is not in the Hugging Face cache ({hub_cache(cache_path)}) and the hub "
             f"({constants.ENDPOINT}) cannot be reached: run `hf download {model}` where there is network and "
             f"set HF_HUB_OFFLINE=1 and HF_HOME (or --cache-dir) to that cache, or pass the model's local "
             f"directory (there is no {model!r})"
@@ -224,35 +140,14 @@ def check_model_available(options: ScorerOptions) -> None:
     model, revision, cache_dir = options.model, options.revision, _cache_path(options)
     if is_named_model(model):
         return
-    if not _is_hub_id(model):
-        _check_local_dir(Path(model).expanduser())
+    if not is_hub_id(model):
+        check_local_dir(Path(model).expanduser())
         return
-    if _offline():
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, "config.json", revision=revision, cache_dir=cache_dir)
-        if not isinstance(cached, str):
+    if offline():
+        if cached_snapshot(model, revision, cache_dir) is None:
             raise ModelLoadError(_explain_hub_failure(model, revision, cache_dir, FileNotFoundError(model)))
         return
     _fail_fast_when_unreachable(model, revision, cache_dir)
-
-
-def _snapshot_revision(directory: Path) -> str | None:
-    """The commit hash when `directory` is a Hugging Face cache snapshot (`.../snapshots/<sha>`)."""
-    if directory.parent.name == "snapshots" and _COMMIT.match(directory.name):
-        return directory.name
-    return None
-
-
-def local_revision(directory: Path) -> str:
-    """Commit hash of a hub snapshot, else a hash of config.json and the weight files' names and sizes."""
-    commit = _snapshot_revision(directory.resolve())
-    if commit:
-        return commit
-    digest = hashlib.sha256((directory / "config.json").read_bytes())
-    for weights in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("pytorch_model*.bin")):
-        digest.update(f"\x00{weights.name}\x00{weights.stat().st_size}".encode())
-    return f"local:{digest.hexdigest()[:16]}"
 
 
 def load_model(options: ScorerOptions) -> LoadedModel:
@@ -277,7 +172,7 @@ def load_model(options: ScorerOptions) -> LoadedModel:
     attn = resolve_attn_implementation(attn_implementation, resolved_device, resolved_dtype)
 
     is_tiny = model == TINY_MODEL_NAME
-    local = is_tiny or _looks_like_path(model) or Path(model).expanduser().exists()
+    local = is_tiny or looks_like_path(model) or Path(model).expanduser().exists()
     if local and revision is not None:
         raise UsageError("--revision applies to hub ids only, not to a local directory or tiny-random")
     if is_tiny:
@@ -285,7 +180,7 @@ def load_model(options: ScorerOptions) -> LoadedModel:
         source: str = str(ensure_tiny_model())
     elif local:
         directory = Path(model).expanduser()
-        _check_local_dir(directory)
+        check_local_dir(directory)
         source = str(directory)
     else:
         source = model
@@ -294,13 +189,13 @@ def load_model(options: ScorerOptions) -> LoadedModel:
     if not local:
         _fail_fast_when_unreachable(model, revision, cache_path)
         # a cached commit cannot change: no network round trips (minutes of retries where the hub is unreachable)
-        local_only = _offline() or _pinned_in_cache(model, revision, cache_path)
+        local_only = offline() or _pinned_in_cache(model, revision, cache_path)
         hub_kwargs = {"revision": revision, "cache_dir": cache_path, "local_files_only": local_only}
         try:
             config = AutoConfig.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
         except (OSError, ValueError) as error:
             raise ModelLoadError(_explain_hub_failure(model, revision, cache_path, error)) from None
-        _check_architecture(config.to_dict(), f"{model!r}")
+        check_architecture(config.to_dict(), f"{model!r}")
 
     where = model if not local else source
     try:
@@ -347,21 +242,21 @@ def load_model(options: ScorerOptions) -> LoadedModel:
 
 
 _PROCESSORS: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-_PROCESSORS_KEPT = 2  # a fingerprint read and its load; a tokenizer holds ~100 MB of Python objects
+_PROCESSORS_KEPT = 2  # a tokenizer holds ~100 MB of Python objects
 _PROCESSORS_LOCK = threading.Lock()
 
 
 def load_processor(source: str, hub_kwargs: dict[str, Any]) -> Any:
-    """`AutoProcessor.from_pretrained`, once per process for the same files: a rerun's fingerprint, read before
-    loading (`predict_fingerprint`), and the load that follows each parse the tokenizer (1.7 s for Qwen's 151k
-    vocabulary). Only what cannot change under the same key is kept: a local directory, keyed by its files'
-    names, sizes and times (an edited tokenizer is read again), or a hub snapshot at a commit hash (a branch
-    or the default may move on the hub: read each time). Processors are only read from; sharing one is safe."""
+    """`AutoProcessor.from_pretrained`, once per process for the same files: a process that loads a model again
+    (a Python session, a test run) parses the tokenizer once (1.7 s for Qwen's 151k vocabulary). Only what
+    cannot change under the same key is kept: a local directory, keyed by its files' names, sizes and times (an
+    edited tokenizer is read again), or a hub snapshot at a commit hash (a branch or the default may move on the
+    hub: read each time). Processors are only read from; sharing one is safe."""
     from transformers import AutoProcessor
 
     directory = Path(source).expanduser()
     revision = hub_kwargs.get("revision")
-    if not directory.is_dir() and not (isinstance(revision, str) and _COMMIT.match(revision)):
+    if not directory.is_dir() and not (isinstance(revision, str) and COMMIT.match(revision)):
         return AutoProcessor.from_pretrained(source, trust_remote_code=False, **hub_kwargs)
     files = sorted(
         f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
@@ -383,11 +278,9 @@ def load_processor(source: str, hub_kwargs: dict[str, Any]) -> Any:
 
 def _pinned_in_cache(model: str, revision: str | None, cache_dir: Path | None) -> bool:
     """Whether `revision` is a commit hash whose snapshot is in the Hugging Face cache."""
-    if revision is None or not _COMMIT.match(revision):
+    if revision is None or not COMMIT.match(revision):
         return False
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(model, "config.json", revision=revision, cache_dir=cache_dir), str)
+    return cached_snapshot(model, revision, cache_dir) is not None
 
 
 def _device_map(device: torch.device) -> str | None:
@@ -406,7 +299,7 @@ def _hub_revision(model: str, revision: str | None, cache_dir: Path | None) -> s
         path = cached_file(model, "config.json", revision=revision, cache_dir=cache_dir, local_files_only=True)
     except (OSError, ValueError):
         return None
-    return _snapshot_revision(Path(path).parent) if path else None
+    return snapshot_revision(Path(path).parent) if path else None
 
 
 def load_scorer(options: ScorerOptions) -> Scorer:
@@ -419,9 +312,9 @@ def load_scorer(options: ScorerOptions) -> Scorer:
         options.prompt, options.score_mode, options.attn_implementation, options.prefix_cache
     )
     if is_fake_model(options.model):
-        resolve_device(options.device)  # an unavailable --device is refused as a real model's would be
+        resolve_device_type(options.device)  # an unavailable --device is refused as a real model's would be
         return load_fake_scorer(options.model, **_fake_settings(options))
-    if _is_hub_id(options.model):  # before torch and transformers are imported: seconds, when the hub is out of reach
+    if is_hub_id(options.model):  # before torch and transformers are imported: seconds, when the hub is out of reach
         _fail_fast_when_unreachable(options.model, options.revision, _cache_path(options))
     from rankvideo_cli.scoring.qwen3vl import Qwen3VLScorer
 
@@ -452,54 +345,60 @@ def _cache_path(options: ScorerOptions) -> Path | None:
     return Path(options.cache_dir).expanduser() if options.cache_dir is not None else None
 
 
+def resolve_device_type(device: str | None) -> str:
+    """The type of `resolve_device(device)` ("cpu", "cuda"), torch-free where `runtime.device_type` can tell."""
+    known = device_type(device)
+    return known if known is not None else resolve_device(device).type
+
+
+def resolve_device_name(device: str | None) -> str:
+    """`str(resolve_device(device))` ("cpu", "cuda", "cuda:1"), torch-free where `runtime.device_type` can tell."""
+    known = device_type(device)
+    if known is None:
+        return str(resolve_device(device))
+    return device if device is not None else known
+
+
 def predict_fingerprint(options: ScorerOptions) -> dict[str, str] | None:
-    """The fingerprint `load_scorer` with the same arguments would give, from the processor alone (the tokenizer
-    and chat template: seconds, not the weights' minutes and gigabytes), so a run whose pairs are all in the
-    score store loads no model.
+    """The fingerprint `load_scorer` with the same arguments would give, from the model's files alone (its
+    config, weights' names and sizes or commit, and chat template: milliseconds, no torch, transformers or
+    weights), so a run whose pairs are all in the score store loads no model.
 
     None when it cannot be known before loading: a hub id that is not cached, or one that `from_pretrained`
-    could update from the network (set HF_HUB_OFFLINE=1, or pin --revision to a commit).
+    could update from the network (set HF_HUB_OFFLINE=1, or pin --revision to a commit), or a chat template this
+    process cannot render as the processor would (`chat_template.template_for`).
     """
-    model, revision, prompt = options.model, options.revision, options.prompt
-    if is_fake_model(model):
-        resolve_device(options.device)  # as load_scorer does: a rerun refuses what the first run refused
+    if is_fake_model(options.model):
+        resolve_device_type(options.device)  # as load_scorer does: a rerun refuses what the first run refused
         return FakeScorer(**_fake_settings(options)).fingerprint()
     from rankvideo_cli.scoring.base import scorer_fingerprint
+    from rankvideo_cli.scoring.chat_template import TemplateProcessor, template_for
 
     attn_implementation = check_prompt_options(
-        prompt, options.score_mode, options.attn_implementation, options.prefix_cache
+        options.prompt, options.score_mode, options.attn_implementation, options.prefix_cache
     )
-    cache_path = _cache_path(options)
-    resolved_device = resolve_device(options.device)
-    resolved_dtype = resolve_dtype(options.dtype, resolved_device)
-    attn = resolve_attn_implementation(attn_implementation, resolved_device, resolved_dtype)
-    hub_kwargs: dict[str, Any] = {}
-    source: str | Path
-    if model == TINY_MODEL_NAME:
-        source = ensure_tiny_model()
-        model_id, model_revision = TINY_MODEL_NAME, source.name
-    elif not _is_hub_id(model):
-        source = Path(model).expanduser()
-        _check_local_dir(source)
-        model_id, model_revision = str(source.resolve()), local_revision(source)
-    else:
-        if not (_offline() or _pinned_in_cache(model, revision, cache_path)):
-            return None
-        commit = _hub_revision(model, revision, cache_path)
-        if commit is None:
-            return None
-        source, model_id, model_revision = model, model, commit
-        hub_kwargs = {"revision": commit, "cache_dir": cache_path, "local_files_only": True}
+    on = resolve_device_type(options.device)
+    dtype = dtype_name(options.dtype, on)
+    attn = attn_implementation_for(attn_implementation, on, dtype)
+    if options.model == TINY_MODEL_NAME:
+        ensure_tiny_model()  # built by the first run; built here only where its cache was removed since
+    files = resolve_model_offline(options.model, options.revision, _cache_path(options))
+    if files.problem is not None or files.directory is None or files.revision is None or not files.pinned:
+        return None  # loading refuses it, or finds the commit it loads, in its own words
+    if files.kind == "hub" and not COMMIT.match(files.revision):
+        return None  # loading names such a snapshot's revision in its own way
     try:
-        processor = load_processor(str(source), hub_kwargs)
-        recipe = options.selection().reranker.build_recipe(processor, options)
+        template = template_for(files.directory)
+        if template is None:
+            return None
+        recipe = options.selection().reranker.build_recipe(TemplateProcessor(template), options)
         hashed, extra = recipe.prompt_hash(), recipe.fingerprint_fields()
     except (OSError, ValueError, ImportError):
         return None  # loading says why, in its own words
     return scorer_fingerprint(
-        model_id=model_id,
-        revision=model_revision,
-        dtype=str(resolved_dtype),
+        model_id=files.model_id,
+        revision=files.revision,
+        dtype=dtype,
         attn_implementation=attn,
         score_mode=options.score_mode,
         prompt_hash=hashed,

@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.errors import RankVideoError
-from rankvideo_cli.videos.frames import SampledVideo
+
+if TYPE_CHECKING:  # the prompt's text and hash need neither (a fingerprint is read without torch)
+    import torch
+
+    from rankvideo_cli.videos.frames import SampledVideo
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant specialized in video and text understanding. "
@@ -153,6 +155,8 @@ def encode_video(
     `device`: where the rescale, normalisation and patchifying run and the patches stay (the model's GPU
     saves a CPU pass over ~47 MB per 32-frame video); None keeps them on the CPU.
     """
+    import torch
+
     frames = video.frames
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[1] != 3:
         raise ValueError(f"frames must be uint8 (T, 3, H, W), got {frames.dtype} {tuple(frames.shape)}")
@@ -183,6 +187,8 @@ class PromptBatch:
         lengths. Under causal attention a token after a row's last one cannot change it, so such a batch needs
         no attention mask: the kernels then skip the future half of the attention square, which the explicit
         mask of left padding makes them compute (3.6x the time per pair on a CPU at 7.4k tokens)."""
+        import torch
+
         lengths = self.attention_mask.sum(dim=1)
         width = self.input_ids.shape[1]
         index = (torch.arange(width).unsqueeze(0) + (width - lengths).unsqueeze(1)) % width
@@ -207,6 +213,8 @@ def tokenize_prompts(
     pads, the other timestamps, the end of the turn: ~95% of the prompt) is the same for every query and is
     tokenised once per video.
     """
+    import torch
+
     cut = video_inputs.placeholder.index(VISION_START)
     lead_in, video_part = video_inputs.placeholder[:cut], video_inputs.placeholder[cut:]
     tokenizer = processor.tokenizer

@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from rankvideo_cli.scoring.base import INFERENCE_PROMPT, PROMPT_FORMATS, TRAINING_PROMPT
 from rankvideo_cli.scoring.prompt import (
     PROBE_QUERY,
@@ -191,6 +189,8 @@ def split_training_prompts(processor: Any, queries: Sequence[str], video_inputs:
 def tokenize_training_prompts(processor: Any, queries: Sequence[str], video_inputs: VideoInputs) -> PromptBatch:
     """The whole training prompts, left-padded as `prompt.tokenize_prompts` pads the inference ones: the full
     pass (`--no-prefix-cache`) and `explain` use them."""
+    import torch  # here: the prompt's text and hash are read without torch (a fingerprint before loading)
+
     split = split_training_prompts(processor, queries, video_inputs)
     rows = [split.prefix_ids + suffix for suffix in split.suffix_ids]
     width = max(len(row) for row in rows)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from rankvideo_cli.scoring.rerankers.base import RecipeSettings, Reranker
@@ -128,18 +129,34 @@ class Qwen3VLRerankerRecipe:
     def __init__(self, processor: Any, settings: RecipeSettings) -> None:
         self.processor = processor
         self.instruction = RERANKER.instruction(settings) or DEFAULT_INSTRUCTION
-        vocab = processor.tokenizer.get_vocab()
-        if "yes" not in vocab or "no" not in vocab:
-            raise ValueError("the tokenizer has no single 'yes' or 'no' token, which Qwen3-VL-Reranker scores")
-        self.yes_ids, self.no_ids = [int(vocab["yes"])], [int(vocab["no"])]
-        self.special_ids = {int(token) for token in processor.tokenizer.all_special_ids}
         self.rendered = render_prompt(processor, PROBE_QUERY, self.instruction)
         self.prompts_cut = 0
         self._warned: set[str] = set()
 
+    @cached_property
+    def yes_ids(self) -> list[int]:
+        return [self._single_id("yes")]
+
+    @cached_property
+    def no_ids(self) -> list[int]:
+        return [self._single_id("no")]
+
+    def _single_id(self, word: str) -> int:
+        """Read from the tokenizer when scoring (and when the template is checked, at load), not for a
+        fingerprint, which is read from the chat template alone."""
+        vocab = self.processor.tokenizer.get_vocab()
+        if "yes" not in vocab or "no" not in vocab:
+            raise ValueError("the tokenizer has no single 'yes' or 'no' token, which Qwen3-VL-Reranker scores")
+        return int(vocab[word])
+
+    @cached_property
+    def special_ids(self) -> set[int]:
+        return {int(token) for token in self.processor.tokenizer.all_special_ids}
+
     def check_template(self, model_id: str) -> None:
         from rankvideo_cli.scoring.prompt import FidelityError
 
+        self._single_id("yes")  # a tokenizer without yes or no is refused at load, before any video
         for name, text in (("system", SYSTEM_PROMPT), ("instruction", f"<Instruct>: {self.instruction}<Query>:")):
             if text not in self.rendered:
                 raise FidelityError(
