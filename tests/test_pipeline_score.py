@@ -375,7 +375,7 @@ def test_merge_names_the_unscored_pairs_and_their_shards(video_dir, tmp_path):
     message = str(caught.value)
     assert "\n" not in message
     assert f"they belong to shards {lost[0]} of 3: re-run them with the same arguments" in message
-    assert f"(RANKVIDEO_SHARDS=3 sbatch --array={lost[0]} configs/slurm/rerank-array.sbatch ..." in message
+    assert f"(RANKVIDEO_SHARDS=3 sbatch --array={lost[0]} rerank-array.sbatch ..." in message
     assert "--allow-missing" in message
     partial = merge_scores(Pairs(make_run(RANKED), QUERIES, DirResolver(video_dir), 100), store, allow_missing=True)
     unscored = partial.pairs_with(UNSCORED)

@@ -27,6 +27,13 @@ def test_the_size_is_read_from_the_text_models_shape(tmp_path: Path, tiny_model_
     assert model_size(None) is None
 
 
+def test_a_model_not_on_this_machine_has_the_size_of_its_hub_id(tmp_path: Path) -> None:
+    assert model_size(None, "hltcoe/RankVideo") == "8B"
+    assert model_size(None, "Qwen/Qwen3-VL-Reranker-2B") == "2B"
+    assert model_size(None, "someone/else") is None
+    assert model_size(write_config(tmp_path / "2b", 2048, 28), "hltcoe/RankVideo") == "2B"  # the files decide
+
+
 @pytest.mark.parametrize(
     ("reranker", "size", "queries_per_video", "pairs_per_second"),
     [

@@ -118,7 +118,7 @@ def tidy_help(command: Any) -> None:
         param.show_envvar = False  # every option has one (cli/defaults.py): the docs name the rule once
         if param.param_type_name == "argument":
             param.metavar = param.metavar or param.name.upper()
-            shown = "DIR" if param.name == "directory" else "FILE..." if param.nargs != 1 else "FILE"
+            shown = {"directory": "DIR", "template": "NAME"}.get(param.name, "FILE..." if param.nargs != 1 else "FILE")
             param.display_type_rich = lambda ctx=None, shown=shown: shown  # Typer would show <Path>, <list[Path]>
             continue
         if getattr(param, "is_flag", False):

@@ -12,6 +12,7 @@ from rankvideo_cli.cli.params import (
     RerankerName,
     Verbosity,
     non_empty_path,
+    option_sources,
     stderr,
     user_errors,
     with_verbosity,
@@ -57,7 +58,7 @@ def merge(
     from rankvideo_cli.jobs.merge import run_merge
     from rankvideo_cli.jobs.request import RerankInputs, RerankOutputs
 
-    values = locals()
+    values = {**locals(), "option_sources": option_sources()}
     inputs, outputs = from_values(RerankInputs, values), from_values(RerankOutputs, values)
     with verbosity:
         run_merge(

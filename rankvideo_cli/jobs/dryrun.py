@@ -94,7 +94,7 @@ def check_readiness(job: RerankJob, plan: dict, outputs: OutputPlan) -> tuple[li
         to_score,
         to_score / videos if videos else 1.0,
         job.scorer.selection().reranker.name,
-        model_size(location.directory),
+        model_size(location.directory, job.scorer.model),
         gpu,
     )
     return [model, device, space], prediction
@@ -159,8 +159,10 @@ def describe_prediction(prediction: Prediction) -> str:
         return prediction.basis
     if prediction.pairs == 0:
         return "none (nothing to score)"
-    hours, rest = divmod(round(prediction.seconds), 3600)
+    seconds = round(prediction.seconds)
+    hours, rest = divmod(seconds, 3600)
+    duration = f"{max(seconds, 1)} s" if seconds < 60 else f"{hours}h {rest // 60:02d}m"
     return (
-        f"{hours}h {rest // 60:02d}m for {plural(prediction.pairs, 'pair')} at {prediction.pairs_per_second} pairs/s, "
+        f"{duration} for {plural(prediction.pairs, 'pair')} at {prediction.pairs_per_second} pairs/s, "
         f"{prediction.basis}"
     )

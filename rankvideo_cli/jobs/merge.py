@@ -99,6 +99,7 @@ def run_merge(
             scorer_fingerprint=None,
             output=plan.output,
             reranker=shared.get("reranker"),
+            options_from=outputs.option_sources,
         ),
     )
 

@@ -152,10 +152,17 @@ def check_space(what: str, path: Path, needed_bytes: int = 0) -> Finding:
     if not os.access(existing, os.W_OK):
         return Finding(what, FAIL, f"{path} is not writable (by {existing})", "choose a writable location")
     free = shutil.disk_usage(existing).free
-    detail = f"{path}: {free / GIB:.1f} GiB free"
+    detail = f"{path}: {size_text(free)} free"
     if needed_bytes > free:
-        return Finding(what, FAIL, f"{detail}, {needed_bytes / GIB:.2f} GiB needed", "free space or move it")
-    return Finding(what, OK, detail + (f", {needed_bytes / GIB:.2f} GiB needed" if needed_bytes else ""))
+        return Finding(what, FAIL, f"{detail}, {size_text(needed_bytes)} needed", "free space or move it")
+    return Finding(what, OK, detail + (f", {size_text(needed_bytes)} needed" if needed_bytes else ""))
+
+
+def size_text(size: int) -> str:
+    """Bytes as a person reads them: `12.8 GiB`, `3 MiB`, `under 1 MiB`."""
+    if size >= GIB:
+        return f"{size / GIB:.1f} GiB"
+    return f"{size // 1024**2} MiB" if size >= 1024**2 else "under 1 MiB"
 
 
 def store_bytes(pairs_to_score: int, candidates: int) -> int:

@@ -93,9 +93,11 @@ def build_manifest(
     reason: str | None = None,
     output: Path | None = None,
     reranker: Mapping[str, Any] | None = None,
+    options_from: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one `rerank` (or shard, or `merge`) run. `reranker`: which reranker scored, and why
-    (`jobs.rerank.describe_reranker`).
+    (`jobs.rerank.describe_reranker`). `options_from`: where each option not at its default came from (the
+    command line, a RANKVIDEO_<COMMAND>_<OPTION> variable, a rankvideo.toml).
 
     `settings` are the job-wide options, the same for every shard of an array (depth, interpolation, video
     layout, tag...): `merge` checks the shards agree on them. `runtime` overrides what the scorer
@@ -119,6 +121,7 @@ def build_manifest(
         "output": str(output) if output is not None else None,
         "inputs": {name: describe_input(source) for name, source in inputs.items()},
         "settings": dict(settings),
+        "options_from": dict(sorted((options_from or {}).items())),
         "pipeline": dict(result.settings),
         "shard": str(result.shard) if result.shard is not None else None,
         "score_store": str(result.store_dir),

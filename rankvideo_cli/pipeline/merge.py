@@ -75,7 +75,7 @@ def _describe_unscored(unscored: list[tuple[Pair, str]], shard_count: int | None
         listed = ",".join(str(index) for index in shards)
         message += (
             f"; they belong to shards {listed} of {shard_count}: re-run them with the same arguments "
-            f"(RANKVIDEO_SHARDS={shard_count} sbatch --array={listed} configs/slurm/rerank-array.sbatch ..., "
+            f"(RANKVIDEO_SHARDS={shard_count} sbatch --array={listed} rerank-array.sbatch ..., "
             f"or rankvideo rerank ... --shard I/{shard_count})"
         )
     return message + "; or pass --allow-missing to keep them unscored"

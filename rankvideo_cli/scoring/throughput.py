@@ -25,6 +25,14 @@ PAIRS_PER_SECOND = {
 }
 # Qwen3-VL's language models by (hidden size, layers)
 SIZES: dict[tuple[object, object], str] = {(4096, 36): "8B", (2048, 28): "2B"}
+# the hub ids of known size, for a model not (yet) on this machine: a login node's dry run
+HUB_SIZES = {
+    "hltcoe/rankvideo": "8B",
+    "qwen/qwen3-vl-reranker-2b": "2B",
+    "qwen/qwen3-vl-reranker-8b": "8B",
+    "qwen/qwen3-vl-2b-instruct": "2B",
+    "qwen/qwen3-vl-8b-instruct": "8B",
+}
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,16 @@ class Prediction:
         }
 
 
-def model_size(model_dir: Path | None) -> str | None:
-    """'8B' or '2B' from a Qwen3-VL config.json (its text model's width and depth), else None."""
+def model_size(model_dir: Path | None, model_id: str | None = None) -> str | None:
+    """'8B' or '2B' from a Qwen3-VL config.json (its text model's width and depth), else from a known hub id,
+    else None."""
+    by_id = HUB_SIZES.get((model_id or "").lower())
     if model_dir is None:
-        return None
+        return by_id
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return by_id
     text = config.get("text_config", config) if isinstance(config, dict) else {}
     return SIZES.get((text.get("hidden_size"), text.get("num_hidden_layers")))
 
