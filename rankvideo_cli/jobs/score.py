@@ -31,23 +31,19 @@ def check_score_request(query: str, videos: Sequence[Path], scorer: ScorerOption
 
 def score_videos(scorer: Scorer, query: str, videos: Sequence[Path], sampling: SamplingConfig) -> list[dict]:
     """One row per video: path, the model card's score fields, or the reason the video could not be scored.
-    `sampling`: the reranker's frames (`ScorerOptions.sampling`)."""
+    `sampling`: the reranker's frames (`ScorerOptions.sampling`); a path given twice is scored once."""
+    from rankvideo_cli.scoring.reranker import score_each_video
     from rankvideo_cli.videos.container import VideoError
-    from rankvideo_cli.videos.frames import sample_video
 
-    done: dict[str, dict] = {}  # a path given twice is decoded and scored once
+    outcomes = score_each_video(scorer, query, [str(path) for path in videos], sampling)
+    rows: list[dict] = []
     for path in videos:
-        key = str(path)
-        if key in done:
-            continue
-        try:
-            sampled = sample_video(path, sampling)
-        except VideoError as error:
-            done[key] = {"video": key, "error": str(error), "error_kind": error.kind}
-            continue
-        (pair_score,) = scorer.score_video([query], sampled)
-        done[key] = {"video": key, **pair_score.to_dict()}
-    return [done[str(path)] for path in videos]
+        outcome = outcomes[str(path)]
+        if isinstance(outcome, VideoError):
+            rows.append({"video": str(path), "error": str(outcome), "error_kind": outcome.kind})
+        else:
+            rows.append({"video": str(path), **outcome.to_dict()})
+    return rows
 
 
 def run_score(
