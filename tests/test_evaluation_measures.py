@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
+import warnings
 from pathlib import Path
 
 import ir_measures
@@ -26,7 +28,8 @@ from rankvideo_cli.evaluation.measures import (
     evaluate_runs,
     parse_measure_specs,
 )
-from rankvideo_cli.evaluation.tables import format_p, format_report, render_table
+from rankvideo_cli.evaluation.student_t import paired_t_p_value, two_sided_p
+from rankvideo_cli.evaluation.tables import format_p, format_report, render_table, report_frame
 from rankvideo_cli.io.qrels import read_qrels
 from rankvideo_cli.io.runs import format_trec_lines, read_run
 
@@ -153,6 +156,63 @@ def test_comparison_equals_scipy_paired_t_test(other_run: Path) -> None:
     assert any(not math.isnan(c.p_value) for c in report.comparisons)
 
 
+def scipy_p(ours: list[float], theirs: list[float]) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns of a zero variance or too few pairs
+        return float(stats.ttest_rel(ours, theirs).pvalue)
+
+
+def test_the_paired_t_test_equals_scipys_ttest_rel_without_importing_scipy() -> None:
+    """From 2 to 5,000 queries, measure-like values (in [0, 1], ties, a few distinct levels) and tiny or large
+    differences: the p-value of `scipy.stats.ttest_rel` to 1e-9 relative (scipy's mean and variance round
+    differently in the last bits, which the far tail magnifies)."""
+    generator = random.Random(37)
+    for _ in range(400):
+        count = generator.choice([2, 3, 5, 10, 50, 300, 5000])
+        ours = [generator.random() for _ in range(count)]
+        spread, shift = generator.choice([1e-6, 0.01, 0.3]), generator.choice([0.0, 0.01, 0.2, 1.0])
+        theirs = [value - shift * generator.random() + generator.gauss(0.0, spread) for value in ours]
+        if generator.random() < 0.3:
+            ours, theirs = [round(v, 1) for v in ours], [round(v, 1) for v in theirs]
+        differences = {a - b for a, b in zip(ours, theirs, strict=True)}
+        expected = math.nan if len(differences) == 1 else scipy_p(ours, theirs)  # see the test below
+        if math.isnan(expected):
+            assert math.isnan(paired_t_p_value(ours, theirs))
+        else:
+            assert paired_t_p_value(ours, theirs) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ([0.5], [0.25]),  # one pair: no variance to estimate
+        ([], []),
+        ([0.5, 0.7, 0.9], [0.4, 0.6, 0.8]),  # every difference equal: zero variance (scipy: t = inf, p = 0)
+        ([1.0, 1.0], [1.0, 1.0]),  # no difference (scipy: 0 / 0, nan)
+        ([0.5, math.nan, 0.9], [0.4, 0.6, 0.1]),  # scipy propagates a nan
+    ],
+    ids=["one pair", "no pairs", "equal differences", "identical", "nan"],
+)
+def test_an_undefined_paired_t_test_is_nan(ours: list[float], theirs: list[float]) -> None:
+    """nan where scipy's is nan, and where every difference is equal: there the t statistic divides by a zero
+    deviation, and rankvideo has always reported no test rather than scipy's p = 0 for a constant shift."""
+    assert math.isnan(paired_t_p_value(ours, theirs))
+    assert math.isnan(scipy_p(ours, theirs)) or len({a - b for a, b in zip(ours, theirs, strict=True)}) == 1
+
+
+def test_the_t_distributions_tail_equals_scipys() -> None:
+    """To 1e-12 up to 10,000 queries (1e-10 at a million, where one of the two has lost digits); with one
+    degree of freedom, the Cauchy distribution's closed form (scipy's loses digits at a tiny t)."""
+    from scipy import special
+
+    for t in (0.0, 1e-8, 0.1, 1.0, 30.0, 1e3):
+        assert two_sided_p(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-14)
+    for df in (2, 3, 7, 30, 299, 4999, 1e6):
+        for t in (0.0, 1e-8, 0.1, 0.5, 1.0, 2.0, 5.0, 30.0, 1e3, math.inf):
+            expected = 2 * special.stdtr(df, -abs(t))
+            assert two_sided_p(t, df) == pytest.approx(expected, rel=1e-12 if df < 1e4 else 1e-10, abs=1e-300)
+
+
 def test_comparing_a_run_with_itself_ties_everywhere() -> None:
     frame = frame_of(FIRST_STAGE)
     report = evaluate(frame, read_qrels(QRELS), baseline=frame)
@@ -208,6 +268,39 @@ def test_delimited_formats_parse_back(compared_report, fmt: str) -> None:
         )
     p_texts = [line.split(separator)[-2] for line in text.splitlines()[1:] if line.split(separator)[-2]]
     assert p_texts and all(len(p.replace("0.", "").lstrip("0")) == 3 for p in p_texts if "e" not in p), p_texts
+
+
+def pandas_text(report, fmt: str) -> str:
+    """The tsv and csv as pandas wrote them before they were written without pandas."""
+    frame = report_frame(report, per_query=True)
+    for column in ("p_value", "p_value_corrected"):
+        if column in frame.columns:
+            frame[column] = [None if pd.isna(value) else format_p(value) for value in frame[column]]
+    return frame.to_csv(sep="\t" if fmt == "tsv" else ",", index=False, lineterminator="\n")
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv"])
+def test_delimited_formats_are_what_pandas_wrote(compared_report, other_run: Path, fmt: str) -> None:
+    """Byte for byte, with and without a baseline, names that need quoting, nan p-values and long floats."""
+    assert format_report(compared_report, fmt, per_query=True) == pandas_text(compared_report, fmt)
+    odd_names = evaluate_runs(
+        [('run, "quoted"\tand tabbed', frame_of(other_run)), ("plain", frame_of(FIRST_STAGE))],
+        read_qrels(QRELS),
+        ["nDCG@10", "num_rel", "P@3"],
+        baseline=("base", frame_of(other_run)),
+    )
+    assert format_report(odd_names, fmt, per_query=True) == pandas_text(odd_names, fmt)
+    alone = evaluate(frame_of(other_run), read_qrels(QRELS))
+    assert format_report(alone, fmt, per_query=True) == pandas_text(alone, fmt)
+
+
+def test_per_query_values_are_also_a_data_frame(compared_report) -> None:
+    """`per_query`: index query_id (sorted), a float column per measure, built from `values` when asked for."""
+    evaluation = compared_report.runs[0]
+    frame = evaluation.per_query
+    assert frame.index.name == "query_id" and list(frame.index) == sorted(evaluation.values)
+    assert list(frame.columns) == compared_report.measures and all(str(t) == "float64" for t in frame.dtypes)
+    assert frame.to_dict("index") == evaluation.values
 
 
 def reject_constant(name: str) -> None:

@@ -8,24 +8,31 @@ ir-measures aggregator, fed in ir-measures' order, so they equal `ir_measures.ca
 ir-measures and trec_eval `-c` agree.
 
 Runs and qrels go to ir-measures as dicts of dicts (its native shape, and the readers'), never through a
-DataFrame of millions of rows. Measures are labelled with the name the user asked for (`num_rel_ret`, not
-`NumRet(rel=1)`); a trec_eval name that stands for several measures (`P.5,10`, `iprec_at_recall`) gives each
-the name trec_eval prints (`P_5`, `iprec_at_recall_0.10`).
+DataFrame of millions of rows; pandas is not imported unless a caller asks for a DataFrame (`per_query`) or
+gives one, and the paired t-test is `student_t`'s, not scipy.stats' (`eval` starts in a fraction of a second).
+
+Measures are labelled with the name the user asked for (`num_rel_ret`, not `NumRet(rel=1)`); a trec_eval name
+that stands for several measures (`P.5,10`, `iprec_at_recall`) gives each the name trec_eval prints (`P_5`,
+`iprec_at_recall_0.10`).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import ir_measures
-import pandas as pd
 
 from rankvideo_cli.errors import UsageError
+from rankvideo_cli.evaluation.student_t import paired_t_p_value
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_MEASURES = ["nDCG@10", "nDCG@20", "R@10", "R@100", "AP", "RR"]
 CORRECTIONS = ("holm", "bonferroni", "none")
@@ -94,7 +101,13 @@ RunScoresLike: TypeAlias = Mapping[str, Mapping[str, float]]
 QrelsLike: TypeAlias = Mapping[str, Mapping[str, int]]
 # a run as `evaluate` takes it: a DataFrame (query_id, doc_id, score), a run file, qid -> {docid: score}, or qid ->
 # sequences of (docid, score) tuples or `.docid`/`.score` objects
-RunLike: TypeAlias = pd.DataFrame | Mapping[str, Any] | str | Path
+RunLike: TypeAlias = "pd.DataFrame | Mapping[str, Any] | str | Path"
+
+
+def is_data_frame(value: object) -> bool:
+    """Whether `value` is a pandas DataFrame, without importing pandas (there is none unless it was imported)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)
 
 
 def as_run_scores(run: RunLike) -> RunScoresLike:
@@ -104,7 +117,8 @@ def as_run_scores(run: RunLike) -> RunScoresLike:
         from rankvideo_cli.io.runs import read_run_scores
 
         return read_run_scores(run)
-    if isinstance(run, pd.DataFrame):
+    if is_data_frame(run):
+        assert not isinstance(run, (Mapping, str, Path))  # for mypy: a DataFrame
         scores: dict[str, dict[str, float]] = {}
         for qid, docid, score in zip(run["query_id"], run["doc_id"], run["score"], strict=True):
             scores.setdefault(str(qid), {})[str(docid)] = float(score)
@@ -123,7 +137,8 @@ def as_run_scores(run: RunLike) -> RunScoresLike:
 
 def as_qrels_dict(qrels: pd.DataFrame | QrelsLike) -> QrelsLike:
     """qid -> {docid: relevance} from `io.qrels.read_qrels`'s DataFrame (or such a mapping, returned as is)."""
-    if not isinstance(qrels, pd.DataFrame):
+    if not is_data_frame(qrels):
+        assert isinstance(qrels, Mapping)  # for mypy: not a DataFrame
         return qrels
     judged: dict[str, dict[str, int]] = {}
     for qid, docid, relevance in zip(qrels["query_id"], qrels["doc_id"], qrels["relevance"], strict=True):
@@ -134,10 +149,20 @@ def as_qrels_dict(qrels: pd.DataFrame | QrelsLike) -> QrelsLike:
 @dataclass
 class RunEvaluation:
     name: str
-    per_query: pd.DataFrame  # index query_id (every judged query, sorted), one column per measure label
+    values: dict[str, dict[str, float]]  # query_id (every judged query, sorted) -> measure label -> value
     aggregate: dict[str, float]  # measure label -> value (see the module docstring)
     missing_queries: list[str]  # judged, absent from the run: counted as an empty ranking (0)
     unjudged_queries: list[str]  # in the run, absent from the qrels: not evaluated
+
+    @cached_property
+    def per_query(self) -> pd.DataFrame:
+        """`values` as a DataFrame: index query_id, one column per measure label (pandas imports here)."""
+        import pandas as pd
+
+        labels = list(self.aggregate)  # the measure labels, in the report's order
+        frame = pd.DataFrame.from_dict(self.values, orient="index", columns=labels)
+        frame.index.name = "query_id"
+        return frame
 
 
 @dataclass
@@ -215,28 +240,20 @@ def evaluate_run(
                 value = _empty_ranking_value(spec.measure, qrels, qid)
                 aggregators[spec.measure].add(value)
                 values[qid][spec.label] = value
-    per_query = pd.DataFrame.from_dict(values, orient="index", columns=labels).sort_index()
-    per_query.index.name = "query_id"
     return RunEvaluation(
         name=name,
-        per_query=per_query,
-        aggregate={label_of[measure]: float(aggregator.result()) for measure, aggregator in aggregators.items()},
+        values={qid: {label: values[qid][label] for label in labels} for qid in sorted(values)},
+        aggregate={spec.label: float(aggregators[spec.measure].result()) for spec in specs},
         missing_queries=missing,
         unjudged_queries=sorted(run_qids - set(judged)),
     )
 
 
 def paired_t_test(ours: Sequence[float], theirs: Sequence[float]) -> float:
-    """Two-sided p-value of scipy's paired t-test; nan when it is undefined (fewer than 2 pairs, or every
-    difference equal, where the statistic divides by a zero deviation)."""
-    differences = [a - b for a, b in zip(ours, theirs, strict=True)]
-    if len(differences) < 2 or all(difference == differences[0] for difference in differences):
-        return math.nan
-    from scipy import stats  # a second of import time: only when comparing
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_rel(ours, theirs).pvalue)
+    """Two-sided p-value of scipy's paired t-test (`scipy.stats.ttest_rel`, computed by `student_t`); nan when
+    it is undefined (fewer than 2 pairs, every difference equal, where the statistic divides by a zero
+    deviation, or a nan value)."""
+    return paired_t_p_value(ours, theirs)
 
 
 def correct_p_values(p_values: Sequence[float], method: str) -> list[float]:
@@ -263,15 +280,17 @@ def correct_p_values(p_values: Sequence[float], method: str) -> list[float]:
 
 
 def compare(run: RunEvaluation, baseline: RunEvaluation, measure: str) -> Comparison:
-    ours, theirs = run.per_query[measure], baseline.per_query[measure].reindex(run.per_query.index)
-    differences = ours - theirs
+    """The run against the baseline on one measure, over the run's judged queries (both runs have them all)."""
+    ours = [values[measure] for values in run.values.values()]
+    theirs = [baseline.values.get(qid, {}).get(measure, math.nan) for qid in run.values]
+    differences = [a - b for a, b in zip(ours, theirs, strict=True)]
     return Comparison(
         measure=measure,
         delta=run.aggregate[measure] - baseline.aggregate[measure],
-        wins=int((differences > 0).sum()),
-        ties=int((differences == 0).sum()),
-        losses=int((differences < 0).sum()),
-        p_value=paired_t_test(list(ours), list(theirs)),
+        wins=sum(difference > 0 for difference in differences),
+        ties=sum(difference == 0 for difference in differences),
+        losses=sum(difference < 0 for difference in differences),
+        p_value=paired_t_test(ours, theirs),
         run=run.name,
     )
 

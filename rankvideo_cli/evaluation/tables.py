@@ -1,14 +1,16 @@
 """An evaluation report as people and programs read it: a rich table on the terminal, or tsv, csv and json
-(one small function per format, chosen from a registry)."""
+(one small function per format, chosen from a registry). The tsv and csv are written with the csv module, byte
+for byte what pandas' `to_csv` wrote of `report_frame` (tested): pandas is imported only for `report_frame`."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
@@ -17,22 +19,25 @@ from rankvideo_cli.errors import UsageError
 from rankvideo_cli.evaluation.measures import Comparison, EvalReport
 from rankvideo_cli.messages import plural
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # ---------------------------------------------------------------------------------------------------------
 # Output formats: one small function each, chosen from a registry ("table" is `render_table`).
 # ---------------------------------------------------------------------------------------------------------
 
 
-def report_frame(report: EvalReport, *, per_query: bool = False) -> pd.DataFrame:
-    """Long table: run, query_id ('all' for the aggregate), measure, value; the 'all' rows also carry
-    missing_queries (judged queries absent from that run, counted as zero), and with a baseline each compared
-    run's 'all' rows carry delta, wins, ties, losses, p_value and p_value_corrected."""
+def report_rows(report: EvalReport, *, per_query: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+    """The long table's columns and rows: run, query_id ('all' for the aggregate), measure, value; the 'all'
+    rows also carry missing_queries (judged queries absent from that run, counted as zero), and with a baseline
+    each compared run's 'all' rows carry delta, wins, ties, losses, p_value and p_value_corrected."""
     comparisons = {(c.run, c.measure): c for c in report.comparisons}
     rows = []
     for evaluation in report.runs:
         if per_query:
             rows += [
                 {"run": evaluation.name, "query_id": qid, "measure": measure, "value": values[measure]}
-                for qid, values in evaluation.per_query.iterrows()
+                for qid, values in evaluation.values.items()
                 for measure in report.measures
             ]
         for measure in report.measures:
@@ -55,12 +60,21 @@ def report_frame(report: EvalReport, *, per_query: bool = False) -> pd.DataFrame
                 )
             rows.append(row)
     columns = ["run", "query_id", "measure", "value", "missing_queries"]
-    integer_columns = ["missing_queries"]
     if report.comparisons:
         columns += ["delta", "wins", "ties", "losses", "p_value", "p_value_corrected"]
-        integer_columns += ["wins", "ties", "losses"]
+    return columns, rows
+
+
+INTEGER_COLUMNS = ("missing_queries", "wins", "ties", "losses")
+
+
+def report_frame(report: EvalReport, *, per_query: bool = False) -> pd.DataFrame:
+    """`report_rows` as a DataFrame (the counts as nullable integers)."""
+    import pandas as pd
+
+    columns, rows = report_rows(report, per_query=per_query)
     frame = pd.DataFrame(rows, columns=columns)
-    return frame.astype({column: "Int64" for column in integer_columns})
+    return frame.astype({column: "Int64" for column in INTEGER_COLUMNS if column in columns})
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -84,12 +98,12 @@ def report_dict(report: EvalReport, *, per_query: bool = False) -> dict[str, Any
             {
                 "name": evaluation.name,
                 "aggregate": evaluation.aggregate,
-                "judged_queries": len(evaluation.per_query),
+                "judged_queries": len(evaluation.values),
                 "missing_queries": len(evaluation.missing_queries),
                 "missing_queries_counted_as_zero": evaluation.missing_queries,
                 "unjudged_queries_ignored": evaluation.unjudged_queries,
                 **(
-                    {"per_query": {str(qid): values for qid, values in evaluation.per_query.to_dict("index").items()}}
+                    {"per_query": {str(qid): dict(values) for qid, values in evaluation.values.items()}}
                     if per_query
                     else {}
                 ),
@@ -108,22 +122,31 @@ def _as_json(report: EvalReport, per_query: bool) -> str:
 P_COLUMNS = ("p_value", "p_value_corrected")
 
 
-def _text_frame(report: EvalReport, per_query: bool) -> pd.DataFrame:
-    """`report_frame` as the tsv and csv print it: p-values to the table's precision (`format_p`), empty where
-    there is none (as every other empty cell)."""
-    frame = report_frame(report, per_query=per_query)
-    for column in P_COLUMNS:
-        if column in frame.columns:
-            frame[column] = [None if pd.isna(value) else format_p(value) for value in frame[column]]
-    return frame
+def _text_cell(column: str, value: Any) -> str:
+    """A cell as the tsv and csv print it: p-values to the table's precision (`format_p`), numbers as Python
+    (and pandas) print them, empty where there is no value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if column in P_COLUMNS:
+        return format_p(value)
+    return str(value)
+
+
+def _delimited(report: EvalReport, per_query: bool, delimiter: str) -> str:
+    columns, rows = report_rows(report, per_query=per_query)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_text_cell(column, row.get(column)) for column in columns] for row in rows)
+    return buffer.getvalue()
 
 
 def _as_tsv(report: EvalReport, per_query: bool) -> str:
-    return _text_frame(report, per_query).to_csv(sep="\t", index=False, lineterminator="\n")
+    return _delimited(report, per_query, "\t")
 
 
 def _as_csv(report: EvalReport, per_query: bool) -> str:
-    return _text_frame(report, per_query).to_csv(index=False, lineterminator="\n")
+    return _delimited(report, per_query, ",")
 
 
 FORMATTERS: dict[str, Callable[[EvalReport, bool], str]] = {
@@ -156,7 +179,7 @@ def format_p(value: float) -> str:
 
 
 def _title(report: EvalReport) -> str:
-    judged = len(report.runs[0].per_query)
+    judged = len(report.runs[0].values)
     compared = report.runs[:-1] if report.comparisons else report.runs
     names = compared[0].name if len(compared) == 1 else f"{len(compared)} runs"
     return f"{names}: {plural(judged, 'judged query', 'judged queries')}"
@@ -297,7 +320,7 @@ def render_table(report: EvalReport, console: Console, *, per_query: bool = Fals
             detail.add_column("query_id")
             for measure in report.measures:
                 detail.add_column(measure, justify="right")
-            for qid, values in evaluation.per_query.iterrows():
+            for qid, values in evaluation.values.items():
                 detail.add_row(
                     str(qid), *(format_value(report, measure, values[measure]) for measure in report.measures)
                 )

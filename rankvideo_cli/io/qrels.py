@@ -1,4 +1,4 @@
-"""Relevance judgments: TREC 4-column qrels and MultiVENT 2.0 JSONL, as the DataFrame ir-measures takes.
+"""Relevance judgments: TREC 4-column qrels and MultiVENT 2.0 JSONL, as a DataFrame or as plain `Judgments`.
 
 JSONL when the suffix is `.jsonl`/`.json` (a trailing `.gz` ignored) or the first non-blank character is `{`;
 each line an object with `query_id` (or `qid`), `doc_id` (or `docid`) and `relevance`. Otherwise TREC
@@ -10,14 +10,17 @@ get_qrels.c and ir-measures' reader refuse such a line as malformed: a file that
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from rankvideo_cli.errors import InputError
 from rankvideo_cli.io.json_input import parse_json_line
 from rankvideo_cli.io.runs import COMMENTS, EXTRA_COLUMNS, Tolerated
 from rankvideo_cli.io.text import display_name, iter_lines
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXTRA_COLUMNS_WHY = "ignored; trec_eval 10.0 and ir-measures would refuse these lines"
 QRELS_COLUMNS = ["query_id", "doc_id", "relevance"]
@@ -74,19 +77,53 @@ def _is_jsonl(path: str | Path, first_line: str) -> bool:
     return (bool(suffixes) and suffixes[-1] in (".jsonl", ".json")) or first_line.lstrip().startswith("{")
 
 
-def describe_tolerated(frame: pd.DataFrame) -> str | None:
-    """The stderr line about what `read_qrels` tolerated in this file, or None."""
-    tolerated = frame.attrs.get("tolerated")
-    return tolerated.describe(frame.attrs.get("source", "qrels"), 4, EXTRA_COLUMNS_WHY) if tolerated else None
+@dataclass
+class Judgments:
+    """The judgments as read, without pandas (`eval` starts faster): one (query_id, doc_id, relevance) per
+    judgment in file order, the file's name, and what the reader tolerated."""
+
+    rows: list[tuple[str, str, int]]
+    source: str
+    tolerated: Tolerated
+
+    def by_query(self) -> dict[str, dict[str, int]]:
+        """qid -> {docid: relevance}, as ir-measures takes qrels."""
+        judged: dict[str, dict[str, int]] = {}
+        for qid, docid, relevance in self.rows:
+            judged.setdefault(qid, {})[docid] = relevance
+        return judged
+
+
+def describe_tolerated(judged: pd.DataFrame | Judgments) -> str | None:
+    """The stderr line about what `read_qrels` (or `read_judgments`) tolerated in this file, or None."""
+    if isinstance(judged, Judgments):
+        tolerated, source = judged.tolerated, judged.source
+    else:
+        tolerated, source = judged.attrs.get("tolerated"), judged.attrs.get("source", "qrels")
+    return tolerated.describe(source, 4, EXTRA_COLUMNS_WHY) if tolerated else None
 
 
 def read_qrels(path: str | Path) -> pd.DataFrame:
     """Columns query_id, doc_id (str) and relevance (int64), one row per judgment in file order.
 
     `frame.attrs["tolerated"]` counts comment lines and lines with columns after the 4th (see the module
-    docstring); `frame.attrs["source"]` names the file. Raises `InputError` (file:line: problem) for: fewer than
-    4 columns or a missing key, a relevance that is not an integer, a duplicate (qid, docid) (naming the first
-    line), a bad JSON line, an empty file, bytes that are not UTF-8.
+    docstring); `frame.attrs["source"]` names the file. Raises `InputError` as `read_judgments` does.
+    """
+    import pandas as pd
+
+    judged = read_judgments(path)
+    frame = pd.DataFrame(judged.rows, columns=QRELS_COLUMNS).astype(
+        {"query_id": "object", "doc_id": "object", "relevance": "int64"}
+    )
+    frame.attrs["source"] = judged.source
+    frame.attrs["tolerated"] = judged.tolerated
+    return frame
+
+
+def read_judgments(path: str | Path) -> Judgments:
+    """The judgments of a qrels file (see the module docstring). Raises `InputError` (file:line: problem) for:
+    fewer than 4 columns or a missing key, a relevance that is not an integer, a duplicate (qid, docid) (naming
+    the first line), a bad JSON line, an empty file, bytes that are not UTF-8.
     """
     name = display_name(path)
     rows: list[tuple[str, str, int]] = []
@@ -116,9 +153,4 @@ def read_qrels(path: str | Path) -> pd.DataFrame:
         rows.append((qid, docid, _relevance(name, number, relevance)))
     if not rows:
         raise InputError(name, None, "no judgments (only comments)")
-    frame = pd.DataFrame(rows, columns=QRELS_COLUMNS).astype(
-        {"query_id": "object", "doc_id": "object", "relevance": "int64"}
-    )
-    frame.attrs["source"] = name
-    frame.attrs["tolerated"] = tolerated
-    return frame
+    return Judgments(rows, name, tolerated)

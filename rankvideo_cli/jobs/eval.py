@@ -35,7 +35,7 @@ def run_eval(
     default (None) a table on a terminal and tsv elsewhere (`eval ... | cut -f`, `> results.tsv`)."""
     from rankvideo_cli.evaluation.measures import CORRECTIONS, evaluate_runs, parse_measure_specs
     from rankvideo_cli.evaluation.tables import format_report, render_table, report_notes
-    from rankvideo_cli.io.qrels import describe_tolerated, read_qrels
+    from rankvideo_cli.io.qrels import describe_tolerated, read_judgments
 
     console = console or Console(stderr=True, highlight=False)
     paths = [runs] if isinstance(runs, Path) else list(runs)
@@ -44,7 +44,7 @@ def run_eval(
     if sum(str(path) == "-" for path in [*paths, baseline]) > 1:
         raise UsageError("only one run can be read from stdin (-)")
     parse_measure_specs(measures)  # an unknown measure fails before any file is read
-    judged = read_qrels(qrels)
+    judged = read_judgments(qrels)  # no pandas: the evaluation reads dicts
     report_tolerated(console, describe_tolerated(judged))
     names = run_names(paths, baseline)
     scores = []
@@ -58,7 +58,7 @@ def run_eval(
     compared = list(zip(names[: len(paths)], scores[: len(paths)], strict=True))
     report = evaluate_runs(
         compared,
-        judged,
+        judged.by_query(),
         measures,
         baseline=(names[-1], scores[-1]) if baseline is not None else None,
         correction=correction,
