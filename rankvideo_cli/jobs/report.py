@@ -419,9 +419,11 @@ def _deltas(evaluation: EvalReport | None, position: int) -> dict[str, float]:
     """qid -> the change of the first measure (the run at `position` - the baseline), for the judged queries."""
     if evaluation is None or evaluation.baseline is None:
         return {}
+    from rankvideo_cli.report.data import per_query_values
+
     measure = evaluation.measures[0]
-    ours, theirs = evaluation.runs[position].per_query[measure], evaluation.baseline.per_query[measure]
-    return {str(qid): float(ours[qid] - theirs[qid]) for qid in ours.index if qid in theirs.index}
+    ours, theirs = per_query_values(evaluation.runs[position]), per_query_values(evaluation.baseline)
+    return {qid: values[measure] - theirs[qid][measure] for qid, values in ours.items() if qid in theirs}
 
 
 def _resolver(request: ReportRequest) -> MemoResolver | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,6 @@ GAIN, TIE, LOSS = "#0072B2", "#999999", "#D55E00"
 RELEVANT, NOT_RELEVANT = "#0072B2", "#E69F00"
 LABELLED_BARS = 40  # up to this many queries, each bar of the change chart carries its qid below it
 ECDF_POINTS = 200  # steps drawn per line: an ECDF of thousands of scores looks the same and weighs far less
-RASTER_POINTS = 400  # a strip chart with more points draws them as one embedded image (the text stays text)
 
 
 def _figure(width: float = 5.6, height: float = 2.8) -> tuple[Figure, Axes]:
@@ -52,6 +53,7 @@ def _svg(figure: Figure, prefix: str, titles: Mapping[str, str] | None = None) -
     plt.close(figure)
     text = buffer.getvalue()
     text = text[text.index("<svg") :]  # the XML prolog and doctype do not belong inside HTML
+    text = _rounded(text)
     defined = set(_ID.findall(text))
 
     def renamed(match: re.Match[str]) -> str:
@@ -67,6 +69,47 @@ def _svg(figure: Figure, prefix: str, titles: Mapping[str, str] | None = None) -
         anchor = f'<a xlink:href="{html.escape(link)}">'
         text = text.replace(anchor, f"{anchor}<title>{html.escape(title)}</title>")
     return text
+
+
+def _tenth(number: str) -> str:
+    return f"{float(number):.1f}" if "." in number and len(number.split(".")[1]) > 1 else number
+
+
+def _compact_path(data: str) -> str:
+    """A path's data with coordinates to a tenth of a point, and a line along an axis as H or V: what matplotlib
+    writes as `M 244.512 36.601 L 245.812 36.601` becomes `M244.5 36.6H245.8`. Paths with curves keep their
+    commands, rounded."""
+    tokens = data.split()
+    if not set(token for token in tokens if token.isalpha()) <= {"M", "L", "z", "Z"}:
+        return " ".join(token if token.isalpha() else _tenth(token) for token in tokens)
+    parts: list[str] = []
+    x = y = ""
+    index = 0
+    while index < len(tokens):
+        command = tokens[index]
+        if command in "zZ":
+            parts.append("z")
+            x = y = ""  # back at the subpath's start: nothing to shorten against
+            index += 1
+            continue
+        new_x, new_y = _tenth(tokens[index + 1]), _tenth(tokens[index + 2])
+        if command == "L" and new_y == y:
+            parts.append(f"H{new_x}")
+        elif command == "L" and new_x == x:
+            parts.append(f"V{new_y}")
+        else:
+            parts.append(f"{command}{new_x} {new_y}")
+        x, y = new_x, new_y
+        index += 3
+    return "".join(parts)
+
+
+def _rounded(text: str) -> str:
+    """Coordinates to a tenth of a point (matplotlib writes six decimals) and lines along an axis as H or V: half
+    of a chart's bytes, and no screen shows the difference. Only path data and x/y attributes: never text, ids
+    or embedded data."""
+    text = re.sub(r' d="([^"]*)"', lambda match: f' d="{_compact_path(match.group(1))}"', text)
+    return re.sub(r'\b(x|y)="(-?\d+\.\d+)"', lambda match: f'{match.group(1)}="{_tenth(match.group(2))}"', text)
 
 
 def delta_chart(deltas: Mapping[str, float], measure: str, links: Mapping[str, str], prefix: str) -> str:
@@ -96,7 +139,7 @@ def delta_chart(deltas: Mapping[str, float], measure: str, links: Mapping[str, s
         axes.set_xlabel(f"queries, sorted by the change ({len(values)}; hover a bar for its query)")
     wins = sum(value > 0 for value in values)
     losses = sum(value < 0 for value in values)
-    axes.set_title(f"{wins} better, {len(values) - wins - losses} tied, {losses} worse", loc="left")
+    axes.set_title(f"{wins} better, {len(values) - wins - losses} tied, {losses} worse", loc="left", fontsize=9.5)
     return _svg(figure, prefix, titles)
 
 
@@ -140,26 +183,25 @@ def strip_chart(
     links: Mapping[str, str],
     prefix: str,
 ) -> str:
-    """One strip per query (in the order given): the scores of its judged candidates, relevant as blue dots just
-    right of the strip's middle, non-relevant as orange crosses just left, so that none covers another colour;
-    each qid (when few enough to print) links to its section."""
+    """One strip per query (in the order given): each judged candidate a short dash at its score, non-relevant
+    in the strip's left half (thin, orange), relevant in its right half (thick, blue), so that no colour covers
+    the other and position alone tells them apart; each qid (when few enough to print) links to its section.
+    Dashes, not markers: a class's dashes are one SVG path (a marker is an element of its own each, and a
+    strip chart of 100 queries holds thousands)."""
     figure, axes = _figure(height=3.0)
-    points = sum(len(pairs) for _qid, pairs in per_query)
-    raster = points > RASTER_POINTS
-    for offset, relevant, colour, marker, label in (
-        (-0.18, False, NOT_RELEVANT, "x", "not relevant"),
-        (0.18, True, RELEVANT, "o", "relevant"),
+    for start, relevant, colour, width, label in (
+        (-0.42, False, NOT_RELEVANT, 1.1, "not relevant"),
+        (0.06, True, RELEVANT, 2.2, "relevant"),
     ):
-        xs = [
-            position + offset
-            for position, (_qid, pairs) in enumerate(per_query)
-            for _value, grade in pairs
-            if (grade > 0) == relevant
-        ]
-        ys = [value for _qid, pairs in per_query for value, grade in pairs if (grade > 0) == relevant]
+        xs: list[float] = []
+        ys: list[float] = []
+        for position, (_qid, pairs) in enumerate(per_query):
+            for value, grade in pairs:
+                if (grade > 0) == relevant:
+                    xs += [position + start, position + start + 0.36, math.nan]
+                    ys += [value, value, math.nan]
         if xs:
-            axes.scatter(xs, ys, s=11, color=colour, marker=marker, linewidths=1.0, label=f"{label} ({len(xs)})",
-                         rasterized=raster)  # fmt: skip
+            axes.plot(xs, ys, color=colour, linewidth=width, solid_capstyle="butt", label=f"{label} ({len(xs) // 3})")
     axes.set_ylabel(score_name)
     if 0 < len(per_query) <= LABELLED_BARS:
         axes.set_xticks(range(len(per_query)), [qid for qid, _ in per_query], rotation=90, fontsize=8)
@@ -170,18 +212,24 @@ def strip_chart(
         axes.set_xticks([])
     axes.set_xlabel(f"judged queries ({len(per_query)})")
     axes.set_xlim(-0.6, max(len(per_query), 1) - 0.4)
-    if points:
-        axes.legend(frameon=False, fontsize=8, loc="best")
+    if any(pairs for _qid, pairs in per_query):  # above the strips, where it covers none
+        axes.legend(frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1), ncol=2, borderaxespad=0)
     return _svg(figure, prefix)
 
 
 def rank_change_chart(pairs: Sequence[tuple[int, int]], top: int, prefix: str) -> str:
-    """First-stage rank against reranked rank of the judged-relevant candidates; below the diagonal: moved up."""
+    """First-stage rank against reranked rank of the judged-relevant candidates; below the diagonal: moved up.
+    Candidates that moved alike are one dot, larger for more of them."""
     figure, axes = _figure(height=3.4)
     if pairs:
-        axes.scatter(
-            [a for a, _ in pairs], [b for _, b in pairs], s=14, color=RELEVANT, edgecolors="white", linewidths=0.5
-        )
+        # dots as round-capped dashes of no length, one path per size: a marker would be an element each
+        by_count: dict[int, list[tuple[int, int]]] = {}
+        for point, count in sorted(Counter(pairs).items()):
+            by_count.setdefault(min(count, 4), []).append(point)
+        for count, points in sorted(by_count.items()):
+            xs = [value for a, _ in points for value in (a, a * 1.0001, math.nan)]
+            ys = [value for _, b in points for value in (b, b, math.nan)]
+            axes.plot(xs, ys, color=RELEVANT, linewidth=3 + 1.5 * count, solid_capstyle="round")
         limit = max(max(a for a, _ in pairs), max(b for _, b in pairs))
         axes.plot([1, limit], [1, limit], color="#9e9e9e", linewidth=0.8)
         axes.axhline(top + 0.5, color="#bdbdbd", linewidth=0.6, linestyle="--")
@@ -190,5 +238,5 @@ def rank_change_chart(pairs: Sequence[tuple[int, int]], top: int, prefix: str) -
             axes.set_yscale("log")
     axes.set_xlabel("first-stage rank")
     axes.set_ylabel("reranked rank")
-    axes.set_title(f"judged-relevant candidates ({len(pairs)})", loc="left")
+    axes.set_title(f"judged-relevant candidates ({len(pairs)}; a larger dot: several alike)", loc="left", fontsize=9.5)
     return _svg(figure, prefix)
