@@ -9,13 +9,20 @@ reranked run (the same candidates, other scores), stored scores and qrels. The f
 A second, smaller case stands for MultiVENT's long videos: 20 queries x 30 candidates over 30 docids that all
 hold benchmarks/frame_cache.py's realistic clip (158 s of 1280x720 at 30 fps, a keyframe every 5 s).
 
+With `--against CHECKOUT` (another checkout of rankvideo, such as `git worktree add /tmp/base COMMIT`) it measures
+instead one run's report at 100 queries x top 10 made by this checkout and by that one on the same inputs, in
+turns, `--repeats` times each (the fastest time kept): a change's cost in time and bytes, measured beside the
+code it changes.
+
     python benchmarks/report.py [--work-dir DIR] [--decode-workers N] [--json out.json]
+    python benchmarks/report.py --against /tmp/base [--repeats 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -75,9 +82,11 @@ def make_inputs(work: Path, sources: list[Path], queries_count: int, candidates:
     return paths
 
 
-def timed(command: list[str]) -> tuple[float, str]:
+def timed(command: list[str], checkout: Path = REPO) -> tuple[float, str]:
+    """Run a command (with `python -m`, from `checkout`: its rankvideo_cli is the one imported); its seconds and
+    its last line on stderr."""
     started = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True)
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=checkout)
     elapsed = time.perf_counter() - started
     if completed.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr}")
@@ -111,12 +120,55 @@ def measure(paths: dict[str, Path], work: Path, workers: list[str]) -> dict:
     return results
 
 
+def compare(paths: dict[str, Path], work: Path, workers: list[str], against: Path, repeats: int) -> dict:
+    """One run's report (with its baseline, qrels, queries, scores and videos) made by this checkout and by
+    `against` on the same inputs, in turns: decoded into one file, from the frame cache into one file, and from the
+    frame cache into a directory. Each figure is the fastest of `repeats` tries; the bytes are the page's."""
+    rankvideo = [sys.executable, "-m", "rankvideo_cli.cli"]
+    cache = work / "frames"
+    if not cache.exists():
+        timed([*rankvideo, "sample", str(paths["reranked"]), "--videos", str(paths["videos"]), "--frames-cache",
+               str(cache), "--depth", str(TOP), *workers])  # fmt: skip
+    common = [*rankvideo, "report", str(paths["reranked"]), "--baseline", str(paths["run"]), "--qrels",
+              str(paths["qrels"]), "--queries", str(paths["queries"]), "--videos", str(paths["videos"]),
+              "--scores", str(paths["scores"]), "--top", str(TOP), *workers]  # fmt: skip
+    variants = {
+        "decoded": ([], "report-decoded.html"),
+        "frame_cache": (["--frames-cache", str(cache)], "report-frame_cache.html"),
+        "frame_cache_directory": (["--frames-cache", str(cache)], "site/"),
+    }
+    checkouts = {"this": REPO, "against": against.resolve()}
+    results: dict = {name: {"checkout": str(path)} for name, path in checkouts.items()}
+    for variant, (extra, target) in variants.items():
+        best = {name: math.inf for name in checkouts}
+        for _ in range(repeats):
+            for name, checkout in checkouts.items():  # in turns: a busy spell of the machine slows both alike
+                output = work / name / target
+                output.parent.mkdir(parents=True, exist_ok=True)
+                seconds, _ = timed([*common, *extra, "-o", str(output)], checkout)
+                best[name] = min(best[name], seconds)
+        for name in checkouts:
+            page = work / name / (target + "index.html" if target.endswith("/") else target)
+            results[name][variant] = {"seconds": round(best[name], 2), "bytes": page.stat().st_size}
+    results["this_over_against"] = {
+        variant: {
+            measure: round(results["this"][variant][measure] / results["against"][variant][measure], 3)
+            for measure in ("seconds", "bytes")
+        }
+        for variant in variants
+    }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "rankvideo-report-bench")
     parser.add_argument("--decode-workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--against", type=Path, help="another checkout: compare one run's report with its")
+    parser.add_argument("--repeats", type=int, default=3, help="with --against: tries of each, the fastest kept")
     options = parser.parse_args()
+    options.work_dir = options.work_dir.resolve()  # the commands run from either checkout
     workers = ["--decode-workers", str(options.decode_workers)]
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -125,10 +177,14 @@ def main() -> None:
     }
     short = options.work_dir / "short"
     paths = make_inputs(short, synthetic_videos(short, VIDEOS), QUERIES, CANDIDATES)
-    report["short_clips"] = {"queries": QUERIES, "videos": VIDEOS, **measure(paths, short, workers)}
-    long = options.work_dir / "long"
-    paths = make_inputs(long, long_videos(long, 30), 20, CANDIDATES)
-    report["long_720p"] = {"queries": 20, "videos": 30, **measure(paths, long, workers)}
+    if options.against is not None:
+        compared = compare(paths, short, workers, options.against, options.repeats)
+        report["one_run"] = {"queries": QUERIES, "videos": VIDEOS, **compared}
+    else:
+        report["short_clips"] = {"queries": QUERIES, "videos": VIDEOS, **measure(paths, short, workers)}
+        long = options.work_dir / "long"
+        paths = make_inputs(long, long_videos(long, 30), 20, CANDIDATES)
+        report["long_720p"] = {"queries": 20, "videos": 30, **measure(paths, long, workers)}
     print(json.dumps(report, indent=2))
     if options.json:
         options.json.write_text(json.dumps(report, indent=2) + "\n")
