@@ -419,10 +419,8 @@ def _deltas(evaluation: EvalReport | None, position: int) -> dict[str, float]:
     """qid -> the change of the first measure (the run at `position` - the baseline), for the judged queries."""
     if evaluation is None or evaluation.baseline is None:
         return {}
-    from rankvideo_cli.report.data import per_query_values
-
     measure = evaluation.measures[0]
-    ours, theirs = per_query_values(evaluation.runs[position]), per_query_values(evaluation.baseline)
+    ours, theirs = evaluation.runs[position].values, evaluation.baseline.values
     return {qid: values[measure] - theirs[qid][measure] for qid, values in ours.items() if qid in theirs}
 
 

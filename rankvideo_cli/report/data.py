@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rankvideo_cli.errors import InputError
-from rankvideo_cli.evaluation.measures import EvalReport, RunEvaluation
+from rankvideo_cli.evaluation.measures import EvalReport
 from rankvideo_cli.io.json_input import parse_json_line
 from rankvideo_cli.io.runs import Candidate, Run
 from rankvideo_cli.io.text import display_name, iter_lines
@@ -108,20 +108,18 @@ def build_sections(
 ) -> list[QuerySection]:
     """One section per qid, in the order given; `model_scores` holds each run's --scores (None: none)."""
     first = evaluation.measures[0] if evaluation is not None else None
-    run_values = [
-        per_query_values(evaluation.runs[position]) if evaluation is not None else {} for position in range(len(runs))
-    ]
+    run_values = [evaluation.runs[position].values if evaluation is not None else {} for position in range(len(runs))]
     compared = evaluation.baseline if evaluation is not None else None
-    baseline_values = per_query_values(compared) if compared is not None else {}
+    baseline_values = compared.values if compared is not None else {}
     sections = []
     for qid in qids:
-        section = QuerySection(qid, (queries or {}).get(qid), baseline_measures=baseline_values.get(qid, {}))
+        section = QuerySection(qid, (queries or {}).get(qid), baseline_measures=dict(baseline_values.get(qid, {})))
         judged = (qrels or {}).get(qid, {})
         theirs = baseline.get(qid, []) if baseline is not None else []
         their_ranks = _ranks(theirs)
         ours_by_run = [run.get(qid, []) for run in runs]
         for values, ours, scores in zip(run_values, ours_by_run, model_scores, strict=True):
-            column = RunColumn(measures=values.get(qid, {}))
+            column = RunColumn(measures=dict(values.get(qid, {})))
             if first is not None and first in column.measures and first in section.baseline_measures:
                 column.delta = column.measures[first] - section.baseline_measures[first]
             for candidate in ours[:top]:
@@ -138,15 +136,6 @@ def build_sections(
             section.baseline_rows.append(_row(qid, candidate, moves, judged, None))
         sections.append(section)
     return sections
-
-
-def per_query_values(evaluation: RunEvaluation) -> dict[str, dict[str, float]]:
-    """qid -> measure -> value of an evaluated run, for every judged query: read once per run, as lookups by
-    query are many."""
-    return {
-        str(qid): {str(name): float(value) for name, value in row.items()}
-        for qid, row in evaluation.per_query.to_dict("index").items()
-    }
 
 
 def _row(

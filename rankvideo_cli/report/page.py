@@ -177,7 +177,7 @@ def render_page(
         measure=evaluation.measures[0] if evaluation is not None else None,
         measures=evaluation.measures if evaluation is not None else [],
         overview=overview_rows(evaluation, runs) if evaluation is not None else [],
-        judged_queries=len(evaluation.runs[0].per_query) if evaluation is not None else 0,
+        judged_queries=len(evaluation.runs[0].values) if evaluation is not None else 0,
         correction=evaluation.correction if evaluation is not None else "",
         charts=charts,
         thumbnails_json=_script_json(thumbnails),
