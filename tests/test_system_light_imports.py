@@ -1,7 +1,9 @@
-"""Commands that need no model never import torch, transformers, PyAV or qwen-vl-utils.
+"""Commands that need no model never import torch, transformers, PyAV or qwen-vl-utils: `--help`, input errors,
+`eval`, `merge`, `rank`, `tune`, `videos`, `frames` (PyAV only), `report` and a rerun whose pairs are all in the
+score store (its fingerprint is read from the model's files).
 
 Each case runs the real console entry point in a fresh interpreter (the test process itself has torch loaded)
-and reports which heavy modules ended up in `sys.modules` when the command finished.
+and reports which of the watched modules ended up in `sys.modules` when the command finished.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE
+from helpers import SAMPLE, TINY, invoke_ok, sample_rerank_args
 
 HEAVY = ("torch", "torchvision", "transformers", "av", "qwen_vl_utils", "decord")
+MODEL_STACK = ("torch", "torchvision", "transformers", "qwen_vl_utils", "decord")
+# what `eval` leaves to the commands that need it: 1 s of imports against ir-measures' 0.1 s
+SLOW_FOR_EVAL = ("pandas", "scipy")
 
 PROBE = """
 import json, sys
@@ -32,9 +37,9 @@ sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n
 """
 
 
-def run_probe(args: list[str], cwd: Path) -> dict:
+def run_probe(args: list[str], cwd: Path, watched: tuple[str, ...] = HEAVY) -> dict:
     completed = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(watched)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -200,3 +205,51 @@ def test_frames_imports_pyav_only(tmp_path: Path) -> None:
     assert run_probe(["frames", video, "--json"], tmp_path) == {"code": 0, "heavy": ["av"]}
     saved = run_probe(["frames", video, "--save", str(tmp_path / "png")], tmp_path)
     assert saved["code"] == 0 and "transformers" not in saved["heavy"]
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The sample reranked once with tiny-random (this process: torch loads here): its run, its score store and
+    its scores; and a store of two fake-scorer shards, for `merge`."""
+    work = tmp_path_factory.mktemp("stored")
+    first = sample_rerank_args(SAMPLE / "videos", "--cache", str(work / "store"), model=TINY)
+    invoke_ok(*first, "-o", work / "run.trec", "--scores", work / "scores.jsonl")
+    for index in (0, 1):
+        shard = sample_rerank_args(SAMPLE / "videos", "--cache", str(work / "shards"), "--shard", f"{index}/2")
+        invoke_ok(*shard)
+    return work
+
+
+def test_a_rerun_whose_pairs_are_all_stored_imports_no_model_stack(stored: Path, tmp_path: Path) -> None:
+    """A requeued SLURM task, a finished job run again: the fingerprint comes from the model's files."""
+    args = sample_rerank_args(SAMPLE / "videos", "--cache", str(stored / "store"), model=TINY)
+    rerun = tmp_path / "rerun.trec"
+    assert run_probe([*args, "-o", str(rerun)], tmp_path) == {"code": 0, "heavy": []}
+    assert rerun.read_bytes() == (stored / "run.trec").read_bytes()
+
+
+def test_commands_over_stored_scores_import_no_model_stack(stored: Path, tmp_path: Path) -> None:
+    run, qrels = str(SAMPLE / "first_stage.trec"), str(SAMPLE / "qrels.txt")
+    merge = ["merge", run, str(SAMPLE / "queries.tsv"), "--cache", str(stored / "shards")]
+    assert run_probe([*merge, "-o", str(tmp_path / "merged.trec")], tmp_path) == {"code": 0, "heavy": []}
+    assert (tmp_path / "merged.trec").stat().st_size > 0
+    scores = str(stored / "scores.jsonl")
+    rank = ["rank", run, "--scores", scores, "--qrels", qrels, "-o", str(tmp_path / "ranked.trec")]
+    assert run_probe(rank, tmp_path) == {"code": 0, "heavy": []}
+    assert run_probe(["tune", run, qrels, "--scores", scores, "--folds", "2"], tmp_path) == {"code": 0, "heavy": []}
+
+
+def test_eval_against_a_baseline_imports_neither_pandas_nor_scipy(stored: Path, tmp_path: Path) -> None:
+    """Its paired t-tests are `evaluation.student_t`'s and its tsv is the csv module's."""
+    args = ["eval", str(stored / "run.trec"), str(SAMPLE / "qrels.txt"), "--baseline", str(SAMPLE / "first_stage.trec")]
+    for fmt in ("tsv", "json", "table"):
+        outcome = run_probe([*args, "--format", fmt], tmp_path, HEAVY + SLOW_FOR_EVAL)
+        assert outcome == {"code": 0, "heavy": []}
+
+
+def test_report_without_videos_imports_no_model_stack(stored: Path, tmp_path: Path) -> None:
+    """No torch or transformers; PyAV is imported by report/page.py with or without videos to decode."""
+    args = ["report", str(stored / "run.trec"), "--baseline", str(SAMPLE / "first_stage.trec")]
+    args += ["--qrels", str(SAMPLE / "qrels.txt"), "--queries", str(SAMPLE / "queries.tsv")]
+    outcome = run_probe([*args, "-o", str(tmp_path / "report.html")], tmp_path, MODEL_STACK)
+    assert outcome == {"code": 0, "heavy": []}
