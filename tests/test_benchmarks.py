@@ -8,7 +8,8 @@ benchmarks/README.md; speed is never asserted here):
 - pipeline.py: the --smoke configuration end to end (structure and score agreement; the speed ratio is measured
   and recorded in benchmarks/README.md, not tested);
 - prefix_cache.py's profile: what it counts as attention (by how it was called) and linear time;
-- scale.py and eval_speed.py: end to end at a small size.
+- scale.py and eval_speed.py: end to end at a small size; light_commands.py once, against HEAD (a shallow clone
+  may lack the commits it compares by default).
 """
 
 from __future__ import annotations
@@ -709,3 +710,24 @@ def test_eval_speed_benchmark_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["lines"] == 30 * 50 - 50
     assert set(results["ratios"]) == {"wall", "peak_rss", "sample_wall"}
+
+
+# --------------------------------------------------------------------------------------------------
+# benchmarks/light_commands.py
+# --------------------------------------------------------------------------------------------------
+
+
+def test_light_commands_benchmark_smoke(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Once against HEAD's tree: both trees' reruns answer every pair from the store (the benchmark stops
+    otherwise), and every figure and target is reported."""
+    out = tmp_path / "light.json"
+    command = [sys.executable, str(BENCHMARKS / "light_commands.py"), "--base", "HEAD", "--frames-base", "HEAD"]
+    completed = subprocess.run([*command, "--repeats", "1", "--json", str(out)], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert set(results["medians"]) == {"stored_rerun", "frames", "eval_baseline", "ir_measures"}
+    assert set(results["medians"]["frames"]) == {"base", "current", "frames_base"}
+    assert all(figures["wall_s"] > 0 for by_tree in results["medians"].values() for figures in by_tree.values())
+    assert set(results["speedup_over_base"]) == {"stored_rerun", "frames", "eval_baseline", "frames_over_frames_base"}
+    assert set(results["targets_met"]) == {"stored_rerun", "frames", "eval_baseline"}
+    assert "eval --baseline / ir_measures" in completed.stdout

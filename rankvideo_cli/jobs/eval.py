@@ -13,7 +13,6 @@ from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.atomic import write_stdout
 from rankvideo_cli.io.runs import read_run_scores
 from rankvideo_cli.io.text import display_name
-from rankvideo_cli.jobs.inputs import report_tolerated
 from rankvideo_cli.messages import say
 
 if TYPE_CHECKING:
@@ -45,12 +44,12 @@ def run_eval(
         raise UsageError("only one run can be read from stdin (-)")
     parse_measure_specs(measures)  # an unknown measure fails before any file is read
     judged = read_judgments(qrels)  # no pandas: the evaluation reads dicts
-    report_tolerated(console, describe_tolerated(judged))
+    say_tolerated(console, describe_tolerated(judged))
     names = run_names(paths, baseline)
     scores = []
     for path in [*paths, *([baseline] if baseline is not None else [])]:
         run = read_run_scores(path)
-        report_tolerated(console, run.tolerated.describe(run.source, 6))
+        say_tolerated(console, run.tolerated.describe(run.source, 6))
         scores.append(run)
     if baseline is not None:
         for run in scores[: len(paths)]:
@@ -71,6 +70,13 @@ def run_eval(
         for note in report_notes(report):
             say(console, note)
     return report
+
+
+def say_tolerated(console: Console, line: str | None) -> None:
+    """The line about what a reader tolerated in a file, if any (as `jobs.inputs.report_tolerated`, whose module
+    brings the rerank's pipeline: a tenth of eval's start-up)."""
+    if line:
+        say(console, line)
 
 
 def default_format() -> str:
