@@ -6,6 +6,9 @@
   `prefix_cache`: its per-video prefix computed once, every query's suffix packed against it.
 - `loading`: hub id / local directory / `tiny-random` -> model + processor, with one-line `ModelLoadError`s;
   `hf`: `LoadedModel` and quiet weight loading, shared by loading, the scorer and the tiny model.
+- `model_files`: a `--model` as files on this machine (`resolve_model_offline`), `chat_template`: its template
+  rendered as the processor would, `runtime`: device, dtype and attention by name: torch-free, so a fingerprint
+  is read without loading (`loading.predict_fingerprint`).
 - `options`: `ScorerOptions` (how to load a scorer, as plain data: the workers' and every entry point's);
   `deferred`: `DeferredScorer` (the weights load only when a pair needs scoring).
 - `memory`: batch sizes from the model's shape and the free device memory; `generate`: `explain`'s answers.
