@@ -177,7 +177,7 @@ def test_the_fingerprint_is_read_without_torch_or_transformers(tiny_model_dir: P
 
 def test_the_device_dtype_and_attention_are_torchs_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a GPU here: what `torch.cuda.is_available()` says, and the same refusal of a CUDA device."""
-    assert runtime.torch_cuda_build() == (torch.version.cuda is not None)
+    assert runtime.torch_cuda_build() == (torch.version.cuda or "")
     assert runtime.cuda_available() == torch.cuda.is_available()
     assert runtime.device_type(None) == resolve_device(None).type
     assert runtime.device_type("cpu") == "cpu"
@@ -195,12 +195,43 @@ def test_the_device_dtype_and_attention_are_torchs_choice(monkeypatch: pytest.Mo
     assert runtime.attn_implementation_for(None, "cuda", "float32") == "sdpa"
 
 
-def test_a_missing_cuda_driver_is_no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_library(name: str) -> None:
-        raise OSError(f"{name}: cannot open shared object file")
+class FakeDriver:
+    """libcuda as ctypes sees it: each call writes through its pointer and returns a CUresult (0: success)."""
 
-    monkeypatch.setattr(runtime.ctypes, "CDLL", no_library)
-    assert runtime.cuda_driver_devices() == 0
+    def __init__(self, version: int, devices: int, init_result: int = 0) -> None:
+        self.version, self.devices, self.init_result = version, devices, init_result
+
+    def cuInit(self, flags: int) -> int:  # the driver API's names
+        return self.init_result
+
+    def cuDriverGetVersion(self, pointer) -> int:
+        pointer._obj.value = self.version
+        return 0
+
+    def cuDeviceGetCount(self, pointer) -> int:
+        pointer._obj.value = self.devices
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("driver", "devices"),
+    [
+        (None, 0),  # no libcuda.so.1
+        (FakeDriver(13000, 2), 2),
+        (FakeDriver(13020, 1), 1),
+        (FakeDriver(12040, 2), 0),  # older than the CUDA torch was built for: torch finds no device
+        (FakeDriver(13000, 0, init_result=100), 0),  # CUDA_ERROR_NO_DEVICE (CUDA_VISIBLE_DEVICES="")
+    ],
+    ids=["no driver", "two devices", "newer driver", "old driver", "none visible"],
+)
+def test_the_cuda_driver_is_asked_as_torch_would(driver: FakeDriver | None, devices: int, monkeypatch) -> None:
+    def load(name: str) -> FakeDriver:
+        if driver is None:
+            raise OSError(f"{name}: cannot open shared object file")
+        return driver
+
+    monkeypatch.setattr(runtime.ctypes, "CDLL", load)
+    assert runtime.cuda_driver_devices("13.0") == devices
 
 
 def test_offline_resolution_of_each_kind_of_model(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:

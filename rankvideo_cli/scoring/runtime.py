@@ -3,8 +3,9 @@ implementation that loading picks (`loading.resolve_device`, `resolve_dtype`, `r
 these rules with torch's objects), so a fingerprint can be predicted without importing torch.
 
 Whether CUDA is there is asked of what torch would ask: torch's build (its `version.py` names the CUDA it was
-built for, or None) and the CUDA driver (`cuInit` and `cuDeviceGetCount` of libcuda through ctypes, which honour
-CUDA_VISIBLE_DEVICES as torch does). A question these cannot answer (a ROCm build, a device type other than cpu
+built for, or None) and the CUDA driver (`cuInit`, `cuDriverGetVersion` and `cuDeviceGetCount` of libcuda
+through ctypes, which honour CUDA_VISIBLE_DEVICES as torch does; a driver older than torch's CUDA counts as
+none, as torch finds none). A question these cannot answer (a ROCm build, a device type other than cpu
 and cuda) returns None, and the caller asks torch itself.
 """
 
@@ -35,9 +36,9 @@ _PLAIN_DEVICE = re.compile(r"^(?P<type>cpu|cuda)(:(?P<index>0|[1-9][0-9]*))?$")
 _BUILT_FOR = re.compile(r"^(?P<name>cuda|hip)\s*(:[^=]*)?=\s*(?P<value>.+?)\s*$", re.MULTILINE)
 
 
-def torch_cuda_build() -> bool | None:
-    """Whether the installed torch was built for CUDA (its `torch/version.py`); None for a ROCm build (whose
-    `torch.cuda` is HIP) or when torch is not there to read."""
+def torch_cuda_build() -> str | None:
+    """The CUDA version the installed torch was built for ("13.0"; its `torch/version.py`), "" for a CPU build;
+    None for a ROCm build (whose `torch.cuda` is HIP) or when torch is not there to read."""
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -45,14 +46,16 @@ def torch_cuda_build() -> bool | None:
         text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text(encoding="utf-8")
     except OSError:
         return None
-    built_for = {match["name"]: match["value"] != "None" for match in _BUILT_FOR.finditer(text)}
-    if built_for.get("hip"):
+    built_for = {match["name"]: match["value"].strip("'\"") for match in _BUILT_FOR.finditer(text)}
+    if built_for.get("hip", "None") != "None" or "cuda" not in built_for:
         return None
-    return built_for.get("cuda")
+    return "" if built_for["cuda"] == "None" else built_for["cuda"]
 
 
-def cuda_driver_devices() -> int:
-    """How many CUDA devices the driver shows this process (CUDA_VISIBLE_DEVICES applied); 0 without a driver.
+def cuda_driver_devices(built_for: str) -> int:
+    """How many CUDA devices the driver shows this process (CUDA_VISIBLE_DEVICES applied) that a torch built for
+    CUDA `built_for` can use: 0 without a driver, or with one older than that CUDA's major version (torch then
+    finds no device either).
 
     `cuInit` creates no context: torch initialises the same driver later in this process. A process that forks
     after it cannot use CUDA in the child (as after torch's own initialisation); rankvideo's device workers are
@@ -61,8 +64,12 @@ def cuda_driver_devices() -> int:
         driver = ctypes.CDLL("libcuda.so.1")
     except OSError:
         return 0
-    count = ctypes.c_int(0)
-    if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+    version, count = ctypes.c_int(0), ctypes.c_int(0)
+    if driver.cuInit(0) != 0 or driver.cuDriverGetVersion(ctypes.byref(version)) != 0:
+        return 0
+    if version.value // 1000 < int(built_for.split(".")[0]):
+        return 0
+    if driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
         return 0
     return count.value
 
@@ -70,10 +77,10 @@ def cuda_driver_devices() -> int:
 @functools.cache
 def cuda_available() -> bool | None:
     """`torch.cuda.is_available()` without importing torch; None where only torch can tell (see the module)."""
-    built = torch_cuda_build()
-    if built is None:
+    built_for = torch_cuda_build()
+    if built_for is None:
         return None
-    return built and cuda_driver_devices() > 0
+    return bool(built_for) and cuda_driver_devices(built_for) > 0
 
 
 def device_type(device: str | None) -> str | None:
