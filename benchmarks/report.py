@@ -143,9 +143,9 @@ def compare(paths: dict[str, Path], work: Path, workers: list[str], against: Pat
         best = {name: math.inf for name in checkouts}
         for _ in range(repeats):
             for name, checkout in checkouts.items():  # in turns: a busy spell of the machine slows both alike
-                output = work / name / target
-                output.parent.mkdir(parents=True, exist_ok=True)
-                seconds, _ = timed([*common, *extra, "-o", str(output)], checkout)
+                (work / name).mkdir(parents=True, exist_ok=True)
+                output = f"{work / name}/{target}"  # text: the trailing slash of a directory must survive
+                seconds, _ = timed([*common, *extra, "-o", output], checkout)
                 best[name] = min(best[name], seconds)
         for name in checkouts:
             page = work / name / (target + "index.html" if target.endswith("/") else target)

@@ -1,11 +1,10 @@
-"""`rankvideo report`: a web page of what the reranker did, query by query, with the frames the model saw.
+"""`rankvideo report`: a web page of what the rerankers did, query by query, with the frames the model saw.
 
 Steps: check every option and the output location; read the runs, the baseline, the qrels, the queries, each
 run's scores and explanations (any of them bad: one line, exit 2, nothing written); evaluate as `rankvideo eval`
 does, every run against the baseline; choose the queries; make the thumbnails (frame cache, else PyAV, in
-threads); draw each run's charts; write the
-page atomically (into a directory: the page and its thumbnails, swapped in together). No model is loaded and
-torch is never imported.
+threads); draw each run's charts; write the page atomically (into a directory: the page and its thumbnails,
+swapped in together). No model is loaded and torch is never imported.
 """
 
 from __future__ import annotations
@@ -157,8 +156,10 @@ def files_per_run(option: str, values: Sequence[str | Path], run_paths: Sequence
     plain: list[Path] = []
     for value in map(str, values):
         run, equals, file = value.partition("=")
-        position = runs.index(run) if run in runs else names.index(run) if equals and run in names else None
-        if equals and file and position is not None:
+        position = None
+        if equals:
+            position = runs.index(run) if run in runs else names.index(run) if run in names else None
+        if file and position is not None:
             if position in named:
                 raise UsageError(f"{option}: two files for the run {run}")
             named.add(position)
