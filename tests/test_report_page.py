@@ -253,3 +253,8 @@ def test_relevant_and_non_relevant_are_drawn_apart_in_colour_blind_safe_colours(
 def test_an_ecdf_of_thousands_of_scores_is_drawn_at_a_few_hundred_steps() -> None:
     xs, ys = charts._ecdf_steps([float(value % 101) for value in range(5000)])
     assert len(xs) == charts.ECDF_POINTS and ys[-1] == 1.0 and xs == sorted(xs)
+
+
+def test_the_two_run_report_is_the_same_bytes_made_again(two_runs: Path, tmp_path: Path) -> None:
+    again = sample_report(tmp_path, "--decode-workers", "1")  # other files, other threads: the same page
+    assert again.read_bytes() == two_runs.read_bytes()
