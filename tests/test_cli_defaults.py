@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from helpers import FIRST_STAGE, QRELS, assert_refused, invoke, invoke_ok
+from helpers import FIRST_STAGE, QRELS, VIDEOS, assert_refused, invoke, invoke_ok, manifest_of, sample_rerank_args
 
 from rankvideo_cli.cli import app
 from rankvideo_cli.cli.defaults import NOT_FROM_FILE, env_variable
@@ -135,6 +135,21 @@ def test_no_options_variable_collides_with_the_variables_the_tool_reads() -> Non
     one_shot = [param for command in group.commands.values() for param in command.params if param.name in NOT_FROM_FILE]  # type: ignore[attr-defined]
     assert {param.name for param in one_shot} == {"dry_run", "force"}
     assert all(param.envvar is None for param in one_shot)  # --dry-run and --force only ever on the command line
+
+
+def test_a_reruns_manifest_records_where_each_option_came_from(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "work" / "rankvideo.toml").write_text("[rerank]\ndepth = 5\n")
+    monkeypatch.setenv("RANKVIDEO_RERANK_TAG", "from-env")
+    output = tmp_path / "run.trec"
+    invoke_ok(*sample_rerank_args(VIDEOS, "-o", output))
+    sources = manifest_of(output)["options_from"]
+    assert sources["depth"] == f"{home / 'work' / 'rankvideo.toml'} [rerank]"
+    assert sources["tag"] == "environment RANKVIDEO_RERANK_TAG"
+    assert sources["model"] == sources["output"] == "command line"
+    assert "normalization" not in sources  # at its default
+    assert output.read_text().split("\n")[0].endswith(" from-env")
 
 
 def completion(words: str) -> list[str]:

@@ -141,6 +141,8 @@ def value_sources(context: Any, defaults: Defaults) -> dict[str, str]:
     command = context.info_name
     sources: dict[str, str] = {}
     for param in context.command.params:
+        if param.param_type_name != "option":
+            continue  # an argument is always on the command line
         source = context.get_parameter_source(param.name)
         kind = getattr(source, "name", None)
         if kind == "COMMANDLINE":

@@ -120,6 +120,7 @@ def run_rerank(job: RerankJob, console: Console, scorer_factory: Callable[[], Sc
                     settings=job.settings(),
                     scorer_fingerprint=model_description if scorer is None else describe_scorer(scorer),
                     reranker=describe_reranker(selection, result),
+                    options_from=job.outputs.option_sources,
                     runtime={"device": ",".join(result.settings["devices"])} if on_devices else None,
                     status=final_status,
                     reason=why,
