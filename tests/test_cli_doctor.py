@@ -139,3 +139,20 @@ def test_configured_defaults_are_listed_with_where_each_came_from(
     assert rows["sample", "multivent"]["from"] == str(config)
     assert rows["rerank", "model"]["from"] == "RANKVIDEO_RERANK_MODEL"
     assert report["config_files"] == [str(config)]
+
+
+def test_a_hub_model_in_the_offline_cache_is_found_at_its_commit(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_scoring_model_files import COMMIT, hub_cache_holding
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = hub_cache_holding(tmp_path / "hub", tiny_model_dir, "hltcoe/RankVideo")
+    result = invoke_ok("doctor", "--model", "hltcoe/RankVideo", "--cache-dir", tmp_path / "hub", "--json")
+    assert checks_of(result)["model"] == {
+        "check": "model",
+        "status": "ok",
+        "detail": f"hltcoe/RankVideo in the cache at commit {COMMIT}",
+        "fix": "",
+    }
+    assert json.loads(result.stdout)["model"] == {"directory": str(snapshot), "revision": COMMIT, "kind": "hub"}

@@ -118,9 +118,9 @@ def examine(request: DoctorRequest) -> Checkup:
     check_gpus(checkup, request.scorer)
     check_decoders(checkup, request.videos)
     if request.scorer is not None:
-        finding, location = check_model(request.scorer)
+        finding, found = check_model(request.scorer)
         checkup.add(finding)
-        checkup.facts["model"] = {"directory": location.directory, "revision": location.revision}
+        checkup.facts["model"] = {"directory": found.directory, "revision": found.revision, "kind": found.kind}
     else:
         checkup.add(Finding("model", INFO, "not checked: give --model (or set it in rankvideo.toml)"))
     check_locations(checkup, request)

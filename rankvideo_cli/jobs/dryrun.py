@@ -84,7 +84,7 @@ def check_readiness(job: RerankJob, plan: dict, outputs: OutputPlan) -> tuple[li
     """What the real run needs (`jobs/readiness.py`): the model resolvable as it will load, the device, dtype and
     attention implementation, room for the store and the run; and the GPU time the plan's pairs are predicted
     to take."""
-    model, location = check_model(job.scorer)
+    model, found = check_model(job.scorer)
     device, choice = check_device(job.scorer)
     worst = max(plan["by_stored_model"], key=lambda entry: entry["pairs_to_score"])
     to_score, videos = worst["pairs_to_score"], worst["videos_to_decode"]
@@ -94,7 +94,7 @@ def check_readiness(job: RerankJob, plan: dict, outputs: OutputPlan) -> tuple[li
         to_score,
         to_score / videos if videos else 1.0,
         job.scorer.selection().reranker.name,
-        model_size(location.directory, job.scorer.model),
+        model_size(found.directory, job.scorer.model),
         gpu,
     )
     return [model, device, space], prediction

@@ -15,6 +15,7 @@ from pathlib import Path
 from rankvideo_cli.errors import ModelLoadError, RankVideoError, UsageError
 from rankvideo_cli.messages import plural
 from rankvideo_cli.scoring.fake import is_fake_model
+from rankvideo_cli.scoring.model_files import OfflineModel, resolve_model_offline
 from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.scoring.tiny import TINY_MODEL_NAME
 
@@ -51,43 +52,31 @@ class NotReady(RankVideoError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class ModelLocation:
-    """Where the model's files are (None: not on this machine, or no files: the fake scorer), at which commit."""
+def check_model(options: ScorerOptions) -> tuple[Finding, OfflineModel]:
+    """The model resolvable as the run will load it (`model_files.resolve_model_offline`: a local Qwen3-VL
+    directory, or a hub id in the cache, at which commit), or downloadable: not cached, with the hub allowed and
+    in reach (`loading.check_model_available` says why not)."""
+    found = resolve_model_offline(options.model, options.revision, options.cache_dir)
+    if found.kind == "fake-scorer":
+        return Finding("model", OK, f"{options.model}: no weights (the test scorer)"), found
+    if found.kind == TINY_MODEL_NAME and found.resolved:
+        return Finding("model", WARN, "tiny-random: random weights, its scores mean nothing"), found
+    if found.resolved and found.kind == "local":
+        return Finding("model", OK, f"local directory {found.directory} ({found.revision})"), found
+    if found.resolved:
+        detail = f"{options.model} in the cache at commit {found.revision}"
+        if not found.pinned:
+            detail += " (online, loading may take a newer commit: --revision COMMIT or HF_HUB_OFFLINE=1 pins it)"
+        return Finding("model", OK, detail), found
+    if found.kind == "hub":
+        from rankvideo_cli.scoring.loading import check_model_available
 
-    directory: Path | None
-    revision: str | None
-
-
-def check_model(options: ScorerOptions) -> tuple[Finding, ModelLocation]:
-    """The model resolvable as the run will load it: a local Qwen3-VL directory, or a hub id in the cache (or
-    downloadable, when the hub is allowed and reachable)."""
-    model = options.model
-    if is_fake_model(model):
-        return Finding("model", OK, f"{model}: no weights (the test scorer)"), ModelLocation(None, None)
-    if model == TINY_MODEL_NAME:
-        return Finding("model", WARN, "tiny-random: random weights, its scores mean nothing"), ModelLocation(None, None)
-    from rankvideo_cli.scoring.loading import check_model_available
-
-    try:
-        check_model_available(options)
-    except ModelLoadError as error:
-        return Finding("model", FAIL, str(error)), ModelLocation(None, None)
-    directory = Path(model).expanduser()
-    if directory.is_dir():
-        return Finding("model", OK, f"local directory {directory}"), ModelLocation(directory, None)
-    from huggingface_hub import try_to_load_from_cache
-
-    cache_dir = str(Path(options.cache_dir).expanduser()) if options.cache_dir is not None else None
-    cached = try_to_load_from_cache(model, "config.json", revision=options.revision, cache_dir=cache_dir)
-    if isinstance(cached, str):
-        snapshot = Path(cached).parent
-        return Finding("model", OK, f"{model} in the cache at commit {snapshot.name}"), ModelLocation(
-            snapshot, snapshot.name
-        )
-    return Finding(
-        "model", WARN, f"{model} is not in the cache: the run will download it (about 17 GB for an 8B)"
-    ), ModelLocation(None, None)
+        try:
+            check_model_available(options)  # offline, or the hub out of reach: its one-line refusal
+        except ModelLoadError as error:
+            return Finding("model", FAIL, str(error)), found
+        return Finding("model", WARN, f"{options.model} is not in the cache: the run will download it"), found
+    return Finding("model", FAIL, found.problem or f"{options.model}: unusable"), found
 
 
 @dataclass(frozen=True)
