@@ -99,11 +99,11 @@ def test_model_card_usage(tiny_model_dir: Path, clips) -> None:
 
 def test_score_rows_for_the_cli(tiny_scorer, clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rankvideo_cli.jobs.score import score_videos
-    from rankvideo_cli.videos import frames
+    from rankvideo_cli.scoring import reranker
 
     decoded: list[str] = []
-    real = frames.sample_video
-    monkeypatch.setattr(frames, "sample_video", lambda path, config: decoded.append(str(path)) or real(path, config))
+    real = reranker.sample_video  # the CLI's rows come from VLMReranker's score_each_video
+    monkeypatch.setattr(reranker, "sample_video", lambda path, config: decoded.append(str(path)) or real(path, config))
     first, _ = clips
     missing = tmp_path / "missing.mp4"
     rows = score_videos(tiny_scorer, "a dog", [first, missing, first], SamplingConfig())

@@ -124,6 +124,9 @@ def run_probe(args: list[str], cwd: Path, watched: tuple[str, ...] = HEAVY) -> d
         (["videos", str(SAMPLE / "multivent" / "videos"), "--json"], 0),
         (["rank", str(SAMPLE / "first_stage.trec"), "--scores", "no-such-scores.jsonl"], 2),
         (["tune", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "qrels.txt"), "--scores", "no-such.jsonl"], 2),
+        (["slurm"], 0),
+        (["slurm", "array", "--partition", "gpu", "--frames-cache"], 0),
+        (["slurm", "nope"], 2),
     ],
     ids=[
         "help",
@@ -140,6 +143,9 @@ def run_probe(args: list[str], cwd: Path, watched: tuple[str, ...] = HEAVY) -> d
         "videos",
         "rank-missing-scores",
         "tune-missing-scores",
+        "slurm-list",
+        "slurm-array",
+        "slurm-unknown",
     ],
 )
 def test_command_imports_no_model_stack(args: list[str], code: int, tmp_path: Path) -> None:
@@ -253,3 +259,13 @@ def test_report_without_videos_imports_no_model_stack(stored: Path, tmp_path: Pa
     args += ["--qrels", str(SAMPLE / "qrels.txt"), "--queries", str(SAMPLE / "queries.tsv")]
     outcome = run_probe([*args, "-o", str(tmp_path / "report.html")], tmp_path, MODEL_STACK)
     assert outcome == {"code": 0, "heavy": []}
+
+
+def test_a_defaults_file_the_tool_cannot_use_is_refused_before_the_model_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "rankvideo.toml"
+    config.write_text("[rerank]\nvidoes = '/data'\n")
+    monkeypatch.setenv("RANKVIDEO_CONFIG", str(config))
+    args = ["rerank", str(SAMPLE / "first_stage.trec"), str(SAMPLE / "queries.tsv"), "--videos", str(SAMPLE / "videos")]
+    assert run_probe(args, tmp_path) == {"code": 2, "heavy": []}
