@@ -60,7 +60,7 @@ def test_qwen3vl_directory_without_weights(tmp_path: Path, tiny_model_dir: Path)
     shutil.copy(tiny_model_dir / "config.json", tmp_path / "config.json")
     with pytest.raises(ModelLoadError) as error:
         load_model(ScorerOptions(str(tmp_path), device="cpu"))
-    assert "has no weights" in _one_line(error)
+    assert f"{tmp_path} is incomplete: neither model.safetensors nor model.safetensors.index.json" in _one_line(error)
 
 
 def test_hub_id_offline_with_an_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

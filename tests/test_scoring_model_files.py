@@ -4,21 +4,30 @@ finds its scores under it; and `resolve_model_offline`, which `doctor` and the d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Set
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import invoke
 from huggingface_hub import try_to_load_from_cache
 
-from rankvideo_cli.errors import UsageError
+from rankvideo_cli.errors import ModelLoadError, UsageError
 from rankvideo_cli.scoring import loading, runtime
 from rankvideo_cli.scoring.chat_template import TemplateProcessor, processor_chat_template, template_for
 from rankvideo_cli.scoring.deferred import DeferredScorer
-from rankvideo_cli.scoring.loading import load_processor, load_scorer, predict_fingerprint, resolve_device
+from rankvideo_cli.scoring.loading import (
+    check_model_available,
+    load_processor,
+    load_scorer,
+    predict_fingerprint,
+    resolve_device,
+)
 from rankvideo_cli.scoring.model_files import cached_snapshot, local_revision, resolve_model_offline
 from rankvideo_cli.scoring.options import ScorerOptions
 from rankvideo_cli.scoring.prompt import PROBE_QUERY, build_messages
@@ -277,3 +286,144 @@ def test_the_snapshot_lookup_is_huggingface_hubs(tiny_model_dir: Path, tmp_path:
             expected = try_to_load_from_cache(model, "config.json", cache_dir=tmp_path, revision=revision)
             found = cached_snapshot(model, revision, tmp_path)
             assert (found / "config.json" if found else None) == (Path(expected) if isinstance(expected, str) else None)
+
+
+INDEX = "model.safetensors.index.json"
+SHARDS = tuple(f"model-0000{number}-of-00004.safetensors" for number in range(1, 5))
+INCOMPLETE = {  # the files left out, those left as links to nothing, and what is said to be missing
+    "only config.json": (
+        {INDEX, *SHARDS},
+        set(),
+        "neither model.safetensors nor model.safetensors.index.json is there",
+    ),
+    "a shard the index names is not there": ({SHARDS[1]}, set(), f"{SHARDS[1]} is missing"),
+    "a shard's link goes nowhere": (set(), {SHARDS[1]}, f"{SHARDS[1]} is missing"),
+    "three shards missing": (
+        {SHARDS[1], SHARDS[3]},
+        {SHARDS[2]},
+        f"{SHARDS[1]} and 2 more of its 4 shards are missing",
+    ),
+    "shards without the index": ({INDEX}, set(), f"{INDEX} is missing"),
+    "the index's link goes nowhere": (set(), {INDEX}, f"{INDEX} is missing"),
+}
+
+
+def sharded_checkpoint(
+    directory: Path,
+    tiny: Path,
+    *,
+    absent: Set[str] = frozenset(),
+    broken: Set[str] = frozenset(),
+    blobs: Path | None = None,
+) -> Path:
+    """A Qwen3-VL checkpoint laid out as RankVideo's is (config.json, the index, four shards) in `directory`, less
+    the files in `absent`, and those in `broken` as links to a file that is not there. With `blobs`, each file is a
+    link into it, as the hub's cache stores a snapshot, and a broken one's blob is left `.incomplete`, as a cut
+    download leaves it. The shards are empty: only their names are looked at."""
+    contents = {
+        "config.json": (tiny / "config.json").read_bytes(),
+        INDEX: json.dumps(
+            {"metadata": {}, "weight_map": {f"layer.{n}.weight": s for n, s in enumerate(SHARDS)}}
+        ).encode(),
+        **{shard: b"" for shard in SHARDS},
+    }
+    directory.mkdir(parents=True)
+    gone = blobs if blobs is not None else directory.parent / "gone"
+    gone.mkdir(exist_ok=True)
+    for name, content in contents.items():
+        blob = gone / hashlib.sha256(name.encode()).hexdigest()
+        if name in absent:
+            continue
+        if name in broken:
+            blob.with_suffix(".incomplete").write_bytes(content[: len(content) // 2])
+            (directory / name).symlink_to(blob)
+        elif blobs is not None:
+            blob.write_bytes(content)
+            (directory / name).symlink_to(blob)
+        else:
+            (directory / name).write_bytes(content)
+    return directory
+
+
+def hub_snapshot(cache: Path, tiny: Path, *, absent: Set[str] = frozenset(), broken: Set[str] = frozenset()) -> Path:
+    """hltcoe/RankVideo's snapshot at COMMIT in the Hugging Face cache `cache`, `main` pointing at it."""
+    repo = cache / "models--hltcoe--RankVideo"
+    snapshot = sharded_checkpoint(repo / "snapshots" / COMMIT, tiny, absent=absent, broken=broken, blobs=repo / "blobs")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    return snapshot
+
+
+@pytest.mark.parametrize("case", list(INCOMPLETE))
+def test_a_snapshot_missing_weights_is_not_resolved_and_says_what_to_download(
+    case: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    absent, broken, missing = INCOMPLETE[case]
+    snapshot = hub_snapshot(tmp_path, tiny_model_dir, absent=absent, broken=broken)
+    found = resolve_model_offline("hltcoe/RankVideo", cache_dir=tmp_path)
+    assert (found.kind, found.directory, found.revision) == ("hub", snapshot, COMMIT)
+    assert found.problem == (
+        f"hltcoe/RankVideo at commit {COMMIT} in the cache is incomplete: {missing} "
+        "(run `hf download hltcoe/RankVideo` again)"
+    )
+    at_commit = resolve_model_offline("hltcoe/RankVideo", COMMIT, tmp_path)
+    assert (at_commit.problem or "").endswith(f"(run `hf download hltcoe/RankVideo --revision {COMMIT}` again)")
+
+
+@pytest.mark.parametrize("case", list(INCOMPLETE))
+def test_a_local_directory_missing_weights_is_refused_by_the_same_rule(
+    case: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    absent, broken, missing = INCOMPLETE[case]
+    directory = sharded_checkpoint(tmp_path / "model", tiny_model_dir, absent=absent, broken=broken)
+    found = resolve_model_offline(str(directory))
+    assert found.problem == f"{directory} is incomplete: {missing} (download or copy the model's files into it again)"
+    with pytest.raises(ModelLoadError) as refused:
+        check_model_available(ScorerOptions(str(directory)))
+    assert str(refused.value) == found.problem
+
+
+def test_a_sharded_checkpoint_with_every_shard_is_resolved(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """In the cache (each file a link into blobs/) and as a directory; the shards' contents are never read."""
+    snapshot = hub_snapshot(tmp_path / "hub", tiny_model_dir)
+    cached = resolve_model_offline("hltcoe/RankVideo", cache_dir=tmp_path / "hub")
+    assert (cached.directory, cached.revision, cached.problem) == (snapshot, COMMIT, None)
+    directory = sharded_checkpoint(tmp_path / "model", tiny_model_dir)
+    local = resolve_model_offline(str(directory))
+    assert local.resolved and local.revision is not None and local.revision.startswith("local:")
+
+
+def test_a_run_refuses_an_incomplete_snapshot_before_loading(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, or online with the hub out of reach, nothing can complete it: the same line, with no model loaded
+    and no fingerprint promised. With the hub in reach, loading downloads what is missing."""
+    hub_snapshot(tmp_path, tiny_model_dir, absent={SHARDS[1]})
+    options = ScorerOptions("hltcoe/RankVideo", cache_dir=str(tmp_path), revision=COMMIT, device="cpu")
+    line = f"hltcoe/RankVideo at commit {COMMIT} in the cache is incomplete: {SHARDS[1]} is missing"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match=f"^{line} "):
+        check_model_available(options)
+    with pytest.raises(ModelLoadError, match=f"^{line} "):
+        load_scorer(options)
+    assert predict_fingerprint(options) is None
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: False)
+    with pytest.raises(ModelLoadError, match=f"^{line} .*; the hub .* cannot be reached to complete it$"):
+        check_model_available(options)
+    monkeypatch.setattr(loading, "_hub_reachable", lambda: True)
+    check_model_available(options)
+
+
+def test_doctor_fails_on_an_incomplete_snapshot_offline_in_one_line(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub_snapshot(tmp_path, tiny_model_dir, absent={SHARDS[1]})
+    result = invoke("doctor", "--model", "hltcoe/RankVideo", "--cache-dir", tmp_path)
+    assert result.exit_code == 1
+    line = (
+        f"hltcoe/RankVideo at commit {COMMIT} in the cache is incomplete: {SHARDS[1]} is missing "
+        "(run `hf download hltcoe/RankVideo` again)"
+    )
+    assert any(printed.endswith(line) for printed in (result.stdout + result.stderr).splitlines())

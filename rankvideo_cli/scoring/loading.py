@@ -24,6 +24,7 @@ from rankvideo_cli.scoring.model_files import (
     check_architecture,
     check_local_dir,
     hub_cache,
+    incomplete_snapshot,
     is_hub_id,
     local_revision,
     looks_like_path,
@@ -115,15 +116,22 @@ def _hub_reachable(timeout_s: float = 2.0) -> bool:
 
 
 def _fail_fast_when_unreachable(model: str, revision: str | None, cache_path: Path | None) -> None:
-    """A hub id that is not in the cache needs the network: without it, fail in a second or two with the
-    one-line message, instead of huggingface_hub's half a minute of retries and warnings."""
+    """A hub id that the cache does not hold whole needs the network: without it, fail in a second or two with
+    the one-line message, instead of huggingface_hub's half a minute of retries and warnings, or transformers'
+    error about a missing weight file of a download cut short."""
+    snapshot = cached_snapshot(model, revision, cache_path)
+    incomplete = incomplete_snapshot(model, revision, snapshot) if snapshot is not None else None
     if offline():
-        return
-    if cached_snapshot(model, revision, cache_path) is not None:
-        return  # a cached copy: transformers falls back to it when the hub cannot be reached
+        if incomplete is not None:
+            raise ModelLoadError(incomplete)
+        return  # not cached at all: from_pretrained's failure is explained (_explain_hub_failure)
+    if snapshot is not None and incomplete is None:
+        return  # a whole cached copy: transformers falls back to it when the hub cannot be reached
     if not _hub_reachable():
         from huggingface_hub import constants
 
+        if incomplete is not None:
+            raise ModelLoadError(f"{incomplete}; the hub ({constants.ENDPOINT}) cannot be reached to complete it")
         at = f"{model}@{revision}" if revision else model
         raise ModelLoadError(
             f"model {at!r} is not in the Hugging Face cache ({hub_cache(cache_path)}) and the hub "
@@ -135,18 +143,17 @@ def _fail_fast_when_unreachable(model: str, revision: str | None, cache_path: Pa
 
 def check_model_available(options: ScorerOptions) -> None:
     """Refuse, without torch and in a second or two, a model that loading would refuse: a local directory that is
-    not a Qwen3-VL checkpoint, or a hub id that is neither in the cache nor downloadable (offline, or the hub out
-    of reach). Called before a run creates its score store, so such a run leaves nothing behind."""
+    not a Qwen3-VL checkpoint or misses weight files, or a hub id that is neither in the cache whole nor
+    downloadable (offline, or the hub out of reach). Called before a run creates its score store, so such a run
+    leaves nothing behind."""
     model, revision, cache_dir = options.model, options.revision, _cache_path(options)
     if is_named_model(model):
         return
     if not is_hub_id(model):
         check_local_dir(Path(model).expanduser())
         return
-    if offline():
-        if cached_snapshot(model, revision, cache_dir) is None:
-            raise ModelLoadError(_explain_hub_failure(model, revision, cache_dir, FileNotFoundError(model)))
-        return
+    if offline() and cached_snapshot(model, revision, cache_dir) is None:
+        raise ModelLoadError(_explain_hub_failure(model, revision, cache_dir, FileNotFoundError(model)))
     _fail_fast_when_unreachable(model, revision, cache_dir)
 
 
@@ -277,10 +284,12 @@ def load_processor(source: str, hub_kwargs: dict[str, Any]) -> Any:
 
 
 def _pinned_in_cache(model: str, revision: str | None, cache_dir: Path | None) -> bool:
-    """Whether `revision` is a commit hash whose snapshot is in the Hugging Face cache."""
+    """Whether `revision` is a commit hash whose snapshot is in the Hugging Face cache, whole: one missing a
+    weight file is loaded online, so that transformers downloads what is missing."""
     if revision is None or not COMMIT.match(revision):
         return False
-    return cached_snapshot(model, revision, cache_dir) is not None
+    snapshot = cached_snapshot(model, revision, cache_dir)
+    return snapshot is not None and incomplete_snapshot(model, revision, snapshot) is None
 
 
 def _device_map(device: torch.device) -> str | None:

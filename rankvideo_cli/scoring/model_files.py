@@ -54,7 +54,7 @@ def hub_cache(cache_dir: str | Path | None) -> Path:
 def cached_snapshot(model: str, revision: str | None, cache_dir: str | Path | None) -> Path | None:
     """The snapshot directory of `model` at `revision` (a commit, or a branch or tag the cache's refs/ name; None:
     main) whose config.json is in the cache: `huggingface_hub.try_to_load_from_cache`'s rules, without importing
-    its client."""
+    its client. Its weights may still be missing (a download cut short): `incomplete_snapshot` says."""
     repo = hub_cache(cache_dir) / f"models--{model.replace('/', '--')}"
     wanted = revision or "main"
     ref = repo / "refs" / wanted
@@ -80,6 +80,8 @@ def local_revision(directory: Path) -> str:
         return commit
     digest = hashlib.sha256((directory / "config.json").read_bytes())
     for weights in sorted(directory.glob("*.safetensors")) + sorted(directory.glob("pytorch_model*.bin")):
+        if not weights.is_file():
+            continue  # a broken link has no size; loading never reads it
         digest.update(f"\x00{weights.name}\x00{weights.stat().st_size}".encode())
     return f"local:{digest.hexdigest()[:16]}"
 
@@ -120,8 +122,63 @@ def check_local_dir(directory: Path) -> None:
             "config.json, the *.safetensors weights and the processor files)"
         )
     check_architecture(read_config(config_path), str(directory))
-    if not list(directory.glob("*.safetensors")) and not list(directory.glob("pytorch_model*.bin")):
-        raise ModelLoadError(f"{directory} has no weights (*.safetensors): the download may be incomplete")
+    missing = missing_weights(directory)
+    if missing is not None:
+        raise ModelLoadError(f"{directory} is incomplete: {missing} (download or copy the model's files into it again)")
+
+
+# What transformers' from_pretrained loads, in its order: one weights file, else the index and the shards it
+# names; safetensors before the older pytorch format.
+WEIGHT_LAYOUTS = (
+    ("model.safetensors", "model.safetensors.index.json"),
+    ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+)
+_SHARD = re.compile(r"^model-\d+-of-\d+\.safetensors$")
+
+
+def missing_weights(directory: Path) -> str | None:
+    """None when `directory` holds every weight file loading reads; else what is missing, as a phrase
+    ("model-00002-of-00004.safetensors is missing"). Only names are looked at, never the weights' contents: a
+    file that is there is taken as whole. A link whose target is gone counts as missing: the hub's cache links
+    a snapshot's files into blobs/, and a blob removed, or never finished, leaves such a link behind."""
+    for single, index in WEIGHT_LAYOUTS:
+        if (directory / single).is_file():
+            return None
+        if (directory / index).is_file():
+            return missing_shards(directory, index)
+    for single, index in WEIGHT_LAYOUTS:
+        for name in (single, index):
+            if (directory / name).is_symlink():
+                return f"{name} is missing"
+    if any(_SHARD.match(path.name) for path in directory.glob("model-*.safetensors")):
+        return "model.safetensors.index.json is missing"  # shards without the index that names them
+    return "neither model.safetensors nor model.safetensors.index.json is there"
+
+
+def missing_shards(directory: Path, index: str) -> str | None:
+    """None when every shard `index`'s weight_map names is in `directory`; else the first missing one, and how
+    many more."""
+    try:
+        weight_map = json.loads((directory / index).read_text(encoding="utf-8"))["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"{index} is unreadable (not JSON with a weight_map)"
+    missing = [shard for shard in shards if not (directory / str(shard)).is_file()]
+    if not missing:
+        return None
+    if len(missing) == 1:
+        return f"{missing[0]} is missing"
+    return f"{missing[0]} and {len(missing) - 1} more of its {len(shards)} shards are missing"
+
+
+def incomplete_snapshot(model: str, revision: str | None, snapshot: Path) -> str | None:
+    """None when the cached `snapshot` of `model` holds every weight file loading reads; else one line saying
+    which is missing and how to complete it."""
+    missing = missing_weights(snapshot)
+    if missing is None:
+        return None
+    download = f"hf download {model}" + (f" --revision {revision}" if revision else "")
+    return f"{model} at commit {snapshot.name} in the cache is incomplete: {missing} (run `{download}` again)"
 
 
 def not_cached_offline(model: str, revision: str | None, cache_dir: str | Path | None) -> str:
@@ -156,10 +213,11 @@ def resolve_model_offline(model: str, revision: str | None = None, cache_dir: st
     and `cache_dir` (the Hugging Face cache; None: HF_HUB_CACHE / HF_HOME's) are `--revision` and `--cache-dir`.
 
     A problem is what loading would refuse before reading weights: a directory that is not a Qwen3-VL checkpoint,
-    a hub id (or that revision of it) not in the cache, `--revision` given for a local model. A hub id whose
-    snapshot is in the cache is resolved even online; `pinned` says whether the commit is the one loading would
-    use there (a commit given, or HF_HUB_OFFLINE=1) or one the hub could replace. `tiny-random` not built yet is
-    no problem: it is built on first use, offline (its `directory` is where).
+    a hub id (or that revision of it) not in the cache, a directory or cached snapshot missing weight files (a
+    download cut short), `--revision` given for a local model. A hub id whose snapshot is in the cache whole is
+    resolved even online; `pinned` says whether the commit is the one loading would use there (a commit given,
+    or HF_HUB_OFFLINE=1) or one the hub could replace. `tiny-random` not built yet is no problem: it is built on
+    first use, offline (its `directory` is where).
     """
     if is_fake_model(model):
         return OfflineModel(model, "fake-scorer", None, model, None)
@@ -184,4 +242,5 @@ def resolve_model_offline(model: str, revision: str | None = None, cache_dir: st
         check_architecture(read_config(snapshot / "config.json"), repr(model))
     except ModelLoadError as error:
         return OfflineModel(model, "hub", snapshot, model, snapshot.name, str(error), pinned)
-    return OfflineModel(model, "hub", snapshot, model, snapshot.name, None, pinned)
+    incomplete = incomplete_snapshot(model, revision, snapshot)
+    return OfflineModel(model, "hub", snapshot, model, snapshot.name, incomplete, pinned)
