@@ -292,6 +292,39 @@ def test_rank_refuses_bad_arguments_before_decoding(undecoded) -> None:
     assert reranker.rank("q", []).results == ()
 
 
+@pytest.mark.parametrize("one_path", ["videos/v001.mp4", b"videos/v001.mp4", Path("videos/v001.mp4")])
+def test_rank_refuses_one_path_where_it_takes_a_list(one_path, undecoded) -> None:
+    """One video is refused with the call to write instead: a str is a sequence too, and taken for the list its
+    letters would be the paths ("video path 'v' is given twice")."""
+    reranker = VLMReranker.from_scorer(ScoresByPath({"videos/v001.mp4": 1.0}))
+    kind = "Path" if isinstance(one_path, Path) else type(one_path).__name__
+    with pytest.raises(
+        TypeError, match=rf"^video_paths must be a list of paths, not a {kind}: rank\(query, \[path\]\)$"
+    ):
+        reranker.rank("q", one_path)
+    with pytest.raises(TypeError, match=r"^doc_ids must be a list of names, not a str"):
+        reranker.rank("q", ["videos/v001.mp4"], doc_ids="v001")
+    assert undecoded == []
+
+
+@pytest.mark.parametrize("top_k", [1.5, 2.0, True, False, "2"])
+def test_rank_refuses_a_top_k_that_is_not_a_whole_number(top_k, undecoded) -> None:
+    """As a top_k below 1 is refused: an OptionError naming it, not slicing's bare TypeError (or True taken as 1)."""
+    reranker = VLMReranker.from_scorer(ScoresByPath({"a": 1.0, "b": 2.0}))
+    with pytest.raises(
+        OptionError, match=rf"^top_k must be a whole number \(None: all\), got {re.escape(repr(top_k))}$"
+    ):
+        reranker.rank("q", ["a", "b"], top_k=top_k)
+    assert undecoded == []
+
+
+def test_rank_takes_any_integer_as_top_k(undecoded) -> None:
+    """numpy's integers slice as ints do."""
+    numpy = pytest.importorskip("numpy")
+    reranker = VLMReranker.from_scorer(ScoresByPath({"a": 1.0, "b": 2.0}))
+    assert reranker.rank("q", ["a", "b"], top_k=numpy.int64(1)).doc_ids() == ["b"]
+
+
 def test_rank_leaves_a_non_finite_score_out_and_says_so(undecoded) -> None:
     reranker = VLMReranker.from_scorer(ScoresByPath({"a": 1.0, "b": float("nan")}))
     with pytest.warns(UnscoredVideoWarning, match="1 of 2 videos"):

@@ -13,10 +13,12 @@ of its queries (the reference decodes every video again for every pair).
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import SupportsIndex
 
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.messages import shorten
@@ -192,6 +194,10 @@ class VLMReranker:
         videos (default: each path as given); a doc id given twice is refused. A video that cannot be decoded
         (or whose score is not finite) is left out of the ranking, listed in `unscored` with its reason, and
         counted in an `UnscoredVideoWarning`."""
+        _require_a_list("video_paths", video_paths, "paths", "rank(query, [path])")
+        if doc_ids is not None:
+            _require_a_list("doc_ids", doc_ids, "names", "rank(query, [path, ...], doc_ids=[name, ...])")
+        top_k = _whole_number_or_none("top_k", top_k)
         at_least("top_k", top_k)
         if not query.strip():
             raise UsageError("the query is empty: give the text to rank the videos against")
@@ -315,6 +321,24 @@ def _scorer_setting(scorer: Scorer, name: str, asked: str | None) -> str | None:
     """The device or dtype the loaded model is on (`torch.float32` shown as `float32`), else the one asked for."""
     value = getattr(scorer, name, None)
     return str(value).removeprefix("torch.") if value is not None else asked
+
+
+def _whole_number_or_none(name: str, value: object) -> int | None:
+    """`value` as an int: an int, or what slices as one (numpy's integers); a float or a bool is refused here,
+    where slicing would refuse 1.5 with a bare TypeError and take True as 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+        raise OptionError(name, f"must be a whole number (None: all), got {value!r}")
+    return operator.index(value)
+
+
+def _require_a_list(name: str, given: object, list_of: str, usage: str) -> None:
+    """A str is a sequence too: taken as the list, it would be ranked letter by letter ("video path 'v' is given
+    twice"); a Path or bytes would fail further in, less clearly."""
+    if isinstance(given, (str, bytes, Path)):
+        kind = "Path" if isinstance(given, Path) else type(given).__name__
+        raise TypeError(f"{name} must be a list of {list_of}, not a {kind}: {usage}")
 
 
 def _doc_ids(video_paths: Sequence[str | Path], doc_ids: Sequence[str] | None) -> list[str]:
