@@ -124,7 +124,7 @@ def test_no_options_variable_collides_with_the_variables_the_tool_reads() -> Non
     group = typer.main.get_command(app)
     variables = [
         env_variable(name, option)
-        for name, options in group.options_of().items()  # type: ignore[attr-defined]
+        for name, options in group.option_specs().items()  # type: ignore[attr-defined]
         for option in options
     ]
     assert len(variables) == len(set(variables))
@@ -177,3 +177,66 @@ def test_the_completion_script_is_printed_for_a_shell() -> None:
     completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
     assert "_RANKVIDEO_COMPLETE=complete_bash" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (b"depth = 5\n# \xff\n", "not UTF-8 text"),
+        (b'[rerank]\nvideos = ["a", "b"]\n', "[rerank] 'videos' takes one value, not a list"),
+        (b"[rerank.videos]\nx = 1\n", "[rerank] 'videos' takes one value, not a table"),
+        (b"[rerank]\ndepth = true\n", "[rerank] 'depth' takes a value, not True"),
+        (b'[rerank]\nmultivent = "yes"\n', "[rerank] 'multivent' is a flag: true or false"),
+        (b"[eval]\nmeasure = [[1]]\n", "[eval] 'measure' takes a list of values"),
+    ],
+    ids=["not-utf8", "list-for-one", "table-for-one", "bool-for-a-number", "text-for-a-flag", "nested-list"],
+)
+def test_a_value_of_the_wrong_shape_is_one_line_naming_it(home: Path, text: bytes, fragment: str) -> None:
+    path = home / "work" / "rankvideo.toml"
+    path.write_bytes(text)
+    assert_refused(invoke(*EVAL), str(path), fragment)
+
+
+def test_one_value_for_a_repeatable_option_is_a_list_of_one(home: Path) -> None:
+    (home / "work" / "rankvideo.toml").write_text('[eval]\nmeasure = "P@5"\n')
+    assert measures_of(invoke_ok(*EVAL)) == ["P@5"]
+
+
+def test_a_table_stays_out_of_the_other_commands(home: Path) -> None:
+    (home / "work" / "rankvideo.toml").write_text('[rank]\nmeasure = ["P@5"]\n')
+    assert "P@5" not in measures_of(invoke_ok(*EVAL))
+
+
+def test_a_path_in_the_file_has_its_tilde_expanded(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(home))
+    (home / "clips").symlink_to(VIDEOS)
+    (home / "work" / "rankvideo.toml").write_text('videos = "~/clips"\nmodel = "fake-scorer"\n')
+    result = invoke("rerank", FIRST_STAGE, QRELS.parent / "queries.tsv", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "12 found, 1 missing" in result.stderr
+
+
+def test_a_refused_value_from_a_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANKVIDEO_RERANK_DEPTH", "-3")
+    refused = invoke(*sample_rerank_args(VIDEOS, "--dry-run"))
+    assert_refused(refused, "--depth must be at least 1, got -3 (from RANKVIDEO_RERANK_DEPTH)")
+
+
+def test_a_broken_file_leaves_help_version_and_completion_working(home: Path) -> None:
+    (home / "work" / "rankvideo.toml").write_text("depht = 5\n")
+    assert invoke_ok("--version").stdout.startswith("rankvideo ")
+    assert "Usage: rankvideo rerank" in invoke_ok("rerank", "--help").stdout
+    assert completion("rankvideo ev") == ["eval"]
+    assert_refused(invoke(*EVAL), "'depht' is not an option")
+
+
+def test_a_shell_line_variable_holds_one_line_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANKVIDEO_SLURM_SETUP", "module load cuda/12.4\nsource /x/venv/bin/activate\n")
+    script = invoke_ok("slurm", "merge", "--partition", "cpu", "--account", "a", "--time", "1:00:00").stdout
+    assert "module load cuda/12.4\nsource /x/venv/bin/activate\n" in script
+
+
+def test_free_text_options_complete_their_usual_values() -> None:
+    assert completion("rankvideo rerank --dtype ") == ["bf16", "fp16", "fp32"]
+    assert completion("rankvideo doctor --attn-implementation f") == ["flash_attention_2"]
+    assert completion("rankvideo slurm ") == ["array", "node", "sample", "merge"]

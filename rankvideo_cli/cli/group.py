@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import typer
 import typer.core
 
-from rankvideo_cli.cli.defaults import NOT_FROM_FILE, Defaults, config_paths, env_variable, load_defaults, option_key
+from rankvideo_cli.cli.defaults import (
+    NOT_FROM_FILE,
+    ONE_PER_LINE,
+    Defaults,
+    OptionSpec,
+    config_paths,
+    env_variable,
+    load_defaults,
+    option_key,
+    origin,
+)
 from rankvideo_cli.cli.params import click
-from rankvideo_cli.errors import RankVideoError
+from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.io.atomic import StdoutClosed, quiet_broken_pipe
 from rankvideo_cli.messages import printable
 
@@ -150,24 +161,38 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
         for command in (self, *self.commands.values()):
             tidy_help(command)
 
-    def options_of(self) -> dict[str, dict[str, str]]:
-        """{command: {option key: parameter name}} (`frames_cache`: cli/defaults.py), for the defaults the
-        environment and a file may give; each option reads its own variable, RANKVIDEO_<COMMAND>_<OPTION>."""
-        found: dict[str, dict[str, str]] = {}
+    def option_specs(self) -> dict[str, dict[str, OptionSpec]]:
+        """{command: {option key: OptionSpec}} (`frames_cache`: cli/defaults.py): what the environment and a
+        file may give each option."""
+        return {
+            name: {
+                option_key(param): OptionSpec(
+                    param.name,
+                    repeatable=bool(param.multiple),
+                    flag=bool(getattr(param, "is_flag", False)),
+                    path=METAVARS.get(param.name) in ("DIR", "FILE"),
+                )
+                for param in command.params
+                if param.param_type_name == "option" and param.name
+            }
+            for name, command in self.commands.items()
+        }
+
+    def attach_variables(self) -> None:
+        """Each option reads its own variable, RANKVIDEO_<COMMAND>_<OPTION> (none for --dry-run and --force); a
+        repeatable option splits it on spaces, a shell line (`slurm --setup`) on new lines."""
         for name, command in self.commands.items():
-            found[name] = {}
             for param in command.params:
-                if param.param_type_name == "option" and param.name:
-                    found[name][option_key(param)] = param.name
-                    if param.name not in NOT_FROM_FILE:
-                        param.envvar = env_variable(name, option_key(param))
-        return found
+                if param.param_type_name == "option" and param.name and param.name not in NOT_FROM_FILE:
+                    param.envvar = env_variable(name, option_key(param))
+                    if param.name in ONE_PER_LINE:
+                        param.value_from_envvar = _lines_of_variable(param)  # type: ignore[method-assign]
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         tidy_help(self)  # again: Typer adds the completion options after __init__
+        self.attach_variables()
         try:
-            # defaults from the environment (RANKVIDEO_<COMMAND>_<OPTION>) and rankvideo.toml: cli/defaults.py
-            defaults = load_defaults(self.options_of(), config_paths())
+            defaults = self._defaults(args)
             result = super().main(
                 args=args,
                 prog_name=prog_name,
@@ -199,6 +224,18 @@ class OneLineErrorsGroup(typer.core.TyperGroup):
         code = result if isinstance(result, int) else 0
         return self._leave(code, standalone_mode)
 
+    def _defaults(self, args: Any) -> Defaults:
+        """The defaults of rankvideo.toml (cli/defaults.py). A file the tool cannot use is refused, except where
+        nothing would use it: --help, --version and shell completion still work, so the file can be fixed."""
+        try:
+            return load_defaults(self.option_specs(), config_paths())
+        except UsageError:
+            words = sys.argv[1:] if args is None else list(args)
+            completing = any(name.endswith("_COMPLETE") and name.startswith("_") for name in os.environ)
+            if completing or any(word in ("--help", "--version") for word in words):
+                return Defaults()
+            raise
+
     @staticmethod
     def _leave(code: int, standalone_mode: bool) -> int:
         if standalone_mode:
@@ -211,9 +248,14 @@ def _given_by(error: Any) -> str:
     context, param = getattr(error, "ctx", None), getattr(error, "param", None)
     if context is None or param is None or not param.name:
         return ""
-    kind = getattr(context.get_parameter_source(param.name), "name", None)
-    if kind == "ENVIRONMENT":
-        return f" (from {env_variable(context.info_name, option_key(param))})"
-    if kind == "DEFAULT_MAP" and isinstance(context.obj, Defaults):
-        return f" (from {context.obj.origin(context.info_name, param.name) or 'a rankvideo.toml'})"
-    return ""
+    return origin(context, param.name)
+
+
+def _lines_of_variable(param: Any) -> Any:
+    """`value_from_envvar` for an option whose values are shell lines: one value a line."""
+
+    def value_from_envvar(context: Any) -> list[str] | None:
+        value = param.resolve_envvar_value(context)
+        return None if value is None else [line for line in value.splitlines() if line.strip()]
+
+    return value_from_envvar

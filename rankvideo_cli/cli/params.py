@@ -72,14 +72,30 @@ def user_errors(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except OptionError as error:  # named as the command line names it
-            say(stderr, error.flag())
+        except OptionError as error:  # named as the command line names it, and where its value came from
+            say(stderr, error.flag() + _origin_of(error.field))
             raise typer.Exit(error.exit_code) from None
         except RankVideoError as error:
             say(stderr, str(error))
             raise typer.Exit(error.exit_code) from None
 
     return wrapper
+
+
+def _origin_of(field: str) -> str:
+    """` (from RANKVIDEO_...)` or ` (from FILE [table])` when the running command's option `field` took its value
+    from there; empty otherwise (or outside a command)."""
+    from rankvideo_cli.cli.defaults import origin
+
+    try:
+        return origin(current_context(), field)
+    except RuntimeError:  # no command is running: a Python caller
+        return ""
+
+
+def completes(*choices: str) -> Callable[..., list[str]]:
+    """Shell completion of a free-text option from its usual values (the option still takes any)."""
+    return lambda incomplete="": [choice for choice in choices if choice.startswith(incomplete)]
 
 
 def non_empty_text(value: str) -> str:
@@ -108,14 +124,18 @@ CacheDirOpt = Annotated[
 ]
 DtypeOpt = Annotated[
     str | None,
-    typer.Option(help="Default: bf16 on GPU, fp32 on CPU."),
+    typer.Option(help="Default: bf16 on GPU, fp32 on CPU.", autocompletion=completes("bf16", "fp16", "fp32")),
 ]
-DeviceOpt = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N (default: cuda if any).")]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(help="cpu, cuda, cuda:N (default: cuda if any).", autocompletion=completes("cpu", "cuda", "cuda:0")),
+]
 AttnOpt = Annotated[
     str | None,
     typer.Option(
         "--attn-implementation",
         help="sdpa, eager or flash_attention_2 (default on CUDA where installed).",
+        autocompletion=completes("sdpa", "eager", "flash_attention_2"),
     ),
 ]
 ScoreModeOpt = Annotated[

@@ -7,12 +7,18 @@ from typing import Annotated
 
 import typer
 
-from rankvideo_cli.cli.params import non_empty_path, stderr, user_errors
+from rankvideo_cli.cli.params import completes, non_empty_path, stderr, user_errors
 
 
 @user_errors
 def slurm(
-    template: Annotated[str | None, typer.Argument(help="array, node, sample or merge (none: list them).")] = None,
+    template: Annotated[
+        str | None,
+        typer.Argument(
+            help="array, node, sample or merge (none: list them).",
+            autocompletion=completes("array", "node", "sample", "merge"),
+        ),
+    ] = None,
     partition: Annotated[
         str | None, typer.Option(metavar="NAME", help="The partition to submit to (default: a line to edit).")
     ] = None,
