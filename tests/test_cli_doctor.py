@@ -77,12 +77,14 @@ def test_the_videos_codecs_are_probed(tmp_path: Path) -> None:
     broken.mkdir()
     (broken / "v001.mp4").write_bytes(b"not a video")
     (line,) = problems_of(invoke("doctor", "--videos", broken))
-    assert "videos: " in line and "unreadable: v001.mp4" in line
+    assert "videos: " in line and "unreadable: v001 (" in line
 
 
 def test_a_place_under_a_file_is_a_problem() -> None:
     (line,) = problems_of(invoke("doctor", "--cache", FIRST_STAGE / "store"))
-    assert line.startswith("rankvideo: score store: ") and "is a file, not a directory" in line
+    assert line == (
+        f"rankvideo: score store: {FIRST_STAGE / 'store'}: {FIRST_STAGE} is not a directory; choose a writable location"
+    )
 
 
 def test_an_installed_version_outside_the_declared_bounds_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,7 +129,7 @@ def test_configured_defaults_are_listed_with_where_each_came_from(
     config = tmp_path / "rankvideo.toml"
     config.write_text("multivent = true\n[rerank]\ndepth = 50\n")
     monkeypatch.setenv("RANKVIDEO_CONFIG", str(config))
-    monkeypatch.setenv("RANKVIDEO_RERANK_MODEL", "hltcoe/RankVideo")
+    monkeypatch.setenv("RANKVIDEO_RERANK_MODEL", "fake-scorer")
     report = json.loads(invoke_ok("doctor", "--json").stdout)
     rows = {(row["command"], row["option"]): row for row in report["configured"]}
     assert rows["rerank", "depth"] == {
@@ -156,3 +158,47 @@ def test_a_hub_model_in_the_offline_cache_is_found_at_its_commit(
         "fix": "",
     }
     assert json.loads(result.stdout)["model"] == {"directory": str(snapshot), "revision": COMMIT, "kind": "hub"}
+
+
+def test_the_device_options_are_checked_without_a_model() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.xfail("this machine has a CUDA device: the refusal is for machines without one")
+    (line,) = problems_of(invoke("doctor", "--device", "cuda"))
+    assert line.startswith("rankvideo: device: ") and "no CUDA device" in line
+
+
+def test_what_doctor_is_not_given_it_takes_from_reranks_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "rankvideo.toml"
+    config.write_text(f'[rerank]\nmodel = "hltcoe/RankVideo"\ncache-dir = "{tmp_path / "hub"}"\n')
+    monkeypatch.setenv("RANKVIDEO_CONFIG", str(config))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = invoke("doctor", "--json")
+    (line,) = problems_of(result)
+    assert "'hltcoe/RankVideo' is not in the Hugging Face cache" in line
+    assert json.loads(result.stdout)["taken_from_rerank"] == {
+        "model": f"{config} [rerank]",
+        "cache_dir": f"{config} [rerank]",
+    }
+    assert checks_of(invoke_ok("doctor", "--model", TINY, "--json"))["model"]["status"] == "warn"  # its own wins
+
+
+def test_videos_inside_tar_shards_are_probed() -> None:
+    multivent = VIDEOS.parent / "multivent" / "videos"
+    assert checks_of(invoke_ok("doctor", "--videos", multivent, "--json"))["videos"]["detail"] == (
+        f"12 of {multivent} probed: h264 x12"
+    )
+
+
+def test_a_flash_attn_that_does_not_import_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "site" / "flash_attn"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('undefined symbol: _ZN3c104cuda9SetDevice')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    checks = checks_of(invoke("doctor", "--json"))
+    assert checks["flash-attn"]["detail"].startswith("flash-attn is installed but does not import (ImportError:")
+    assert checks["flash-attn"]["status"] in ("warn", "fail")  # fail where CUDA would pick it
+    assert "reinstall flash-attn built for torch" in checks["flash-attn"]["fix"]

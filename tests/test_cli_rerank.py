@@ -378,6 +378,32 @@ def test_dry_run_json_is_the_plan_with_its_checks_on_stdout(tmp_path: Path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_dry_run_counts_the_pairs_of_this_runs_model_not_another_ones(tmp_path: Path) -> None:
+    output = tmp_path / "run.trec"
+    invoke_ok(*sample_rerank_args(VIDEOS, "-o", output))  # the store holds the fake scorer's 36 pairs
+    plan = json.loads(invoke_ok(*sample_rerank_args(VIDEOS, "-o", output, "--dry-run", "--json", model=TINY)).stdout)
+    (entry,) = plan["by_stored_model"]
+    assert entry["this_run"] and entry["model_name"] == TINY
+    assert (entry["pairs_cached"], entry["pairs_to_score"]) == (0, 36)
+    assert plan["ok"] is True
+
+
+def test_a_dry_run_checks_every_device_of_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if torch.cuda.is_available():
+        pytest.xfail("this machine has a CUDA device: the refusal is for machines without one")
+    monkeypatch.chdir(tmp_path)
+    result = rerank_sample("--dry-run", "--devices", "cuda:0,cuda:1", "-o", tmp_path / "run.trec", model=TINY)
+    assert result.exit_code == 1, result.output
+    assert "rankvideo: devices: --devices: cuda:0 does not exist: 0 GPUs are visible" in result.stderr
+
+
+def test_a_dry_run_on_the_cpu_predicts_no_gpu_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = rerank_sample("--dry-run", "--device", "cpu", model=TINY)
+    assert result.exit_code == 0, result.output
+    assert "rankvideo: GPU time: none: the run is asked to score on the CPU" in result.stderr
+
+
 def test_json_without_dry_run_is_refused() -> None:
     assert_refused(rerank_sample("--json"), "--json prints the plan of a dry run: give it with --dry-run")
 
@@ -410,7 +436,7 @@ def test_a_dry_run_that_passes_means_the_real_run_gets_past_loading(tiny_model_d
     planned = rerank_sample("--dry-run", *arguments, model=TINY)
     assert planned.exit_code == 0, planned.output
     assert "warn: model: tiny-random: random weights" in planned.stderr
-    assert "GPU time: no prediction for rankvideo at size unknown" in planned.stderr
+    assert "GPU time: none: the run is asked to score on the CPU" in planned.stderr
     ran = rerank_sample(*arguments, model=TINY)
     assert ran.exit_code == 0, ran.output
     assert manifest_of(tmp_path / "run.trec")["status"] == "complete"

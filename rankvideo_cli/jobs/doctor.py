@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rankvideo_cli import __version__
 from rankvideo_cli.io.atomic import write_stdout
@@ -31,9 +32,11 @@ from rankvideo_cli.jobs.readiness import (
     check_device,
     check_model,
     check_space,
+    flash_attn_problem,
     report_problems,
 )
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import say, shorten
+from rankvideo_cli.scoring.model_files import hub_cache
 from rankvideo_cli.scoring.options import ScorerOptions
 
 # The codecs MultiVENT's videos come in, and what decodes each (FFmpeg's decoder names, any of them).
@@ -64,22 +67,23 @@ JOB_VARIABLES = (
     "HF_HUB_OFFLINE",
     "TRANSFORMERS_OFFLINE",
 )
-# benchmarks/README.md's decode table: cores per GPU at MultiVENT's ~2.5 queries per video
-CORES_DECODING, CORES_FROM_CACHE = 20, 3
 
 
 @dataclass(frozen=True)
 class DoctorRequest:
-    """What to check: the scorer's options (`model` None: no model is checked), the videos to probe, the score
-    store and frame cache to write, and the defaults configured outside the command line (rows of
-    `cli/defaults.configured`) with the files read."""
+    """What to check: the device the scorer's options resolve to (None: none asked for) and, with `check_model`,
+    their model; the videos to probe, the score store and frame cache to write; and the defaults configured
+    outside the command line (rows of `cli/defaults.configured`), the files read, and the options doctor took
+    from what a rerank would take ({option: where from})."""
 
     scorer: ScorerOptions | None = None
+    check_model: bool = False
     videos: Path | None = None
     cache: Path | None = None
     frames_cache: Path | None = None
     configured: Sequence[dict[str, Any]] = ()
     config_files: Sequence[Path] = ()
+    taken_from_rerank: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +111,7 @@ def run_doctor(request: DoctorRequest, *, as_json: bool, console: Console) -> Ch
         write_stdout(json.dumps(checkup.as_dict(), indent=2, sort_keys=True, default=str) + "\n")
     else:
         print_checkup(checkup)
-    report_problems(checkup.findings, lambda line: say(console, line))
+    report_problems(checkup.findings, lambda line: say(console, line), "this machine lacks what the options need")
     return checkup
 
 
@@ -117,12 +121,12 @@ def examine(request: DoctorRequest) -> Checkup:
     check_versions(checkup)
     check_gpus(checkup, request.scorer)
     check_decoders(checkup, request.videos)
-    if request.scorer is not None:
+    if request.scorer is not None and request.check_model:
         finding, found = check_model(request.scorer)
         checkup.add(finding)
         checkup.facts["model"] = {"directory": found.directory, "revision": found.revision, "kind": found.kind}
     else:
-        checkup.add(Finding("model", INFO, "not checked: give --model (or set it in rankvideo.toml)"))
+        checkup.add(Finding("model", INFO, "not checked: give --model (or set rerank's in rankvideo.toml)"))
     check_locations(checkup, request)
     check_job(checkup)
     check_configuration(checkup, request)
@@ -186,7 +190,15 @@ def check_gpus(checkup: Checkup, scorer: ScorerOptions | None) -> None:
         if gpus
         else Finding("gpus", WARN, f"torch {torch.__version__}: no CUDA device (a rerank would score on the CPU)")
     )
-    checkup.add(Finding("flash-attn", OK if flash else INFO, "installed" if flash else "not installed (sdpa is used)"))
+    broken = flash_attn_problem()
+    if broken is not None:
+        # on CUDA it is the default choice, and loading would fail
+        status = FAIL if gpus else WARN
+        fix = f"reinstall flash-attn built for torch {torch.__version__}, or uninstall it (sdpa is used then)"
+        checkup.add(Finding("flash-attn", status, broken, fix))
+    else:
+        found = "imports" if flash else "not installed (sdpa is used)"
+        checkup.add(Finding("flash-attn", OK if flash else INFO, found))
     if scorer is not None:
         finding, _ = check_device(scorer)
         checkup.add(finding)
@@ -216,33 +228,46 @@ def check_decoders(checkup: Checkup, videos: Path | None) -> None:
 
 
 def probe_videos(videos: Path, available: set[str]) -> Finding:
-    """The codecs of the first `VIDEOS_PROBED` video files under `videos`, each with a decoder here."""
-    import av
+    """The codecs of the first `VIDEOS_PROBED` videos (by docid) that `--videos` finds, in folders or inside
+    .tar shards (the index `rankvideo videos` builds), each with a decoder here."""
+    from rankvideo_cli.errors import RankVideoError
+    from rankvideo_cli.videos.container import OpenVideo, VideoError
+    from rankvideo_cli.videos.index import build_index
 
     if not videos.is_dir():
         return Finding("videos", FAIL, f"{videos}: not a directory", "pass the directory holding the videos")
-    files = sorted(
-        path for path in videos.rglob("*") if path.suffix.lower() in (".mp4", ".mkv", ".webm", ".mov", ".avi")
-    )[:VIDEOS_PROBED]
-    if not files:
-        return Finding("videos", WARN, f"{videos}: no video files outside .tar shards to probe")
+    try:
+        index = build_index(videos)
+    except RankVideoError as error:
+        return Finding("videos", FAIL, str(error))
+    docids = sorted(index.entries)[:VIDEOS_PROBED]
+    if not docids:
+        return Finding("videos", WARN, f"{videos}: no videos found (see `rankvideo videos {videos}`)")
     codecs: dict[str, int] = {}
-    unreadable = []
-    for path in files:
+    unreadable: list[str] = []
+    for docid in docids:
+        located = index.locate(docid)
         try:
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                codecs[stream.codec_context.name] = codecs.get(stream.codec_context.name, 0) + 1
-        except (av.error.FFmpegError, IndexError, OSError):
-            unreadable.append(path.name)
+            opened = OpenVideo(located) if located is not None else None
+        except VideoError as error:
+            # the first one says why, the others are named
+            unreadable.append(docid if unreadable else f"{docid} ({error.kind}: {shorten(str(error), 120)})")
+            continue
+        if opened is None:
+            unreadable.append(docid)
+            continue
+        name = opened.stream.codec_context.name
+        opened.container.close()
+        codecs[name] = codecs.get(name, 0) + 1
     found = ", ".join(f"{codec} x{count}" for codec, count in sorted(codecs.items()))
     undecodable = [codec for codec in codecs if codec not in available]
     if undecodable or unreadable:
-        problem = (f"no decoder for {', '.join(undecodable)}" if undecodable else "") + (
-            f"{'; ' if undecodable else ''}unreadable: {', '.join(unreadable[:3])}" if unreadable else ""
+        problems = ([f"no decoder for {', '.join(undecodable)}"] if undecodable else []) + (
+            [f"unreadable: {', '.join(unreadable[:3])}"] if unreadable else []
         )
-        return Finding("videos", FAIL, f"{len(files)} of {videos} probed ({found}): {problem}", "check PyAV's FFmpeg")
-    return Finding("videos", OK, f"{len(files)} of {videos} probed: {found}")
+        detail = f"{len(docids)} of {videos} probed ({found or 'none opened'}): {'; '.join(problems)}"
+        return Finding("videos", FAIL, detail, "see `rankvideo frames` on one of them")
+    return Finding("videos", OK, f"{len(docids)} of {videos} probed: {found}")
 
 
 def check_locations(checkup: Checkup, request: DoctorRequest) -> None:
@@ -251,21 +276,13 @@ def check_locations(checkup: Checkup, request: DoctorRequest) -> None:
 
     places = [("rankvideo cache", cache_root()), ("working directory", Path.cwd())]
     if request.scorer is not None:
-        places.append(("model cache", hub_cache(request.scorer)))
+        places.append(("model cache", hub_cache(request.scorer.cache_dir)))
     if request.cache is not None:
         places.append(("score store", request.cache))
     if request.frames_cache is not None:
         places.append(("frame cache", request.frames_cache))
     for what, path in places:
         checkup.add(check_space(what, path))
-
-
-def hub_cache(scorer: ScorerOptions) -> Path:
-    if scorer.cache_dir is not None:
-        return Path(scorer.cache_dir).expanduser()
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
 
 
 def check_job(checkup: Checkup) -> None:
@@ -285,10 +302,13 @@ def check_job(checkup: Checkup) -> None:
             checkup.add(Finding("slurm", FAIL, str(error)))
     else:
         checkup.add(Finding("slurm", INFO, "not in a SLURM job"))
+    from rankvideo_cli.jobs.slurm import cores_per_gpu
+
+    decoding, from_cache = cores_per_gpu(frames_cache=False), cores_per_gpu(frames_cache=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     checkup.facts["cores"] = cores
-    detail = f"{cores} cores: decoding feeds a GPU with {CORES_DECODING}+, a frame cache with {CORES_FROM_CACHE}"
-    status = OK if cores >= CORES_DECODING else INFO
+    detail = f"{cores} cores: decoding feeds a GPU with {decoding}, a frame cache with {from_cache}"
+    status = OK if cores >= decoding else INFO
     checkup.add(Finding("cores", status, detail + ("" if status == OK else " (`rankvideo sample` on CPU nodes)")))
 
 
@@ -298,6 +318,9 @@ def check_configuration(checkup: Checkup, request: DoctorRequest) -> None:
     checkup.facts["configured"] = list(request.configured)
     files = ", ".join(str(path) for path in request.config_files) or "no rankvideo.toml"
     checkup.add(Finding("config", INFO, f"{files}; {len(request.configured)} defaults set"))
+    checkup.facts["taken_from_rerank"] = dict(request.taken_from_rerank)
+    for key, where in sorted(request.taken_from_rerank.items()):
+        checkup.add(Finding(f"  doctor --{key.replace('_', '-')}", INFO, f"rerank's, from {where}"))
     for row in request.configured:
         option = f"  {row['command']} --{row['option'].replace('_', '-')}"
         checkup.add(Finding(option, INFO, f"{row['value']!r} from {row['from']}"))
@@ -314,5 +337,5 @@ def print_checkup(checkup: Checkup) -> None:
     table.add_column("found", overflow="fold")
     style = {OK: "green", WARN: "yellow", FAIL: "bold red", INFO: "dim"}
     for finding in checkup.findings:
-        table.add_row(f"[{style[finding.status]}]{finding.status}[/]", finding.check, finding.detail)
+        table.add_row(Text(finding.status, style=style[finding.status]), Text(finding.check), Text(finding.detail))
     Console(highlight=False).print(table)

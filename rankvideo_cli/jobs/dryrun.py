@@ -14,15 +14,27 @@ check is one line and exit 1: a dry run that passes means the real run gets past
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from rankvideo_cli.errors import RankVideoError, UsageError
 from rankvideo_cli.io.atomic import write_stdout
-from rankvideo_cli.jobs.readiness import Finding, check_device, check_model, check_space, report_problems, store_bytes
+from rankvideo_cli.jobs.devices import expand_devices, parse_devices
+from rankvideo_cli.jobs.readiness import (
+    FAIL,
+    DeviceChoice,
+    Finding,
+    check_device,
+    check_model,
+    check_space,
+    report_problems,
+    store_bytes,
+)
 from rankvideo_cli.messages import plural, say
 from rankvideo_cli.pipeline.plan import triage_pairs
-from rankvideo_cli.pipeline.store import model_fingerprints, read_store, store_namespaces
+from rankvideo_cli.pipeline.store import fingerprint_hash, model_fingerprints, read_store, store_namespaces
 from rankvideo_cli.scoring.throughput import Prediction, model_size, predict
 from rankvideo_cli.videos.identity import VideoIdentities
 
@@ -31,6 +43,8 @@ if TYPE_CHECKING:
     from rankvideo_cli.jobs.request import RerankJob
     from rankvideo_cli.pipeline.request import PreparedInputs
     from rankvideo_cli.pipeline.shards import Shard
+    from rankvideo_cli.scoring.model_files import OfflineModel
+    from rankvideo_cli.scoring.options import ScorerOptions
 
 
 def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, shard: Shard | None) -> dict:
@@ -43,16 +57,20 @@ def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, sh
     missing_docids = {pair[1] for pair, key in plan.video_of.items() if key is None}
     namespaces = sorted(model for model, stored in store_namespaces(outputs.store_dir) if stored == settings)
     described = model_fingerprints(outputs.store_dir)
+    this_model, predicted = predicted_store_key(job.scorer)
+    # the model's own namespace when its fingerprint is known from its files; else every stored model, and None:
+    # a model the store holds nothing of
+    stored_models: list[str | None] = [this_model] if this_model is not None else [*namespaces, None]
     by_model = []
-    stored_models: list[str | None] = [*namespaces] or [None]
     for model in stored_models:
         contents = read_store(outputs.store_dir, model or "", settings)
         triage = triage_pairs(plan, contents, shard, job.decode.retry_bad_videos, VideoIdentities(contents.video_ids))
         counts = triage.counts
-        fingerprint = described.get(model or "", {})
+        fingerprint = described.get(model or "") or (predicted if model == this_model else None) or {}
         by_model.append(
             {
                 "model": model,
+                "this_run": model is not None and model == this_model,
                 "model_name": fingerprint.get("model") or fingerprint.get("name"),
                 "pairs_cached": counts.pairs_cached,
                 "pairs_known_bad_video": counts.pairs_bad_video,
@@ -80,24 +98,68 @@ def dry_run_plan(job: RerankJob, inputs: PreparedInputs, outputs: OutputPlan, sh
     }
 
 
+def predicted_store_key(options: ScorerOptions) -> tuple[str | None, dict[str, str] | None]:
+    """The store key of the model the run will load, and its fingerprint, from the model's files
+    (`loading.predict_fingerprint`, torch-free); (None, None) when only loading could tell."""
+    from rankvideo_cli.scoring.loading import predict_fingerprint
+
+    try:
+        fingerprint = predict_fingerprint(options)
+    except RankVideoError:
+        return None, None  # the readiness checks name the problem
+    return (fingerprint_hash(fingerprint), fingerprint) if fingerprint else (None, None)
+
+
+def check_devices(job: RerankJob) -> tuple[list[Finding], list[DeviceChoice]]:
+    """The one device of the run, or each of `--devices` (checked against the visible GPUs, as the workers'
+    start checks them)."""
+    listed = parse_devices(job.outputs.devices)
+    if listed is None:
+        finding, choice = check_device(job.scorer)
+        return [finding], [choice] if choice is not None else []
+    try:
+        expanded = expand_devices(listed)
+    except UsageError as error:
+        return [Finding("devices", FAIL, str(error))], []
+    findings, choices = [], []
+    for device in expanded:
+        finding, choice = check_device(replace(job.scorer, device=device))
+        findings.append(finding)
+        choices += [choice] if choice is not None else []
+    return findings, choices
+
+
 def check_readiness(job: RerankJob, plan: dict, outputs: OutputPlan) -> tuple[list[Finding], Prediction]:
     """What the real run needs (`jobs/readiness.py`): the model resolvable as it will load, the device, dtype and
     attention implementation, room for the store and the run; and the GPU time the plan's pairs are predicted
     to take."""
     model, found = check_model(job.scorer)
-    device, choice = check_device(job.scorer)
+    devices, choices = check_devices(job)
     worst = max(plan["by_stored_model"], key=lambda entry: entry["pairs_to_score"])
     to_score, videos = worst["pairs_to_score"], worst["videos_to_decode"]
     space = check_space("score store", outputs.store_dir, store_bytes(to_score, plan["candidates"]))
-    gpu = choice.gpu if choice is not None else None
+    return [model, *devices, space], predict_gpu_time(job, choices, to_score, videos, found)
+
+
+def predict_gpu_time(
+    job: RerankJob, choices: list[DeviceChoice], pairs: int, videos: int, found: OfflineModel
+) -> Prediction:
+    """The predicted time of `pairs` on the run's GPUs (split between them with --devices); on a machine
+    without one (a login node), on the GPUs the prediction knows; none for a run asked to use the CPU."""
+    if any(choice.device == "cpu" for choice in choices) and (job.scorer.device or job.outputs.devices):
+        return Prediction(pairs, None, None, "none: the run is asked to score on the CPU")
+    gpus = [choice.gpu for choice in choices if choice.gpu is not None]
     prediction = predict(
-        to_score,
-        to_score / videos if videos else 1.0,
+        pairs,
+        pairs / videos if videos else 1.0,
         job.scorer.selection().reranker.name,
         model_size(found.directory, job.scorer.model),
-        gpu,
+        gpus[0] if gpus else None,
     )
-    return [model, device, space], prediction
+    if len(gpus) > 1 and prediction.seconds is not None:
+        basis = f"{prediction.basis}; split over {len(gpus)} GPUs"
+        return replace(prediction, seconds=prediction.seconds / len(gpus), basis=basis)
+    return prediction
 
 
 def print_plan(
@@ -108,6 +170,7 @@ def print_plan(
     loading."""
     plan = dry_run_plan(job, inputs, outputs, shard)
     findings, prediction = check_readiness(job, plan, outputs)
+    plan["ok"] = not any(finding.failed for finding in findings)
     plan["checks"] = [finding.as_dict() for finding in findings]
     plan["predicted_gpu_time"] = prediction.as_dict()
     if job.outputs.json:
@@ -138,16 +201,18 @@ def plan_lines(job: RerankJob, plan: dict, findings: list[Finding], prediction: 
         + (f"; shard {plan['shard']}" if plan["shard"] else ""),
     ]
     for entry in plan["by_stored_model"]:
-        who = f"model {entry['model']}" + (f" ({entry['model_name']})" if entry["model_name"] else "")
+        named = f" ({entry['model_name']})" if entry["model_name"] else ""
+        owner = "this run's model" if entry["this_run"] else "model"
+        who = f"{owner} {entry['model']}{named}"
         if entry["model"] is None:
-            who = "no stored scores"
+            who = "a model the store holds nothing of" if len(plan["by_stored_model"]) > 1 else "no stored scores"
         lines.append(
             f"  {who}: {plural(entry['pairs_cached'], 'pair')} already scored, {entry['pairs_known_bad_video']} with a "
             f"known bad video, {entry['pairs_to_score']} to score ({plural(entry['videos_to_decode'], 'video')} to "
             "decode)" + (f", {entry['pairs_outside_shard']} in other shards" if plan["shard"] else "")
         )
     if len(plan["by_stored_model"]) > 1:
-        lines.append("  (the store holds several models: the loaded model's fingerprint decides which applies)")
+        lines.append("  (which applies is decided by the loaded model's fingerprint: its files could not tell)")
     lines += [f"{finding.status}: {finding.check}: {finding.detail}" for finding in findings if not finding.failed]
     lines.append(f"GPU time: {describe_prediction(prediction)}")
     lines.append(f"would write: {plan['output']}, manifest {plan['manifest']}; nothing was loaded or written")

@@ -6,14 +6,14 @@ Each check is a `Finding` (ok, warn, fail or info) with what was found and, when
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rankvideo_cli.errors import ModelLoadError, RankVideoError, UsageError
-from rankvideo_cli.messages import plural
+from rankvideo_cli.jobs.preflight import check_writable_directory
+from rankvideo_cli.messages import plural, shorten
 from rankvideo_cli.scoring.fake import is_fake_model
 from rankvideo_cli.scoring.model_files import OfflineModel, resolve_model_offline
 from rankvideo_cli.scoring.options import ScorerOptions
@@ -75,8 +75,24 @@ def check_model(options: ScorerOptions) -> tuple[Finding, OfflineModel]:
             check_model_available(options)  # offline, or the hub out of reach: its one-line refusal
         except ModelLoadError as error:
             return Finding("model", FAIL, str(error)), found
-        return Finding("model", WARN, f"{options.model} is not in the cache: the run will download it"), found
+        missing = found.problem if found.directory is not None else f"{options.model} is not in the cache"
+        return Finding("model", WARN, f"{missing}: the run will download it"), found
     return Finding("model", FAIL, found.problem or f"{options.model}: unusable"), found
+
+
+def flash_attn_problem() -> str | None:
+    """Why an installed flash-attn does not import (built for another torch or CUDA: the usual failure on a
+    cluster), or None: not installed, or it imports."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        return None
+    try:
+        importlib.import_module("flash_attn")
+    except Exception as error:  # an extension built for another torch fails in many ways: ImportError, OSError...
+        return f"flash-attn is installed but does not import ({type(error).__name__}: {shorten(str(error), 160)})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,9 @@ def check_device(options: ScorerOptions) -> tuple[Finding, DeviceChoice | None]:
         attn = resolve_attn_implementation(attn, device, dtype)
     except UsageError as error:
         return Finding("device", FAIL, str(error)), None
+    if attn == "flash_attention_2" and (broken := flash_attn_problem()) is not None:
+        fix = f"pass --attn-implementation sdpa, or reinstall flash-attn built for torch {torch.__version__}"
+        return Finding("device", FAIL, broken, fix), None
     dtype_name = str(dtype).removeprefix("torch.")
     gpu = None
     detail = f"{device}, {dtype_name}, {attn}"
@@ -125,30 +144,28 @@ def check_device(options: ScorerOptions) -> tuple[Finding, DeviceChoice | None]:
     return Finding("device", OK, detail), DeviceChoice(str(device), dtype_name, attn, gpu)
 
 
-def nearest_existing(path: Path) -> Path:
-    """`path`, or its nearest ancestor that exists (where a directory to be created will live)."""
-    path = path.expanduser().absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_space(what: str, path: Path, needed_bytes: int = 0) -> Finding:
-    """`path` (or where it will be created) writable, with `needed_bytes` free."""
-    existing = nearest_existing(path)
-    if not existing.is_dir():
-        return Finding(what, FAIL, f"{path}: {existing} is a file, not a directory", "choose a directory")
-    if not os.access(existing, os.W_OK):
-        return Finding(what, FAIL, f"{path} is not writable (by {existing})", "choose a writable location")
+    """`path` (or where it will be created) writable, as the run's own check tries it (a real file), with
+    `needed_bytes` free (and some space free at all)."""
+    try:
+        target = check_writable_directory(path, what)
+    except UsageError as error:
+        return Finding(what, FAIL, str(error).removeprefix(f"{what} "), "choose a writable location")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     free = shutil.disk_usage(existing).free
     detail = f"{path}: {size_text(free)} free"
-    if needed_bytes > free:
-        return Finding(what, FAIL, f"{detail}, {size_text(needed_bytes)} needed", "free space or move it")
+    if needed_bytes > free or free == 0:
+        needed = f", {size_text(needed_bytes)} needed" if needed_bytes else ""
+        return Finding(what, FAIL, f"{detail}{needed}", "free space or choose another location")
     return Finding(what, OK, detail + (f", {size_text(needed_bytes)} needed" if needed_bytes else ""))
 
 
 def size_text(size: int) -> str:
-    """Bytes as a person reads them: `12.8 GiB`, `3 MiB`, `under 1 MiB`."""
+    """Bytes as a person reads them: `12.8 GiB`, `3 MiB`, `under 1 MiB`, `0 bytes`."""
+    if size == 0:
+        return "0 bytes"
     if size >= GIB:
         return f"{size / GIB:.1f} GiB"
     return f"{size // 1024**2} MiB" if size >= 1024**2 else "under 1 MiB"
@@ -159,10 +176,12 @@ def store_bytes(pairs_to_score: int, candidates: int) -> int:
     return pairs_to_score * STORE_BYTES_PER_PAIR + candidates * RUN_BYTES_PER_PAIR
 
 
-def report_problems(findings: list[Finding], say_line: Callable[[str], None]) -> None:
-    """One line per failed check (through `say_line`), then `NotReady`."""
+def report_problems(
+    findings: list[Finding], say_line: Callable[[str], None], meaning: str = "the real run would fail"
+) -> None:
+    """One line per failed check (through `say_line`), then `NotReady` saying what they mean."""
     failed = [finding for finding in findings if finding.failed]
     for finding in failed:
         say_line(finding.line())
     if failed:
-        raise NotReady(f"{plural(len(failed), 'problem')}: the real run would fail (see above)")
+        raise NotReady(f"{plural(len(failed), 'problem')}: {meaning} (see above)")
