@@ -25,6 +25,16 @@ NAMES = ("array", "node", "sample", "merge")
 FILLED = ["--partition", "gpu-h100", "--account", "proj42", "--time", "12:00:00"]
 SETUP = ["--setup", "module load cuda/12.4", "--setup", "source /opt/rankvideo/bin/activate"]
 EDIT_HINT = "rankvideo: edit the lines marked EDIT before submitting"
+# What the whole-node script says on stderr by default: it decodes, for 8 GPUs.
+NODE_NOTE = {
+    "node": [
+        "rankvideo: the node script asks for 280 cores and 512G to decode for 8 GPUs, which most nodes cannot give:"
+        " decode first with `rankvideo slurm sample` and print it with --frames-cache (32 cores), or with fewer GPUs"
+        " (--gpus N)"
+    ]
+}
+# An editor in an 80-column terminal shows every line of a printed script whole.
+WIDTH = 80
 
 
 def sbatch_option(script: str, option: str) -> str:
@@ -72,8 +82,9 @@ def test_each_template_prints_a_script_bash_parses_with_its_lines_to_edit_named(
         assert placeholder in script
     assert sbatch_option(script, "partition") == "<partition>"
     assert result.stderr.splitlines() == [
+        *NODE_NOTE.get(name, []),
         f"{EDIT_HINT}: partition, account, time, environment setup (or fill them: --partition, --account, --time,"
-        " --setup)"
+        " --setup; --account none where the cluster has no accounts)",
     ]
 
 
@@ -81,7 +92,7 @@ def test_each_template_prints_a_script_bash_parses_with_its_lines_to_edit_named(
 def test_options_fill_every_placeholder(name: str) -> None:
     result = invoke_ok("slurm", name, *FILLED, *SETUP)
     script = result.stdout
-    assert result.stderr == ""
+    assert result.stderr.splitlines() == NODE_NOTE.get(name, [])  # nothing left to edit
     assert [placeholder for placeholder in PLACEHOLDERS.values() if placeholder in script] == []
     assert "EDIT" in script  # the lines stay marked: the values are the user's to change
     assert (sbatch_option(script, "partition"), sbatch_option(script, "account")) == ("gpu-h100", "proj42")
@@ -111,6 +122,74 @@ def test_the_cores_per_gpu_are_the_decode_tables() -> None:
     # the comment above says where the number comes from
     assert f"{cores['decoding']} in benchmarks/README.md" in array
     assert f"{cores['from the cache']} in benchmarks/README.md" in cached
+
+
+def test_a_whole_node_that_decodes_says_plainly_that_few_nodes_can_give_it() -> None:
+    cores = decode_table()
+    result = invoke_ok("slurm", "node")
+    script = result.stdout
+    cpus, memory = sbatch_option(script, "cpus-per-task"), sbatch_option(script, "mem")
+    assert (int(cpus), memory) == (8 * math.ceil(cores["decoding"]), "512G")  # the table's numbers, unchanged
+    cached = 8 * math.ceil(cores["from the cache"])
+    [note] = NODE_NOTE["node"]
+    assert note in result.stderr.splitlines()
+    assert f"asks for {cpus} cores and {memory} to decode for 8 GPUs, which most nodes cannot give" in note
+    assert f"`rankvideo slurm sample` and print it with --frames-cache ({cached} cores)" in note
+    # the comment above --cpus-per-task says it too, with what to do instead
+    comment = " ".join(line.removeprefix("# ") for line in script.splitlines() if line.startswith("# "))
+    assert f"Most nodes cannot give one job {cpus} cores and {memory}: decode on CPU nodes first" in comment
+    assert f"(`rankvideo slurm sample`) and print this script with --frames-cache ({cached} cores for 8 GPUs)" in (
+        comment
+    )
+    assert "or ask for fewer GPUs with --gpus N" in comment
+
+    # one GPU: no fewer to ask for; reading a frame cache: nothing to say
+    single = invoke_ok("slurm", "node", "--gpus", "1")
+    assert "fewer GPUs" not in single.stderr and "fewer GPUs" not in single.stdout
+    assert "the node script asks for 35 cores and 512G to decode for 1 GPU" in single.stderr
+    cached_run = invoke_ok("slurm", "node", "--frames-cache", *FILLED, *SETUP)
+    assert cached_run.stderr == "" and "Most nodes cannot give" not in cached_run.stdout
+
+
+@pytest.mark.parametrize("account", ["none", "NONE"])
+@pytest.mark.parametrize("name", NAMES)
+def test_account_none_drops_the_account_line_and_its_warning(name: str, account: str) -> None:
+    result = invoke_ok("slurm", name, "--account", account)
+    script = result.stdout
+    assert not re.search(r"^#SBATCH --account", script, flags=re.MULTILINE)
+    assert "<account>" not in script and not re.search(r"@[A-Z_]+@", script)
+    assert "print the script with --account none" in " ".join(script.split())  # where the EDIT comment says how
+    parsed = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=60)
+    assert parsed.returncode == 0, parsed.stderr
+    assert result.stderr.splitlines() == [
+        *NODE_NOTE.get(name, []),
+        f"{EDIT_HINT}: partition, time, environment setup (or fill them: --partition, --time, --setup)",
+    ]
+    # every other line as with an account, which alone differs
+    charged = invoke_ok("slurm", name, "--account", "proj42").stdout.splitlines()
+    assert script.splitlines() == [line for line in charged if line != "#SBATCH --account=proj42"]
+    filled = invoke_ok("slurm", name, "--partition", "gpu", "--time", "1:00:00", "--account", account, *SETUP)
+    assert filled.stderr.splitlines() == NODE_NOTE.get(name, [])  # nothing left to edit, nothing to warn of
+
+
+def printed_variants() -> list[tuple[str, list[str]]]:
+    """Each template printed unfilled, filled with typical values, and with each option that changes its lines."""
+    variants = []
+    for name, template in TEMPLATES.items():
+        variants += [(name, []), (name, [*FILLED, *SETUP]), (name, ["--account", "none"])]
+        if template.uses_gpus:
+            variants += [(name, ["--frames-cache"]), (name, [*FILLED, *SETUP, "--frames-cache"])]
+        if template.whole_node:
+            for gpus in ("1", "4", "16"):
+                variants += [(name, ["--gpus", gpus]), (name, ["--gpus", gpus, "--frames-cache"])]
+    return variants
+
+
+@pytest.mark.parametrize(("name", "options"), printed_variants())
+def test_every_printed_line_fits_80_columns(name: str, options: list[str]) -> None:
+    script = invoke_ok("slurm", name, *options).stdout
+    long = [f"{len(line)}: {line}" for line in script.splitlines() if len(line) > WIDTH]
+    assert long == []
 
 
 @pytest.mark.parametrize("name", ["array", "node", "sample"])

@@ -6,8 +6,9 @@ shell's environment (SBATCH_EXPORT=NONE: the setup line alone finds rankvideo). 
 byte-identical to a single-process `rankvideo rerank` of the same inputs. The other tests stop one task the way
 SLURM warns of a time limit (SIGTERM to the batch shell), which must requeue itself and resume while the merge
 waits for it, re-run chosen shards by hand (`RANKVIDEO_SHARDS=3 sbatch --array=0,2`; without it such a gappy
-array is refused), feed the GPU array from a CPU `sample` array's frame cache, run the whole-node `node` script,
-and submit a script whose setup line was never filled in, which must stop before it runs anything.
+array is refused), feed the GPU array from a CPU `sample` array's frame cache, run the whole-node `node` script
+(printed with `--account none`), and submit a script whose setup line was never filled in, which must stop before
+it runs anything.
 
 Needs Debian's slurm-wlm and munge, and root (the cluster's daemons are started here). Without them the tests
 skip, unless RANKVIDEO_REQUIRE_SLURM=1 (CI sets it), when they fail instead. The cluster is left running:
@@ -100,10 +101,16 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     printed = {}
     for name in ("array", "merge", "sample", "node"):
         path = directory / f"{name}.sbatch"
-        command = [*rankvideo, "slurm", name, *CLUSTER, "--setup", SETUP, "-o", str(path)]
+        # The node script as for a cluster without accounts (this one enforces none): it has no account line.
+        cluster = [*CLUSTER[:2], "--account", "none", *CLUSTER[4:]] if name == "node" else CLUSTER
+        command = [*rankvideo, "slurm", name, *cluster, "--setup", SETUP, "-o", str(path)]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert completed.returncode == 0, completed.stderr
-        assert completed.stderr == "", completed.stderr  # every placeholder filled: nothing left to edit
+        notes = completed.stderr.splitlines()
+        if name == "node":  # it decodes for 8 GPUs by default: one line says few nodes can give that
+            assert len(notes) == 1 and "which most nodes cannot give" in notes[0], notes
+        else:  # every placeholder filled: nothing left to edit
+            assert notes == [], notes
         printed[name] = path
     return printed
 
@@ -361,7 +368,9 @@ def test_a_cpu_sample_array_feeds_the_gpu_array_through_the_frame_cache(
 def test_a_whole_node_job_scores_on_every_device_and_writes_the_run(
     slurm_cluster: None, scripts: dict[str, Path], reference: tuple[bytes, list[dict]], tmp_path: Path
 ) -> None:
-    """The node script: one task, one worker per device (two CPU workers stand in for the GPUs)."""
+    """The node script: one task, one worker per device (two CPU workers stand in for the GPUs), printed with
+    `--account none` as for a cluster without accounts."""
+    assert "#SBATCH --account" not in scripts["node"].read_text()
     link_videos(tmp_path)
     arguments = [*SMALL_JOB, "--cpus-per-task=2", f"--output={tmp_path}/node-%j.log", str(scripts["node"])]
     options = ["--videos", "videos", "--model", FAKE]

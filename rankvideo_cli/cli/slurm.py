@@ -23,7 +23,12 @@ def slurm(
         str | None, typer.Option(metavar="NAME", help="The partition to submit to (default: a line to edit).")
     ] = None,
     account: Annotated[
-        str | None, typer.Option(metavar="NAME", help="The account to charge (default: a line to edit).")
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="The account to charge; 'none' where the cluster has no accounts: no account line"
+            " (default: a line to edit).",
+        ),
     ] = None,
     time: Annotated[
         str | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.console import Console
 
 from rankvideo_cli.errors import UsageError
 from rankvideo_cli.io.atomic import atomic_write_text, write_stdout
-from rankvideo_cli.messages import say
+from rankvideo_cli.messages import plural, say
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,22 @@ OPTION_OF_PLACEHOLDER = {
 }
 
 SETUP_NOTE = """\
-# EDIT: the environment the tasks run in. sbatch passes the submitting shell's environment only where the
-# cluster lets it (not with SBATCH_EXPORT=NONE or --export=NONE): activate rankvideo's venv here, load
-# modules, point at the model cache. For example:
+# EDIT: the environment the tasks run in. sbatch passes the submitting shell's
+# environment only where the cluster lets it (not with SBATCH_EXPORT=NONE or
+# --export=NONE): activate rankvideo's venv here, load modules, point at the
+# model cache. For example:
 #   module load cuda/12.4
 #   source /path/to/venv/bin/activate
 #   export HF_HOME=/shared/hf HF_HUB_OFFLINE=1
 # (Before `set -u`: module and conda scripts read variables that may be unset.)"""
 
+# `--account none`: the cluster has no accounts, and the script no account line (nor a placeholder to warn of).
+NO_ACCOUNT = "none"
+# The width of every line a script prints (but a user's own setup line), for an editor in an 80-column terminal.
+SCRIPT_WIDTH = 80
+NBSP = "\xa0"
+ACCOUNT_LINE = re.compile(r"^#SBATCH --account=@ACCOUNT@\n", re.MULTILINE)
+MEMORY_LINE = re.compile(r"^#SBATCH --mem=(\S+)$", re.MULTILINE)
 TOKEN = re.compile(r"@([A-Z_]+)@")
 
 
@@ -140,17 +149,27 @@ def check_settings(template: SlurmTemplate, settings: ClusterSettings) -> None:
             raise UsageError(f"--gpus: {settings.gpus} GPUs; a node job needs at least 1")
 
 
+def no_account(settings: ClusterSettings) -> bool:
+    """`--account none`: the script is to have no account line."""
+    return settings.account is not None and settings.account.lower() == NO_ACCOUNT
+
+
 def render_template(name: str, settings: ClusterSettings = ClusterSettings()) -> str:
-    """The sbatch script of template `name`, with the given settings filled in and placeholders for the rest."""
+    """The sbatch script of template `name`, with the given settings filled in and placeholders for the rest.
+
+    Every line it prints fits 80 columns (but a setup line longer than that), for an editor in a terminal."""
     template = template_named(name)
     check_settings(template, settings)
-    gpus = (settings.gpus or DEFAULT_NODE_GPUS) if template.whole_node else 1
+    gpus = node_gpus(template, settings)
     per_gpu = cores_per_gpu(frames_cache=settings.frames_cache)
     label = f"rankvideo-{template.name}"
     unfilled_setup = (
-        f'echo "{label}: fill in the environment-setup line marked EDIT (or: rankvideo slurm {template.name}'
-        f' --setup LINE)" >&2; exit 2 # {PLACEHOLDERS["environment setup"]}'
+        f'echo "{label}: fill in the environment-setup line marked EDIT" \\\n'
+        f'    "(or: rankvideo slurm {template.name} --setup LINE)" >&2; exit 2 # {PLACEHOLDERS["environment setup"]}'
     )
+    text = template_text(template)
+    if no_account(settings):
+        text = ACCOUNT_LINE.sub("", text)
     values = {
         "PARTITION": settings.partition or PLACEHOLDERS["partition"],
         "ACCOUNT": settings.account or PLACEHOLDERS["account"],
@@ -159,27 +178,96 @@ def render_template(name: str, settings: ClusterSettings = ClusterSettings()) ->
         "SETUP": "\n".join(settings.setup) if settings.setup else unfilled_setup,
         "GPUS": str(gpus),
         "CPUS_PER_TASK": str(per_gpu * gpus),
-        "CORES_NOTE": cores_note(per_gpu, gpus, frames_cache=settings.frames_cache),
+        "CORES_NOTE": cores_note(
+            template, per_gpu, gpus, memory=template_memory(text), frames_cache=settings.frames_cache
+        ),
     }
-    text = (resources.files(__package__) / "slurm_templates" / template.file).read_text(encoding="utf-8")
     return TOKEN.sub(lambda match: values[match.group(1)], text)
 
 
-def cores_note(per_gpu: int, gpus: int, *, frames_cache: bool) -> str:
-    """The comment above --cpus-per-task: where its number comes from, and the other case's."""
+def node_gpus(template: SlurmTemplate, settings: ClusterSettings) -> int:
+    """The GPUs one job of `template` asks for."""
+    return (settings.gpus or DEFAULT_NODE_GPUS) if template.whole_node else 1
+
+
+def template_text(template: SlurmTemplate) -> str:
+    return (resources.files(__package__) / "slurm_templates" / template.file).read_text(encoding="utf-8")
+
+
+def template_memory(text: str) -> str:
+    """The memory a template's `#SBATCH --mem` line asks for."""
+    [memory] = MEMORY_LINE.findall(text)
+    return str(memory)
+
+
+def comment(text: str) -> str:
+    """`text` as `# ` comment lines that fit the scripts' 80 columns; a no-break space (`\\xa0`) joins what must
+    stay on one line (a command, a figure and its source) and prints as a space."""
+    lines = textwrap.wrap(
+        text,
+        width=SCRIPT_WIDTH,
+        initial_indent="# ",
+        subsequent_indent="# ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "\n".join(lines).replace(NBSP, " ")
+
+
+def keep(text: str) -> str:
+    """`text` kept on one line by `comment`."""
+    return text.replace(" ", NBSP)
+
+
+def cores_note(template: SlurmTemplate, per_gpu: int, gpus: int, *, memory: str, frames_cache: bool) -> str:
+    """The comment above --cpus-per-task: where its number comes from, the other case's, and for a whole node that
+    decodes, that few nodes can give it."""
     total = f" ({gpus} GPUs: {per_gpu * gpus})" if gpus > 1 else ""
+    sample = keep("`rankvideo slurm sample`")
     if frames_cache:
-        return (
-            f"# {per_gpu} cores a GPU{total}, the decode threads: what one GPU at 20 pairs/s needs to read the\n"
-            f"# frames of MultiVENT's videos from a frame cache at ~2.5 queries per video ({CACHE_READ_CORES_PER_GPU}"
-            " in benchmarks/README.md,\n# cores per GPU); decoding the videos instead needs"
-            f" {cores_per_gpu(frames_cache=False)} a GPU (print this script without --frames-cache)."
+        return comment(
+            f"{per_gpu} cores a GPU{total}, the decode threads: what one GPU at 20 pairs/s needs to read the frames of"
+            f" MultiVENT's videos from a frame cache at ~2.5 queries per video"
+            f" ({keep(f'{CACHE_READ_CORES_PER_GPU} in benchmarks/README.md')}, cores per GPU); decoding the videos"
+            f" instead needs {cores_per_gpu(frames_cache=False)} a GPU (print this script without --frames-cache)."
         )
+    source = (
+        f"{per_gpu} cores a GPU{total}, the decode threads: what one GPU at 20 pairs/s needs to decode MultiVENT's"
+        f" videos at ~2.5 queries per video ({keep(f'{DECODE_CORES_PER_GPU} in benchmarks/README.md')}, cores per"
+        " GPU)."
+    )
+    cached = cores_per_gpu(frames_cache=True)
+    if not template.whole_node:
+        return comment(
+            f"{source} Few nodes have that many: decode on CPU nodes first ({sample}) and read the frame cache with"
+            f" {cached} a GPU (print this script with --frames-cache)."
+        )
+    fewer = f", or ask for fewer GPUs with {keep('--gpus N')}" if gpus > 1 else ""
     return (
-        f"# {per_gpu} cores a GPU{total}, the decode threads: what one GPU at 20 pairs/s needs to decode\n"
-        f"# MultiVENT's videos at ~2.5 queries per video ({DECODE_CORES_PER_GPU} in benchmarks/README.md, cores per"
-        " GPU). Few nodes\n# have that many: decode on CPU nodes first (`rankvideo slurm sample`) and read the frame"
-        f" cache with {cores_per_gpu(frames_cache=True)} a GPU\n# (print this script with --frames-cache)."
+        comment(source)
+        + "\n"
+        + comment(
+            f"Most nodes cannot give one job {per_gpu * gpus} cores and {memory}: decode on CPU nodes first ({sample})"
+            f" and print this script with --frames-cache ({cached * gpus} cores for {plural(gpus, 'GPU')}){fewer};"
+            f" give sbatch --mem where the node has less than {memory}."
+        )
+    )
+
+
+def node_note(name: str, settings: ClusterSettings) -> str | None:
+    """The one stderr line for a whole-node script that decodes: what it asks for, and what most nodes can give."""
+    template = template_named(name)
+    if not template.whole_node or settings.frames_cache:
+        return None
+    gpus = node_gpus(template, settings)
+    memory = template_memory(template_text(template))
+    cores = cores_per_gpu(frames_cache=False) * gpus
+    cached = cores_per_gpu(frames_cache=True) * gpus
+    fewer = ", or with fewer GPUs (--gpus N)" if gpus > 1 else ""
+    return (
+        f"the node script asks for {cores} cores and {memory} to decode for {plural(gpus, 'GPU')},"
+        f" which most nodes cannot give: decode first with `rankvideo slurm sample` and print it with"
+        f" --frames-cache ({cached} cores){fewer}"
     )
 
 
@@ -208,8 +296,13 @@ def run_slurm(name: str | None, settings: ClusterSettings, output: Path | None, 
         write_stdout(text)
     else:
         atomic_write_text(output, text)
+    note = node_note(name, settings)
+    if note is not None:
+        say(console, note)
     left = unfilled_placeholders(text)
     if left:
         options = ", ".join(OPTION_OF_PLACEHOLDER[what] for what in left)
+        if "account" in left:
+            options += f"; --account {NO_ACCOUNT} where the cluster has no accounts"
         say(console, f"edit the lines marked EDIT before submitting: {', '.join(left)} (or fill them: {options})")
     return text
