@@ -141,9 +141,25 @@ OVERFLOWING = """() => Array.from(document.body.querySelectorAll("*")).filter(el
 }).map(element => element.tagName + "." + element.className)"""
 
 
+# Per thumbnail strip, the rows its frames sit on; per docid cell, the lines its text takes
+STRIP_ROWS = """Array.from(document.querySelectorAll('td.thumbs .strip'), strip =>
+    new Set(Array.from(strip.querySelectorAll('img'), image => Math.round(image.getBoundingClientRect().top))).size)"""
+DOCID_LINES = """Array.from(document.querySelectorAll('td.docid'), cell => {
+    const range = document.createRange(); range.selectNodeContents(cell);
+    return new Set(Array.from(range.getClientRects(), rect => Math.round(rect.top))).size; })"""
+IMAGE_BOXES = """Array.from(document.querySelectorAll('td.thumbs img'), image => {
+    const box = image.getBoundingClientRect();
+    return [box.left + scrollX, box.top + scrollY, box.width, box.height]; })"""
+
+
 def test_two_runs_fit_a_1400_pixel_screen_without_scrolling_sideways(page) -> None:  # type: ignore[no-untyped-def]
     page.set_viewport_size({"width": 1400, "height": 900})
+    page.evaluate("window.rankvideoReport.renderAll()")
+    # the frames' boxes before the frames out of view have loaded (lazily) and after: a frame that loads moves nothing
+    before = page.evaluate(IMAGE_BOXES)
     load_every_image(page)
+    after = page.evaluate(IMAGE_BOXES)
+    assert len(after) == len(before) and all(box == pytest.approx(was) for box, was in zip(after, before, strict=True))
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     assert page.evaluate(OVERFLOWING) == []
     # and no table needs its own scroll bar at that width: every column, frames included, is in view
@@ -156,6 +172,15 @@ def test_two_runs_fit_a_1400_pixel_screen_without_scrolling_sideways(page) -> No
             return new Set(Array.from(range.getClientRects(), rect => Math.round(rect.top))).size; })"""
     )
     assert lines and set(lines) == {1}
+    # each strip of frames is one row, in run B's narrower table too (its frames shrink, to no less than 40 px)
+    assert set(page.evaluate(STRIP_ROWS)) == {1}
+    assert page.evaluate(f"{STRIP_ROWS}.length") == 4 * 3 * 10 - page.locator("td.thumbs .problem").count()
+    sizes = page.evaluate(
+        "Array.from(document.querySelectorAll('td.thumbs img'), image => image.getBoundingClientRect().width)"
+    )
+    assert min(sizes) >= 40
+    # a docid never breaks inside: "_notInCorpus" once showed as "_notInCorp" over "us"
+    assert set(page.evaluate(DOCID_LINES)) == {1}
 
 
 def test_on_a_390_pixel_phone_only_tables_and_charts_scroll_sideways(report: Path) -> None:
@@ -164,6 +189,9 @@ def test_on_a_390_pixel_phone_only_tables_and_charts_scroll_sideways(report: Pat
         load_every_image(page)
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
         assert page.evaluate(OVERFLOWING) == []
+        # a table keeps its strips of frames one row and its docids whole: it scrolls in its box instead
+        assert set(page.evaluate(STRIP_ROWS)) == {1}
+        assert set(page.evaluate(DOCID_LINES)) == {1}
         # the charts keep text a person can read: none drawn narrower than 460 px, inside a box that scrolls
         sizes = page.eval_on_selector_all("figure svg", "svgs => svgs.map(svg => svg.getBoundingClientRect().width)")
         assert sizes and min(sizes) >= 460

@@ -17,7 +17,7 @@
         const note = document.createElement("span");
         note.className = "problem";
         note.textContent = strip.problem;
-        holder.appendChild(note);
+        holder.replaceWith(note); // the note takes the strip's place: the whole cell's width, not a frame's
         continue;
       }
       strip.images.forEach(function (source, slot) {
