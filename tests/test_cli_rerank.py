@@ -914,9 +914,12 @@ def test_cpu_workers_compute_with_the_one_device_threads_so_long_queries_score_t
     assert threads == 2
     store = tmp_path / "devices.trec.scores"
     shards = [json.loads(path.read_text()) for path in sorted(store.glob("shard-*.manifest.json"))]
-    assert [shard["torch_threads"] for shard in shards] == [threads, threads]
+    # a worker whose shard holds no video (the split hashes the videos' paths) computes nothing, loads no torch
+    expected = [threads if shard["counts"]["pairs_scored"] else None for shard in shards]
+    assert threads in expected
+    assert [shard["torch_threads"] for shard in shards] == expected
     assert manifest_of(output)["torch_threads"] == threads
-    assert manifest_of(output)["pipeline"]["torch_threads"] == [threads, threads]
+    assert manifest_of(output)["pipeline"]["torch_threads"] == expected
     assert output.read_bytes() == reference.read_bytes()
     assert output.with_suffix(".scores.jsonl").read_bytes() == reference.with_suffix(".scores.jsonl").read_bytes()
 

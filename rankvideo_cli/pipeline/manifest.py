@@ -74,10 +74,12 @@ def library_versions() -> dict[str, str | None]:
 def torch_threads(workers: list[int | None] | None = None) -> int | None:
     """The intra-op threads torch computed the scores with: on the CPU the order float32 sums are added in can
     depend on it, so two runs' bits can only be compared at the same count. A `--devices` run's is its workers'
-    (`workers`, one each; None if they differ), anything else's this process's; None when torch was never
-    loaded (nothing was computed). Never part of a fingerprint: a store's scores stay valid at any count."""
+    (`workers`, one each; None if those that computed differ; a worker that computed nothing never loads torch
+    and has none), anything else's this process's; None when torch was never loaded (nothing was computed).
+    Never part of a fingerprint: a store's scores stay valid at any count."""
     if workers is not None:
-        return workers[0] if workers and len(set(workers)) == 1 else None
+        computed = {threads for threads in workers if threads is not None}
+        return computed.pop() if len(computed) == 1 else None
     torch = sys.modules.get("torch")
     return torch.get_num_threads() if torch is not None else None
 
