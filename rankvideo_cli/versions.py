@@ -6,6 +6,7 @@ time is a one-line error naming the package and the version needed, not a traceb
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 
@@ -32,22 +33,49 @@ def declared_requirements() -> dict[str, str]:
     return declared
 
 
-def check_installed(*names: str) -> None:
-    """`UnsupportedVersion` for the first of `names` whose installed version is outside the declared range."""
+@dataclass(frozen=True)
+class OutOfBounds:
+    """A declared requirement whose installed version (None: not installed) is outside `specifier`."""
+
+    name: str
+    installed: str | None
+    specifier: str
+
+    def message(self) -> str:
+        if self.installed is None:
+            return f"{self.name} is not installed; rankvideo needs {self.name}{self.specifier}"
+        return (
+            f"{self.name} {self.installed} is installed, but rankvideo needs {self.name}{self.specifier}: "
+            f"pip install '{self.name}{self.specifier}'"
+        )
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def out_of_bounds(*names: str) -> list[OutOfBounds]:
+    """Those of `names` (none: every declared requirement) installed outside their declared range, or missing."""
     from packaging.specifiers import SpecifierSet
     from packaging.utils import canonicalize_name
 
     declared = declared_requirements()
-    for name in names:
+    found = []
+    for name in names or tuple(sorted(declared)):
         specifier = declared.get(canonicalize_name(name))
         if not specifier:
             continue
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            raise UnsupportedVersion(f"{name} is not installed; rankvideo needs {name}{specifier}") from None
-        if not SpecifierSet(specifier).contains(installed, prereleases=True):
-            raise UnsupportedVersion(
-                f"{name} {installed} is installed, but rankvideo needs {name}{specifier}: "
-                f"pip install '{name}{specifier}'"
-            )
+        installed = installed_version(name)
+        if installed is None or not SpecifierSet(specifier).contains(installed, prereleases=True):
+            found.append(OutOfBounds(name, installed, specifier))
+    return found
+
+
+def check_installed(*names: str) -> None:
+    """`UnsupportedVersion` for the first of `names` whose installed version is outside the declared range."""
+    problems = out_of_bounds(*names)
+    if problems:
+        raise UnsupportedVersion(problems[0].message())

@@ -13,7 +13,6 @@ import platform
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -135,26 +134,17 @@ def examine(request: DoctorRequest) -> Checkup:
 
 def check_versions(checkup: Checkup) -> None:
     """Every declared requirement installed within its bounds (`versions.py`, the lowest-versions CI job's)."""
-    from packaging.specifiers import SpecifierSet
+    from rankvideo_cli.versions import declared_requirements, installed_version, out_of_bounds
 
-    from rankvideo_cli.versions import declared_requirements
-
-    versions: dict[str, str | None] = {}
-    problems, wanted = [], []
-    for name, specifier in sorted(declared_requirements().items()):
-        try:
-            installed: str | None = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            installed = None
-        versions[name] = installed
-        if installed is None or (specifier and not SpecifierSet(specifier).contains(installed, prereleases=True)):
-            problems.append(f"{name} {installed or 'missing'} (needs {name}{specifier})")
-            wanted.append(f"'{name}{specifier}'")
-    checkup.facts["versions"] = versions
+    checkup.facts["versions"] = {name: installed_version(name) for name in sorted(declared_requirements())}
+    problems = out_of_bounds()
     if problems:
-        checkup.add(Finding("versions", FAIL, "; ".join(problems), f"pip install {' '.join(wanted)}"))
+        detail = "; ".join(f"{p.name} {p.installed or 'missing'} (needs {p.name}{p.specifier})" for p in problems)
+        fix = "pip install " + " ".join(f"'{p.name}{p.specifier}'" for p in problems)
+        checkup.add(Finding("versions", FAIL, detail, fix))
     else:
-        checkup.add(Finding("versions", OK, f"{len(versions)} requirements within their declared bounds"))
+        count = len(checkup.facts["versions"])
+        checkup.add(Finding("versions", OK, f"{count} requirements within their declared bounds"))
 
 
 def check_gpus(checkup: Checkup, scorer: ScorerOptions | None) -> None:
