@@ -2,8 +2,10 @@
 
 Read, validated and resolved exactly as the real run does it (same code), then answered from the store:
 which pairs are within depth, which videos exist, which pairs the store already holds, which are left to score.
-The store's scores are keyed by a model fingerprint that only a loaded model can compute, so the plan counts
-the stored pairs of every model the store holds (with the current sampling settings), naming each.
+The store's scores are keyed by the model's fingerprint, which is read from the model's files: the plan counts
+the pairs this run's model has stored. Where the files cannot tell (a model not on this machine), it counts the
+stored pairs of every model the store holds (with the current sampling settings), naming each, and of a model
+it holds nothing of.
 
 Then what the real run needs is checked as the real run will meet it (`jobs/readiness.py`): the model resolvable
 offline (or downloadable), the device, dtype and attention implementation, room for the store; and the GPU time
