@@ -202,3 +202,24 @@ def test_a_flash_attn_that_does_not_import_is_named(tmp_path: Path, monkeypatch:
     assert checks["flash-attn"]["detail"].startswith("flash-attn is installed but does not import (ImportError:")
     assert checks["flash-attn"]["status"] in ("warn", "fail")  # fail where CUDA would pick it
     assert "reinstall flash-attn built for torch" in checks["flash-attn"]["fix"]
+
+
+def test_each_cuda_device_is_described_with_its_memory_and_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    # a machine with an A100 and a V100 (compute capability 7.0: no bfloat16), as torch reports them
+    names = ["NVIDIA A100-SXM4-80GB", "Tesla V100-SXM2-32GB"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: names[index])
+    memory = [(40 * 2**30, 80 * 2**30), (20 * 2**30, 32 * 2**30)]  # (free, total) bytes
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: memory[index])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: [(8, 0), (7, 0)][index])
+    result = invoke_ok("doctor", "--json")
+    assert json.loads(result.stdout)["gpus"] == [
+        {"index": 0, "name": names[0], "free_gib": 40.0, "total_gib": 80.0, "bf16": True},
+        {"index": 1, "name": names[1], "free_gib": 20.0, "total_gib": 32.0, "bf16": False},
+    ]
+    assert checks_of(result)["gpus"]["detail"].endswith(
+        f"cuda:0 ({names[0]}, 40.0 of 80.0 GiB free); cuda:1 ({names[1]}, 20.0 of 32.0 GiB free) (no bf16)"
+    )

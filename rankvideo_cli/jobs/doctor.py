@@ -24,9 +24,11 @@ from rankvideo_cli import __version__
 from rankvideo_cli.io.atomic import write_stdout
 from rankvideo_cli.jobs.readiness import (
     FAIL,
+    GIB,
     INFO,
     OK,
     WARN,
+    CudaDevice,
     Finding,
     check_device,
     check_model,
@@ -156,25 +158,19 @@ def check_gpus(checkup: Checkup, scorer: ScorerOptions | None) -> None:
     except ImportError:
         checkup.add(Finding("gpus", FAIL, "torch is not installed", "install rankvideo-cli's requirements"))
         return
-    gpus = []
-    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
-        free, total = torch.cuda.mem_get_info(index)
-        gpus.append(
-            {
-                "index": index,
-                "name": torch.cuda.get_device_name(index),
-                "free_gib": round(free / 1024**3, 1),
-                "total_gib": round(total / 1024**3, 1),
-                "bf16": torch.cuda.get_device_capability(index) >= (8, 0),
-            }
-        )
-    checkup.facts["gpus"] = gpus
-    flash = importlib.util.find_spec("flash_attn") is not None
-    described = "; ".join(
-        f"cuda:{gpu['index']} {gpu['name']} {gpu['free_gib']}/{gpu['total_gib']} GiB free"
-        + ("" if gpu["bf16"] else " (no bf16)")
+    gpus = [CudaDevice.at(index) for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0)]
+    checkup.facts["gpus"] = [
+        {
+            "index": gpu.index,
+            "name": gpu.name,
+            "free_gib": round(gpu.free_bytes / GIB, 1),
+            "total_gib": round(gpu.total_bytes / GIB, 1),
+            "bf16": gpu.bf16,
+        }
         for gpu in gpus
-    )
+    ]
+    flash = importlib.util.find_spec("flash_attn") is not None
+    described = "; ".join(f"cuda:{gpu.index} ({gpu.describe()})" + ("" if gpu.bf16 else " (no bf16)") for gpu in gpus)
     checkup.add(
         Finding("gpus", OK, f"torch {torch.__version__}: {described}")
         if gpus

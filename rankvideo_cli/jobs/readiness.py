@@ -96,12 +96,34 @@ def flash_attn_problem() -> str | None:
 
 
 @dataclass(frozen=True)
+class CudaDevice:
+    """What the checks say of one CUDA device: its name, free and total memory, and bfloat16 (compute
+    capability 8.0 or newer)."""
+
+    index: int
+    name: str
+    free_bytes: int
+    total_bytes: int
+    bf16: bool
+
+    @classmethod
+    def at(cls, index: int) -> CudaDevice:
+        import torch
+
+        free, total = torch.cuda.mem_get_info(index)
+        capable = torch.cuda.get_device_capability(index) >= (8, 0)
+        return cls(index, torch.cuda.get_device_name(index), free, total, capable)
+
+    def describe(self) -> str:
+        return f"{self.name}, {self.free_bytes / GIB:.1f} of {self.total_bytes / GIB:.1f} GiB free"
+
+
+@dataclass(frozen=True)
 class DeviceChoice:
-    """The device, dtype and attention implementation the run will use; `gpu` the CUDA device's name."""
+    """The device the run will use (`cpu`, `cuda:0`); `gpu` the CUDA device's name (the dry run's GPU-time
+    prediction needs both; the finding's detail says the dtype and attention implementation)."""
 
     device: str
-    dtype: str
-    attn_implementation: str
     gpu: str | None
 
 
@@ -131,17 +153,15 @@ def check_device(options: ScorerOptions) -> tuple[Finding, DeviceChoice | None]:
     gpu = None
     detail = f"{device}, {dtype_name}, {attn}"
     if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        gpu = torch.cuda.get_device_name(index)
-        free, total = torch.cuda.mem_get_info(index)
-        detail = f"{device} ({gpu}, {free / GIB:.1f} of {total / GIB:.1f} GiB free), {dtype_name}, {attn}"
-        if dtype == torch.bfloat16 and torch.cuda.get_device_capability(index) < (8, 0):
+        cuda = CudaDevice.at(device.index if device.index is not None else torch.cuda.current_device())
+        gpu = cuda.name
+        detail = f"{device} ({cuda.describe()}), {dtype_name}, {attn}"
+        if dtype == torch.bfloat16 and not cuda.bf16:
             return Finding("device", FAIL, f"{gpu} has no bfloat16", "pass --dtype fp16 or fp32"), None
     elif not is_fake_model(options.model):
-        return Finding("device", WARN, detail + ": no GPU, scoring on the CPU takes minutes a pair"), DeviceChoice(
-            str(device), dtype_name, attn, None
-        )
-    return Finding("device", OK, detail), DeviceChoice(str(device), dtype_name, attn, gpu)
+        warning = Finding("device", WARN, detail + ": no GPU, scoring on the CPU takes minutes a pair")
+        return warning, DeviceChoice(str(device), None)
+    return Finding("device", OK, detail), DeviceChoice(str(device), gpu)
 
 
 def check_space(what: str, path: Path, needed_bytes: int = 0) -> Finding:
